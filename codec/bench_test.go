@@ -1,0 +1,84 @@
+package codec_test
+
+import (
+	"testing"
+
+	"github.com/protows/protows"
+	"github.com/protows/protows/benchmarks/payload"
+	"github.com/protows/protows/codec"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+)
+
+// The codec micro-benchmarks encode and decode one request frame (payload
+// plus envelope plus frame) for each payload size, in each codec, and report
+// the frame's size on the wire as the "wire-B" metric.
+//
+//	go test ./codec -run '^$' -bench . -benchmem -count 6 | benchstat -
+
+func BenchmarkEncode(b *testing.B) {
+	for _, c := range codecs() {
+		for _, size := range payload.Sizes {
+			b.Run(c.Name()+"/"+string(size), func(b *testing.B) {
+				req := &benchv1.EchoRequest{Sample: payload.New(size)}
+				var buf, elem []byte
+				var err error
+				b.ReportAllocs()
+				for b.Loop() {
+					var body []byte
+					body, err = c.AppendPayload(nil, req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					elem, err = c.AppendEnvelope(elem[:0], requestEnvelope(c, body))
+					if err != nil {
+						b.Fatal(err)
+					}
+					buf = c.AppendFrame(buf[:0], [][]byte{elem})
+				}
+				b.ReportMetric(float64(len(buf)), "wire-B")
+			})
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, c := range codecs() {
+		for _, size := range payload.Sizes {
+			b.Run(c.Name()+"/"+string(size), func(b *testing.B) {
+				body, err := c.AppendPayload(nil, &benchv1.EchoRequest{Sample: payload.New(size)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				frame, err := codec.MarshalFrame(c, requestEnvelope(c, body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(frame)))
+				b.ReportAllocs()
+				for b.Loop() {
+					envs, err := c.DecodeFrame(frame)
+					if err != nil {
+						b.Fatal(err)
+					}
+					var req benchv1.EchoRequest
+					if err := c.UnmarshalPayload(envs[0].Payload, &req); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(frame)), "wire-B")
+			})
+		}
+	}
+}
+
+func requestEnvelope(c codec.Codec, body []byte) *protowsv1.Envelope {
+	const method = "/protows.bench.v1.BenchService/Echo"
+	e := &protowsv1.Envelope{Id: 1000, Kind: protowsv1.Kind_KIND_REQUEST, Payload: body}
+	if c.Binary() {
+		e.MethodId = protows.MethodID(method)
+	} else {
+		e.Method = method
+	}
+	return e
+}

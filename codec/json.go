@@ -1,0 +1,227 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/protows/protows"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// JSON returns the JSON codec ("protows.v1.json", text frames), made for
+// people reading traffic in browser devtools.
+//
+// A frame holding one envelope is a JSON object; a frame holding several is a
+// JSON array of them. Payloads are protojson, inlined as JSON values (never
+// base64), without insignificant white space; kinds and codes are lower snake
+// case names; methods are spelled out. Unknown object keys are ignored, for
+// forward compatibility, as the Protobuf codec ignores unknown fields.
+func JSON() Codec {
+	return jsonCodec{}
+}
+
+var _ Codec = jsonCodec{}
+
+type jsonCodec struct{}
+
+var (
+	protojsonMarshal = protojson.MarshalOptions{}
+	// DiscardUnknown mirrors the Protobuf codec, where a field added by a
+	// newer peer is skipped rather than fatal.
+	protojsonUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
+)
+
+func (jsonCodec) Name() string { return JSONName }
+
+func (jsonCodec) Binary() bool { return false }
+
+func (jsonCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
+	b, err := protojsonMarshal.Marshal(m)
+	if err != nil {
+		return dst, err
+	}
+	// protojson adds random white space on purpose, to keep people from
+	// depending on its bytes. Compacting makes the output stable, so that
+	// golden vectors hold across builds and across languages.
+	return appendCompact(dst, b), nil
+}
+
+func (jsonCodec) UnmarshalPayload(src []byte, m proto.Message) error {
+	if len(src) == 0 {
+		proto.Reset(m)
+		return nil
+	}
+	return protojsonUnmarshal.Unmarshal(src, m)
+}
+
+// jsonEnvelope is the JSON form of an Envelope; the field order here is the
+// order on the wire.
+type jsonEnvelope struct {
+	ID       uint32            `json:"id,omitempty"`
+	Kind     string            `json:"kind,omitempty"`
+	Method   string            `json:"method,omitempty"`
+	MethodID uint32            `json:"methodId,omitempty"`
+	Payload  json.RawMessage   `json:"payload,omitempty"`
+	Error    *jsonError        `json:"error,omitempty"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+type jsonError struct {
+	Code    protows.Code `json:"code,omitempty"`
+	Message string       `json:"message,omitempty"`
+}
+
+func (jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error) {
+	je := jsonEnvelope{
+		ID:       e.GetId(),
+		Method:   e.GetMethod(),
+		MethodID: e.GetMethodId(),
+		Payload:  e.GetPayload(),
+		Metadata: e.GetMetadata(),
+	}
+	if k := e.GetKind(); k != protowsv1.Kind_KIND_UNSPECIFIED {
+		name, ok := kindNames[k]
+		if !ok {
+			return dst, fmt.Errorf("codec: kind %d has no JSON name", k)
+		}
+		je.Kind = name
+	}
+	if w := e.GetError(); w != nil {
+		je.Error = &jsonError{Code: protows.Code(w.GetCode()), Message: w.GetMessage()}
+	}
+	buf := bytes.NewBuffer(dst)
+	enc := json.NewEncoder(buf)
+	// Browsers' JSON.stringify does not escape <, > and &; neither do we, so
+	// both write the same bytes.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&je); err != nil {
+		return dst, fmt.Errorf("codec: encode envelope: %w", err)
+	}
+	out := buf.Bytes()
+	return out[:len(out)-1], nil // Encode ends with a newline
+}
+
+func (jsonCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
+	switch len(encoded) {
+	case 0:
+		panic("codec: AppendFrame with no envelope")
+	case 1:
+		return append(dst, encoded[0]...)
+	}
+	dst = append(dst, '[')
+	for i, b := range encoded {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, b...)
+	}
+	return append(dst, ']')
+}
+
+func (jsonCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
+	trimmed := bytes.TrimLeft(src, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, errEmptyFrame
+	}
+	if trimmed[0] != '[' {
+		e, err := decodeJSONEnvelope(src)
+		if err != nil {
+			return nil, err
+		}
+		return []*protowsv1.Envelope{e}, nil
+	}
+	// Split the array first: a RawMessage costs a slice header, so the
+	// envelope limit is checked before envelopes are built.
+	var raws []json.RawMessage
+	if err := json.Unmarshal(src, &raws); err != nil {
+		return nil, fmt.Errorf("codec: bad frame: %w", err)
+	}
+	switch {
+	case len(raws) == 0:
+		return nil, errEmptyFrame
+	case len(raws) > MaxEnvelopesPerFrame:
+		return nil, fmt.Errorf("%w: %d", ErrTooManyEnvelopes, len(raws))
+	}
+	envs := make([]*protowsv1.Envelope, len(raws))
+	for i, raw := range raws {
+		e, err := decodeJSONEnvelope(raw)
+		if err != nil {
+			return nil, fmt.Errorf("envelope %d: %w", i, err)
+		}
+		envs[i] = e
+	}
+	return envs, nil
+}
+
+func decodeJSONEnvelope(src []byte) (*protowsv1.Envelope, error) {
+	var je jsonEnvelope
+	if err := json.Unmarshal(src, &je); err != nil {
+		return nil, fmt.Errorf("codec: bad envelope: %w", err)
+	}
+	e := &protowsv1.Envelope{
+		Id:       je.ID,
+		Method:   je.Method,
+		MethodId: je.MethodID,
+		Metadata: je.Metadata,
+	}
+	if je.Kind != "" {
+		k, ok := kindValues[je.Kind]
+		if !ok {
+			return nil, fmt.Errorf("codec: bad envelope: unknown kind %q", je.Kind)
+		}
+		e.Kind = k
+	}
+	if len(je.Payload) > 0 && string(je.Payload) != "null" {
+		e.Payload = je.Payload
+	}
+	if je.Error != nil {
+		e.Error = &protowsv1.Error{Code: protowsv1.Code(je.Error.Code), Message: je.Error.Message}
+	}
+	return e, nil
+}
+
+// kindNames and kindValues map kinds to their JSON names: the enum value
+// name without its KIND_ prefix, in lower case ("stream_message").
+var kindNames, kindValues = func() (map[protowsv1.Kind]string, map[string]protowsv1.Kind) {
+	names := make(map[protowsv1.Kind]string)
+	values := make(map[string]protowsv1.Kind)
+	for n, full := range protowsv1.Kind_name {
+		k := protowsv1.Kind(n)
+		if k == protowsv1.Kind_KIND_UNSPECIFIED {
+			continue
+		}
+		name := strings.ToLower(strings.TrimPrefix(full, "KIND_"))
+		names[k] = name
+		values[name] = k
+	}
+	return names, values
+}()
+
+// appendCompact appends src, valid JSON, without white space outside
+// strings.
+func appendCompact(dst, src []byte) []byte {
+	inString, escaped := false, false
+	for _, c := range src {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}

@@ -1,0 +1,107 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// Proto returns the Protobuf codec ("protows.v1.proto", binary frames).
+//
+// A frame is a protows.v1.Frame: each envelope is field 1, length-delimited,
+// so frames are joined by concatenation. Maps are written in key order, so
+// equal envelopes always encode to equal bytes.
+func Proto() Codec {
+	return protoCodec{}
+}
+
+var _ Codec = protoCodec{}
+
+type protoCodec struct{}
+
+var (
+	protoMarshal   = proto.MarshalOptions{Deterministic: true}
+	protoUnmarshal = proto.UnmarshalOptions{}
+)
+
+func (protoCodec) Name() string { return ProtoName }
+
+func (protoCodec) Binary() bool { return true }
+
+func (protoCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
+	return protoMarshal.MarshalAppend(dst, m)
+}
+
+func (protoCodec) UnmarshalPayload(src []byte, m proto.Message) error {
+	return protoUnmarshal.Unmarshal(src, m)
+}
+
+func (protoCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error) {
+	opts := protoMarshal
+	size := opts.Size(e)
+	dst = protowire.AppendTag(dst, envelopesField, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(size))
+	// The size was computed just above, by this goroutine.
+	opts.UseCachedSize = true
+	return opts.MarshalAppend(dst, e)
+}
+
+func (protoCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
+	if len(encoded) == 0 {
+		panic("codec: AppendFrame with no envelope")
+	}
+	for _, b := range encoded {
+		dst = append(dst, b...)
+	}
+	return dst
+}
+
+// envelopesField is the number of Frame.envelopes.
+const envelopesField protowire.Number = 1
+
+func (protoCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
+	// Walk the Frame by hand rather than proto.Unmarshal it, so that the
+	// envelope limit holds before anything is allocated for the excess.
+	var envs []*protowsv1.Envelope
+	for len(src) > 0 {
+		num, typ, n := protowire.ConsumeTag(src)
+		if n < 0 {
+			return nil, fmt.Errorf("codec: bad frame: %w", protowire.ParseError(n))
+		}
+		src = src[n:]
+		if num != envelopesField {
+			// An unknown Frame field, from a newer peer: skip it.
+			n = protowire.ConsumeFieldValue(num, typ, src)
+			if n < 0 {
+				return nil, fmt.Errorf("codec: bad frame: %w", protowire.ParseError(n))
+			}
+			src = src[n:]
+			continue
+		}
+		if typ != protowire.BytesType {
+			return nil, fmt.Errorf("codec: bad frame: envelope of wire type %d", typ)
+		}
+		v, n := protowire.ConsumeBytes(src)
+		if n < 0 {
+			return nil, fmt.Errorf("codec: bad frame: %w", protowire.ParseError(n))
+		}
+		src = src[n:]
+		if len(envs) == MaxEnvelopesPerFrame {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooManyEnvelopes, MaxEnvelopesPerFrame)
+		}
+		e := new(protowsv1.Envelope)
+		if err := protoUnmarshal.Unmarshal(v, e); err != nil {
+			return nil, fmt.Errorf("codec: bad envelope %d: %w", len(envs), err)
+		}
+		envs = append(envs, e)
+	}
+	if len(envs) == 0 {
+		return nil, errEmptyFrame
+	}
+	return envs, nil
+}
+
+var errEmptyFrame = errors.New("codec: frame holds no envelope")

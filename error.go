@@ -1,0 +1,109 @@
+package protows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+)
+
+// Error is the error of a failed call: a Code and a message, wrapping the
+// cause when there is one. Handlers return it to choose the code the client
+// sees; clients get it back from every failed call. Find it in a chain with
+// errors.As, or read just the code with CodeOf.
+type Error struct {
+	code Code
+	err  error
+}
+
+// NewError returns an error with the given code that wraps underlying. The
+// client sees underlying's message; a nil underlying leaves the message empty.
+func NewError(c Code, underlying error) *Error {
+	return &Error{code: c, err: underlying}
+}
+
+// Errorf returns an error with the given code and a formatted message. Like
+// fmt.Errorf, it wraps an error given with the %w verb.
+func Errorf(c Code, format string, args ...any) *Error {
+	return &Error{code: c, err: fmt.Errorf(format, args...)}
+}
+
+// Code returns the error's code.
+func (e *Error) Code() Code {
+	return e.code
+}
+
+// Message returns the error's message without the code: what goes on the
+// wire as Error.message.
+func (e *Error) Message() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
+
+// Error implements error as "code: message".
+func (e *Error) Error() string {
+	if msg := e.Message(); msg != "" {
+		return "protows: " + e.code.String() + ": " + msg
+	}
+	return "protows: " + e.code.String()
+}
+
+// Unwrap returns the cause, for errors.Is and errors.As.
+func (e *Error) Unwrap() error {
+	return e.err
+}
+
+// CodeOf returns the code of err: the code of the first *Error in its chain,
+// CodeCanceled or CodeDeadlineExceeded for the context errors, and
+// CodeUnknown for anything else. It must not be called with a nil error.
+func CodeOf(err error) Code {
+	var perr *Error
+	switch {
+	case errors.As(err, &perr):
+		return perr.code
+	case errors.Is(err, context.Canceled):
+		return CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeDeadlineExceeded
+	default:
+		return CodeUnknown
+	}
+}
+
+// AsError converts any error to an *Error: the one already in its chain, or a
+// new one with the code CodeOf gives and err's message.
+func AsError(err error) *Error {
+	var perr *Error
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return &Error{code: CodeOf(err), err: err}
+}
+
+// ErrorToWire returns the wire form of err (see AsError).
+func ErrorToWire(err error) *protowsv1.Error {
+	perr := AsError(err)
+	return &protowsv1.Error{Code: protowsv1.Code(perr.code), Message: perr.Message()}
+}
+
+// ErrorFromWire returns the error a peer sent. A missing error or one
+// without a code (a protocol violation) becomes CodeUnknown.
+func ErrorFromWire(w *protowsv1.Error) *Error {
+	code := Code(w.GetCode())
+	if code == 0 {
+		code = CodeUnknown
+	}
+	var cause error
+	if msg := w.GetMessage(); msg != "" {
+		cause = wireError(msg)
+	}
+	return &Error{code: code, err: cause}
+}
+
+// wireError is a message received from a peer: only text survives the wire.
+type wireError string
+
+func (e wireError) Error() string { return string(e) }

@@ -1,0 +1,169 @@
+package protows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/protows/protows"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+)
+
+func TestCodeMatchesWireEnum(t *testing.T) {
+	// Every wire code has a Code with the same number and a name derived
+	// from the enum value name.
+	for n, name := range protowsv1.Code_name {
+		if n == 0 {
+			continue
+		}
+		c := protows.Code(n)
+		want := name[len("CODE_"):]
+		got, err := c.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != toLower(want) {
+			t.Errorf("Code(%d) = %q, want %q", n, got, toLower(want))
+		}
+		var back protows.Code
+		if err := back.UnmarshalText(got); err != nil || back != c {
+			t.Errorf("UnmarshalText(%q) = %v, %v", got, back, err)
+		}
+	}
+}
+
+func toLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func TestCodeText(t *testing.T) {
+	tests := []struct {
+		text string
+		code protows.Code
+		ok   bool
+	}{
+		{"not_found", protows.CodeNotFound, true},
+		{"code_99", 99, true},
+		{"code_0", 0, false},
+		{"code_x", 0, false},
+		{"NOT_FOUND", 0, false},
+		{"ok", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		var c protows.Code
+		err := c.UnmarshalText([]byte(tt.text))
+		if (err == nil) != tt.ok || c != tt.code {
+			t.Errorf("UnmarshalText(%q) = %v, %v", tt.text, c, err)
+		}
+	}
+	if s := protows.Code(99).String(); s != "code_99" {
+		t.Errorf("String() of an unknown code = %q", s)
+	}
+}
+
+func TestCodeOf(t *testing.T) {
+	tests := []struct {
+		err  error
+		want protows.Code
+	}{
+		{protows.Errorf(protows.CodeNotFound, "x"), protows.CodeNotFound},
+		{fmt.Errorf("wrapped: %w", protows.NewError(protows.CodeAborted, io.EOF)), protows.CodeAborted},
+		{context.Canceled, protows.CodeCanceled},
+		{fmt.Errorf("op: %w", context.DeadlineExceeded), protows.CodeDeadlineExceeded},
+		{io.EOF, protows.CodeUnknown},
+	}
+	for _, tt := range tests {
+		if got := protows.CodeOf(tt.err); got != tt.want {
+			t.Errorf("CodeOf(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestErrorWraps(t *testing.T) {
+	err := protows.Errorf(protows.CodeInternal, "saving: %w", io.ErrUnexpectedEOF)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Error("errors.Is does not find the cause")
+	}
+	if err.Message() != "saving: unexpected EOF" {
+		t.Errorf("Message() = %q", err.Message())
+	}
+	if err.Error() != "protows: internal: saving: unexpected EOF" {
+		t.Errorf("Error() = %q", err.Error())
+	}
+	if s := protows.NewError(protows.CodeCanceled, nil).Error(); s != "protows: canceled" {
+		t.Errorf("Error() without a cause = %q", s)
+	}
+}
+
+func TestErrorWireRoundTrip(t *testing.T) {
+	w := protows.ErrorToWire(fmt.Errorf("ctx: %w", context.DeadlineExceeded))
+	if w.Code != protowsv1.Code_CODE_DEADLINE_EXCEEDED || w.Message != "ctx: context deadline exceeded" {
+		t.Errorf("ErrorToWire = %v", w)
+	}
+	back := protows.ErrorFromWire(w)
+	if back.Code() != protows.CodeDeadlineExceeded || back.Message() != w.Message {
+		t.Errorf("ErrorFromWire = %v", back)
+	}
+	if c := protows.ErrorFromWire(nil).Code(); c != protows.CodeUnknown {
+		t.Errorf("ErrorFromWire(nil) code = %v, want unknown", c)
+	}
+}
+
+func TestMethodID(t *testing.T) {
+	// Published FNV-1a 32 test values, and the ids the golden vectors use.
+	tests := []struct {
+		in   string
+		want uint32
+	}{
+		{"", 0x811c9dc5},
+		{"a", 0xe40c292c},
+		{"foobar", 0xbf9cf968},
+	}
+	for _, tt := range tests {
+		if got := protows.MethodID(tt.in); got != tt.want {
+			t.Errorf("MethodID(%q) = %#x, want %#x", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestValidMethodName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"/chat.v1.ChatService/Send": true,
+		"/S/M":                      true,
+		"chat.v1.ChatService/Send":  false,
+		"/chat.v1.ChatService/":     false,
+		"//Send":                    false,
+		"/a/b/c":                    false,
+		"":                          false,
+	} {
+		if got := protows.ValidMethodName(name); got != want {
+			t.Errorf("ValidMethodName(%q) = %v", name, got)
+		}
+	}
+}
+
+func ExampleCodeOf() {
+	err := fmt.Errorf("loading room: %w", protows.Errorf(protows.CodeNotFound, "no room %q", "lobby"))
+	fmt.Println(protows.CodeOf(err))
+	var perr *protows.Error
+	if errors.As(err, &perr) {
+		fmt.Println(perr.Message())
+	}
+	// Output:
+	// not_found
+	// no room "lobby"
+}
+
+func ExampleMethodID() {
+	fmt.Printf("%#08x\n", protows.MethodID("/chat.v1.ChatService/Send"))
+	// Output: 0xa462e88b
+}
