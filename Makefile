@@ -12,7 +12,8 @@ export GOFLAGS := -buildvcs=false
 GO_PKGS := ./...
 # buf breaking compares against the main branch; a clone without one (a
 # detached checkout, say) compares against HEAD.
-BREAKING_AGAINST := $(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo '.git\#branch=main' || echo '.git\#ref=HEAD')
+HASH := \#
+BREAKING_AGAINST := .git$(HASH)$(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo branch=main || echo ref=HEAD)
 
 .PHONY: all demo test deps tools generate check-generated lint fmt vet gotest bench fuzz clean
 
@@ -55,7 +56,6 @@ lint: deps
 	if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	go vet $(GO_PKGS)
 	go mod tidy -diff
-	cd tools && go mod tidy -diff
 
 gotest:
 	go test -race -count=1 $(GO_PKGS)
