@@ -15,28 +15,39 @@ GO_PKGS := ./...
 HASH := \#
 BREAKING_AGAINST := .git$(HASH)$(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo branch=main || echo ref=HEAD)
 
-.PHONY: all demo test deps tools generate check-generated lint fmt vet gotest bench fuzz clean
+.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest npm-test chromium bench scale fuzz clean
 
 all: test
 
-## demo: run the demo.
-demo: deps
-	go run ./examples/codecs
+## demo: the chat demo on http://127.0.0.1:8080 (DEMO_FLAGS: go run
+## ./examples/chat -help). Its page is built and committed, so Go is all
+## it needs.
+DEMO_FLAGS ?=
+demo:
+	go run ./examples/chat $(DEMO_FLAGS)
+
+## demo-cluster: the chat demo as 3 nodes joined by an embedded NATS server,
+## on ports 8080, 8081 and 8082.
+demo-cluster:
+	go run ./examples/chat -cluster 3 $(DEMO_FLAGS)
 
 ## test: everything CI checks, from a fresh clone.
-test: deps check-generated lint gotest
+test: deps check-generated lint gotest npm-test
 
 deps: node_modules/.installed tools
 	go mod download
 	cd tools && go mod download
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json client/ts/package.json cmd/protoc-gen-protows-es/package.json examples/chat/web/package.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-## tools: the pinned code generators, built into bin/.
+## tools: the pinned code generators, built into bin/, and protows's own
+## plugins: protoc-gen-protows (Go) into bin/; protoc-gen-protows-es is
+## JavaScript that needs no build (npm links it into node_modules/.bin).
 tools:
 	cd tools && GOBIN=$(CURDIR)/bin go install tool
+	go build -o bin/protoc-gen-protows ./cmd/protoc-gen-protows
 
 ## generate: regenerate gen/ from proto/ with local plugins only.
 generate: deps
@@ -60,9 +71,43 @@ lint: deps
 gotest:
 	go test -race -count=1 $(GO_PKGS)
 
-## bench: codec micro-benchmarks (later: the end-to-end load tool).
+## npm-test: the TypeScript runtime (client/ts): golden vectors, the Go test
+## server in both codecs, headless Chromium, npm pack; then the chat demo's
+## page (examples/chat/web): its committed bundle is fresh, and two Chromium
+## pages chat through the demo server. Chromium comes from Debian's packages
+## (CI runs as root on a fresh machine).
+npm-test: deps chromium
+	npm test -w client/ts
+	npm test -w examples/chat/web
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+## bench: codec and dispatch micro-benchmarks, then the end-to-end load
+## tool: protows against raw gorilla/websocket, JSON against Protobuf, room
+## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
+## at full speed and at a steady rate to 1,000 members. One report goes to
+## stdout and benchmarks/out/ (results.md, .jsonl, .svg); RESULTS.md
+## explains it. BENCH_LOAD_FLAGS and BENCH_STEADY_FLAGS change the load
+## (go run ./benchmarks/cmd/protows-load -help). About 6 minutes on 2 cores.
+BENCH_LOAD_FLAGS ?= -child -reps 3 -duration 1s -messages 100000
+BENCH_STEADY_FLAGS ?= -child -reps 3 -duration 2s -messages 0 -scenarios broadcast -sizes small -members 1000 -rate 20
 bench: deps
 	go test ./codec -run '^$$' -bench . -benchmem -count 6
+	go test ./benchmarks/micro -run '^$$' -bench . -benchmem
+	cd benchmarks/centrifuge && go run . $(BENCH_LOAD_FLAGS) -out ../out -name centrifuge >/dev/null
+	cd benchmarks/centrifuge && go run . $(BENCH_STEADY_FLAGS) -out ../out -name centrifuge-steady >/dev/null
+	go run ./benchmarks/cmd/protows-load $(BENCH_STEADY_FLAGS) -name steady >/dev/null
+	go run ./benchmarks/cmd/protows-load $(BENCH_LOAD_FLAGS) \
+		-merge benchmarks/out/steady.jsonl,benchmarks/out/centrifuge.jsonl,benchmarks/out/centrifuge-steady.jsonl
+
+## scale: room fan-out at 10,000 connections (benchmarks/scale): a server
+## process and a load process on loopback, one room, a steady broadcast;
+## prints deliveries/s, latency percentiles and server memory per
+## connection (benchmarks/RESULTS.md). Not part of test; about 2.5 minutes.
+SCALE_FLAGS ?= -conns 10000 -rate 5 -duration 30s -codec both
+scale:
+	go run ./benchmarks/scale $(SCALE_FLAGS)
 
 ## fuzz: run each decoder fuzz target for a while.
 fuzz:

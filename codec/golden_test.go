@@ -74,11 +74,12 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			e.Metadata = map[string]string{"x-trace": "abc", "accept-language": "fr", "b": ""}
 			return e
 		}()},
-		"request_large":  {request(4, large)},
-		"reply":          {{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(reply)}},
-		"reply_unicode":  {{Id: 5, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(unicode)}},
-		"stream_message": {{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply)}},
-		"stream_end":     {{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_END}},
+		"request_large":      {request(4, large)},
+		"reply":              {{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(reply)}},
+		"reply_unicode":      {{Id: 5, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(unicode)}},
+		"stream_message":     {{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply)}},
+		"stream_message_seq": {{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply), Seq: 1 << 40}},
+		"stream_end":         {{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_END}},
 		"stream_end_error": {withErr(9, protowsv1.Kind_KIND_STREAM_END,
 			protowsv1.Code_CODE_UNAVAILABLE, "server shutting down")},
 		"cancel": {{Id: 9, Kind: protowsv1.Kind_KIND_CANCEL}},

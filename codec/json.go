@@ -68,6 +68,9 @@ type jsonEnvelope struct {
 	Payload  json.RawMessage   `json:"payload,omitempty"`
 	Error    *jsonError        `json:"error,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Seq is a JSON number: servers keep it below 2^53, where JavaScript
+	// numbers are exact.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 type jsonError struct {
@@ -82,6 +85,7 @@ func (jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, erro
 		MethodID: e.GetMethodId(),
 		Payload:  e.GetPayload(),
 		Metadata: e.GetMetadata(),
+		Seq:      e.GetSeq(),
 	}
 	if k := e.GetKind(); k != protowsv1.Kind_KIND_UNSPECIFIED {
 		name, ok := kindNames[k]
@@ -167,6 +171,7 @@ func decodeJSONEnvelope(src []byte) (*protowsv1.Envelope, error) {
 		Method:   je.Method,
 		MethodId: je.MethodID,
 		Metadata: je.Metadata,
+		Seq:      je.Seq,
 	}
 	if je.Kind != "" {
 		k, ok := kindValues[je.Kind]

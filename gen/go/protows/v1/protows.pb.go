@@ -348,7 +348,13 @@ type Envelope struct {
 	// The failure of an ERROR or STREAM_END.
 	Error *Error `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	// Application metadata of a REQUEST or REPLY (keys are lower case).
-	Metadata      map[string]string `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,7,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The room sequence number of a STREAM_MESSAGE that carries a room
+	// broadcast: consecutive broadcasts of a stream's room carry consecutive
+	// numbers, so a receiver that sees a number skipped knows it missed a
+	// broadcast. 0 means the message is not sequenced. At most 2^53-1, so it
+	// is exact as a JavaScript number.
+	Seq           uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -430,6 +436,13 @@ func (x *Envelope) GetMetadata() map[string]string {
 		return x.Metadata
 	}
 	return nil
+}
+
+func (x *Envelope) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // AuthenticateRequest carries the credential.
@@ -543,7 +556,7 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\tenvelopes\x18\x01 \x03(\v2\x14.protows.v1.EnvelopeR\tenvelopes\"G\n" +
 	"\x05Error\x12$\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x10.protows.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb5\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xc7\x02\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12$\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x10.protows.v1.KindR\x04kind\x12\x1b\n" +
@@ -551,7 +564,8 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\x06method\x18\x04 \x01(\tR\x06method\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12'\n" +
 	"\x05error\x18\x06 \x01(\v2\x11.protows.v1.ErrorR\x05error\x12>\n" +
-	"\bmetadata\x18\a \x03(\v2\".protows.v1.Envelope.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\a \x03(\v2\".protows.v1.Envelope.MetadataEntryR\bmetadata\x12\x10\n" +
+	"\x03seq\x18\b \x01(\x04R\x03seq\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"+\n" +

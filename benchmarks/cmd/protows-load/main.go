@@ -1,0 +1,43 @@
+// Command protows-load is protows's end-to-end load tool: it runs the
+// benchmark scenarios (request/reply echo, server push, room broadcast) in
+// both codecs and three payload sizes, against protows and against a raw
+// gorilla/websocket baseline, and reports medians over repetitions as a
+// Markdown table (stdout and benchmarks/out/results.md), JSON lines
+// (results.jsonl) and a chart (results.svg).
+//
+//	go run ./benchmarks/cmd/protows-load -list
+//	go run ./benchmarks/cmd/protows-load -sizes small -reps 3 -child
+//	go run ./benchmarks/cmd/protows-load -server ws://127.0.0.1:8080/ws -scenarios echo/protows
+//
+// Every server binds to 127.0.0.1; -server accepts loopback URLs only. Each
+// repetition is bounded by -messages and -duration. -merge adds results
+// from another load tool (the Centrifuge baseline, which lives in its own
+// module) to the report. See benchmarks/RESULTS.md for what the columns
+// mean.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/protows/protows/benchmarks/harness"
+	"github.com/protows/protows/benchmarks/protowsbench"
+	"github.com/protows/protows/benchmarks/raw"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	scenarios := []harness.Scenario{
+		protowsbench.Echo(), raw.Echo(),
+		protowsbench.Push(), raw.Push(),
+		protowsbench.Broadcast(), raw.Broadcast(),
+		harness.IdleOf(protowsbench.Echo()), harness.IdleOf(raw.Echo()),
+	}
+	if err := harness.Main(ctx, scenarios, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "protows-load:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,88 @@
+package harness
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/protows/protows/benchmarks/payload"
+)
+
+func TestCheckLoopback(t *testing.T) {
+	for _, ok := range []string{"ws://127.0.0.1:8080/ws", "ws://[::1]:1/ws", "ws://localhost:9/x", "ws://127.0.0.2/ws"} {
+		if err := checkLoopback(ok); err != nil {
+			t.Errorf("checkLoopback(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{"ws://10.0.0.1/ws", "ws://example.com/ws", "wss://127.0.0.1/ws", "http://127.0.0.1/ws", "ws://0.0.0.0/ws", "::"} {
+		if err := checkLoopback(bad); err == nil {
+			t.Errorf("checkLoopback(%q) = nil, want an error", bad)
+		}
+	}
+}
+
+func TestSelectScenarios(t *testing.T) {
+	all := []Scenario{{Name: "echo", Impl: "gorilla"}, {Name: "push", Impl: "gorilla"}, {Name: "echo", Impl: "protows"}}
+	keys := func(ss []Scenario) []string {
+		var out []string
+		for _, s := range ss {
+			out = append(out, s.Key())
+		}
+		return out
+	}
+	tests := []struct {
+		only string
+		want []string
+	}{
+		{"", []string{"echo/gorilla", "push/gorilla", "echo/protows"}},
+		{"echo", []string{"echo/gorilla", "echo/protows"}},
+		{"gorilla", []string{"echo/gorilla", "push/gorilla"}},
+		{"echo/protows, echo", []string{"echo/protows", "echo/gorilla"}},
+	}
+	for _, tt := range tests {
+		got, err := selectScenarios(all, tt.only)
+		if err != nil || !slices.Equal(keys(got), tt.want) {
+			t.Errorf("selectScenarios(%q) = %v, %v; want %v", tt.only, keys(got), err, tt.want)
+		}
+	}
+	if _, err := selectScenarios(all, "echo/nats"); err == nil {
+		t.Error("an unknown scenario was accepted")
+	}
+}
+
+func TestParamsPerConn(t *testing.T) {
+	tests := []struct {
+		p    Params
+		n    int
+		want int64
+	}{
+		{Params{Messages: 100}, 4, 25},
+		{Params{Messages: 101}, 4, 26},
+		{Params{Messages: 10}, 0, 10},
+		{Params{Duration: time.Second}, 4, 1 << 40},
+	}
+	for _, tt := range tests {
+		if got := tt.p.PerConn(tt.n); got != tt.want {
+			t.Errorf("%+v.PerConn(%d) = %d, want %d", tt.p, tt.n, got, tt.want)
+		}
+	}
+}
+
+func TestAuto(t *testing.T) {
+	tests := []struct {
+		v, def int
+		size   payload.Size
+		want   int
+	}{
+		{0, 8, payload.Small, 8},
+		{0, 8, payload.Medium, 8},
+		{0, 8, payload.Large, 2},
+		{0, 256, payload.Large, 16},
+		{5, 8, payload.Large, 5},
+	}
+	for _, tt := range tests {
+		if got := auto(tt.v, tt.def, tt.size); got != tt.want {
+			t.Errorf("auto(%d, %d, %s) = %d, want %d", tt.v, tt.def, tt.size, got, tt.want)
+		}
+	}
+}

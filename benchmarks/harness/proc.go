@@ -1,0 +1,77 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"time"
+)
+
+// ProcStats is a snapshot of one process, as the harness measures it.
+// Memory figures are 0 where the platform does not expose them (they come
+// from /proc on Linux).
+type ProcStats struct {
+	// CPU is user plus system time since the process started.
+	CPU time.Duration `json:"cpu"`
+	// RSS is the resident set size now, in bytes.
+	RSS int64 `json:"rss"`
+	// PeakRSS is the resident high-water mark, in bytes, since the process
+	// started or since the last ResetPeakRSS.
+	PeakRSS int64 `json:"peakRss"`
+	// WireIn and WireOut count the TCP payload bytes read and written by the
+	// server's connections (WebSocket frames and handshakes); 0 in a client
+	// process.
+	WireIn  int64 `json:"wireIn"`
+	WireOut int64 `json:"wireOut"`
+}
+
+// ReadSelf returns the calling process's figures. With freeMemory it first
+// returns freed memory to the operating system, so that RSS reflects what is
+// live (use it for the before/after figures of bytes per connection).
+func ReadSelf(freeMemory bool) ProcStats {
+	if freeMemory {
+		debug.FreeOSMemory()
+	}
+	s := ProcStats{CPU: processCPU()}
+	s.RSS, s.PeakRSS = readStatus()
+	return s
+}
+
+// ResetPeakRSS resets the process's resident high-water mark where Linux
+// allows it, so that each repetition reports its own peak.
+func ResetPeakRSS() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// readStatus reads VmRSS and VmHWM from /proc/self/status.
+func readStatus() (rss, peak int64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case bytes.HasPrefix(line, []byte("VmRSS:")):
+			rss = parseKB(line[len("VmRSS:"):])
+		case bytes.HasPrefix(line, []byte("VmHWM:")):
+			peak = parseKB(line[len("VmHWM:"):])
+		}
+	}
+	return rss, peak
+}
+
+func parseKB(field []byte) int64 {
+	f := bytes.Fields(field)
+	if len(f) == 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(string(f[0]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n * 1024
+}

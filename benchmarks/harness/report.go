@@ -1,0 +1,162 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// WriteMarkdown writes results as a Markdown table of medians over their
+// repetitions (msgs/s with its spread), followed by the ratios the targets
+// are stated in: protows against each other implementation, and Protobuf
+// against JSON.
+func WriteMarkdown(w io.Writer, results []Result) error {
+	var b strings.Builder
+	metrics := Metrics()
+	b.WriteString("| scenario | impl | codec | size | conns × in flight (or window) | mode | reps |")
+	for _, m := range metrics {
+		b.WriteString(" " + m.Name + " |")
+	}
+	b.WriteString("\n|---|---|---|---|---|---|---|")
+	for range metrics {
+		b.WriteString("---:|")
+	}
+	b.WriteString("\n")
+	for _, r := range results {
+		shape := strconv.Itoa(r.Conns)
+		if r.InFlight > 0 {
+			shape += " × " + strconv.Itoa(r.InFlight)
+		}
+		if r.Burst > 0 {
+			shape += " (" + strconv.Itoa(r.Burst) + "/stream)"
+		}
+		if r.Rate > 0 {
+			shape += " @ " + formatNumber(r.Rate) + "/s"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d |", r.Scenario, r.Impl, r.Codec, r.Size, shape, r.Mode, len(r.Reps))
+		for _, m := range metrics {
+			b.WriteString(" " + formatNumber(m.Median(r)))
+			if m.Name == msgsPerSec.Name {
+				if s := m.Spread(r); s > 0 && !math.IsNaN(s) {
+					fmt.Fprintf(&b, " ±%.0f%%", 100*s)
+				}
+			}
+			b.WriteString(" |")
+		}
+		b.WriteString("\n")
+	}
+	if rows := ratios(results); len(rows) > 0 {
+		b.WriteString("\n| ratio of medians | msgs/s | server CPU s/M | server B/conn |\n|---|---:|---:|---:|\n")
+		for _, row := range rows {
+			fmt.Fprintf(&b, "| %s |", row.label)
+			for _, v := range row.values {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					b.WriteString(" – |")
+				} else {
+					fmt.Fprintf(&b, " %.2f× |", v)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// minConnsForMemory is the fewest connections whose memory the ratio table
+// compares: below it, the growth of resident memory is mostly noise (page
+// granularity, pools, the runtime's own growth).
+const minConnsForMemory = 100
+
+// ratioMetrics are the columns of the ratio table.
+var ratioMetrics = []Metric{msgsPerSec, serverCPU, serverBytesPerConn}
+
+type ratio struct {
+	label  string
+	values []float64 // a/b for each of ratioMetrics
+}
+
+// ratios compares protows with every other implementation of the same
+// scenario, codec and size, and Protobuf with JSON for the same scenario,
+// implementation and size: the comparisons the targets are stated in.
+func ratios(results []Result) []ratio {
+	byID := make(map[string]Result, len(results))
+	for _, r := range results {
+		byID[r.ID()] = r
+	}
+	var out []ratio
+	add := func(label string, a, b Result) {
+		row := ratio{label: label}
+		for _, m := range ratioMetrics {
+			v := m.Median(a) / m.Median(b)
+			if m.Name == serverBytesPerConn.Name && min(a.Conns, b.Conns) < minConnsForMemory {
+				v = math.NaN() // a few connections are lost in the noise of RSS
+			}
+			row.values = append(row.values, v)
+		}
+		out = append(out, row)
+	}
+	for _, r := range results {
+		if r.Impl != "protows" {
+			continue
+		}
+		for _, o := range results {
+			if o.Impl != "protows" && o.Scenario == r.Scenario && o.Codec == r.Codec && o.Size == r.Size {
+				add(fmt.Sprintf("%s %s %s: protows / %s", r.Scenario, r.Codec, r.Size, o.Impl), r, o)
+			}
+		}
+	}
+	for _, r := range results {
+		if r.Codec != CodecProto {
+			continue
+		}
+		j := r
+		j.Codec = CodecJSON
+		if o, ok := byID[j.ID()]; ok {
+			add(fmt.Sprintf("%s %s %s: proto / json", r.Scenario, r.Impl, r.Size), r, o)
+		}
+	}
+	return out
+}
+
+// formatNumber writes v with about three significant digits, thousands
+// grouped, and "–" for unknown.
+func formatNumber(v float64) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return "–"
+	case math.Abs(math.Round(v)) >= 1000:
+		return groupThousands(int64(math.Round(v)))
+	case math.Abs(v) >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case math.Abs(v) >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case math.Abs(v) >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	case v == 0:
+		return "0"
+	}
+	// Below 1: three significant digits, trailing zeros kept.
+	return fmt.Sprintf("%#.3g", v)
+}
+
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var parts []string
+	for len(s) > 3 {
+		parts = append(parts, s[len(s)-3:])
+		s = s[:len(s)-3]
+	}
+	parts = append(parts, s)
+	slices.Reverse(parts)
+	out := strings.Join(parts, ",")
+	if neg {
+		out = "-" + out
+	}
+	return out
+}

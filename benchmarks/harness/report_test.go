@@ -1,0 +1,148 @@
+package harness
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// fixture is a fixed set of results covering every column, a missing codec,
+// unknown figures and each mode.
+func fixture() []Result {
+	rep := func(msgs int64, elapsed time.Duration) Rep {
+		return Rep{
+			Messages: msgs, Elapsed: elapsed, PayloadBytes: msgs * 120, Frames: 2 * msgs,
+			WireBytes: msgs * 2 * 75, P50: 800 * time.Microsecond, P95: 2 * time.Millisecond, P99: 3500 * time.Microsecond,
+			ServerCPU: time.Duration(msgs) * 10 * time.Microsecond, ClientCPU: time.Duration(msgs) * 8 * time.Microsecond,
+			ServerPeakRSS: 30e6, ClientPeakRSS: 40e6, ServerConnBytes: 16 * 20_000, Conns: 16,
+		}
+	}
+	return []Result{
+		{Scenario: "echo", Impl: "protows", Codec: CodecProto, Size: "small", Conns: 16, InFlight: 8, Mode: ModeChild,
+			Reps: []Rep{rep(100_000, time.Second), rep(90_000, time.Second), rep(110_000, time.Second)}},
+		{Scenario: "echo", Impl: "protows", Codec: CodecJSON, Size: "small", Conns: 16, InFlight: 8, Mode: ModeChild,
+			Reps: []Rep{rep(50_000, time.Second), rep(50_000, time.Second), rep(50_000, time.Second)}},
+		{Scenario: "echo", Impl: "gorilla", Codec: CodecProto, Size: "small", Conns: 16, InFlight: 8, Mode: ModeInProcess,
+			Reps: []Rep{rep(120_000, time.Second)}},
+		{Scenario: "idle", Impl: "protows", Codec: CodecProto, Size: "small", Conns: 1000, InFlight: 1, Mode: ModeChild,
+			Reps: []Rep{{Messages: 1000, Elapsed: time.Second, Frames: 2000, WireBytes: -1, ServerCPU: 30 * time.Millisecond, ClientCPU: -1, ServerConnBytes: 10e6, Conns: 1000}}},
+		{Scenario: "idle", Impl: "gorilla", Codec: CodecProto, Size: "small", Conns: 1000, InFlight: 1, Mode: ModeChild,
+			Reps: []Rep{{Messages: 1000, Elapsed: time.Second, Frames: 2000, WireBytes: -1, ServerCPU: 20 * time.Millisecond, ClientCPU: -1, ServerConnBytes: 20e6, Conns: 1000}}},
+		{Scenario: "push", Impl: "gorilla", Codec: CodecProto, Size: "large", Conns: 4, Mode: ModeExternal,
+			Reps: []Rep{{Messages: 1234, Elapsed: 2 * time.Second, PayloadBytes: 1234 * 65_000, Frames: 1234, WireBytes: -1,
+				ServerCPU: -1, ClientCPU: 500 * time.Millisecond, ServerConnBytes: -1, Conns: 4, P50: 40 * time.Millisecond}}},
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n%s", name, got)
+	}
+}
+
+func TestWriteMarkdownGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, fixture()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.md", b.Bytes())
+	// The figures the golden file must show, spelled out so that a wrong
+	// golden file cannot pass unnoticed.
+	for _, want := range []string{
+		"| echo | protows | proto | small | 16 × 8 | child | 3 | 100,000 ±10% | 12.0 | 0.800 | 2.00 | 3.50 | 75.0 | 10.0 | 8.00 | 30.0 | 40.0 | 20,000 |",
+		"| echo | gorilla | proto | small | 16 × 8 | in-process | 1 | 120,000 | 14.4 | 0.800 | 2.00 | 3.50 | 75.0 | 10.0 | – | 30.0 | – | 20,000 |",
+		"| push | gorilla | proto | large | 4 | external | 1 | 617 | 40.1 | 40.0 | 0 | 0 | – | – | 405 | – | – | – |",
+		"| echo proto small: protows / gorilla | 0.83× | 1.00× | – |",
+		"| echo protows small: proto / json | 2.00× | 1.00× | – |",
+		"| idle proto small: protows / gorilla | 1.00× | 1.50× | 0.50× |",
+		"| idle | gorilla | proto | small | 1000 × 1 | child | 1 | 1,000 | 0 | 0 | 0 | 0 | – | 20.0 | – | – | – | 20,000 |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+func TestWriteSVGGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteSVG(&b, fixture()); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "chart.svg", b.Bytes())
+	s := b.String()
+	if !strings.HasPrefix(s, "<svg ") || !strings.HasSuffix(s, "</svg>\n") {
+		t.Error("not an SVG document")
+	}
+	// Bars are scaled per row: the Protobuf bar of protows small (twice the
+	// JSON figure) spans the full width and the JSON bar half of it, with
+	// the ratio at the end. Rows without both codecs (gorilla's echo, the
+	// push and idle rows) are left out, and so are their panels.
+	for _, want := range []string{
+		`<rect x="190" y="58" width="200" height="10" fill="#e69f00"/>`,
+		`<rect x="190" y="69" width="400" height="10" fill="#0072b2"/>`,
+		`class="ratio">2.00×</text>`,
+		`>echo</text>`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+	for _, absent := range []string{"gorilla small", ">push</text>", ">idle</text>"} {
+		if strings.Contains(s, absent) {
+			t.Errorf("chart has %q, a row or panel without both codecs", absent)
+		}
+	}
+}
+
+func TestJSONLRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteJSONL(&b, fixture()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "\n"); n != len(fixture()) {
+		t.Fatalf("%d lines, want %d", n, len(fixture()))
+	}
+	got, err := ReadJSONL(strings.NewReader(b.String() + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := WriteJSONL(&again, got); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != b.String() {
+		t.Errorf("round trip changed the results:\n%s\nwant\n%s", again.String(), b.String())
+	}
+	if _, err := ReadJSONL(strings.NewReader("{\"scenario\":\n")); err == nil {
+		t.Error("ReadJSONL accepted a broken line")
+	}
+}
+
+func TestFormatNumber(t *testing.T) {
+	tests := map[float64]string{
+		1234567: "1,234,567", -4321: "-4,321", 999.6: "1,000", 123.4: "123", 12.34: "12.3",
+		1.234: "1.23", 0.01234: "0.0123", 0.8: "0.800", 0: "0",
+	}
+	for v, want := range tests {
+		if got := formatNumber(v); got != want {
+			t.Errorf("formatNumber(%v) = %q, want %q", v, got, want)
+		}
+	}
+}

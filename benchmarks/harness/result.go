@@ -1,0 +1,160 @@
+package harness
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/protows/protows/benchmarks/payload"
+)
+
+// Modes say where a result's server ran, which decides what its CPU and
+// memory figures mean.
+const (
+	// ModeInProcess: server and clients shared one process, so CPU and
+	// memory figures are for both together (reported in the server columns).
+	ModeInProcess = "in-process"
+	// ModeChild: the server ran in a child process of its own, so server
+	// and client figures are separate.
+	ModeChild = "child"
+	// ModeExternal: the server was already running; only client figures
+	// and latencies are known.
+	ModeExternal = "external"
+)
+
+// Rep is the raw figures of one repetition.
+type Rep struct {
+	// Messages delivered (calls completed, for echo) and the time it took.
+	Messages int64         `json:"messages"`
+	Elapsed  time.Duration `json:"elapsed"`
+	// PayloadBytes is the application payload carried, both ways.
+	PayloadBytes int64 `json:"payloadBytes"`
+	// Frames is the payload-carrying WebSocket messages.
+	Frames int64 `json:"frames"`
+	// WireBytes is the TCP bytes both ways during the load (-1: unknown).
+	WireBytes int64 `json:"wireBytes"`
+	// P50, p95, P99 are latency percentiles.
+	P50 time.Duration `json:"p50"`
+	P95 time.Duration `json:"p95"`
+	P99 time.Duration `json:"p99"`
+	// ServerCPU and ClientCPU are the CPU time used during the load (-1:
+	// unknown; equal when the processes were shared).
+	ServerCPU time.Duration `json:"serverCpu"`
+	ClientCPU time.Duration `json:"clientCpu"`
+	// ServerPeakRSS and ClientPeakRSS are resident high-water marks (0:
+	// unknown).
+	ServerPeakRSS int64 `json:"serverPeakRss"`
+	ClientPeakRSS int64 `json:"clientPeakRss"`
+	// ServerConnBytes is the server's resident memory growth from opening
+	// the connections, before load (-1: unknown).
+	ServerConnBytes int64 `json:"serverConnBytes"`
+	// Conns is the number of connections opened (with the publisher's).
+	Conns int `json:"conns"`
+}
+
+// Result is one scenario, implementation, codec and size, over several
+// repetitions.
+type Result struct {
+	Scenario string       `json:"scenario"`
+	Impl     string       `json:"impl"`
+	Codec    string       `json:"codec"`
+	Size     payload.Size `json:"size"`
+	Conns    int          `json:"conns"`
+	InFlight int          `json:"inFlight"`
+	Burst    int          `json:"burst,omitempty"`
+	Rate     float64      `json:"rate,omitempty"`
+	Mode     string       `json:"mode"`
+	Reps     []Rep        `json:"reps"`
+}
+
+// ID returns "scenario/impl/codec/size".
+func (r Result) ID() string {
+	return fmt.Sprintf("%s/%s/%s/%s", r.Scenario, r.Impl, r.Codec, r.Size)
+}
+
+// Metric is one figure derived from a repetition; NaN means unknown.
+type Metric struct {
+	// Name is the column header, with its unit.
+	Name string
+	// Of computes the figure for one repetition of r.
+	Of func(r Result, rep Rep) float64
+}
+
+// Median returns the metric's median over r's repetitions, ignoring unknown
+// ones (NaN when all are unknown).
+func (m Metric) Median(r Result) float64 { return Median(m.values(r)) }
+
+// Spread returns the metric's spread (see Spread) over r's repetitions.
+func (m Metric) Spread(r Result) float64 { return Spread(m.values(r)) }
+
+func (m Metric) values(r Result) []float64 {
+	var xs []float64
+	for _, rep := range r.Reps {
+		if v := m.Of(r, rep); !math.IsNaN(v) {
+			xs = append(xs, v)
+		}
+	}
+	return xs
+}
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return math.NaN()
+	}
+	return float64(n) / d.Seconds()
+}
+
+// cpuPerMillion returns CPU seconds per million messages.
+func cpuPerMillion(cpu time.Duration, msgs int64) float64 {
+	if cpu < 0 || msgs == 0 {
+		return math.NaN()
+	}
+	return cpu.Seconds() / float64(msgs) * 1e6
+}
+
+func known(v int64) float64 {
+	if v <= 0 {
+		return math.NaN()
+	}
+	return float64(v)
+}
+
+// The metrics of the report.
+var (
+	msgsPerSec = Metric{"msgs/s", func(_ Result, p Rep) float64 { return perSecond(p.Messages, p.Elapsed) }}
+	payloadMBs = Metric{"payload MB/s", func(_ Result, p Rep) float64 { return perSecond(p.PayloadBytes, p.Elapsed) / 1e6 }}
+	p50        = Metric{"p50 ms", func(_ Result, p Rep) float64 { return float64(p.P50) / 1e6 }}
+	p95        = Metric{"p95 ms", func(_ Result, p Rep) float64 { return float64(p.P95) / 1e6 }}
+	p99        = Metric{"p99 ms", func(_ Result, p Rep) float64 { return float64(p.P99) / 1e6 }}
+	wirePerMsg = Metric{"wire B/msg", func(_ Result, p Rep) float64 {
+		if p.WireBytes < 0 || p.Frames == 0 {
+			return math.NaN()
+		}
+		return float64(p.WireBytes) / float64(p.Frames)
+	}}
+	serverCPU = Metric{"server CPU s/M", func(_ Result, p Rep) float64 { return cpuPerMillion(p.ServerCPU, p.Messages) }}
+	clientCPU = Metric{"client CPU s/M", func(r Result, p Rep) float64 {
+		if r.Mode == ModeInProcess {
+			return math.NaN() // in the server column, for both
+		}
+		return cpuPerMillion(p.ClientCPU, p.Messages)
+	}}
+	serverPeakMB = Metric{"server peak RSS MB", func(_ Result, p Rep) float64 { return known(p.ServerPeakRSS) / 1e6 }}
+	clientPeakMB = Metric{"client peak RSS MB", func(r Result, p Rep) float64 {
+		if r.Mode == ModeInProcess {
+			return math.NaN()
+		}
+		return known(p.ClientPeakRSS) / 1e6
+	}}
+	serverBytesPerConn = Metric{"server B/conn", func(_ Result, p Rep) float64 {
+		if p.ServerConnBytes < 0 || p.Conns == 0 {
+			return math.NaN()
+		}
+		return float64(p.ServerConnBytes) / float64(p.Conns)
+	}}
+)
+
+// Metrics returns the report's metrics in column order.
+func Metrics() []Metric {
+	return []Metric{msgsPerSec, payloadMBs, p50, p95, p99, wirePerMsg, serverCPU, clientCPU, serverPeakMB, clientPeakMB, serverBytesPerConn}
+}

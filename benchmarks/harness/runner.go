@@ -1,0 +1,243 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config says how to run jobs.
+type Config struct {
+	// Reps is the number of repetitions of each job. Zero means 3.
+	Reps int
+	// ServerURL, when set, is a running server to load instead of starting
+	// one per repetition (ws://127.0.0.1:port/ws). Server figures are then
+	// unknown.
+	ServerURL string
+	// Child runs each repetition's server in a child process (this
+	// executable, through Main), so that server and client CPU and memory
+	// are measured apart. False runs it in this process.
+	Child bool
+	// ProfileDir, with Child, is a directory where each repetition's server
+	// writes a CPU profile (scenario-impl-codec-size-repN.pprof). Empty
+	// means no profiles.
+	ProfileDir string
+	// Progress receives a progress line while jobs run. Nil means none.
+	Progress io.Writer
+	// Grace is how long a load may take to stop after its bound before the
+	// repetition fails. Zero means 15 s.
+	Grace time.Duration
+}
+
+// Job is a scenario with its parameters.
+type Job struct {
+	Scenario Scenario
+	Params   Params
+}
+
+// ID returns the job's result identifier.
+func (j Job) ID() string {
+	return fmt.Sprintf("%s/%s/%s/%s", j.Scenario.Name, j.Scenario.Impl, j.Params.Codec, j.Params.Size)
+}
+
+// Run runs each job Reps times and returns one Result per job, in order. It
+// stops at the first failure, returning the results so far.
+func Run(ctx context.Context, cfg Config, jobs []Job) ([]Result, error) {
+	var results []Result
+	for i, j := range jobs {
+		r, err := runJob(ctx, cfg, j, fmt.Sprintf("[%d/%d]", i+1, len(jobs)))
+		if err != nil {
+			return results, fmt.Errorf("%s: %w", j.ID(), err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
+}
+
+func runJob(ctx context.Context, cfg Config, j Job, tag string) (Result, error) {
+	p := j.Params
+	if p.Messages <= 0 && p.Duration <= 0 {
+		return Result{}, errors.New("harness: a job needs a count or a time bound")
+	}
+	reps := cfg.Reps
+	if reps <= 0 {
+		reps = 3
+	}
+	r := Result{
+		Scenario: j.Scenario.Name, Impl: j.Scenario.Impl, Codec: p.Codec, Size: p.Size,
+		Conns: p.Conns, InFlight: p.InFlight, Mode: ModeInProcess,
+	}
+	switch j.Scenario.Shape {
+	case Stream:
+		r.Burst = p.StreamBurst()
+	case Fanout:
+		if p.Rate > 0 {
+			// A paced run answers another question (the cost per message at
+			// a rate) and must not be compared with an unpaced one.
+			r.Rate = p.Rate
+			r.Scenario += "-steady"
+		}
+	}
+	switch {
+	case cfg.ServerURL != "":
+		r.Mode = ModeExternal
+	case cfg.Child:
+		r.Mode = ModeChild
+	}
+	for i := range reps {
+		rep, err := runRep(ctx, cfg, j, i+1, fmt.Sprintf("%s %s rep %d/%d", tag, j.ID(), i+1, reps))
+		if err != nil {
+			return r, fmt.Errorf("rep %d: %w", i+1, err)
+		}
+		r.Reps = append(r.Reps, rep)
+	}
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "\r\033[K%s %s: %.0f msgs/s (±%.0f%%), p99 %.2f ms\n", tag, j.ID(),
+			msgsPerSec.Median(r), 100*msgsPerSec.Spread(r), p99.Median(r))
+	}
+	return r, nil
+}
+
+func startServer(ctx context.Context, cfg Config, j Job, rep int) (serverHandle, error) {
+	switch {
+	case cfg.ServerURL != "":
+		return external(cfg.ServerURL), nil
+	case cfg.Child:
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		profile := ""
+		if cfg.ProfileDir != "" {
+			if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+				return nil, err
+			}
+			name := strings.ReplaceAll(j.ID(), "/", "-") + fmt.Sprintf("-rep%d.pprof", rep)
+			if profile, err = filepath.Abs(filepath.Join(cfg.ProfileDir, name)); err != nil {
+				return nil, err
+			}
+		}
+		return startChild(ctx, exe, j.Scenario, j.Params, profile)
+	}
+	return startInProcess(j.Scenario, j.Params)
+}
+
+func runRep(ctx context.Context, cfg Config, j Job, n int, label string) (rep Rep, err error) {
+	p := j.Params
+	ResetPeakRSS()
+	srv, err := startServer(ctx, cfg, j, n)
+	if err != nil {
+		return rep, err
+	}
+	defer func() { err = errors.Join(err, srv.close()) }()
+
+	s0, known, err := srv.snapshot(true)
+	if err != nil {
+		return rep, err
+	}
+	load, err := j.Scenario.Connect(ctx, srv.url(), p)
+	if err != nil {
+		return rep, fmt.Errorf("connect: %w", err)
+	}
+	defer func() { err = errors.Join(err, load.Close()) }()
+	s1, _, err := srv.snapshot(true)
+	if err != nil {
+		return rep, err
+	}
+	c1 := ReadSelf(false)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if p.Duration > 0 {
+		runCtx, cancel = context.WithTimeout(runCtx, p.Duration)
+		defer cancel()
+	}
+	rec := NewRecorder(p.Messages, p.Conns, cancel)
+	stopProgress := progress(cfg.Progress, label, rec)
+	start := time.Now()
+	err = runLoad(runCtx, cfg, load, rec, p.Duration)
+	elapsed := time.Since(start)
+	stopProgress()
+	if err != nil {
+		return rep, err
+	}
+	s2, _, err := srv.snapshot(false)
+	if err != nil {
+		return rep, err
+	}
+	c2 := ReadSelf(false)
+
+	lat := rec.sorted()
+	rep = Rep{
+		Messages: rec.messages.Load(), Elapsed: elapsed,
+		PayloadBytes: rec.payload.Load(), Frames: rec.frames.Load(),
+		WireBytes: -1, ServerCPU: -1, ServerConnBytes: -1,
+		P50: Percentile(lat, 50), P95: Percentile(lat, 95), P99: Percentile(lat, 99),
+		ClientCPU: c2.CPU - c1.CPU, ClientPeakRSS: c2.PeakRSS,
+		Conns: p.Conns,
+	}
+	if known {
+		rep.WireBytes = (s2.WireIn - s1.WireIn) + (s2.WireOut - s1.WireOut)
+		rep.ServerCPU = s2.CPU - s1.CPU
+		rep.ServerPeakRSS = s2.PeakRSS
+		rep.ServerConnBytes = s1.RSS - s0.RSS
+	}
+	if rep.Messages == 0 {
+		return rep, errors.New("no message was delivered")
+	}
+	return rep, nil
+}
+
+// runLoad runs the load and fails, rather than hangs, when it does not stop
+// within the grace period after its time bound.
+func runLoad(ctx context.Context, cfg Config, load Load, rec *Recorder, bound time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- load.Run(ctx, rec) }()
+	grace := cfg.Grace
+	if grace <= 0 {
+		grace = 15 * time.Second
+	}
+	var timeout <-chan time.Time
+	if bound > 0 {
+		t := time.NewTimer(bound + grace)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-timeout:
+		_ = load.Close()
+		return fmt.Errorf("harness: load did not stop within %v of its bound", grace)
+	}
+}
+
+// progress prints a progress line every half second until stopped.
+func progress(w io.Writer, label string, rec *Recorder) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				n := rec.Messages()
+				fmt.Fprintf(w, "\r\033[K%s: %d msgs, %.0f msgs/s", label, n, float64(n)/now.Sub(start).Seconds())
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

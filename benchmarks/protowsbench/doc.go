@@ -1,0 +1,19 @@
+// Package protowsbench is the protows side of the load benchmarks: the
+// echo, push and broadcast scenarios on protows's transport, router, hub and
+// Go client, with default settings except where a load test needs otherwise
+// (see Server).
+//
+// The scenarios do the same work as their raw gorilla/websocket baselines
+// (package raw) with the same payload bytes, so that the ratio of the two is
+// what the framework costs:
+//
+//   - echo: BenchService.Echo, InFlight calls at once per connection;
+//   - push: BenchService.Push, streams of Burst messages back to back per
+//     connection;
+//   - broadcast: Conns members in one hub room, one publisher, at most
+//     InFlight publishes ahead of the deliveries.
+//
+// The room methods are registered by name (RoomJoinMethod,
+// RoomPublishMethod) with the bench messages, since bench.proto declares no
+// room service.
+package protowsbench

@@ -1,0 +1,82 @@
+package protowsbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/protows/protows/benchmarks/harness"
+	"github.com/protows/protows/benchmarks/payload"
+	"github.com/protows/protows/client"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+)
+
+// Echo is request/reply echo on protows: each connection keeps
+// Params.InFlight BenchService.Echo calls in flight, each from its own
+// goroutine through the generated client.
+func Echo() harness.Scenario {
+	return harness.Scenario{
+		Name: "echo", Impl: Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
+		NewServer: func(harness.Params) (harness.Server, error) { return NewServer() },
+		Connect:   connectEcho,
+	}
+}
+
+type echoLoad struct {
+	clients []*client.Client
+	req     *benchv1.EchoRequest
+	size    int
+	window  int
+}
+
+func connectEcho(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+	c, err := codecOf(p.Codec)
+	if err != nil {
+		return nil, err
+	}
+	req := &benchv1.EchoRequest{Sample: payload.New(p.Size)}
+	b, err := c.AppendPayload(nil, req)
+	if err != nil {
+		return nil, err
+	}
+	clients, err := dialAll(ctx, url, c, p.Conns)
+	if err != nil {
+		return nil, err
+	}
+	return &echoLoad{clients: clients, req: req, size: len(b), window: p.Window()}, nil
+}
+
+func (l *echoLoad) Run(ctx context.Context, rec *harness.Recorder) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.clients)*l.window)
+	for i, cl := range l.clients {
+		bc := benchv1.NewBenchServiceClient(cl)
+		for j := range l.window {
+			wg.Go(func() { errs[i*l.window+j] = l.caller(ctx, bc, rec.Series()) })
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// caller makes one call after another until ctx is done. The calls get a
+// context of their own, so that the bound lets them finish rather than
+// cancel them.
+func (l *echoLoad) caller(ctx context.Context, bc *benchv1.BenchServiceClient, series *harness.Series) error {
+	for ctx.Err() == nil {
+		start := time.Now()
+		res, err := bc.Echo(context.Background(), l.req)
+		if err != nil {
+			return fmt.Errorf("protows echo: %w", err)
+		}
+		if res.GetSample().GetId() != l.req.GetSample().GetId() {
+			return errors.New("protows echo: the reply is not the request's sample")
+		}
+		series.Record(time.Since(start), 2*l.size, 2)
+	}
+	return nil
+}
+
+func (l *echoLoad) Close() error { return closeAll(l.clients) }

@@ -1,0 +1,100 @@
+package protowsbench
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/protows/protows/benchmarks/harness"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	"github.com/protows/protows/hub"
+	"github.com/protows/protows/router"
+	"github.com/protows/protows/transport"
+)
+
+// Impl is the implementation name of these scenarios in results.
+const Impl = "protows"
+
+// The room methods of the broadcast scenario.
+const (
+	// RoomJoinMethod is a server stream: the caller is a member of the
+	// bench room until it cancels, and receives every Sample published.
+	RoomJoinMethod = "/protows.bench.v1.BenchRoom/Join"
+	// RoomPublishMethod is unary: it broadcasts the request's Sample to the
+	// room and replies with an empty EchoResponse.
+	RoomPublishMethod = "/protows.bench.v1.BenchRoom/Publish"
+	room              = "bench"
+)
+
+// ioTimeout bounds waits that would otherwise hang a repetition.
+const ioTimeout = 10 * time.Second
+
+// Config returns the transport configuration of the benchmark server: the
+// defaults, except that the per-connection request rate limit (1000/s by
+// default) is off, since a load test exceeds it by design, and logs are
+// discarded.
+func Config() transport.Config {
+	return transport.Config{RateLimit: -1, Logger: slog.New(slog.DiscardHandler)}
+}
+
+type benchService struct {
+	benchv1.UnimplementedBenchServiceHandler
+}
+
+var _ benchv1.BenchServiceHandler = benchService{}
+
+func (benchService) Echo(_ context.Context, req *benchv1.EchoRequest) (*benchv1.EchoResponse, error) {
+	return &benchv1.EchoResponse{Sample: req.GetSample()}, nil
+}
+
+// Push sends count messages, each stamped with the time it was encoded.
+// Send encodes before it returns, so one message is reused.
+func (benchService) Push(ctx context.Context, req *benchv1.PushRequest, s router.Stream[*benchv1.PushResponse]) error {
+	res := &benchv1.PushResponse{Sample: req.GetSample()}
+	if res.Sample == nil {
+		res.Sample = &benchv1.Sample{}
+	}
+	for range req.GetCount() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res.Sample.Timestamp = time.Now().UnixNano()
+		if err := s.Send(res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewServer returns the benchmark server: BenchService and the room
+// methods on a router, served by transport.NewServer with Config.
+func NewServer() (harness.Server, error) {
+	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
+	if err := benchv1.RegisterBenchServiceHandler(r, benchService{}); err != nil {
+		return nil, err
+	}
+	h, err := hub.New(hub.Config[*benchv1.Sample]{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	err = errors.Join(
+		router.HandleServerStream(r, RoomJoinMethod, func(ctx context.Context, _ *benchv1.PushRequest, s router.Stream[*benchv1.Sample]) error {
+			return h.Join(ctx, room, s)
+		}),
+		router.HandleUnary(r, RoomPublishMethod, func(ctx context.Context, req *benchv1.EchoRequest) (*benchv1.EchoResponse, error) {
+			return &benchv1.EchoResponse{}, h.Broadcast(ctx, room, req.GetSample())
+		}),
+	)
+	if err != nil {
+		return nil, errors.Join(err, h.Close())
+	}
+	srv := transport.NewServer(r, Config())
+	return harness.ServerFunc{Handler: srv, CloseFunc: func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+		defer cancel()
+		// The hub first: it ends the Join handlers, which Shutdown waits for.
+		hubErr := h.Close()
+		return errors.Join(hubErr, srv.Shutdown(ctx))
+	}}, nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// roleEnv names the role of a process the driver started: "server" or
+// "load". Unset means the driver.
+const roleEnv = "PROTOWS_SCALE_ROLE"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runMain(ctx, os.Getenv(roleEnv), os.Args[1:], os.Stdin, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+// runMain runs the process's role with its command-line arguments. The
+// tests call it too, from TestMain, when the driver starts the test binary
+// as a child.
+func runMain(ctx context.Context, role string, args []string, stdin io.Reader, stdout io.Writer) error {
+	switch role {
+	case "server":
+		return serverMain(ctx, args, stdin, stdout)
+	case "load":
+		return loadMain(ctx, args, stdin, stdout)
+	case "":
+		cfg, err := parseDriverFlags(args)
+		if err != nil {
+			return err
+		}
+		return drive(ctx, cfg, stdout)
+	default:
+		return fmt.Errorf("unknown %s %q", roleEnv, role)
+	}
+}
+
+// DriverConfig is what the driver runs. Zero fields take the defaults of
+// the flags.
+type DriverConfig struct {
+	// Conns is the number of room members.
+	Conns int
+	// Codecs are the codecs to measure in turn: "proto", "json".
+	Codecs []string
+	// Rate is the number of publishes per second.
+	Rate float64
+	// Duration is how long the driver publishes.
+	Duration time.Duration
+	// Sources is the number of loopback source addresses the members
+	// spread over (127.0.0.2, 127.0.0.3, ...).
+	Sources int
+	// TextSize is the length of each Sample's text, which sets the size
+	// of the message.
+	TextSize int
+	// Timeout bounds the whole run of one codec, children included.
+	Timeout time.Duration
+}
+
+func parseDriverFlags(args []string) (DriverConfig, error) {
+	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
+	var cfg DriverConfig
+	var codecs string
+	fs.IntVar(&cfg.Conns, "conns", 10000, "room members (concurrent WebSocket connections)")
+	fs.StringVar(&codecs, "codec", "proto", "codec: proto, json or both")
+	fs.Float64Var(&cfg.Rate, "rate", 10, "publishes per second")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to publish")
+	fs.IntVar(&cfg.Sources, "sources", 4, "loopback source addresses for the members")
+	fs.IntVar(&cfg.TextSize, "text", 32, "text bytes in each message")
+	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "bound on the run of one codec")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	switch codecs {
+	case "proto", "json":
+		cfg.Codecs = []string{codecs}
+	case "both":
+		cfg.Codecs = []string{"proto", "json"}
+	default:
+		return cfg, fmt.Errorf("-codec %q: want proto, json or both", codecs)
+	}
+	if cfg.Conns <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Sources <= 0 || cfg.Sources > 250 {
+		return cfg, fmt.Errorf("-conns, -rate and -duration must be positive, -sources in 1..250")
+	}
+	return cfg, nil
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Derived figures of a run.
+
+// perConn is the growth of a server figure from Before to Joined, per
+// member.
+func (r Run) perConn(f func(Stats) int64) int64 {
+	if r.Conns == 0 {
+		return 0
+	}
+	return (f(r.Joined) - f(r.Before)) / int64(r.Conns)
+}
+
+// deliveriesPerSec is the members' receipts per second between the first
+// and the last.
+func (r Run) deliveriesPerSec() float64 {
+	d := time.Duration(r.Load.Last - r.Load.First)
+	if d <= 0 {
+		return 0
+	}
+	return float64(r.Load.Deliveries) / d.Seconds()
+}
+
+// publishRate is the publishes per second achieved: the target rate
+// unless the server held the publisher back.
+func (r Run) publishRate() float64 {
+	if r.Sent <= 0 || r.Messages < 2 {
+		return 0
+	}
+	// The first publish goes at 0, the last at (n-1)/rate.
+	return float64(r.Messages-1) / r.Sent.Seconds()
+}
+
+// serverCPU is the server's CPU time during the broadcast, as a share of
+// one core (100% is one core; the machine has GOMAXPROCS of them).
+func (r Run) serverCPU() float64 {
+	if r.Publish <= 0 {
+		return 0
+	}
+	return float64(r.After.CPU-r.Joined.CPU) / float64(r.Publish)
+}
+
+// loadCPU is the load process's CPU time while receiving, as a share of
+// one core. It includes the final sort of the latencies.
+func (r Run) loadCPU() float64 {
+	if r.Publish <= 0 {
+		return 0
+	}
+	return float64(r.Load.Self.CPU-r.Load.ReadyCPU) / float64(r.Publish)
+}
+
+// projection is the resident memory of one server process holding n
+// members, from the measured baseline and bytes per connection.
+func (r Run) projection(n int64) int64 {
+	return r.Before.RSS + n*r.perConn(func(s Stats) int64 { return s.RSS })
+}
+
+func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%d members in one room, %.0f publishes/s for %v, GOMAXPROCS %d (driver)\n\n", cfg.Conns, cfg.Rate, cfg.Duration, cores())
+	b.WriteString("| codec | members | payload | messages | publishes/s | deliveries | deliveries/s | p50 | p99 | p99.9 | max | complete | server CPU | load CPU |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "| %s | %d | %d B | %d | %.1f | %d of %d | %.0f | %s | %s | %s | %s | %d of %d | %.0f%% | %.0f%% |\n",
+			r.Codec, r.Conns, r.Size, r.Messages, r.publishRate(), r.Load.Deliveries, int64(r.Messages)*int64(r.Conns),
+			r.deliveriesPerSec(), ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.P999), ms(r.Load.Max),
+			r.Load.Complete, r.Conns, 100*r.serverCPU(), 100*r.loadCPU())
+	}
+	b.WriteString("\n| codec | server RSS, no member | with members | RSS per conn | Go heap per conn | stacks per conn | goroutines per conn | peak RSS | kernel TCP per conn (both ends) | load process RSS |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s |\n", r.Codec,
+			size(r.Before.RSS), size(r.Joined.RSS),
+			size(r.perConn(func(s Stats) int64 { return s.RSS })),
+			size(r.perConn(func(s Stats) int64 { return s.HeapLive })),
+			size(r.perConn(func(s Stats) int64 { return s.Stacks })),
+			float64(r.Joined.Goroutines-r.Before.Goroutines)/float64(max(r.Conns, 1)),
+			size(r.After.HWM),
+			size(r.perConn(func(s Stats) int64 { return s.KernelTCP })),
+			size(r.Load.Self.RSS))
+	}
+	b.WriteString("\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "%s: one server process would need about %s of RSS for 100,000 connections and %s for 1,000,000 (%s + n x %s), kernel socket memory and file descriptors aside.\n",
+			r.Codec, size(r.projection(100_000)), size(r.projection(1_000_000)),
+			size(r.Before.RSS), size(r.perConn(func(s Stats) int64 { return s.RSS })))
+		if r.Load.Failed > 0 || r.Load.Duplicates > 0 || r.Load.Gaps > 0 {
+			fmt.Fprintf(&b, "%s: %d members failed (first: %s), %d duplicates, %d sequence gaps\n",
+				r.Codec, r.Load.Failed, r.Load.FirstError, r.Load.Duplicates, r.Load.Gaps)
+		}
+	}
+	_, err := io.WriteString(out, b.String())
+	return err
+}
+
+// ms formats microseconds as milliseconds.
+func ms(us int64) string {
+	return fmt.Sprintf("%.2f ms", float64(us)/1e3)
+}
+
+// size formats bytes in binary units.
+func size(n int64) string {
+	neg := ""
+	if n < 0 {
+		neg, n = "-", -n
+	}
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%s%.2f GiB", neg, float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%s%.1f MiB", neg, float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%s%.1f KiB", neg, float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%s%d B", neg, n)
+}

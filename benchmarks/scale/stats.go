@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Stats is one measurement of a process, as /stats reports it.
+type Stats struct {
+	// Members is the number of members of the room (server only).
+	Members int `json:"members"`
+	// RSS and HWM are the resident set and its peak (VmRSS, VmHWM), in
+	// bytes.
+	RSS int64 `json:"rss"`
+	HWM int64 `json:"hwm"`
+	// HeapLive is the bytes of live heap objects (after a GC when asked).
+	HeapLive int64 `json:"heapLive"`
+	// Stacks is the bytes of goroutine stacks.
+	Stacks int64 `json:"stacks"`
+	// GoTotal is all the memory the Go runtime has mapped.
+	GoTotal int64 `json:"goTotal"`
+	// Goroutines is the number of goroutines.
+	Goroutines int64 `json:"goroutines"`
+	// CPU is the user and system CPU time used so far.
+	CPU time.Duration `json:"cpu"`
+	// KernelTCP is the memory of all TCP sockets of the machine
+	// (/proc/net/sockstat "mem", pages times the page size): both ends of
+	// every loopback connection, and other programs' sockets.
+	KernelTCP int64 `json:"kernelTCP"`
+}
+
+var statMetrics = []string{
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/stacks:bytes",
+	"/memory/classes/total:bytes",
+	"/sched/goroutines:goroutines",
+}
+
+// readStats measures the calling process. With gc, it first collects
+// garbage and returns free pages to the system (debug.FreeOSMemory), so
+// that RSS is the memory in use rather than what the runtime keeps.
+func readStats(gc bool) Stats {
+	if gc {
+		debug.FreeOSMemory() // runs a GC first
+	}
+	samples := make([]metrics.Sample, len(statMetrics))
+	for i, n := range statMetrics {
+		samples[i].Name = n
+	}
+	metrics.Read(samples)
+	v := func(i int) int64 {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return int64(samples[i].Value.Uint64())
+	}
+	st := Stats{HeapLive: v(0), Stacks: v(1), GoTotal: v(2), Goroutines: v(3)}
+	st.RSS, st.HWM = procStatus()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		st.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	st.KernelTCP = kernelTCP()
+	return st
+}
+
+// procStatus returns VmRSS and VmHWM of /proc/self/status in bytes, or
+// zeros where /proc is missing.
+func procStatus() (rss, hwm int64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm
+}
+
+// kernelTCP returns the "mem" pages of the TCP line of /proc/net/sockstat
+// in bytes, or 0.
+func kernelTCP() int64 {
+	b, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TCP:" {
+			continue
+		}
+		for i := 1; i+1 < len(f); i += 2 {
+			if f[i] == "mem" {
+				n, _ := strconv.ParseInt(f[i+1], 10, 64)
+				return n * int64(os.Getpagesize())
+			}
+		}
+	}
+	return 0
+}
+
+// cores is the number of CPUs the Go runtime uses, for the report.
+func cores() int { return runtime.GOMAXPROCS(0) }

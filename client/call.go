@@ -1,0 +1,150 @@
+package client
+
+import (
+	"context"
+	"errors"
+
+	"github.com/protows/protows"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// CallUnary calls a unary method (its full name, "/pkg.Service/Method") and
+// returns its response. Res is the response message type, such as
+// chatv1.SendResponse.
+//
+// While the client is reconnecting, the call waits for the connection,
+// within ctx. When ctx ends before the reply, the client sends CANCEL and
+// returns a CodeDeadlineExceeded or CodeCanceled error. When the connection
+// drops with the call in flight, the call fails with CodeUnavailable
+// wrapping ErrConnectionLost, unless it was made with Idempotent. Every
+// error is a *protows.Error: the server's, or one of these.
+func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto.Message, opts ...CallOption) (*Res, error) {
+	res := new(Res)
+	msg, ok := any(res).(proto.Message)
+	if !ok {
+		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", res)
+	}
+	payload, err := c.preparePayload(method, req)
+	if err != nil {
+		return nil, err
+	}
+	cc := newCallConfig(opts)
+	if err := c.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer c.releaseSlot()
+	tries := 1
+	if cc.idempotent {
+		tries += c.cfg.retryAttempts
+	}
+	var dead *conn
+	for try := 1; ; {
+		cn, err := c.waitConn(ctx, dead)
+		if err != nil {
+			return nil, err
+		}
+		env, err := cn.unary(ctx, method, payload, cc.metadata)
+		if errors.Is(err, errLinkDown) {
+			// Never sent: not a retry, whatever the method.
+			dead = cn
+			continue
+		}
+		if errors.Is(err, ErrConnectionLost) && try < tries {
+			try++
+			dead = cn
+			c.cfg.logger.Debug("protows client: retrying idempotent call", "method", method, "try", try+1)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := c.cfg.codec.UnmarshalPayload(env.GetPayload(), msg); err != nil {
+			return nil, protows.Errorf(protows.CodeInternal, "client: decode reply of %s: %w", method, err)
+		}
+		if cc.replyMD != nil {
+			*cc.replyMD = env.GetMetadata()
+		}
+		return res, nil
+	}
+}
+
+// preparePayload checks the method name and encodes the request.
+func (c *Client) preparePayload(method string, req proto.Message) ([]byte, error) {
+	if !protows.ValidMethodName(method) {
+		return nil, protows.Errorf(protows.CodeInvalidArgument, "client: %q is not a full method name", method)
+	}
+	payload, err := c.cfg.codec.AppendPayload(nil, req)
+	if err != nil {
+		return nil, protows.Errorf(protows.CodeInternal, "client: encode request of %s: %w", method, err)
+	}
+	return payload, nil
+}
+
+// unaryResult is the outcome of a unary call on one connection.
+type unaryResult struct {
+	env *protowsv1.Envelope
+	err error
+}
+
+// unarySink is a unary call registered on a conn. Exactly one party sends
+// on ch: whoever removed the call from the conn's table.
+type unarySink struct {
+	ch chan unaryResult
+}
+
+var _ sink = (*unarySink)(nil)
+
+func (s *unarySink) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final bool) {
+	var r unaryResult
+	switch env.GetKind() {
+	case protowsv1.Kind_KIND_REPLY:
+		r.env = env
+	case protowsv1.Kind_KIND_ERROR:
+		r.err = protows.ErrorFromWire(env.GetError())
+	default:
+		r.err = protows.Errorf(protows.CodeInternal, "client: server sent %s for a unary call", env.GetKind())
+	}
+	if !final && !cn.unregister(id) {
+		return
+	}
+	s.ch <- r
+}
+
+func (s *unarySink) lost(_ *conn, _ uint32, err error) {
+	s.ch <- unaryResult{err: err}
+}
+
+// unary makes one unary call on cn. It returns errLinkDown when cn ended
+// before the request was queued: the request never reached the server.
+func (cn *conn) unary(ctx context.Context, method string, payload []byte, md map[string]string) (*protowsv1.Envelope, error) {
+	s := &unarySink{ch: make(chan unaryResult, 1)}
+	id, err := cn.register(s)
+	if err != nil {
+		return nil, err
+	}
+	b, err := cn.encode(cn.request(id, method, payload, md))
+	if err == nil {
+		err = cn.send(ctx, b)
+	}
+	if err != nil {
+		if !cn.unregister(id) {
+			// The connection ended and drain already settled the call.
+			r := <-s.ch
+			return nil, r.err
+		}
+		return nil, err
+	}
+	select {
+	case r := <-s.ch:
+		return r.env, r.err
+	case <-ctx.Done():
+		if cn.unregister(id) {
+			cn.sendCancel(id)
+			return nil, ctxError(ctx)
+		}
+		// The reply, or the end of the connection, won the race.
+		r := <-s.ch
+		return r.env, r.err
+	}
+}

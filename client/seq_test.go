@@ -1,0 +1,284 @@
+package client_test
+
+// Room sequence numbers (docs/PROTOCOL.md, section 3.5): Seq exposes them and
+// Gap reports a skip, against a scripted fake server and against the real
+// hub on the real transport.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/protows/protows/client"
+	"github.com/protows/protows/codec"
+	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/hub"
+	"github.com/protows/protows/router"
+	"github.com/protows/protows/transport"
+)
+
+// readSeqs reads n messages and renders each as "N:seq", with "(gap)" when
+// Gap is true.
+func readSeqs(t *testing.T, st *client.ServerStream[testv1.CountResponse], n int) []string {
+	t.Helper()
+	var got []string
+	for range n {
+		if !st.Receive() {
+			t.Fatalf("stream ended after %v: %v", got, st.Err())
+		}
+		s := fmt.Sprintf("%d:%d", st.Msg().GetN(), st.Seq())
+		if st.Gap() {
+			s += "(gap)"
+		}
+		got = append(got, s)
+	}
+	return got
+}
+
+// TestSeqGap: a seq that skips ahead or goes back is a gap on that message;
+// 0 (not sequenced) neither starts nor hides one; the first number of a
+// stream may be anything; after a re-open the numbers start afresh and the
+// re-open itself is the gap.
+func TestSeqGap(t *testing.T) {
+	// seqs[i] is the seq of message i+1 of the first connection's stream.
+	seqs := []uint64{5, 6, 0, 7, 9, 10, 10, 4, 5}
+	want := []string{"1:5", "2:6", "3:0", "4:7", "5:9(gap)", "6:10", "7:10", "8:4(gap)", "9:5"}
+	// After the drop the new stream numbers from 11, which follows 10 but
+	// is not comparable with it.
+	wantAfter := []string{"1:11(gap)", "2:12", "3:0", "4:14(gap)"}
+	forCodecs(t, func(t *testing.T, cd codec.Codec) {
+		fs := newFakeServer(t, func(fc *fakeConn) {
+			fc.serve(func(env *protowsv1.Envelope) {
+				if env.GetKind() != protowsv1.Kind_KIND_REQUEST {
+					return
+				}
+				list := seqs
+				if fc.n > 1 {
+					list = []uint64{11, 12, 0, 14}
+				}
+				var envs []*protowsv1.Envelope
+				for i, seq := range list {
+					p, _ := fc.codec.AppendPayload(nil, &testv1.CountResponse{N: uint32(i + 1)})
+					envs = append(envs, &protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: p, Seq: seq})
+				}
+				fc.write(envs...)
+				if fc.n == 1 {
+					fc.drop()
+				}
+			})
+		})
+		c := dial(t, fs.url, append(fastOptions(nil), client.WithCodec(cd))...)
+		st, err := client.CallServerStream[testv1.CountResponse](testCtx(t), c, countMethod, &testv1.CountRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if got := readSeqs(t, st, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("first stream: read %v, want %v", got, want)
+		}
+		if got := readSeqs(t, st, len(wantAfter)); fmt.Sprint(got) != fmt.Sprint(wantAfter) {
+			t.Errorf("after the re-open: read %v, want %v", got, wantAfter)
+		}
+	})
+}
+
+// TestSeqGapAfterServerEnd: a stream the server ends with unavailable is
+// re-opened on the same connection; the re-open is a gap even when the new
+// numbers happen to follow the old ones.
+func TestSeqGapAfterServerEnd(t *testing.T) {
+	var opens atomic.Int32
+	fs := newFakeServer(t, func(fc *fakeConn) {
+		fc.serve(func(env *protowsv1.Envelope) {
+			if env.GetKind() != protowsv1.Kind_KIND_REQUEST {
+				return
+			}
+			msg := func(n uint32, seq uint64) *protowsv1.Envelope {
+				p, _ := fc.codec.AppendPayload(nil, &testv1.CountResponse{N: n})
+				return &protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: p, Seq: seq}
+			}
+			if opens.Add(1) == 1 {
+				fc.write(msg(1, 1), msg(2, 2), &protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_STREAM_END,
+					Error: &protowsv1.Error{Code: protowsv1.Code_CODE_UNAVAILABLE, Message: "draining"}})
+				return
+			}
+			fc.write(msg(1, 3), msg(2, 4), &protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_STREAM_END})
+		})
+	})
+	c := dial(t, fs.url, fastOptions(nil)...)
+	st, err := client.CallServerStream[testv1.CountResponse](testCtx(t), c, countMethod, &testv1.CountRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readSeqs(t, st, 4)
+	if want := "[1:1 2:2 1:3(gap) 2:4]"; fmt.Sprint(got) != want {
+		t.Errorf("read %v, want %v", got, want)
+	}
+	if st.Receive() || st.Err() != nil || st.Seq() != 0 || st.Gap() {
+		t.Errorf("after the end: Receive true or Err() = %v, Seq %d, Gap %v", st.Err(), st.Seq(), st.Gap())
+	}
+}
+
+// roomServer is a real transport server whose only method,
+// /protows.test.v1.Rooms/Watch, joins the room named by the request's text.
+type roomServer struct {
+	hub   *hub.Hub[*testv1.CountResponse]
+	url   string
+	proxy *cutProxy
+}
+
+const watchMethod = "/protows.test.v1.Rooms/Watch"
+
+func startRoomServer(t *testing.T) *roomServer {
+	t.Helper()
+	h, err := hub.New(hub.Config[*testv1.CountResponse]{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
+	err = router.HandleServerStream(r, watchMethod,
+		func(ctx context.Context, req *testv1.EchoRequest, s router.Stream[*testv1.CountResponse]) error {
+			return h.Join(ctx, req.GetText(), s)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := transport.NewServer(r, transport.Config{Logger: slog.New(slog.DiscardHandler)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: ws, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		hs.Serve(ln)
+	}()
+	p := newCutProxy(t, ln.Addr().String())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Close()
+		hs.Shutdown(ctx)
+		ws.Shutdown(ctx)
+		<-served
+	})
+	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p}
+}
+
+// waitMembers waits until room has n members.
+func (rs *roomServer) waitMembers(t *testing.T, room string, n int) []hub.Member {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := rs.hub.Members(room)
+		if len(m) == n {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s has %d members, want %d", room, len(m), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitRejoin waits until room's only member is on another connection than
+// oldConn.
+func (rs *roomServer) waitRejoin(t *testing.T, room, oldConn string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := rs.hub.Members(room)
+		if len(m) == 1 && m[0].ConnID != oldConn {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("room %s: members %v, want one on a new connection", room, m)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestRealHubSeq: broadcasts of the real hub reach the client with
+// consecutive Seq and no gap; a message sent to one member has Seq 0; after
+// the link drops, the stream re-joins the room and Gap marks its first
+// message.
+func TestRealHubSeq(t *testing.T) {
+	forCodecs(t, func(t *testing.T, cd codec.Codec) {
+		rs := startRoomServer(t)
+		c := dial(t, rs.url, append(fastOptions(nil), client.WithCodec(cd))...)
+		ctx := testCtx(t)
+		st, err := client.CallServerStream[testv1.CountResponse](ctx, c, watchMethod, &testv1.EchoRequest{Text: "lobby"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		members := rs.waitMembers(t, "lobby", 1)
+		broadcast := func(from, to uint32) {
+			for n := from; n <= to; n++ {
+				if err := rs.hub.Broadcast(ctx, "lobby", &testv1.CountResponse{N: n}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		broadcast(1, 3)
+		if err := rs.hub.SendTo(ctx, members[0].ID(), &testv1.CountResponse{N: 4}); err != nil {
+			t.Fatal(err)
+		}
+		broadcast(5, 5)
+		var seqs []uint64
+		for i := range 5 {
+			if !st.Receive() {
+				t.Fatalf("stream ended: %v", st.Err())
+			}
+			if st.Msg().GetN() != uint32(i+1) || st.Gap() {
+				t.Errorf("message %d: N=%d Gap=%v", i+1, st.Msg().GetN(), st.Gap())
+			}
+			seqs = append(seqs, st.Seq())
+		}
+		if seqs[0] == 0 || seqs[1] != seqs[0]+1 || seqs[2] != seqs[0]+2 || seqs[3] != 0 || seqs[4] != seqs[0]+3 {
+			t.Errorf("seqs %v: want three consecutive numbers, 0 for SendTo, then the next", seqs)
+		}
+
+		// Drop the link: the client re-opens the stream, which joins the
+		// room again; the first broadcast it gets is a gap.
+		rs.proxy.cut()
+		rs.waitRejoin(t, "lobby", members[0].ConnID)
+		broadcast(6, 7)
+		got := readSeqs(t, st, 2)
+		if !strings.HasPrefix(got[0], "6:") || !strings.HasSuffix(got[0], "(gap)") ||
+			!strings.HasPrefix(got[1], "7:") || strings.HasSuffix(got[1], "(gap)") {
+			t.Errorf("after the drop: read %v, want 6 with a gap, then 7 without", got)
+		}
+		st.Close()
+		if st.Receive() || st.Err() != nil {
+			t.Errorf("after Close: Err() = %v", st.Err())
+		}
+	})
+}
+
+// cutProxy is a TCP proxy whose connections can all be cut at once, while
+// it goes on accepting new ones.
+type cutProxy struct {
+	*freezeProxy
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	return &cutProxy{newFreezeProxy(t, target)}
+}
+
+// cut closes every connection open now, without a close frame.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}

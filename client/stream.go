@@ -1,0 +1,447 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/protows/protows"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// ServerStream is the client's end of a server stream. Read it with a loop:
+//
+//	for stream.Receive() {
+//		use(stream.Msg())
+//	}
+//	if err := stream.Err(); err != nil { ... }
+//
+// Receive, Msg, Seq, Gap and Err belong to one reading goroutine; Close may
+// be called from any goroutine. A stream that is no longer read must be closed
+// (or its context cancelled): until then the server keeps sending.
+//
+// When the connection drops, the client re-opens the stream on the next
+// connection by sending the same request again (resubscribe), unless it was
+// opened with NoResubscribe: the reader sees no error, only Gap on the first
+// message after the re-open. A stream the server ends or refuses with
+// CodeUnavailable or CodeCanceled (it is draining, restarting, or cancelled
+// its calls at shutdown) is re-opened likewise, after a backoff delay that
+// grows until a message arrives.
+//
+// A stream that is a subscription to a room (the hub package) carries the
+// room's sequence number on each room message (Seq); when a number skips,
+// Gap is true on that message too, so a loss shows the same way whether the
+// link dropped or the server lost messages:
+//
+//	for stream.Receive() {
+//		if stream.Gap() {
+//			reload() // messages may be missing before this one
+//		}
+//		use(stream.Msg())
+//	}
+type ServerStream[Res any] struct {
+	core *streamCore
+	msg  *Res
+	seq  uint64
+	gap  bool
+}
+
+// CallServerStream opens a server stream on method (its full name) and
+// returns at once; read the messages with Receive. Res is the message type,
+// such as chatv1.RoomEvent. ctx governs the whole stream: when it ends, the
+// client sends CANCEL and Err returns CodeCanceled or CodeDeadlineExceeded.
+//
+// While the client is reconnecting, opening waits for the connection, within
+// ctx. The error is non-nil only when the stream could not be opened at all
+// (ctx ended, the client stopped, the request does not encode); a refusal
+// by the server arrives through Err.
+func CallServerStream[Res any](ctx context.Context, c *Client, method string, req proto.Message, opts ...CallOption) (*ServerStream[Res], error) {
+	if _, ok := any(new(Res)).(proto.Message); !ok {
+		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res))
+	}
+	payload, err := c.preparePayload(method, req)
+	if err != nil {
+		return nil, err
+	}
+	cc := newCallConfig(opts)
+	s := &streamCore{
+		cl:       c,
+		method:   method,
+		payload:  payload,
+		metadata: cc.metadata,
+		resub:    !cc.noResubscribe,
+		wake:     make(chan struct{}, 1),
+	}
+	if err := c.acquire(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.addStream(s); err != nil {
+		c.releaseSlot()
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { s.cancel(ctxError(ctx), false) })
+	s.mu.Lock()
+	s.stopCtx = stop
+	ended := s.ended
+	s.mu.Unlock()
+	if ended { // the client stopped meanwhile; release ran without stop
+		stop()
+	}
+	// Once added, the stream is opened by every new connection, so a
+	// connection that ends under the first attempt hands over to the next.
+	var dead *conn
+	for {
+		cn, err := c.waitConn(ctx, dead)
+		if err != nil {
+			s.cancel(err, false)
+			return nil, err
+		}
+		if err := s.open(ctx, cn); !errors.Is(err, errLinkDown) {
+			break
+		}
+		dead = cn
+	}
+	return &ServerStream[Res]{core: s}, nil
+}
+
+// Receive waits for the next message and reports whether there is one. It
+// returns false when the stream ended: see Err.
+func (s *ServerStream[Res]) Receive() bool {
+	it, ok := s.core.next()
+	if !ok {
+		s.msg, s.seq, s.gap = nil, 0, false
+		return false
+	}
+	res := new(Res)
+	if err := s.core.cl.cfg.codec.UnmarshalPayload(it.payload, any(res).(proto.Message)); err != nil {
+		s.core.cancel(protows.Errorf(protows.CodeInternal, "client: decode message of %s: %w", s.core.method, err), false)
+		s.msg, s.seq, s.gap = nil, 0, false
+		return false
+	}
+	s.msg, s.seq, s.gap = res, it.seq, it.gap
+	return true
+}
+
+// Msg returns the message of the last successful Receive.
+func (s *ServerStream[Res]) Msg() *Res {
+	return s.msg
+}
+
+// Gap reports whether messages may be missing just before the message Msg
+// returns. It is true in two cases:
+//
+//   - The stream was re-opened (after a reconnection, or after the server
+//     ended it with CodeUnavailable or an unrequested CodeCanceled). Messages
+//     the server produced between the end and the re-open are missing, and
+//     the server's handler started again from the request: a stream of
+//     events continues from "now", a stream that replays state replays it.
+//   - The message is a room message (Seq is not 0) whose number does not
+//     follow the previous room message of the stream: it skips ahead (the
+//     server could not deliver the messages in between, say a broadcast lost
+//     between nodes) or goes back (the numbering restarted).
+//
+// Messages with Seq 0 never start or hide a gap. Applications that must not
+// miss messages resume from a position of their own when Gap is true (reload
+// the state, or ask for the messages after the last one they have).
+func (s *ServerStream[Res]) Gap() bool {
+	return s.gap
+}
+
+// Seq returns the room sequence number of the message Msg returns
+// (docs/PROTOCOL.md, section 3.5): consecutive room messages of one stream
+// carry consecutive numbers. It is 0 for a message that is not sequenced (an
+// ordinary stream message, or one sent to a single member). Numbers of
+// different streams, and of one stream before and after Gap reported a
+// re-open, are not comparable.
+func (s *ServerStream[Res]) Seq() uint64 {
+	return s.seq
+}
+
+// Err returns why the stream ended: nil when the server ended it cleanly or
+// Close was called, else a *protows.Error (the server's, CodeCanceled or
+// CodeDeadlineExceeded when ctx ended, CodeUnavailable when the connection
+// dropped and the stream was not re-opened, CodeResourceExhausted when the
+// reader fell more than the stream buffer behind). It returns nil while the
+// stream is open.
+func (s *ServerStream[Res]) Err() error {
+	return s.core.result()
+}
+
+// Close stops the stream: the client sends CANCEL if the stream is still
+// open, and Receive returns false from then on. It always returns nil.
+func (s *ServerStream[Res]) Close() error {
+	s.core.cancel(nil, true)
+	return nil
+}
+
+// streamItem is one received message, still encoded.
+type streamItem struct {
+	payload []byte
+	seq     uint64
+	gap     bool
+}
+
+// streamCore is the untyped state of a server stream. It outlives
+// connections: open registers it on each new one.
+type streamCore struct {
+	cl       *Client
+	method   string
+	payload  []byte
+	metadata map[string]string
+	resub    bool
+	stopCtx  func() bool
+	wake     chan struct{} // signalled when items or the end arrive
+
+	mu         sync.Mutex
+	cn         *conn // the connection it is open on, nil between two
+	id         uint32
+	queue      []streamItem
+	gapPending bool        // the stream was re-opened since the last message
+	lastSeq    uint64      // the last non-zero seq since the stream was (re-)opened
+	refusals   int         // unavailable ends since the last message
+	retry      *time.Timer // re-opens the stream after an unavailable end
+	ended      bool
+	err        error
+}
+
+var _ sink = (*streamCore)(nil)
+
+// open sends the stream's request on cn, unless the stream ended or is
+// already open. It returns errLinkDown when cn had ended; if cn ends after
+// the registration, drain hands the stream back for the next connection.
+func (s *streamCore) open(ctx context.Context, cn *conn) error {
+	s.mu.Lock()
+	if s.ended || s.cn != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	id, err := cn.register(s)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.cn, s.id = cn, id
+	s.mu.Unlock()
+	b, err := cn.encode(cn.request(id, s.method, s.payload, s.metadata))
+	if err == nil {
+		err = cn.send(ctx, b)
+	}
+	if err != nil && !errors.Is(err, errLinkDown) {
+		s.cancel(err, false)
+	}
+	return nil
+}
+
+func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final bool) {
+	s.mu.Lock()
+	if s.ended || s.cn != cn || s.id != id {
+		s.mu.Unlock()
+		return
+	}
+	var end error
+	switch env.GetKind() {
+	case protowsv1.Kind_KIND_STREAM_MESSAGE:
+		if len(s.queue) >= s.cl.cfg.streamBuffer {
+			s.mu.Unlock()
+			s.cancel(protows.Errorf(protows.CodeResourceExhausted,
+				"client: stream %s: reader fell %d messages behind", s.method, len(s.queue)), false)
+			return
+		}
+		seq := env.GetSeq()
+		gap := s.gapPending || seqSkips(s.lastSeq, seq)
+		if seq != 0 {
+			s.lastSeq = seq
+		}
+		s.queue = append(s.queue, streamItem{payload: env.GetPayload(), seq: seq, gap: gap})
+		s.gapPending, s.refusals = false, 0
+		s.mu.Unlock()
+		s.signal()
+		return
+	case protowsv1.Kind_KIND_STREAM_END:
+		if env.GetError() != nil {
+			end = protows.ErrorFromWire(env.GetError())
+		}
+	case protowsv1.Kind_KIND_ERROR:
+		end = protows.ErrorFromWire(env.GetError())
+	default:
+		end = protows.Errorf(protows.CodeInternal, "client: server sent %s for a stream", env.GetKind())
+	}
+	s.cn = nil
+	if s.resub && end != nil && serverWentAway(protows.CodeOf(end)) {
+		// The server is draining or restarting: open the stream again
+		// after a backoff, on this connection or the next.
+		s.gapPending, s.lastSeq = true, 0
+		delay := s.cl.cfg.backoff.delay(s.refusals, s.cl.cfg.rnd)
+		s.refusals++
+		s.retry = time.AfterFunc(delay, s.reopen)
+		s.mu.Unlock()
+		if !final {
+			cn.unregister(id)
+		}
+		return
+	}
+	s.endLocked(end, false)
+	s.mu.Unlock()
+	if !final {
+		cn.unregister(id)
+	}
+	s.release()
+}
+
+// seqSkips reports whether room sequence number seq does not follow last,
+// the previous non-zero number of the same stream: it skips ahead or goes
+// back. A 0 on either side says nothing (not sequenced, or the first room
+// message of the stream); an equal number is not a gap, as a room's numbers
+// stay at their maximum once they reach it (docs/GUARANTEES.md, section 4).
+func seqSkips(last, seq uint64) bool {
+	return last != 0 && seq != 0 && seq != last && seq != last+1
+}
+
+// serverWentAway reports whether a stream's end means that the server, not
+// the application, stopped it: unavailable (draining, restarting) or
+// canceled. The client's own cancellations never get here (their late
+// envelopes are discarded), so a canceled end is the server cancelling its
+// calls at shutdown (docs/PROTOCOL.md, section 8).
+func serverWentAway(c protows.Code) bool {
+	return c == protows.CodeUnavailable || c == protows.CodeCanceled
+}
+
+// reopen opens the stream on the current connection, if there is one;
+// otherwise the next connection does.
+func (s *streamCore) reopen() {
+	if cn := s.cl.current(); cn != nil {
+		s.open(s.cl.ctx, cn)
+	}
+}
+
+func (s *streamCore) lost(cn *conn, id uint32, err error) {
+	s.mu.Lock()
+	if s.ended || s.cn != cn || s.id != id {
+		s.mu.Unlock()
+		return
+	}
+	s.cn = nil
+	if s.resub {
+		// The numbers of the re-opened stream are not comparable with
+		// these (docs/PROTOCOL.md, section 3.5): the re-open is the gap.
+		s.gapPending, s.lastSeq = true, 0
+		s.mu.Unlock()
+		return
+	}
+	s.endLocked(err, false)
+	s.mu.Unlock()
+	s.release()
+}
+
+// cancel ends the stream from the client's side (ctx, Close, a decode
+// failure, a full buffer) and tells the server with CANCEL.
+func (s *streamCore) cancel(err error, byClose bool) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	cn, id := s.cn, s.id
+	s.cn = nil
+	s.endLocked(err, true)
+	s.mu.Unlock()
+	if cn != nil && cn.unregister(id) {
+		cn.sendCancel(id)
+	}
+	s.release()
+}
+
+// finish ends the stream because the client stopped.
+func (s *streamCore) finish(err error) {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return
+	}
+	s.cn = nil
+	s.endLocked(err, true)
+	s.mu.Unlock()
+	s.release()
+}
+
+// endLocked marks the stream ended with err. With discard, messages not yet
+// read are dropped: the reader learns of the end at once.
+func (s *streamCore) endLocked(err error, discard bool) {
+	s.ended, s.err = true, err
+	if s.retry != nil {
+		s.retry.Stop()
+	}
+	if discard {
+		s.queue = nil
+	}
+	s.signal()
+}
+
+// release forgets an ended stream. It runs once, after whichever of
+// deliver, lost, cancel and finish ended the stream.
+func (s *streamCore) release() {
+	s.cl.removeStream(s)
+	s.cl.releaseSlot()
+	s.mu.Lock()
+	stop := s.stopCtx
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+func (s *streamCore) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next message, waiting for one; false once the stream
+// ended and its messages were read.
+func (s *streamCore) next() (streamItem, bool) {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			it := s.queue[0]
+			s.queue[0] = streamItem{}
+			s.queue = s.queue[1:]
+			s.mu.Unlock()
+			return it, true
+		}
+		if s.ended {
+			s.mu.Unlock()
+			return streamItem{}, false
+		}
+		s.mu.Unlock()
+		<-s.wake
+	}
+}
+
+func (s *streamCore) result() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		return nil
+	}
+	return s.err
+}
+
+// addStream records an open stream, for resubscription and for stop.
+func (c *Client) addStream(s *streamCore) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopErr != nil {
+		return c.stopErr
+	}
+	c.streams[s] = struct{}{}
+	return nil
+}
+
+func (c *Client) removeStream(s *streamCore) {
+	c.mu.Lock()
+	delete(c.streams, s)
+	c.mu.Unlock()
+}

@@ -1,0 +1,101 @@
+package main_test
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/protows/protows/codec"
+	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/testservice"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestTestServer builds and runs the binary as other test suites do: it
+// reads the address line, mints a token, calls Whoami with it, and sees
+// the 1001 close of a graceful shutdown on SIGTERM.
+func TestTestServer(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "protows-testserver")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-auth", "jwt")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if !ok || !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("first line %q", line)
+	}
+
+	resp, err := http.Post(base+"/token?sub=alice&ttl=1m", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Expires-At") == "" {
+		t.Fatalf("token: %d %s", resp.StatusCode, tok)
+	}
+
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	// Without a token: in-band authentication is required.
+	d := websocket.Dialer{Subprotocols: []string{codec.JSONName}}
+	ws, _, err := d.Dial(wsURL, http.Header{"Authorization": {"Bearer " + string(tok)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := codec.JSON()
+	frame, _ := codec.MarshalFrame(c, &protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REQUEST, Method: testservice.WhoamiMethod})
+	if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := c.DecodeFrame(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who testv1.WhoamiResponse
+	if err := c.UnmarshalPayload(envs[0].GetPayload(), &who); err != nil {
+		t.Fatal(err)
+	}
+	if who.GetSubject() != "alice" || who.GetSubprotocol() != codec.JSONName || who.GetConnectionId() == "" {
+		t.Fatalf("whoami %v", &who)
+	}
+	// A bad token is refused at the handshake.
+	if _, resp, err := d.Dial(wsURL, http.Header{"Authorization": {"Bearer x"}}); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("bad token: %v", resp)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("want close 1001, got %v", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/protows/protows"
+	chatv1 "github.com/protows/protows/gen/go/examples/chat/v1"
+	"github.com/protows/protows/hub"
+	"github.com/protows/protows/router"
+	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Limits of chat.proto's comments.
+const (
+	maxRoomRunes = 64
+	maxTextBytes = 4096
+)
+
+// chatService implements chatv1.ChatServiceHandler on a hub: a Watch call
+// is a room membership, Send is a room broadcast.
+type chatService struct {
+	hub *hub.Hub[*chatv1.RoomEvent]
+	now func() time.Time
+}
+
+var _ chatv1.ChatServiceHandler = (*chatService)(nil)
+
+// presenceEvent turns a hub membership change into a RoomEvent for the
+// room's members: the page keeps its member list with these.
+func presenceEvent(now func() time.Time) func(hub.PresenceEvent) (*chatv1.RoomEvent, bool) {
+	return func(ev hub.PresenceEvent) (*chatv1.RoomEvent, bool) {
+		out := &chatv1.RoomEvent{Room: ev.Member.Room, Time: timestamppb.New(now())}
+		m := memberOf(ev.Member)
+		if ev.Joined {
+			out.Event = &chatv1.RoomEvent_Joined{Joined: m}
+		} else {
+			out.Event = &chatv1.RoomEvent_Left{Left: m}
+		}
+		return out, true
+	}
+}
+
+// memberOf names a membership by its connection on its node
+// ("node/conn"), so that ids stay unique across the nodes of a cluster.
+func memberOf(m hub.Member) *chatv1.Member {
+	return &chatv1.Member{Name: m.Subject, ConnectionId: m.Conn(), JoinedAt: timestamppb.New(m.JoinedAt)}
+}
+
+// checkRoom enforces chat.proto's 1 to 64 characters.
+func checkRoom(room string) error {
+	if n := utf8.RuneCountInString(room); n == 0 || n > maxRoomRunes || !utf8.ValidString(room) {
+		return protows.Errorf(protows.CodeInvalidArgument, "room must be 1 to %d characters of UTF-8", maxRoomRunes)
+	}
+	return nil
+}
+
+// Watch joins the room until the call ends.
+func (s *chatService) Watch(ctx context.Context, req *chatv1.WatchRequest, st router.Stream[*chatv1.RoomEvent]) error {
+	if err := checkRoom(req.GetRoom()); err != nil {
+		return err
+	}
+	return s.hub.Join(ctx, req.GetRoom(), st)
+}
+
+// Send broadcasts a message to a room the caller watches. Only members
+// may post, so that what a room shows comes from the people it lists.
+func (s *chatService) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
+	if err := checkRoom(req.GetRoom()); err != nil {
+		return nil, err
+	}
+	if n := len(req.GetText()); n == 0 || n > maxTextBytes || !utf8.ValidString(req.GetText()) {
+		return nil, protows.Errorf(protows.CodeInvalidArgument, "text must be 1 to %d bytes of UTF-8", maxTextBytes)
+	}
+	conn, ok := transport.ConnFromContext(ctx)
+	if !ok {
+		return nil, protows.Errorf(protows.CodeInternal, "Send outside a connection")
+	}
+	node, id := s.hub.Node(), conn.ID()
+	members := s.hub.Members(req.GetRoom())
+	i := slices.IndexFunc(members, func(m hub.Member) bool { return m.Node == node && m.ConnID == id })
+	if i < 0 {
+		return nil, protows.Errorf(protows.CodeFailedPrecondition, "watch room %q before sending to it", req.GetRoom())
+	}
+	ev := &chatv1.RoomEvent{
+		Room: req.GetRoom(),
+		Time: timestamppb.New(s.now()),
+		Event: &chatv1.RoomEvent_Message{Message: &chatv1.ChatMessage{
+			Author: memberOf(members[i]),
+			Text:   req.GetText(),
+		}},
+	}
+	if err := s.hub.Broadcast(ctx, req.GetRoom(), ev); err != nil {
+		// The members of this node have the message; those of other
+		// nodes may not, and see the room's seq skip.
+		return nil, protows.Errorf(protows.CodeUnavailable, "sent on this node only: %w", err)
+	}
+	return &chatv1.SendResponse{}, nil
+}
+
+// GetPresence lists the room's members on every node.
+func (s *chatService) GetPresence(_ context.Context, req *chatv1.GetPresenceRequest) (*chatv1.GetPresenceResponse, error) {
+	if err := checkRoom(req.GetRoom()); err != nil {
+		return nil, err
+	}
+	members := s.hub.Members(req.GetRoom())
+	res := &chatv1.GetPresenceResponse{Members: make([]*chatv1.Member, 0, len(members))}
+	for _, m := range members {
+		res.Members = append(res.Members, memberOf(m))
+	}
+	return res, nil
+}
+
+// ListRooms lists the rooms that have members on any node.
+func (s *chatService) ListRooms(context.Context, *chatv1.ListRoomsRequest) (*chatv1.ListRoomsResponse, error) {
+	rooms := s.hub.Rooms()
+	res := &chatv1.ListRoomsResponse{Rooms: make([]*chatv1.Room, 0, len(rooms))}
+	for _, r := range rooms {
+		res.Rooms = append(res.Rooms, &chatv1.Room{Name: r.Name, Members: uint32(r.Members)})
+	}
+	return res, nil
+}

@@ -1,0 +1,58 @@
+// Command chat is the protows chat demo: a web page where people pick a
+// nickname, join rooms, chat, see who is present, and switch the wire
+// codec between Protobuf and JSON to read the frames in devtools.
+//
+//	go run ./examples/chat                      # http://127.0.0.1:8080 (make demo)
+//	go run ./examples/chat -cluster 3           # 3 nodes on NATS, :8080-:8082 (make demo-cluster)
+//	go run ./examples/chat -addr 127.0.0.1:8090 -nats nats://127.0.0.1:4222
+//
+// The page (web/, TypeScript on the generated ChatServiceClient and
+// @protows/client) is served at /, the protows endpoint at /ws, and
+// POST /token mints tokens. The built page is embedded; rebuild it with
+// npm run build -w examples/chat/web after changing web/src, the
+// generated TypeScript or the runtime.
+//
+// # Security
+//
+// The demo runs with the protections on, not off:
+//
+//   - Tokens. POST /token with a form field "name" (1 to 32 printable
+//     characters) answers {"token", "expiresAt", "node"}: an HS256 JWT
+//     whose subject is the nickname, issuer "protows-chat-demo",
+//     audience "protows-chat", living -token-ttl (2 minutes; at least 2 s),
+//     signed with a key made at start, so a restart invalidates every
+//     token. Anyone may take any nickname: it is a demo, not a login.
+//   - Authentication. The WebSocket endpoint requires a token, which the
+//     page presents in band (browsers cannot set headers on a WebSocket
+//     handshake) and refreshes before it expires; the transport closes a
+//     connection whose token expired with 4009.
+//   - Origins. Handshakes and token requests whose Origin is not one of
+//     the demo's own (the listen address and localhost on its port, or
+//     -origin) get 403: an explicit list, not the request's own Host,
+//     which a DNS-rebinding page would satisfy.
+//   - The page is served with a Content-Security-Policy that allows only
+//     its own scripts, styles and connections, and no framing; it shows
+//     everything it receives as text, never as HTML.
+//
+// # Rooms
+//
+// Watch is a room membership (hub.Join) whose stream brings the room's
+// messages and join and leave events; Send broadcasts to a room the caller
+// watches (failed_precondition otherwise); GetPresence and ListRooms read
+// the hub. Rooms are 1 to 64 characters, messages 1 to 4096 bytes.
+//
+// # Cluster
+//
+// With -cluster N the command starts an embedded NATS server on loopback
+// and N nodes on consecutive ports from -addr's (any free ports with port
+// 0), in one process; each node has its own hub, NATS connection,
+// transport server and token key, so a page talks to the node that served
+// it and rooms span the nodes. The command prints the NATS URL: a node
+// started elsewhere on this machine with -nats URL joins the cluster.
+//
+// # Shutdown
+//
+// SIGINT or SIGTERM shuts down gracefully: room streams end with
+// unavailable (clients subscribe again elsewhere or later), running calls
+// finish, connections close with 1001, and the nodes leave the cluster.
+package main

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	chatv1 "github.com/protows/protows/gen/go/examples/chat/v1"
+	"github.com/protows/protows/hub"
+	"github.com/protows/protows/hub/natsbroker"
+	"github.com/protows/protows/router"
+	"github.com/protows/protows/transport"
+)
+
+// natsSubject is the subject the demo's hubs share on NATS.
+const natsSubject = "protows.chat"
+
+// nodeConfig configures one demo server node.
+type nodeConfig struct {
+	// Listener is where the node serves; it owns it from then on.
+	Listener net.Listener
+	// Origins are the page origins allowed to connect. Empty means the
+	// listener's own (defaultOrigins).
+	Origins []string
+	// TokenTTL is the lifetime of the tokens of POST /token.
+	TokenTTL time.Duration
+	// Name names the node among the nodes of a cluster. Empty means a
+	// random name.
+	Name string
+	// NATSURL joins the node to the others through NATS. Empty means the
+	// node is alone (the in-memory hub).
+	NATSURL string
+	// Web is the page's files. Nil means the embedded build.
+	Web fs.FS
+	// Logger receives the logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// node is one running demo server: the page, the token endpoint and the
+// WebSocket endpoint, over a hub that may share its rooms through NATS.
+type node struct {
+	name    string
+	url     string
+	origins []string
+	hub     *hub.Hub[*chatv1.RoomEvent]
+	ws      *transport.Server
+	hs      *http.Server
+	nc      *nats.Conn
+	tokens  *tokens
+	served  chan error
+}
+
+// startNode starts serving on cfg.Listener.
+func startNode(cfg nodeConfig) (_ *node, err error) {
+	defer func() {
+		if err != nil {
+			_ = cfg.Listener.Close()
+		}
+	}()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Web == nil {
+		if cfg.Web, err = webFiles(); err != nil {
+			return nil, err
+		}
+	}
+	origins := cfg.Origins
+	if len(origins) == 0 {
+		if origins, err = defaultOrigins(cfg.Listener.Addr()); err != nil {
+			return nil, err
+		}
+	}
+	toks, err := newTokens(cfg.TokenTTL, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+
+	n := &node{url: "http://" + cfg.Listener.Addr().String(), origins: origins, tokens: toks, served: make(chan error, 1)}
+	hcfg := hub.Config[*chatv1.RoomEvent]{
+		Node:     cfg.Name,
+		Presence: presenceEvent(cfg.Now),
+		Logger:   cfg.Logger,
+	}
+	if cfg.NATSURL != "" {
+		n.nc, err = nats.Connect(cfg.NATSURL,
+			nats.Name("protows-chat "+cfg.Name),
+			nats.MaxReconnects(-1)) // ride out NATS restarts (docs/GUARANTEES.md)
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
+		}
+		hcfg.Broker = natsbroker.New(n.nc, natsbroker.Config{Subject: natsSubject})
+	}
+	n.hub, err = hub.New(hcfg)
+	if err != nil {
+		n.closeNATS()
+		return nil, err
+	}
+	n.name = n.hub.Node()
+
+	r := router.New(router.WithLogger(cfg.Logger))
+	if err := chatv1.RegisterChatServiceHandler(r, &chatService{hub: n.hub, now: cfg.Now}); err != nil {
+		_ = n.hub.Close()
+		n.closeNATS()
+		return nil, err
+	}
+	tcfg := transport.Config{
+		AllowedOrigins: origins,
+		Authenticator:  toks.auth,
+		Logger:         cfg.Logger,
+	}
+	n.ws = transport.NewServer(r, tcfg)
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", n.ws) // a WebSocket handshake is a GET (RFC 6455)
+	mux.Handle("POST /token", tokenHandler(toks, &originList{origins: origins}, n.name))
+	if err := handlePage(mux, cfg.Web); err != nil {
+		_ = n.hub.Close()
+		n.closeNATS()
+		return nil, err
+	}
+	n.hs = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second, // slowloris; the transport needs it too
+		ReadTimeout:       10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	go func() { n.served <- n.hs.Serve(cfg.Listener) }()
+	return n, nil
+}
+
+// shutdown stops the node gracefully: no new HTTP requests, memberships
+// end (their streams end with unavailable, which tells clients to come
+// back), running calls answer, connections close with 1001, and the
+// node leaves the cluster.
+func (n *node) shutdown(ctx context.Context) error {
+	herr := n.hs.Shutdown(ctx)
+	// Watch calls last as long as their membership: end them first, or
+	// the transport's drain would wait for them until ctx expires.
+	cerr := n.hub.Close()
+	werr := n.ws.Shutdown(ctx)
+	n.closeNATS()
+	if err := <-n.served; !errors.Is(err, http.ErrServerClosed) {
+		herr = errors.Join(herr, err)
+	}
+	return errors.Join(herr, cerr, werr)
+}
+
+func (n *node) closeNATS() {
+	if n.nc != nil {
+		n.nc.Close()
+	}
+}

@@ -1,0 +1,219 @@
+package hub
+
+import (
+	"context"
+
+	"github.com/protows/protows/codec"
+	"google.golang.org/protobuf/proto"
+)
+
+// payload is one message on its way to members, with its encodings: each
+// codec's is made once, by the first member that needs it, and shared by
+// all the others. It is used by one goroutine at a time.
+type payload[T proto.Message] struct {
+	h      *Hub[T]
+	msg    T
+	hasMsg bool
+	enc    map[string][]byte // by codec name
+}
+
+func (h *Hub[T]) newPayload(msg T) *payload[T] {
+	return &payload[T]{h: h, msg: msg, hasMsg: true}
+}
+
+// remotePayload is a message that arrived from another node in the
+// Protobuf encoding, which Protobuf members get as it is.
+func (h *Hub[T]) remotePayload(pb []byte) *payload[T] {
+	return &payload[T]{h: h, enc: map[string][]byte{codec.ProtoName: pb}}
+}
+
+// forCodec returns the payload in c's encoding.
+func (p *payload[T]) forCodec(c codec.Codec) ([]byte, error) {
+	if b, ok := p.enc[c.Name()]; ok {
+		return b, nil
+	}
+	msg, err := p.message()
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.AppendPayload(nil, msg)
+	if err != nil {
+		return nil, err
+	}
+	p.h.marshals.Add(1)
+	if p.enc == nil {
+		p.enc = make(map[string][]byte, 2)
+	}
+	p.enc[c.Name()] = b
+	return b, nil
+}
+
+// message returns the message, decoding it when it came from a broker.
+func (p *payload[T]) message() (T, error) {
+	if p.hasMsg {
+		return p.msg, nil
+	}
+	m := p.h.newT()
+	if err := codec.Proto().UnmarshalPayload(p.enc[codec.ProtoName], m); err != nil {
+		return m, err
+	}
+	p.msg, p.hasMsg = m, true
+	return m, nil
+}
+
+// toRoom delivers pl to every member of r with the room's next sequence
+// number.
+func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seq < MaxSeq {
+		r.seq++
+	}
+	for _, m := range r.members {
+		h.deliver(m, pl, r.seq)
+	}
+}
+
+func (h *Hub[T]) toAllRooms(pl *payload[T]) {
+	h.mu.Lock()
+	rooms := make([]*room[T], 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		h.toRoom(r, pl)
+	}
+}
+
+// toTarget delivers pl, without a sequence number, to the memberships of a
+// local connection (all of them when callID is 0). It returns how many it
+// found.
+func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
+	h.mu.Lock()
+	var ms []*member[T]
+	for m := range h.conns[connID] {
+		if callID == 0 || m.info.CallID == callID {
+			ms = append(ms, m)
+		}
+	}
+	h.mu.Unlock()
+	for _, m := range ms {
+		// Under the room's lock, so that it does not overtake or split a
+		// room delivery, and is not sent after the member left.
+		m.room.mu.Lock()
+		h.deliver(m, pl, 0)
+		m.room.mu.Unlock()
+	}
+	return len(ms)
+}
+
+// deliver queues pl to m. The caller holds m.room.mu.
+func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) {
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	if m.ctx.Err() != nil {
+		return // the call ended; Join is about to remove m
+	}
+	if m.ep == nil {
+		msg, err := pl.message()
+		if err != nil {
+			h.log.Error("protows hub: decode broadcast", "err", err)
+			return
+		}
+		if err := m.stream.Send(msg); err != nil {
+			m.end(err)
+		}
+		return
+	}
+	c := m.ep.Codec()
+	b, err := pl.forCodec(c)
+	if err != nil {
+		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
+		return
+	}
+	elem, err := appendStreamMessage(nil, c, m.info.CallID, b, seq)
+	if err != nil {
+		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
+		return
+	}
+	if err := m.ep.Enqueue(elem); err != nil {
+		// The transport closes the connection (4008 when its queue was
+		// full); the other members are not held up.
+		m.end(err)
+	}
+}
+
+// hole makes every local room skip a sequence number, so that members see
+// a gap where messages from another node may have been lost.
+func (h *Hub[T]) hole() {
+	h.mu.Lock()
+	rooms := make([]*room[T], 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		if r.seq < MaxSeq {
+			r.seq++
+		}
+		r.mu.Unlock()
+	}
+}
+
+// emit delivers presence events to the local members of their rooms.
+func (h *Hub[T]) emit(evs []PresenceEvent) {
+	if h.cfg.Presence == nil {
+		return
+	}
+	for _, ev := range evs {
+		msg, ok := h.cfg.Presence(ev)
+		if !ok {
+			continue
+		}
+		h.mu.Lock()
+		r := h.rooms[ev.Member.Room]
+		h.mu.Unlock()
+		if r != nil {
+			h.toRoom(r, h.newPayload(msg))
+		}
+	}
+}
+
+// publishPayload publishes m with pl's Protobuf encoding.
+func (h *Hub[T]) publishPayload(ctx context.Context, m *wireMsg, pl *payload[T]) error {
+	if h.cfg.Broker == nil {
+		return nil
+	}
+	b, err := pl.forCodec(codec.Proto())
+	if err != nil {
+		return err
+	}
+	m.payload = b
+	return h.publish(ctx, m)
+}
+
+// publish numbers m and hands it to the broker.
+func (h *Hub[T]) publish(ctx context.Context, m *wireMsg) error {
+	if h.cfg.Broker == nil {
+		return nil
+	}
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	return h.publishLocked(ctx, m)
+}
+
+func (h *Hub[T]) publishLocked(ctx context.Context, m *wireMsg) error {
+	if h.byeSent {
+		// Nothing follows a goodbye: the other nodes forgot this one.
+		return ErrClosed
+	}
+	h.pubSeq++
+	m.origin, m.incarnation, m.seq = h.node, h.incarnation, h.pubSeq
+	h.byeSent = m.kind == wireBye
+	return h.cfg.Broker.Publish(ctx, m.marshal())
+}

@@ -1,0 +1,74 @@
+// Package hub gives protows servers rooms: join, leave, broadcast to a
+// room, broadcast to all, send to one member or connection, and presence
+// (who is in a room, join and leave events), on one server or on several
+// joined by a Broker.
+//
+// A room member is a server stream: a client joins a room by calling a
+// server-streaming method whose handler calls Join, and receives the room's
+// broadcasts as typed stream messages of that call, in the generated Go and
+// TypeScript clients alike.
+//
+//	// chat.proto: rpc Watch(WatchRequest) returns (stream RoomEvent);
+//	h, err := hub.New(hub.Config[*chatv1.RoomEvent]{})
+//	...
+//	func (s *chatServer) Watch(ctx context.Context, req *chatv1.WatchRequest, st router.Stream[*chatv1.RoomEvent]) error {
+//		return s.hub.Join(ctx, req.GetRoom(), st) // until the client leaves
+//	}
+//	func (s *chatServer) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
+//		err := s.hub.Broadcast(ctx, req.GetRoom(), &chatv1.RoomEvent{Text: req.GetText()})
+//		return &chatv1.SendResponse{}, err
+//	}
+//
+// A connection leaves its rooms when it closes, when the client cancels the
+// stream, or when a handler calls Leave. Members lists a room's members on
+// every node and Rooms the rooms that have any; Config.Presence turns joins
+// and leaves into messages for the room.
+//
+// # Encode once
+//
+// A broadcast encodes its message once per codec in use among the members
+// (Protobuf, JSON), not once per member: each member then gets a
+// STREAM_MESSAGE made of its call id and the shared encoding, a copy of
+// bytes. A node that receives a broadcast from another node passes the
+// Protobuf bytes it got on to its Protobuf members without decoding them.
+//
+// # Sequence numbers and gaps
+//
+// Every message delivered to a room on a node takes the room's next
+// sequence number, which travels in the envelope's seq field
+// (docs/PROTOCOL.md): a stream's messages carry consecutive numbers unless
+// messages were lost on the way from another node, in which case the number
+// skips. Direct messages (SendTo) carry 0. The numbers are per room and per
+// node: compare them within one stream only. docs/GUARANTEES.md lists
+// every way a message can be lost and how each one shows.
+//
+// # Slow members
+//
+// Delivery never waits for a member: messages go to the member's connection
+// send queue. A member whose queue is full is dropped, its connection
+// closed with 4008 (slow consumer), and the broadcast goes on to the
+// others.
+//
+// # Several nodes
+//
+// Without a Broker a hub is alone in its process. With one, broadcasts,
+// direct sends and presence reach the hubs of the other nodes:
+// MemoryNetwork joins hubs of one process, and package natsbroker joins
+// processes through NATS. Each node tells the others it is alive every
+// HeartbeatInterval (1 s); a node not heard from for PresenceTTL (5 s) is
+// taken for dead and its members leave. Hub.Close says goodbye, so a node
+// that shuts down cleanly leaves at once.
+//
+// # Ordering
+//
+// The messages one goroutine broadcasts to a room reach every member in the
+// order broadcast, on every node. Broadcasts from different goroutines or
+// nodes are not ordered with each other, but every member of a node sees
+// one order, the one of the room's sequence numbers there.
+//
+// # Concurrency
+//
+// A Hub's methods are safe for concurrent use, from any handler. Join
+// blocks for as long as the membership lasts. A broadcast queues its
+// message to every member of the room on this node before it returns.
+package hub

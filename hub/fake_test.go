@@ -1,0 +1,164 @@
+package hub
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/protows/protows/codec"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/transport"
+)
+
+// msg is the message type of the tests' hubs: Subject names the publisher
+// and ExpiresAt numbers its messages.
+type msg = protowsv1.AuthenticateResponse
+
+// fakeConn is an endpoint that keeps what it is sent, with an optional
+// send-queue limit beyond which it behaves as a slow consumer.
+type fakeConn struct {
+	id    string
+	codec codec.Codec
+	limit int
+
+	mu     sync.Mutex
+	elems  [][]byte
+	closed bool
+	wake   chan struct{}
+}
+
+func newFake(id string, c codec.Codec) *fakeConn {
+	return &fakeConn{id: id, codec: c, wake: make(chan struct{}, 1)}
+}
+
+func (f *fakeConn) ID() string         { return f.id }
+func (f *fakeConn) Codec() codec.Codec { return f.codec }
+
+func (f *fakeConn) Enqueue(elem []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return transport.ErrClosed
+	}
+	if f.limit > 0 && len(f.elems) >= f.limit {
+		f.closed = true
+		return transport.ErrSlowConsumer
+	}
+	f.elems = append(f.elems, elem)
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// received decodes what the connection was sent.
+func (f *fakeConn) received(t *testing.T) []*protowsv1.Envelope {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*protowsv1.Envelope
+	for _, e := range f.elems {
+		envs, err := f.codec.DecodeFrame(f.codec.AppendFrame(nil, [][]byte{e}))
+		if err != nil {
+			t.Fatalf("%s: undecodable element %q: %v", f.id, e, err)
+		}
+		out = append(out, envs...)
+	}
+	return out
+}
+
+// messages decodes the payloads f was sent, with their sequence numbers.
+func (f *fakeConn) messages(t *testing.T) ([]*msg, []uint64) {
+	t.Helper()
+	var ms []*msg
+	var seqs []uint64
+	for _, e := range f.received(t) {
+		if e.GetKind() != protowsv1.Kind_KIND_STREAM_MESSAGE {
+			t.Fatalf("%s: kind %v, want STREAM_MESSAGE", f.id, e.GetKind())
+		}
+		m := &msg{}
+		if err := f.codec.UnmarshalPayload(e.GetPayload(), m); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+		seqs = append(seqs, e.GetSeq())
+	}
+	return ms, seqs
+}
+
+// waitCount waits until f holds n elements.
+func (f *fakeConn) waitCount(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		f.mu.Lock()
+		got := len(f.elems)
+		f.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-f.wake:
+		case <-deadline:
+			t.Fatalf("%s: got %d elements, want %d", f.id, got, n)
+		}
+	}
+}
+
+// joined is a membership held by a goroutine, as a stream handler would.
+type joined struct {
+	cancel context.CancelFunc
+	err    chan error
+	id     string
+}
+
+// joinFake makes f a member of room on call callID, and waits until the
+// hub lists it.
+func joinFake(t *testing.T, h *Hub[*msg], room string, f *fakeConn, callID uint32) *joined {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &member[*msg]{
+		ctx: ctx, ep: f, done: make(chan struct{}),
+		info: Member{Node: h.node, ConnID: f.id, CallID: callID, Room: room, Subject: "user-" + f.id, JoinedAt: time.Now()},
+	}
+	j := &joined{cancel: cancel, err: make(chan error, 1), id: m.info.ID()}
+	go func() { j.err <- h.join(ctx, m) }()
+	waitFor(t, func() bool { return hasMember(h.Members(room), j.id) })
+	return j
+}
+
+// end waits for the membership's Join to return.
+func (j *joined) end(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-j.err:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: Join did not return", j.id)
+		return nil
+	}
+}
+
+func hasMember(ms []Member, id string) bool {
+	for _, m := range ms {
+		if m.ID() == id {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond (the hub offers no channel for presence changes of
+// other nodes) for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

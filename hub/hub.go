@@ -1,0 +1,622 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
+	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/proto"
+)
+
+// Defaults of Config.
+const (
+	// DefaultHeartbeatInterval is how often a hub with a Broker tells the
+	// other nodes it is alive.
+	DefaultHeartbeatInterval = time.Second
+	// DefaultPresenceTTL is how long a node may stay silent before the
+	// other nodes drop its members from their presence.
+	DefaultPresenceTTL = 5 * time.Second
+)
+
+// MaxSeq is the largest room sequence number. Numbers stay below 2^53 so
+// that JavaScript clients read them exactly; at a million broadcasts a
+// second a room takes 285 years to get there, after which the number
+// stays at MaxSeq.
+const MaxSeq = 1<<53 - 1
+
+// MaxRoomLen is the longest room name, in bytes. Room names travel in
+// every presence message between nodes, so they are kept short.
+const MaxRoomLen = 256
+
+// checkRoom refuses the room names Join and Broadcast do not take, with an
+// invalid_argument error that a handler can return as it is.
+func checkRoom(room string) error {
+	switch {
+	case room == "":
+		return protows.Errorf(protows.CodeInvalidArgument, "hub: empty room name")
+	case len(room) > MaxRoomLen:
+		return protows.Errorf(protows.CodeInvalidArgument, "hub: room name longer than %d bytes", MaxRoomLen)
+	case !utf8.ValidString(room):
+		return protows.Errorf(protows.CodeInvalidArgument, "hub: room name is not UTF-8")
+	}
+	return nil
+}
+
+// Errors of the hub.
+var (
+	// ErrClosed is returned by Join (wrapped in a protows.Error with code
+	// unavailable, so the client knows to subscribe again) when the hub
+	// closes, and by every method called after Close.
+	ErrClosed = errors.New("hub: closed")
+	// ErrUnknownMember is returned by SendTo for a target that the hub
+	// does not know.
+	ErrUnknownMember = errors.New("hub: unknown member")
+)
+
+// Stream is what a server-streaming handler gets to send with; router.Stream
+// satisfies it.
+type Stream[T any] interface {
+	Send(T) error
+}
+
+// Config configures a Hub. The zero value is a working hub alone in its
+// process, without presence events.
+type Config[T proto.Message] struct {
+	// Broker carries broadcasts and presence to the hubs of other nodes.
+	// Nil means this hub is alone: one process, nothing to install. Use a
+	// MemoryNetwork's broker to join hubs of one process, or
+	// natsbroker.New to join processes.
+	Broker Broker
+	// Node names this hub among the nodes of its broker. It must be
+	// unique among them and must not contain '/', '#', '.', '*', '>' or
+	// white space. Empty means a random name.
+	Node string
+	// Presence turns a change of a room's membership into a message for
+	// the room's members (delivered like a broadcast, with a sequence
+	// number), or returns false for none. Nil means no presence messages;
+	// Members works either way. It is called without locks held, by
+	// whichever goroutine saw the change, and must not block. Each event
+	// is a delivery to the whole room, so N members joining a room cost
+	// N*N/2 deliveries: leave it nil for rooms of many thousands.
+	Presence func(PresenceEvent) (T, bool)
+	// HeartbeatInterval is how often the hub tells the other nodes it is
+	// alive. Zero means DefaultHeartbeatInterval. Unused without a Broker.
+	HeartbeatInterval time.Duration
+	// PresenceTTL is how long another node may stay silent before its
+	// members are dropped (with leave events). Zero means
+	// DefaultPresenceTTL; it is raised to at least twice the
+	// HeartbeatInterval.
+	PresenceTTL time.Duration
+	// Logger receives the hub's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Member is one membership of a room: one server stream, on one connection
+// of one node.
+type Member struct {
+	// Node is the hub the connection is on.
+	Node string
+	// ConnID is the connection's id on its node (transport.Conn.ID).
+	ConnID string
+	// CallID is the id of the stream call that holds the membership.
+	CallID uint32
+	// Subject is the authenticated principal's subject, "" when the
+	// connection is anonymous.
+	Subject string
+	// Room is the room.
+	Room string
+	// JoinedAt is when the member joined, by the clock of its node.
+	JoinedAt time.Time
+}
+
+// ID names the membership across nodes: "node/conn#call". SendTo takes it.
+func (m Member) ID() string {
+	return m.Conn() + "#" + strconv.FormatUint(uint64(m.CallID), 10)
+}
+
+// Conn names the member's connection across nodes: "node/conn". SendTo
+// takes it too, to reach every membership of the connection.
+func (m Member) Conn() string { return m.Node + "/" + m.ConnID }
+
+// PresenceEvent is a change of a room's membership.
+type PresenceEvent struct {
+	// Member joined or left; Member.Room is the room.
+	Member Member
+	// Joined is true for a join, false for a leave (including members
+	// dropped because their node stopped answering).
+	Joined bool
+}
+
+// endpoint is what the hub needs of a member's stream call;
+// *transport.Call has it. Its Enqueue refuses once the call ended, so a
+// broadcast racing a CANCEL never follows the call's STREAM_END.
+type endpoint interface {
+	Codec() codec.Codec
+	Enqueue(elem []byte) error
+}
+
+var _ endpoint = (*transport.Call)(nil)
+
+// Hub is a set of rooms whose members receive broadcasts of type T on
+// server streams. Its methods are safe for concurrent use.
+type Hub[T proto.Message] struct {
+	cfg         Config[T]
+	node        string
+	incarnation uint64
+	log         *slog.Logger
+	newT        func() T
+
+	// pubMu orders a node's broker messages: their sequence numbers are
+	// assigned and published under it.
+	pubMu   sync.Mutex
+	pubSeq  uint64
+	byeSent bool
+
+	mu     sync.Mutex
+	closed bool
+	rooms  map[string]*room[T]
+	conns  map[string]map[*member[T]]struct{} // local connection id -> memberships
+	peers  map[string]*peer                   // other nodes, by name
+
+	anon     atomic.Uint64 // ids of memberships without a connection
+	marshals atomic.Int64  // payload encodings, for tests
+	quit     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// peer is what a hub knows of another node.
+type peer struct {
+	incarnation uint64
+	lastSeq     uint64
+	lastSeen    time.Time
+	members     map[string]Member // by ID
+	pending     map[string]Member // a state arriving in several messages
+}
+
+// room is a room with members on this node.
+type room[T proto.Message] struct {
+	name string
+
+	// mu orders deliveries to the room: a sequence number is taken and
+	// the message queued to every member under it, so every member gets
+	// the room's messages in sequence order.
+	mu      sync.Mutex
+	seq     uint64
+	members []*member[T]
+}
+
+// member is a local membership.
+type member[T proto.Message] struct {
+	info   Member
+	room   *room[T]
+	ctx    context.Context
+	ep     endpoint  // nil: deliver through stream
+	stream Stream[T] // used when ep is nil
+
+	done chan struct{}
+	once sync.Once
+	err  error
+}
+
+// end ends the membership: Join returns err.
+func (m *member[T]) end(err error) {
+	m.once.Do(func() {
+		m.err = err
+		close(m.done)
+	})
+}
+
+// New returns a hub. With a Broker it opens it and starts its heartbeat;
+// call Close to stop them.
+func New[T proto.Message](cfg Config[T]) (*Hub[T], error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = DefaultPresenceTTL
+	}
+	if cfg.PresenceTTL < 2*cfg.HeartbeatInterval {
+		cfg.PresenceTTL = 2 * cfg.HeartbeatInterval
+	}
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails
+	if cfg.Node == "" {
+		cfg.Node = hex.EncodeToString(rnd[:6])
+	}
+	if strings.ContainsAny(cfg.Node, "/#.*> \t\r\n") {
+		return nil, fmt.Errorf("hub: node name %q contains a reserved character", cfg.Node)
+	}
+	var zero T
+	typ := zero.ProtoReflect().Type()
+	h := &Hub[T]{
+		cfg:         cfg,
+		node:        cfg.Node,
+		incarnation: binary.LittleEndian.Uint64(rnd[8:]),
+		log:         cfg.Logger.With("hub", cfg.Node),
+		newT:        func() T { return typ.New().Interface().(T) },
+		rooms:       make(map[string]*room[T]),
+		conns:       make(map[string]map[*member[T]]struct{}),
+		peers:       make(map[string]*peer),
+		quit:        make(chan struct{}),
+	}
+	if cfg.Broker != nil {
+		if err := cfg.Broker.Open(context.Background(), h.node, h.receive); err != nil {
+			return nil, fmt.Errorf("hub: open broker: %w", err)
+		}
+		// Ask every node for its members now rather than at its next
+		// heartbeat.
+		_ = h.publish(context.Background(), &wireMsg{kind: wireSync})
+		h.wg.Add(1)
+		go h.heartbeat()
+	}
+	return h, nil
+}
+
+// Node returns the hub's node name.
+func (h *Hub[T]) Node() string { return h.node }
+
+// Join makes the stream call of ctx a member of room until the call ends:
+// the connection closes, the client cancels, Leave or Close. It blocks for
+// as long, so a server-streaming handler subscribes its client to a room
+// with
+//
+//	func (s *server) Watch(ctx context.Context, req *chatv1.WatchRequest, st router.Stream[*chatv1.RoomEvent]) error {
+//		return s.hub.Join(ctx, req.GetRoom(), st)
+//	}
+//
+// Broadcasts then reach the client as STREAM_MESSAGEs of the call, encoded
+// once per codec for all members and carrying the room's sequence number
+// (docs/GUARANTEES.md). Join returns nil after Leave, the context's error
+// when the call ended, transport.ErrSlowConsumer when the member's
+// connection was dropped for not reading, and an unavailable error when the
+// hub closed.
+//
+// Inside a protows server, messages go straight to the connection's send
+// queue, not through s: interceptors that wrap the router's Stream do not
+// see them. When ctx is not a protows server-stream call's (a test with a
+// fake stream), messages go through s.Send instead, once per member and
+// without sequence numbers; s.Send must then not block. Join in a unary
+// handler returns an error.
+func (h *Hub[T]) Join(ctx context.Context, room string, s Stream[T]) error {
+	if err := checkRoom(room); err != nil {
+		return err
+	}
+	m := &member[T]{
+		ctx:  ctx,
+		done: make(chan struct{}),
+		info: Member{Node: h.node, Room: room, JoinedAt: time.Now()},
+	}
+	call, ok := transport.CallFromContext(ctx)
+	if ok && !call.ServerStream() {
+		return fmt.Errorf("hub: Join in %s, which is not a server-streaming method", call.Method())
+	}
+	if ok {
+		conn := call.Conn()
+		m.ep = call
+		m.info.ConnID = conn.ID()
+		m.info.CallID = call.ID()
+		if p := conn.Principal(); p != nil {
+			m.info.Subject = p.Subject
+		}
+	} else {
+		if s == nil {
+			return errors.New("hub: Join outside a stream call needs a Stream")
+		}
+		m.stream = s
+		m.info.ConnID = "local-" + strconv.FormatUint(h.anon.Add(1), 10)
+	}
+	return h.join(ctx, m)
+}
+
+// join adds m, waits for the end of its membership and removes it.
+func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
+	if err := h.add(m); err != nil {
+		return err
+	}
+	defer h.remove(m)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.done:
+		if errors.Is(m.err, ErrClosed) {
+			return protows.Errorf(protows.CodeUnavailable, "%w", m.err)
+		}
+		return m.err
+	}
+}
+
+func (h *Hub[T]) add(m *member[T]) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return protows.Errorf(protows.CodeUnavailable, "%w", ErrClosed)
+	}
+	r := h.rooms[m.info.Room]
+	if r == nil {
+		r = &room[T]{name: m.info.Room}
+		h.rooms[r.name] = r
+	}
+	m.room = r
+	r.mu.Lock()
+	r.members = append(r.members, m)
+	r.mu.Unlock()
+	set := h.conns[m.info.ConnID]
+	if set == nil {
+		set = make(map[*member[T]]struct{})
+		h.conns[m.info.ConnID] = set
+	}
+	set[m] = struct{}{}
+	h.mu.Unlock()
+
+	_ = h.publish(context.Background(), &wireMsg{kind: wireJoin, members: []Member{m.info}})
+	h.emit([]PresenceEvent{{Member: m.info, Joined: true}})
+	return nil
+}
+
+func (h *Hub[T]) remove(m *member[T]) {
+	m.end(nil)
+	h.mu.Lock()
+	r := m.room
+	r.mu.Lock()
+	for i, x := range r.members {
+		if x == m {
+			r.members = append(r.members[:i], r.members[i+1:]...)
+			break
+		}
+	}
+	empty := len(r.members) == 0
+	r.mu.Unlock()
+	if empty && h.rooms[r.name] == r {
+		delete(h.rooms, r.name)
+	}
+	if set := h.conns[m.info.ConnID]; set != nil {
+		delete(set, m)
+		if len(set) == 0 {
+			delete(h.conns, m.info.ConnID)
+		}
+	}
+	h.mu.Unlock()
+
+	_ = h.publish(context.Background(), &wireMsg{kind: wireLeave, members: []Member{m.info}})
+	h.emit([]PresenceEvent{{Member: m.info, Joined: false}})
+}
+
+// Leave ends the memberships of the local connection connID
+// (transport.Conn.ID) in room; their Join calls return nil, so their streams
+// end successfully. It returns how many memberships ended.
+func (h *Hub[T]) Leave(room, connID string) int {
+	h.mu.Lock()
+	var ms []*member[T]
+	for m := range h.conns[connID] {
+		if m.info.Room == room {
+			ms = append(ms, m)
+		}
+	}
+	h.mu.Unlock()
+	for _, m := range ms {
+		m.end(nil)
+	}
+	return len(ms)
+}
+
+// Broadcast sends msg to every member of room, on every node. Members on
+// this node have it queued when Broadcast returns; an error means the
+// broker did not take it, so members on other nodes may miss it (and see a
+// gap in the room's sequence). msg must not be modified afterwards.
+func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
+	if err := checkRoom(room); err != nil {
+		return err
+	}
+	if h.isClosed() {
+		return ErrClosed
+	}
+	pl := h.newPayload(msg)
+	h.mu.Lock()
+	r := h.rooms[room]
+	h.mu.Unlock()
+	if r != nil {
+		h.toRoom(r, pl)
+	}
+	return h.publishPayload(ctx, &wireMsg{kind: wireBroadcast, room: room}, pl)
+}
+
+// BroadcastAll sends msg to every member of every room, on every node: a
+// connection in several rooms gets it once per membership, each with its
+// room's next sequence number.
+func (h *Hub[T]) BroadcastAll(ctx context.Context, msg T) error {
+	if h.isClosed() {
+		return ErrClosed
+	}
+	pl := h.newPayload(msg)
+	h.toAllRooms(pl)
+	return h.publishPayload(ctx, &wireMsg{kind: wireAll}, pl)
+}
+
+// SendTo sends msg to one membership (a Member.ID, "node/conn#call") or to
+// every membership of one connection (a Member.Conn, "node/conn"), on any
+// node. Direct messages carry no sequence number (0): they are not part of
+// the room's sequence. It returns ErrUnknownMember when the hub knows no
+// such member.
+func (h *Hub[T]) SendTo(ctx context.Context, target string, msg T) error {
+	if h.isClosed() {
+		return ErrClosed
+	}
+	node, connID, callID, ok := parseTarget(target)
+	if !ok {
+		return fmt.Errorf("%w: malformed target %q", ErrUnknownMember, target)
+	}
+	pl := h.newPayload(msg)
+	if node == h.node {
+		if h.toTarget(connID, callID, pl) == 0 {
+			return fmt.Errorf("%w: %s", ErrUnknownMember, target)
+		}
+		return nil
+	}
+	if !h.knows(node, connID, callID) {
+		return fmt.Errorf("%w: %s", ErrUnknownMember, target)
+	}
+	return h.publishPayload(ctx, &wireMsg{kind: wireDirect, target: target}, pl)
+}
+
+// parseTarget splits "node/conn" or "node/conn#call"; callID 0 means every
+// membership of the connection.
+func parseTarget(s string) (node, connID string, callID uint32, ok bool) {
+	node, rest, ok := strings.Cut(s, "/")
+	if !ok || node == "" || rest == "" {
+		return "", "", 0, false
+	}
+	connID, call, hasCall := strings.Cut(rest, "#")
+	if hasCall {
+		n, err := strconv.ParseUint(call, 10, 32)
+		if err != nil || n == 0 {
+			return "", "", 0, false
+		}
+		callID = uint32(n)
+	}
+	return node, connID, callID, connID != ""
+}
+
+// knows reports whether the presence of node lists the connection (and
+// call, when not 0).
+func (h *Hub[T]) knows(node, connID string, callID uint32) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.peers[node]
+	if p == nil {
+		return false
+	}
+	for _, m := range p.members {
+		if m.ConnID == connID && (callID == 0 || m.CallID == callID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Members returns the members of room on every node the hub knows, ordered
+// by join time. Members of other nodes are as of the last presence message
+// from them (see docs/GUARANTEES.md).
+func (h *Hub[T]) Members(room string) []Member {
+	h.mu.Lock()
+	var out []Member
+	if r := h.rooms[room]; r != nil {
+		r.mu.Lock()
+		for _, m := range r.members {
+			out = append(out, m.info)
+		}
+		r.mu.Unlock()
+	}
+	for _, p := range h.peers {
+		for _, m := range p.members {
+			if m.Room == room {
+				out = append(out, m)
+			}
+		}
+	}
+	h.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].JoinedAt.Equal(out[j].JoinedAt) {
+			return out[i].JoinedAt.Before(out[j].JoinedAt)
+		}
+		return out[i].ID() < out[j].ID()
+	})
+	return out
+}
+
+// RoomInfo summarizes a room.
+type RoomInfo struct {
+	// Name is the room's name.
+	Name string
+	// Members counts its members on every node the hub knows.
+	Members int
+}
+
+// Rooms returns the rooms that have members on any node the hub knows,
+// sorted by name.
+func (h *Hub[T]) Rooms() []RoomInfo {
+	count := make(map[string]int)
+	h.mu.Lock()
+	for name, r := range h.rooms {
+		r.mu.Lock()
+		count[name] += len(r.members)
+		r.mu.Unlock()
+	}
+	for _, p := range h.peers {
+		for _, m := range p.members {
+			count[m.Room]++
+		}
+	}
+	h.mu.Unlock()
+	out := make([]RoomInfo, 0, len(count))
+	for name, n := range count {
+		if n > 0 {
+			out = append(out, RoomInfo{Name: name, Members: n})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Nodes returns the names of the other nodes the hub hears from, sorted.
+func (h *Hub[T]) Nodes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.peers))
+	for n := range h.peers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close ends every membership (their Join calls return an unavailable
+// error), tells the other nodes that this node's members left, and closes
+// the broker. It returns the broker's Close error.
+func (h *Hub[T]) Close() error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	var ms []*member[T]
+	for _, set := range h.conns {
+		for m := range set {
+			ms = append(ms, m)
+		}
+	}
+	h.mu.Unlock()
+	close(h.quit)
+	h.wg.Wait()
+	for _, m := range ms {
+		m.end(ErrClosed)
+	}
+	if h.cfg.Broker == nil {
+		return nil
+	}
+	_ = h.publish(context.Background(), &wireMsg{kind: wireBye})
+	return h.cfg.Broker.Close()
+}
+
+func (h *Hub[T]) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}

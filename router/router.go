@@ -1,0 +1,282 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/proto"
+)
+
+// Router maps methods to typed handlers. It implements transport.Handler.
+// Register every handler before serving: registration is safe for
+// concurrent use, but a method registered while clients call is visible
+// only to later requests.
+type Router struct {
+	interceptors []Interceptor
+	logger       *slog.Logger
+
+	mu      sync.RWMutex
+	methods map[uint32]*transport.Method
+}
+
+var _ transport.Handler = (*Router)(nil)
+
+// Option configures a Router.
+type Option func(*Router)
+
+// WithInterceptors adds interceptors that wrap every call of the router,
+// the first given outermost.
+func WithInterceptors(is ...Interceptor) Option {
+	return func(r *Router) { r.interceptors = append(r.interceptors, is...) }
+}
+
+// WithLogger sets the logger of handler panics. Nil (the default) means
+// slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Router) { r.logger = l }
+}
+
+// New returns an empty router.
+func New(opts ...Option) *Router {
+	r := &Router{methods: make(map[uint32]*transport.Method)}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.logger == nil {
+		r.logger = slog.Default()
+	}
+	return r
+}
+
+// Lookup implements transport.Handler.
+func (r *Router) Lookup(methodID uint32) (*transport.Method, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	m, ok := r.methods[methodID]
+	return m, ok
+}
+
+// Methods returns the full names of the registered methods, in no order.
+func (r *Router) Methods() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.methods))
+	for _, m := range r.methods {
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+// Registration errors, wrapped by HandleUnary and HandleServerStream.
+var (
+	// ErrNotProtoMessage: *Req or *Res does not implement proto.Message.
+	ErrNotProtoMessage = errors.New("router: request and response types must be Protobuf messages")
+	// ErrInvalidMethod: the name is not "/package.Service/Method".
+	ErrInvalidMethod = errors.New("router: invalid method name")
+	// ErrDuplicate: the method is registered already.
+	ErrDuplicate = errors.New("router: method registered twice")
+	// ErrIDCollision: the method's id is 0 or another method's.
+	ErrIDCollision = errors.New("router: method id collides")
+	// ErrReserved: the method is the transport's own Authenticate.
+	ErrReserved = errors.New("router: method is served by the transport")
+)
+
+// HandlerOption configures one registered method.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	interceptors []Interceptor
+	timeout      time.Duration
+}
+
+// WithHandlerInterceptors adds interceptors for this method only, inside
+// the router's.
+func WithHandlerInterceptors(is ...Interceptor) HandlerOption {
+	return func(c *handlerConfig) { c.interceptors = append(c.interceptors, is...) }
+}
+
+// WithTimeout bounds the handler's run: its context expires after d and
+// the call ends with deadline_exceeded if the handler returns its
+// context's error. Zero means no timeout.
+func WithTimeout(d time.Duration) HandlerOption {
+	return func(c *handlerConfig) { c.timeout = d }
+}
+
+// Stream sends the messages of a server stream. Send returns an error once
+// the call ended (cancelled, connection closed); handlers should then
+// return.
+type Stream[T any] interface {
+	Send(T) error
+}
+
+// Call describes a call to interceptors.
+type Call struct {
+	// Method is the full method name.
+	Method string
+	// ServerStream is true for server-streaming methods.
+	ServerStream bool
+	// Request is the decoded request.
+	Request proto.Message
+	// Stream sends stream messages; nil for unary calls.
+	Stream Stream[proto.Message]
+}
+
+// HandlerFunc is a call as interceptors see it. A unary handler returns
+// its response; a stream handler sends through call.Stream and returns a
+// nil response.
+type HandlerFunc func(ctx context.Context, call *Call) (proto.Message, error)
+
+// Interceptor wraps calls: logging, metrics, authorization, timeouts.
+type Interceptor func(next HandlerFunc) HandlerFunc
+
+// HandleUnary registers a unary handler for method. *Req and *Res must be
+// Protobuf messages.
+func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context, *Req) (*Res, error), opts ...HandlerOption) error {
+	if fn == nil {
+		return fmt.Errorf("router: nil handler for %s", method)
+	}
+	newReq, err := messageTypes[Req, Res]()
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
+		res, err := fn(ctx, any(call.Request).(*Req))
+		if err != nil {
+			return nil, err
+		}
+		if res == nil {
+			return nil, protows.Errorf(protows.CodeInternal, "handler returned no response and no error")
+		}
+		return any(res).(proto.Message), nil
+	}
+	return r.register(method, false, newReq, inner, opts)
+}
+
+// HandleServerStream registers a server-streaming handler for method. *Req
+// and *Res must be Protobuf messages. The stream ends when fn returns:
+// successfully when it returns nil.
+func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.Context, *Req, Stream[*Res]) error, opts ...HandlerOption) error {
+	if fn == nil {
+		return fmt.Errorf("router: nil handler for %s", method)
+	}
+	newReq, err := messageTypes[Req, Res]()
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
+		return nil, fn(ctx, any(call.Request).(*Req), typedStream[Res]{call.Stream})
+	}
+	return r.register(method, true, newReq, inner, opts)
+}
+
+// messageTypes checks that *Req and *Res are messages and returns a
+// constructor of *Req.
+func messageTypes[Req, Res any]() (func() proto.Message, error) {
+	if _, ok := any(new(Req)).(proto.Message); !ok {
+		return nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Req))
+	}
+	if _, ok := any(new(Res)).(proto.Message); !ok {
+		return nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Res))
+	}
+	return func() proto.Message { return any(new(Req)).(proto.Message) }, nil
+}
+
+// typedStream adapts the untyped stream to Stream[*Res].
+type typedStream[Res any] struct{ s Stream[proto.Message] }
+
+func (t typedStream[Res]) Send(m *Res) error {
+	if m == nil {
+		return errors.New("router: Send of a nil message")
+	}
+	return t.s.Send(any(m).(proto.Message))
+}
+
+// callStream sends through the transport call.
+type callStream struct{ call *transport.Call }
+
+func (s callStream) Send(m proto.Message) error { return s.call.Send(m) }
+
+func (r *Router) register(method string, stream bool, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
+	if !protows.ValidMethodName(method) {
+		return fmt.Errorf("%w: %q", ErrInvalidMethod, method)
+	}
+	if method == transport.AuthenticateMethod {
+		return fmt.Errorf("%w: %s", ErrReserved, method)
+	}
+	id := protows.MethodID(method)
+	if id == 0 {
+		return fmt.Errorf("%w: %s has id 0", ErrIDCollision, method)
+	}
+	var hc handlerConfig
+	for _, o := range opts {
+		o(&hc)
+	}
+	h := inner
+	for i := len(hc.interceptors) - 1; i >= 0; i-- {
+		h = hc.interceptors[i](h)
+	}
+	if hc.timeout > 0 {
+		h = timeoutInterceptor(hc.timeout)(h)
+	}
+	for i := len(r.interceptors) - 1; i >= 0; i-- {
+		h = r.interceptors[i](h)
+	}
+	h = r.recoverInterceptor(h)
+	m := &transport.Method{
+		Name:         method,
+		ServerStream: stream,
+		NewRequest:   newReq,
+		Serve: func(ctx context.Context, tc *transport.Call, req proto.Message) (proto.Message, error) {
+			call := &Call{Method: method, ServerStream: stream, Request: req}
+			if stream {
+				call.Stream = callStream{tc}
+			}
+			return h(ctx, call)
+		},
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if prev, ok := r.methods[id]; ok {
+		if prev.Name == method {
+			return fmt.Errorf("%w: %s", ErrDuplicate, method)
+		}
+		return fmt.Errorf("%w: %s and %s both have id 0x%08x", ErrIDCollision, prev.Name, method, id)
+	}
+	if id == protows.MethodID(transport.AuthenticateMethod) {
+		return fmt.Errorf("%w: %s has the id of %s", ErrIDCollision, method, transport.AuthenticateMethod)
+	}
+	r.methods[id] = m
+	return nil
+}
+
+// recoverInterceptor turns a panic into an internal error: the connection
+// and the process survive. It is always the outermost interceptor.
+func (r *Router) recoverInterceptor(next HandlerFunc) HandlerFunc {
+	return func(ctx context.Context, call *Call) (res proto.Message, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				r.logger.Error("protows: handler panic", "method", call.Method, "panic", p, "stack", string(debug.Stack()))
+				res, err = nil, protows.Errorf(protows.CodeInternal, "internal error")
+			}
+		}()
+		return next(ctx, call)
+	}
+}
+
+// timeoutInterceptor gives the handler a deadline.
+func timeoutInterceptor(d time.Duration) Interceptor {
+	return func(next HandlerFunc) HandlerFunc {
+		return func(ctx context.Context, call *Call) (proto.Message, error) {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			return next(ctx, call)
+		}
+	}
+}

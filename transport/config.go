@@ -1,0 +1,233 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/protows/protows/codec"
+)
+
+// Defaults of the protocol's limits table (docs/PROTOCOL.md, section 11).
+// A zero Config field means the default.
+const (
+	// DefaultMaxMessageSize is the largest message, after decompression.
+	DefaultMaxMessageSize = 1 << 20
+	// DefaultMaxInFlight is the most calls running on one connection.
+	DefaultMaxInFlight = 128
+	// DefaultRateLimit is the envelopes per second a connection may send.
+	DefaultRateLimit = 1000
+	// DefaultRateBurst is the size of the rate limit's token bucket.
+	DefaultRateBurst = 2000
+	// DefaultSendQueue is the most envelopes queued for one connection.
+	DefaultSendQueue = 1024
+	// DefaultMaxQueueBytes is the most bytes queued for one connection:
+	// four of the largest messages a client may send.
+	DefaultMaxQueueBytes = 4 << 20
+	// DefaultAuthTimeout is the in-band authentication deadline.
+	DefaultAuthTimeout = 10 * time.Second
+	// DefaultPingInterval is the period of WebSocket pings.
+	DefaultPingInterval = 25 * time.Second
+	// DefaultReadTimeout is how long a connection may stay silent.
+	DefaultReadTimeout = 60 * time.Second
+	// DefaultWriteTimeout is the deadline of every write.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultHandshakeTimeout bounds the handshake's authentication and
+	// response.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultCompressionMinSize is the smallest frame compressed when
+	// compression is on.
+	DefaultCompressionMinSize = 1024
+	// DefaultRetryAfter is the delay suggested with HTTP 503.
+	DefaultRetryAfter = 5 * time.Second
+	// DefaultReadBufferSize is small on purpose: gorilla holds the read
+	// buffer for the life of a connection, so it dominates the memory of an
+	// idle connection. Larger messages are read in several reads.
+	DefaultReadBufferSize = 1024
+)
+
+// AuthenticateMethod is the full name of the built-in in-band
+// authentication method, which the transport serves itself.
+const AuthenticateMethod = "/protows.v1.AuthService/Authenticate"
+
+// Config configures a Server. The zero value is a working, safe server:
+// Protobuf (default) and JSON codecs, same-origin only, no authentication,
+// and the limits of docs/PROTOCOL.md section 11.
+type Config struct {
+	// Codecs are the codecs offered in the handshake. Nil means
+	// codec.DefaultRegistry() (Protobuf default, then JSON).
+	Codecs *codec.Registry
+
+	// AllowedOrigins lists the browser origins allowed to connect: exact
+	// origins ("https://app.example.com") or one leading wildcard label
+	// ("https://*.example.com"). Empty means same origin only (the
+	// request's own scheme, host and port). A handshake without an Origin
+	// header (a non-browser client) is not checked. The entry "*" allows
+	// every origin: only for servers that authenticate every connection
+	// with a token and use no cookies (NewServer logs a warning).
+	AllowedOrigins []string
+
+	// Authenticator validates tokens. Nil means every connection is
+	// anonymous and Authenticate is answered with unimplemented.
+	Authenticator Authenticator
+	// Authorize decides whether an authenticated principal may use this
+	// server, after its token was validated: in the handshake (once the
+	// connection is upgraded) and on every in-band Authenticate, first or
+	// refresh. A non-nil error (logged, never sent) closes the connection
+	// with 4503 (forbidden), after ERROR permission_denied (id 0 for a
+	// handshake token, the Authenticate call's id in band). Nil allows
+	// every authenticated principal. It runs on the connection's read
+	// loop, bounded by HandshakeTimeout (handshake) or AuthTimeout (in
+	// band), and must be safe for concurrent use.
+	Authorize func(ctx context.Context, c *Conn, p *Principal) error
+	// AuthTimeout is how long a connection that did not authenticate in
+	// the handshake has to call Authenticate in band. Zero means
+	// DefaultAuthTimeout.
+	AuthTimeout time.Duration
+	// AllowQueryToken accepts a token in the "access_token" query
+	// parameter. False (the default) refuses such handshakes with HTTP
+	// 400, because URLs end up in logs.
+	AllowQueryToken bool
+
+	// MaxConns caps the open connections of the server. Zero means no
+	// limit. Beyond it handshakes get HTTP 503 with Retry-After.
+	MaxConns int
+	// MaxConnsPerIP caps the open connections per client IP (the host of
+	// the request's RemoteAddr, or ClientIP). Zero means no limit.
+	MaxConnsPerIP int
+	// ClientIP returns the client address used for MaxConnsPerIP and logs.
+	// Nil means the host part of http.Request.RemoteAddr; set it when a
+	// trusted proxy sits in front of the server (see the example: believe
+	// X-Forwarded-For only from the proxy, and only its last entry).
+	ClientIP func(*http.Request) string
+	// RetryAfter is the delay suggested with HTTP 503. Zero means
+	// DefaultRetryAfter.
+	RetryAfter time.Duration
+
+	// MaxMessageSize is the largest message accepted, after decompression.
+	// Zero means DefaultMaxMessageSize. Larger messages close with 1009.
+	MaxMessageSize int64
+	// MaxInFlight is the most calls that run at once on one connection.
+	// Zero means DefaultMaxInFlight. Excess requests get ERROR
+	// resource_exhausted.
+	MaxInFlight int
+	// RateLimit is the sustained number of envelopes per second a
+	// connection may send, with RateBurst the bucket size. Zero means the
+	// defaults; a negative RateLimit disables the limit. Exceeding it
+	// closes the connection with 4029.
+	RateLimit float64
+	// RateBurst is the token bucket size of RateLimit. Zero means
+	// DefaultRateBurst.
+	RateBurst int
+	// SendQueue is the most envelopes queued for one connection. Zero
+	// means DefaultSendQueue. Overflow closes the connection with 4008.
+	SendQueue int
+	// MaxQueueBytes is the most bytes of encoded envelopes queued for one
+	// connection and not yet written (including the batch being written).
+	// Zero means DefaultMaxQueueBytes; a negative value disables the byte
+	// limit (SendQueue still applies). An envelope that would take the
+	// queue beyond it closes the connection with 4008, except that an
+	// empty queue (the batch being written aside) always takes one
+	// envelope, however large: at most about twice the limit plus two
+	// envelopes are held. A broadcast shared by many connections counts
+	// in full on each of them.
+	MaxQueueBytes int64
+
+	// MaxCalls caps the calls running at once on the whole server (all
+	// connections). Zero means no limit. A REQUEST beyond it means the
+	// server is overloaded: that REQUEST gets ERROR unavailable, the
+	// connection's other server streams end with STREAM_END unavailable,
+	// its unary calls finish and get their replies, new REQUESTs get
+	// ERROR unavailable, and the connection then closes with 1013 (try
+	// again later). Shedding whole connections, rather than refusing
+	// single calls, moves their clients to less loaded servers.
+	MaxCalls int
+
+	// PingInterval is the period of WebSocket pings. Zero means
+	// DefaultPingInterval.
+	PingInterval time.Duration
+	// ReadTimeout closes a connection from which nothing (frame or pong)
+	// arrived for this long, with 4002. Zero means DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// WriteTimeout is the deadline of every write. Zero means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// HandshakeTimeout bounds the authentication of a handshake token and
+	// the write of the upgrade response. Zero means
+	// DefaultHandshakeTimeout. Set http.Server.ReadHeaderTimeout too (see
+	// the package documentation): only the HTTP server can bound the time
+	// to read the request headers.
+	HandshakeTimeout time.Duration
+
+	// EnableCompression negotiates permessage-deflate when a client offers
+	// it. False (the default) never compresses.
+	EnableCompression bool
+	// CompressionMinSize is the smallest frame that is compressed when
+	// compression is on. Zero means DefaultCompressionMinSize.
+	CompressionMinSize int
+	// ReadBufferSize is the size of the per-connection read buffer. Zero
+	// means DefaultReadBufferSize.
+	ReadBufferSize int
+
+	// ConnMetadata picks what a connection keeps of its handshake request
+	// (a user agent, a request id), for handlers to read with
+	// Conn.Metadata. Nil keeps nothing: the request itself is not kept, to
+	// keep idle connections small.
+	ConnMetadata func(*http.Request) map[string]string
+
+	// Logger receives the server's structured logs. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Metrics receives the server's measurements. Nil means none.
+	Metrics Metrics
+}
+
+// withDefaults returns c with every zero field replaced by its default.
+func (c Config) withDefaults() Config {
+	if c.Codecs == nil {
+		c.Codecs = codec.DefaultRegistry()
+	}
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.AuthTimeout, DefaultAuthTimeout)
+	def(&c.RetryAfter, DefaultRetryAfter)
+	def(&c.PingInterval, DefaultPingInterval)
+	def(&c.ReadTimeout, DefaultReadTimeout)
+	def(&c.WriteTimeout, DefaultWriteTimeout)
+	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = DefaultRateBurst
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = DefaultSendQueue
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if c.CompressionMinSize <= 0 {
+		c.CompressionMinSize = DefaultCompressionMinSize
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = DefaultReadBufferSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NopMetrics{}
+	}
+	return c
+}

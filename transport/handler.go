@@ -1,0 +1,215 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Handler serves the calls of a Server's connections: it maps method ids to
+// methods. router.Router implements it; the transport never imports the
+// router.
+type Handler interface {
+	// Lookup returns the method with the given id (protows.MethodID of
+	// its full name), or false when there is none. It is called on each
+	// connection's read loop, concurrently, and must not block.
+	Lookup(methodID uint32) (*Method, bool)
+}
+
+// Method is one method a Handler serves.
+type Method struct {
+	// Name is the method's full name, "/package.Service/Method".
+	Name string
+	// ServerStream is true for a server-streaming method, whose call ends
+	// with STREAM_END instead of REPLY.
+	ServerStream bool
+	// NewRequest returns an empty request message to decode into.
+	NewRequest func() proto.Message
+	// Serve runs one call on its own goroutine with the decoded request.
+	// A unary method returns the reply message; a streaming method sends
+	// with call.Send and returns a nil message. A non-nil error ends the
+	// call with ERROR (unary) or STREAM_END (stream), its code from
+	// protows.CodeOf. ctx is cancelled when the client cancels the call or
+	// the connection ends.
+	Serve func(ctx context.Context, call *Call, req proto.Message) (proto.Message, error)
+}
+
+// ErrCallEnded is returned by Call.Send and Call.Enqueue after the call
+// ended: its terminal envelope (STREAM_END, or ERROR canceled) was queued,
+// because the handler returned, the client cancelled, or the server shed
+// the connection.
+var ErrCallEnded = errors.New("transport: call ended")
+
+// errUnaryStream is returned by Call.Send and Call.Enqueue on a unary call.
+var errUnaryStream = errors.New("transport: stream message on a unary call")
+
+// Call is one call in flight on a connection. Handlers reach it through
+// CallFromContext. Its methods are safe for concurrent use.
+type Call struct {
+	conn     *Conn
+	id       uint32
+	method   *Method
+	metadata map[string]string
+	cancel   context.CancelFunc
+
+	mu      sync.Mutex
+	ended   bool
+	replyMD map[string]string
+}
+
+// ID returns the call's correlation id.
+func (c *Call) ID() uint32 { return c.id }
+
+// Method returns the full name of the called method.
+func (c *Call) Method() string { return c.method.Name }
+
+// ServerStream reports whether the call is a server stream.
+func (c *Call) ServerStream() bool { return c.method.ServerStream }
+
+// Conn returns the connection the call arrived on.
+func (c *Call) Conn() *Conn { return c.conn }
+
+// Codec returns the codec of the call's connection, the one Enqueue's
+// envelopes must be encoded with.
+func (c *Call) Codec() codec.Codec { return c.conn.codec }
+
+// Metadata returns the REQUEST's metadata. The map must not be modified.
+func (c *Call) Metadata() map[string]string { return c.metadata }
+
+// SetReplyMetadata sets a metadata entry of the REPLY of a unary call. It
+// has no effect on streams, nor after the reply was sent.
+func (c *Call) SetReplyMetadata(key, value string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.replyMD == nil {
+		c.replyMD = make(map[string]string)
+	}
+	c.replyMD[key] = value
+}
+
+// Send queues msg as a STREAM_MESSAGE of this call. It returns ErrCallEnded
+// once the call ended, and the connection's error when it is closing
+// (ErrClosed, or ErrSlowConsumer when this very message overflowed the
+// send queue). Send does not wait for the message to be written.
+func (c *Call) Send(msg proto.Message) error {
+	if !c.method.ServerStream {
+		return errUnaryStream
+	}
+	payload, err := c.conn.codec.AppendPayload(nil, msg)
+	if err != nil {
+		return protows.Errorf(protows.CodeInternal, "encode stream message: %w", err)
+	}
+	env := &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload}
+	elem, err := c.conn.codec.AppendEnvelope(nil, env)
+	if err != nil {
+		return protows.Errorf(protows.CodeInternal, "encode stream message: %w", err)
+	}
+	return c.Enqueue(elem)
+}
+
+// Enqueue queues elem, a STREAM_MESSAGE of this call already encoded with
+// the connection's codec (codec.Codec.AppendEnvelope, with the call's id),
+// like Conn.Enqueue: elem is only read, so one encoding may be queued on
+// many calls. Unlike Conn.Enqueue it refuses with ErrCallEnded once the
+// call's terminal envelope was queued, atomically with the end, so nothing
+// is ever sent for a call after its STREAM_END or ERROR, even while a
+// CANCEL races a broadcast. Otherwise it returns the connection's error
+// (ErrClosed, or ErrSlowConsumer when elem overflowed the send queue). It
+// returns an error on a unary call.
+func (c *Call) Enqueue(elem []byte) error {
+	if !c.method.ServerStream {
+		return errUnaryStream
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return ErrCallEnded
+	}
+	return c.conn.Enqueue(elem)
+}
+
+// end ends the call with the outcome of its handler, or with err when
+// cancelled. It reports false when the call had already ended.
+func (c *Call) end(res proto.Message, err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.ended = true
+	c.conn.forgetCall(c.id)
+	env := &protowsv1.Envelope{Id: c.id}
+	switch {
+	case c.method.ServerStream:
+		env.Kind = protowsv1.Kind_KIND_STREAM_END
+		if err != nil {
+			env.Error = wireError(err)
+		}
+	case err != nil:
+		env.Kind = protowsv1.Kind_KIND_ERROR
+		env.Error = wireError(err)
+	default:
+		env.Kind = protowsv1.Kind_KIND_REPLY
+		env.Metadata = c.replyMD
+		if res != nil {
+			payload, perr := c.conn.codec.AppendPayload(nil, res)
+			if perr != nil {
+				env.Kind = protowsv1.Kind_KIND_ERROR
+				env.Metadata = nil
+				env.Error = protows.ErrorToWire(protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
+			} else {
+				env.Payload = payload
+			}
+		}
+	}
+	elem, eerr := c.conn.codec.AppendEnvelope(nil, env)
+	if eerr != nil {
+		// What the handler produced does not encode (reply metadata that
+		// is not UTF-8, say): the client still learns how the call ended.
+		c.conn.logger().Error("protows: cannot encode the end of a call", "method", c.method.Name, "id", c.id, "err", eerr)
+		fallback := &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{
+			Code: protowsv1.Code(protows.CodeInternal), Message: "internal error: the reply does not encode",
+		}}
+		if c.method.ServerStream {
+			fallback.Kind = protowsv1.Kind_KIND_STREAM_END
+		}
+		c.conn.send(fallback) // fails only when the codec is broken: 1011
+		return true
+	}
+	_ = c.conn.Enqueue(elem)
+	return true
+}
+
+// wireError is protows.ErrorToWire with the message made valid UTF-8, which
+// both codecs require of strings: a handler's error text may hold any
+// bytes.
+func wireError(err error) *protowsv1.Error {
+	e := protows.ErrorToWire(err)
+	if !utf8.ValidString(e.GetMessage()) {
+		e.Message = strings.ToValidUTF8(e.GetMessage(), "\uFFFD")
+	}
+	return e
+}
+
+type callKey struct{}
+
+// CallFromContext returns the call a handler's context belongs to.
+func CallFromContext(ctx context.Context) (*Call, bool) {
+	c, ok := ctx.Value(callKey{}).(*Call)
+	return c, ok
+}
+
+type connKey struct{}
+
+// ConnFromContext returns the connection of a handler's context.
+func ConnFromContext(ctx context.Context) (*Conn, bool) {
+	c, ok := ctx.Value(connKey{}).(*Conn)
+	return c, ok
+}
