@@ -48,9 +48,10 @@
 // Memory is measured in the server after a GC and debug.FreeOSMemory,
 // before the members connect and once they have all joined: the
 // difference of the resident set (VmRSS), of the Go heap's live objects and
-// of goroutine stacks, divided by the number of members. Kernel socket
-// buffers are not part of a process's resident set; the TCP memory of the
-// whole machine (/proc/net/sockstat) is reported beside it, indicatively.
+// of goroutine stacks, divided by the number of members. Kernel memory
+// (socket and TCP structures, buffers) is not part of a process's resident
+// set; the growth of the machine's slab memory (/proc/meminfo), which
+// covers both ends of each connection, is reported beside it, indicatively.
 //
 // # Bounds
 //

@@ -93,8 +93,7 @@ func loadMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			select {
 			case lines <- sc.Text():
 			case <-ctx.Done():
-				// Keep reading to EOF so that the driver's writes never
-				// block on a full pipe.
+				return
 			}
 		}
 	}()
@@ -126,16 +125,15 @@ func loadMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 			_, err = fmt.Fprintf(stdout, "result %s\n", b)
 		}
 		if err == nil {
-			// Stay connected until the driver has stopped the server, so
-			// that the server closes first and keeps the TIME_WAITs.
-			for range lines {
-			}
+			// Stay connected until the driver has stopped the server (and
+			// closes standard input), so that the server closes first and
+			// keeps the TIME_WAITs.
+			_ = waitLine(ctx, lines, "\x00never")
 		}
 	}
 	cancel()
 	l.close()
-	for range lines {
-	}
+	// The goroutine reading standard input ends with the process.
 	return err
 }
 

@@ -73,7 +73,7 @@ func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 			r.deliveriesPerSec(), ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.P999), ms(r.Load.Max),
 			r.Load.Complete, r.Conns, 100*r.serverCPU(), 100*r.loadCPU())
 	}
-	b.WriteString("\n| codec | server RSS, no member | with members | RSS per conn | Go heap per conn | stacks per conn | goroutines per conn | peak RSS | kernel TCP per conn (both ends) | load process RSS |\n")
+	b.WriteString("\n| codec | server RSS, no member | with members | RSS per conn | Go heap per conn | stacks per conn | goroutines per conn | peak RSS | kernel slab per conn (both ends, machine-wide) | load process RSS |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s |\n", r.Codec,
@@ -83,7 +83,7 @@ func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 			size(r.perConn(func(s Stats) int64 { return s.Stacks })),
 			float64(r.Joined.Goroutines-r.Before.Goroutines)/float64(max(r.Conns, 1)),
 			size(r.After.HWM),
-			size(r.perConn(func(s Stats) int64 { return s.KernelTCP })),
+			size(r.perConn(func(s Stats) int64 { return s.KernelSlab })),
 			size(r.Load.Self.RSS))
 	}
 	b.WriteString("\n")

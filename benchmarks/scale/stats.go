@@ -31,10 +31,11 @@ type Stats struct {
 	Goroutines int64 `json:"goroutines"`
 	// CPU is the user and system CPU time used so far.
 	CPU time.Duration `json:"cpu"`
-	// KernelTCP is the memory of all TCP sockets of the machine
-	// (/proc/net/sockstat "mem", pages times the page size): both ends of
-	// every loopback connection, and other programs' sockets.
-	KernelTCP int64 `json:"kernelTCP"`
+	// KernelSlab is the kernel's slab memory of the whole machine
+	// (/proc/meminfo Slab), where socket, file and TCP structures live:
+	// both ends of every loopback connection, and whatever other programs
+	// allocate meanwhile.
+	KernelSlab int64 `json:"kernelSlab"`
 }
 
 var statMetrics = []string{
@@ -68,7 +69,7 @@ func readStats(gc bool) Stats {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		st.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	st.KernelTCP = kernelTCP()
+	st.KernelSlab = kernelSlab()
 	return st
 }
 
@@ -99,23 +100,17 @@ func procStatus() (rss, hwm int64) {
 	return rss, hwm
 }
 
-// kernelTCP returns the "mem" pages of the TCP line of /proc/net/sockstat
-// in bytes, or 0.
-func kernelTCP() int64 {
-	b, err := os.ReadFile("/proc/net/sockstat")
+// kernelSlab returns the Slab line of /proc/meminfo in bytes, or 0.
+func kernelSlab() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "TCP:" {
-			continue
-		}
-		for i := 1; i+1 < len(f); i += 2 {
-			if f[i] == "mem" {
-				n, _ := strconv.ParseInt(f[i+1], 10, 64)
-				return n * int64(os.Getpagesize())
-			}
+		if len(f) >= 2 && f[0] == "Slab:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
 		}
 	}
 	return 0
