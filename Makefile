@@ -81,12 +81,13 @@ npm-test: deps chromium
 	npm test -w examples/chat/web
 
 chromium:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 ## bench: codec and dispatch micro-benchmarks, then the end-to-end load
 ## tool: protows against raw gorilla/websocket, JSON against Protobuf, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
-## at full speed and at a steady rate to 1,000 members. One report goes to
+## at full speed and at a steady rate to 1,000 members, with write
+## coalescing on, off and delayed 1 ms (broadcast). One report goes to
 ## stdout and benchmarks/out/ (results.md, .jsonl, .svg); RESULTS.md
 ## explains it. BENCH_LOAD_FLAGS and BENCH_STEADY_FLAGS change the load
 ## (go run ./benchmarks/cmd/protows-load -help). About 6 minutes on 2 cores.
@@ -97,9 +98,12 @@ bench: deps
 	go test ./benchmarks/micro -run '^$$' -bench . -benchmem
 	cd benchmarks/centrifuge && go run . $(BENCH_LOAD_FLAGS) -out ../out -name centrifuge >/dev/null
 	cd benchmarks/centrifuge && go run . $(BENCH_STEADY_FLAGS) -out ../out -name centrifuge-steady >/dev/null
-	go run ./benchmarks/cmd/protows-load $(BENCH_STEADY_FLAGS) -name steady >/dev/null
+	go run ./benchmarks/cmd/protows-load $(BENCH_STEADY_FLAGS) -name steady \
+		-scenarios broadcast/protows,broadcast/gorilla,broadcast/protows-nobatch,broadcast/protows-delay1ms >/dev/null
+	go run ./benchmarks/cmd/protows-load $(BENCH_LOAD_FLAGS) -name coalescing \
+		-scenarios broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small >/dev/null
 	go run ./benchmarks/cmd/protows-load $(BENCH_LOAD_FLAGS) \
-		-merge benchmarks/out/steady.jsonl,benchmarks/out/centrifuge.jsonl,benchmarks/out/centrifuge-steady.jsonl
+		-merge benchmarks/out/steady.jsonl,benchmarks/out/coalescing.jsonl,benchmarks/out/centrifuge.jsonl,benchmarks/out/centrifuge-steady.jsonl
 
 ## scale: room fan-out at 10,000 connections (benchmarks/scale): a server
 ## process and a load process on loopback, one room, a steady broadcast;

@@ -153,6 +153,21 @@ type Config struct {
 	// WriteTimeout is the deadline of every write. Zero means
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// DisableBatching makes the writer send every envelope in its own
+	// WebSocket message (one write each), and skip the yield that lets
+	// concurrent replies share a frame. False (the default) joins what is
+	// queued into as few frames as possible, which saves a write system
+	// call per envelope; the switch exists to measure that saving and for
+	// peers that cannot decode batched frames (every protows client can).
+	DisableBatching bool
+	// WriteDelay holds the writer back this long after it was woken
+	// before it writes, so that more envelopes join the frame: fewer
+	// writes at the cost of that much added latency. Zero (the default)
+	// writes at once. A ping or close frame with nothing queued before it
+	// is not delayed, and Shutdown waits at most this long more per
+	// connection; keep it to milliseconds. With DisableBatching the delay
+	// still applies, but each envelope goes out in its own frame.
+	WriteDelay time.Duration
 	// HandshakeTimeout bounds the authentication of a handshake token and
 	// the write of the upgrade response. Zero means
 	// DefaultHandshakeTimeout. Set http.Server.ReadHeaderTimeout too (see

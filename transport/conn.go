@@ -272,7 +272,14 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		if c.running > len(c.queue) && !c.closing {
+		if d := cfg.WriteDelay; d > 0 && !c.closing && len(c.queue) > 0 {
+			// Collect what arrives meanwhile into this write. The writer
+			// is the only one to take from the queue, so it cannot empty
+			// while it sleeps; a close decided meanwhile is seen below.
+			c.mu.Unlock()
+			time.Sleep(d)
+			c.mu.Lock()
+		} else if c.running > len(c.queue) && !c.closing && !cfg.DisableBatching {
 			// Handlers of this connection are still running: let those
 			// that are about to reply do so, and write their replies in
 			// this frame rather than in one write each. A write syscall
@@ -329,7 +336,7 @@ func (c *Conn) writeBatch(msgType int, batch [][]byte) error {
 	cfg := &c.srv.cfg
 	for len(batch) > 0 {
 		n, size := 0, 0
-		for n < len(batch) && n < codec.MaxEnvelopesPerFrame && (n == 0 || size+len(batch[n]) <= maxBatchBytes) {
+		for n < len(batch) && n < codec.MaxEnvelopesPerFrame && (n == 0 || (!cfg.DisableBatching && size+len(batch[n]) <= maxBatchBytes)) {
 			size += len(batch[n])
 			n++
 		}

@@ -98,6 +98,10 @@
 // while more handlers of the connection run than envelopes are queued,
 // it yields to the scheduler once before it writes, so that replies
 // finishing at the same time share one frame and one write.
+// Config.DisableBatching turns this off (one envelope per frame and
+// write); Config.WriteDelay makes the writer wait a little before each
+// write so that more envelopes share it (benchmarks/RESULTS.md measures
+// both).
 // While the read loop processes an incoming frame it holds the writer back,
 // so the answers to one frame of requests (PONGs, refusals) leave as one
 // frame.

@@ -203,13 +203,13 @@ func readResultsFile(path string) ([]Result, error) {
 
 func selectScenarios(all []Scenario, only string) ([]Scenario, error) {
 	if only == "" {
-		return all, nil
+		return slices.DeleteFunc(slices.Clone(all), func(s Scenario) bool { return s.Explicit }), nil
 	}
 	var out []Scenario
 	for _, want := range splitList(only) {
 		n := len(out)
 		for _, s := range all {
-			if want == s.Key() || want == s.Name || want == s.Impl {
+			if want == s.Key() || want == s.Impl || (want == s.Name && !s.Explicit) {
 				if !slices.ContainsFunc(out, func(o Scenario) bool { return o.Key() == s.Key() }) {
 					out = append(out, s)
 				}

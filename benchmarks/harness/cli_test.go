@@ -22,7 +22,7 @@ func TestCheckLoopback(t *testing.T) {
 }
 
 func TestSelectScenarios(t *testing.T) {
-	all := []Scenario{{Name: "echo", Impl: "gorilla"}, {Name: "push", Impl: "gorilla"}, {Name: "echo", Impl: "protows"}}
+	all := []Scenario{{Name: "echo", Impl: "gorilla"}, {Name: "push", Impl: "gorilla"}, {Name: "echo", Impl: "protows"}, {Name: "echo", Impl: "protows-nobatch", Explicit: true}}
 	keys := func(ss []Scenario) []string {
 		var out []string
 		for _, s := range ss {
@@ -38,6 +38,9 @@ func TestSelectScenarios(t *testing.T) {
 		{"echo", []string{"echo/gorilla", "echo/protows"}},
 		{"gorilla", []string{"echo/gorilla", "push/gorilla"}},
 		{"echo/protows, echo", []string{"echo/protows", "echo/gorilla"}},
+		// A variant runs only when named by its key or impl.
+		{"echo/protows-nobatch", []string{"echo/protows-nobatch"}},
+		{"protows-nobatch,echo/gorilla", []string{"echo/protows-nobatch", "echo/gorilla"}},
 	}
 	for _, tt := range tests {
 		got, err := selectScenarios(all, tt.only)

@@ -21,11 +21,18 @@
 // nearest rank, over a uniform sample of at most 200,000 latencies); TCP
 // bytes per payload-carrying WebSocket message, counted on the server's
 // accepted connections; CPU seconds per million messages for the server
-// and the client process; their peak resident memory; and the server's
-// resident memory growth per connection when the connections are opened,
-// before any load. The report shows each figure's median over the
-// repetitions, and for msgs/s the spread (half the range, relative to the
-// median).
+// and the client process; their peak resident memory; the server's
+// memory growth per connection when the connections are opened, before
+// any load, both as resident memory (RSS, after a forced GC and
+// debug.FreeOSMemory: what the operating system sees, runtime overhead and
+// page granularity included) and as Go heap plus goroutine stacks
+// (HeapInuse + StackInuse after the same GC: what the program holds); and,
+// for servers that implement Counting, the growth of their counters (the
+// protows broadcast server's payload marshals, reported per broadcast).
+// The idle scenario waits IdleSettle after connecting before it measures,
+// so that goroutines the handshakes left behind have ended. The report
+// shows each figure's median over the repetitions, and for msgs/s the
+// spread (half the range, relative to the median).
 //
 // # Where the server runs
 //

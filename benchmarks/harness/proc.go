@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -25,16 +26,32 @@ type ProcStats struct {
 	// process.
 	WireIn  int64 `json:"wireIn"`
 	WireOut int64 `json:"wireOut"`
+	// Heap is the Go heap in use plus goroutine stacks (HeapInuse +
+	// StackInuse) right after a garbage collection, in bytes: what the
+	// program holds, without the runtime's free spans and RSS's page
+	// granularity. Only set by ReadSelf(true); 0 otherwise.
+	Heap int64 `json:"heap,omitempty"`
+	// Goroutines is the number of goroutines now.
+	Goroutines int `json:"goroutines,omitempty"`
+	// Counters are the server's own counts (see Counting), read at the
+	// snapshot; nil when the server keeps none.
+	Counters map[string]int64 `json:"counters,omitempty"`
 }
 
 // ReadSelf returns the calling process's figures. With freeMemory it first
-// returns freed memory to the operating system, so that RSS reflects what is
-// live (use it for the before/after figures of bytes per connection).
+// collects garbage and returns freed memory to the operating system, so that
+// RSS reflects what is live, and reads Heap (use it for the before/after
+// figures of bytes per connection).
 func ReadSelf(freeMemory bool) ProcStats {
+	s := ProcStats{}
 	if freeMemory {
-		debug.FreeOSMemory()
+		debug.FreeOSMemory() // a forced GC first, then the scavenge
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s.Heap = int64(ms.HeapInuse + ms.StackInuse)
 	}
-	s := ProcStats{CPU: processCPU()}
+	s.CPU = processCPU()
+	s.Goroutines = runtime.NumGoroutine()
 	s.RSS, s.PeakRSS = readStatus()
 	return s
 }

@@ -49,7 +49,7 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 		b.WriteString("\n")
 	}
 	if rows := ratios(results); len(rows) > 0 {
-		b.WriteString("\n| ratio of medians | msgs/s | server CPU s/M | server B/conn |\n|---|---:|---:|---:|\n")
+		b.WriteString("\n| ratio of medians | msgs/s | server CPU s/M | server B/conn | server heap B/conn |\n|---|---:|---:|---:|---:|\n")
 		for _, row := range rows {
 			fmt.Fprintf(&b, "| %s |", row.label)
 			for _, v := range row.values {
@@ -72,7 +72,7 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 const minConnsForMemory = 100
 
 // ratioMetrics are the columns of the ratio table.
-var ratioMetrics = []Metric{msgsPerSec, serverCPU, serverBytesPerConn}
+var ratioMetrics = []Metric{msgsPerSec, serverCPU, serverBytesPerConn, serverHeapPerConn}
 
 type ratio struct {
 	label  string
@@ -92,7 +92,7 @@ func ratios(results []Result) []ratio {
 		row := ratio{label: label}
 		for _, m := range ratioMetrics {
 			v := m.Median(a) / m.Median(b)
-			if m.Name == serverBytesPerConn.Name && min(a.Conns, b.Conns) < minConnsForMemory {
+			if (m.Name == serverBytesPerConn.Name || m.Name == serverHeapPerConn.Name) && min(a.Conns, b.Conns) < minConnsForMemory {
 				v = math.NaN() // a few connections are lost in the noise of RSS
 			}
 			row.values = append(row.values, v)

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/protows/protows/benchmarks/payload"
@@ -48,6 +49,15 @@ type Rep struct {
 	// ServerConnBytes is the server's resident memory growth from opening
 	// the connections, before load (-1: unknown).
 	ServerConnBytes int64 `json:"serverConnBytes"`
+	// ServerConnHeap is the growth of the server's Go heap and stacks
+	// (ProcStats.Heap) from opening the connections (0: unknown).
+	ServerConnHeap int64 `json:"serverConnHeap,omitempty"`
+	// ServerConnGoroutines is the growth of the server's goroutines from
+	// opening the connections (0: unknown).
+	ServerConnGoroutines int `json:"serverConnGoroutines,omitempty"`
+	// Counters are the growth of the server's counters (Counting) during
+	// the load; nil when it keeps none.
+	Counters map[string]int64 `json:"counters,omitempty"`
 	// Conns is the number of connections opened (with the publisher's).
 	Conns int `json:"conns"`
 }
@@ -152,9 +162,25 @@ var (
 		}
 		return float64(p.ServerConnBytes) / float64(p.Conns)
 	}}
+	serverHeapPerConn = Metric{"server heap B/conn", func(_ Result, p Rep) float64 {
+		if p.ServerConnHeap <= 0 || p.Conns == 0 {
+			return math.NaN()
+		}
+		return float64(p.ServerConnHeap) / float64(p.Conns)
+	}}
+	// marshalsPerBroadcast divides the server's payload marshals by the
+	// publishes: deliveries over members, since every publish reaches
+	// every member.
+	marshalsPerBroadcast = Metric{"marshals/bcast", func(r Result, p Rep) float64 {
+		n, ok := p.Counters[CounterMarshals]
+		if !ok || !strings.HasPrefix(r.Scenario, "broadcast") || r.Conns == 0 || p.Messages == 0 {
+			return math.NaN()
+		}
+		return float64(n) / (float64(p.Messages) / float64(r.Conns))
+	}}
 )
 
 // Metrics returns the report's metrics in column order.
 func Metrics() []Metric {
-	return []Metric{msgsPerSec, payloadMBs, p50, p95, p99, wirePerMsg, serverCPU, clientCPU, serverPeakMB, clientPeakMB, serverBytesPerConn}
+	return []Metric{msgsPerSec, payloadMBs, p50, p95, p99, wirePerMsg, serverCPU, clientCPU, serverPeakMB, clientPeakMB, serverBytesPerConn, serverHeapPerConn, marshalsPerBroadcast}
 }

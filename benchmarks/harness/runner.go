@@ -145,6 +145,16 @@ func runRep(ctx context.Context, cfg Config, j Job, n int, label string) (rep Re
 		return rep, fmt.Errorf("connect: %w", err)
 	}
 	defer func() { err = errors.Join(err, load.Close()) }()
+	if j.Scenario.Shape == Idle {
+		// Let what the handshakes left behind end first: protows's worker
+		// goroutines wait up to a second for their next task, and the
+		// net/http goroutines of the upgrades are still returning.
+		select {
+		case <-time.After(IdleSettle):
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		}
+	}
 	s1, _, err := srv.snapshot(true)
 	if err != nil {
 		return rep, err
@@ -186,12 +196,26 @@ func runRep(ctx context.Context, cfg Config, j Job, n int, label string) (rep Re
 		rep.ServerCPU = s2.CPU - s1.CPU
 		rep.ServerPeakRSS = s2.PeakRSS
 		rep.ServerConnBytes = s1.RSS - s0.RSS
+		rep.ServerConnHeap = s1.Heap - s0.Heap
+		rep.ServerConnGoroutines = s1.Goroutines - s0.Goroutines
+		if s2.Counters != nil {
+			rep.Counters = make(map[string]int64, len(s2.Counters))
+			for k, v := range s2.Counters {
+				rep.Counters[k] = v - s1.Counters[k]
+			}
+		}
 	}
 	if rep.Messages == 0 {
 		return rep, errors.New("no message was delivered")
 	}
 	return rep, nil
 }
+
+// IdleSettle is how long an idle scenario waits after its connections are
+// open before it measures the server's memory: longer than protows's
+// worker goroutines linger (1 s), so that only what an idle connection
+// holds is counted.
+const IdleSettle = 1500 * time.Millisecond
 
 // runLoad runs the load and fails, rather than hangs, when it does not stop
 // within the grace period after its time bound.

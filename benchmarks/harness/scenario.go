@@ -86,6 +86,10 @@ type Scenario struct {
 	// Shape says what Params.Conns and Params.InFlight mean, and so which
 	// command-line flags set them.
 	Shape Shape
+	// Explicit scenarios run only when -scenarios names their key or impl
+	// exactly (a variant of another scenario), not when it is empty or
+	// names their scenario name.
+	Explicit bool
 	// NewServer returns the server side for p. The harness serves it at
 	// Path on a loopback listener and closes it after the repetition.
 	NewServer func(p Params) (Server, error)
@@ -138,6 +142,19 @@ type Server interface {
 	// HTTP server (and so the connections) first.
 	Close() error
 }
+
+// Counting is implemented by a Server that counts events of its own (the
+// protows broadcast server counts payload marshals). The harness reads the
+// counters before and after the load, and the repetition keeps the
+// difference (Rep.Counters).
+type Counting interface {
+	// Counters returns the counts so far, by name. Safe for concurrent use.
+	Counters() map[string]int64
+}
+
+// CounterMarshals is the counter of payload marshals of broadcast messages:
+// with encode-once, one per publish and codec in use.
+const CounterMarshals = "marshals"
 
 // Load is a scenario's client side, connected.
 type Load interface {

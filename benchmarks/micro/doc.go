@@ -1,6 +1,10 @@
-// Package micro holds Go micro-benchmarks of protows's per-call work that
-// the codec benchmarks (codec/bench_test.go) do not cover: router dispatch
-// of a decoded request to a typed handler. It has no API; run it with
+// Package micro holds Go micro-benchmarks of protows's per-call and
+// per-broadcast work that the codec benchmarks (codec/bench_test.go) do
+// not cover: router dispatch of a decoded request to a typed handler
+// (BenchmarkDispatch, against BenchmarkCodecOnly), and the encoding of one
+// broadcast to 1000 members, once and shared against once per member
+// (BenchmarkBroadcastEncode), with hub.Broadcast to in-memory members
+// (BenchmarkHubBroadcast). It has no API; run it with
 //
 //	go test ./benchmarks/micro -run '^$' -bench . -benchmem
 package micro

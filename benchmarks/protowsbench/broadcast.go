@@ -13,6 +13,7 @@ import (
 	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -27,10 +28,42 @@ const helloID = "hello"
 // which encodes each once per codec), at most Params.InFlight publishes
 // ahead of the deliveries, with up to that many Publish calls at once.
 func Broadcast() harness.Scenario {
+	return BroadcastWith(Variant{Impl: Impl})
+}
+
+// Variant is a transport setting the broadcast scenario is also run with:
+// the write coalescing switches (transport.Config.DisableBatching,
+// WriteDelay), to measure the server CPU they save or cost.
+type Variant struct {
+	// Impl names the variant in results, "protows-" and the setting.
+	Impl string
+	// Apply changes the benchmark server's transport.Config; nil keeps
+	// Config().
+	Apply func(*transport.Config)
+}
+
+// The write coalescing variants of the broadcast scenario.
+var (
+	// NoBatching writes every envelope in a frame of its own.
+	NoBatching = Variant{Impl: Impl + "-nobatch", Apply: func(c *transport.Config) { c.DisableBatching = true }}
+	// WriteDelay1ms holds each write back 1 ms to collect more envelopes.
+	WriteDelay1ms = Variant{Impl: Impl + "-delay1ms", Apply: func(c *transport.Config) { c.WriteDelay = time.Millisecond }}
+)
+
+// BroadcastWith is Broadcast on a server with v's transport setting. Apart
+// from Broadcast itself, the variants run only when selected by their key
+// or impl (-scenarios broadcast/protows-nobatch), not with every
+// broadcast.
+func BroadcastWith(v Variant) harness.Scenario {
+	var mods []func(*transport.Config)
+	if v.Apply != nil {
+		mods = append(mods, v.Apply)
+	}
 	return harness.Scenario{
-		Name: "broadcast", Impl: Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
+		Name: "broadcast", Impl: v.Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
 		Shape:     harness.Fanout,
-		NewServer: func(harness.Params) (harness.Server, error) { return NewServer() },
+		Explicit:  v.Impl != Impl,
+		NewServer: func(harness.Params) (harness.Server, error) { return NewServer(mods...) },
 		Connect:   connectBroadcast,
 	}
 }

@@ -13,6 +13,13 @@
 //   - broadcast: Conns members in one hub room, one publisher, at most
 //     InFlight publishes ahead of the deliveries.
 //
+// The broadcast scenario also runs with write coalescing changed
+// (BroadcastWith with NoBatching or WriteDelay1ms: impls
+// "protows-nobatch" and "protows-delay1ms"), when selected by name. The
+// server counts the payload marshals of Samples through a wrapping codec
+// (harness.Counting), which only hub broadcasts make: the report's
+// marshals/bcast column, one per broadcast with encode-once.
+//
 // The room methods are registered by name (RoomJoinMethod,
 // RoomPublishMethod) with the bench messages, since bench.proto declares no
 // room service.

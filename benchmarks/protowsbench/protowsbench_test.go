@@ -14,7 +14,10 @@ import (
 )
 
 func scenarios() []harness.Scenario {
-	return []harness.Scenario{protowsbench.Echo(), protowsbench.Push(), protowsbench.Broadcast(), harness.IdleOf(protowsbench.Echo())}
+	return []harness.Scenario{
+		protowsbench.Echo(), protowsbench.Push(), protowsbench.Broadcast(), harness.IdleOf(protowsbench.Echo()),
+		protowsbench.BroadcastWith(protowsbench.NoBatching), protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -38,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	for _, child := range []bool{false, true} {
 		for _, sc := range scenarios() {
 			for _, c := range sc.Codecs {
-				t.Run(fmt.Sprintf("%s/%s/child=%v", sc.Name, c, child), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s/%s/child=%v", sc.Key(), c, child), func(t *testing.T) {
 					smoke(t, sc, c, child)
 				})
 			}
@@ -87,5 +90,20 @@ func smoke(t *testing.T, sc harness.Scenario, codecName string, child bool) {
 	}
 	if rep.ServerCPU <= 0 || rep.ServerConnBytes == -1 {
 		t.Errorf("server CPU %v, conn bytes %d: want known", rep.ServerCPU, rep.ServerConnBytes)
+	}
+	// In process the clients' own garbage can outweigh a few connections.
+	if child && rep.ServerConnHeap <= 0 {
+		t.Errorf("server heap growth %d from %d connections: want > 0", rep.ServerConnHeap, p.Conns)
+	}
+	// Encode-once: every publish reached every member and was marshalled
+	// exactly once (one codec per run). Other scenarios marshal no Sample.
+	marshals, ok := rep.Counters[harness.CounterMarshals]
+	switch {
+	case !ok:
+		t.Errorf("counters %v: no %q", rep.Counters, harness.CounterMarshals)
+	case sc.Shape == harness.Fanout && marshals*int64(p.Conns) != rep.Messages:
+		t.Errorf("%d marshals for %d deliveries to %d members: want one per publish", marshals, rep.Messages, p.Conns)
+	case sc.Shape != harness.Fanout && marshals != 0:
+		t.Errorf("%d marshals of a Sample in %s", marshals, sc.Name)
 	}
 }

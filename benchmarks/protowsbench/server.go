@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/protows/protows/benchmarks/harness"
+	"github.com/protows/protows/codec"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
 	"github.com/protows/protows/hub"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/proto"
 )
 
 // Impl is the implementation name of these scenarios in results.
@@ -68,8 +71,11 @@ func (benchService) Push(ctx context.Context, req *benchv1.PushRequest, s router
 }
 
 // NewServer returns the benchmark server: BenchService and the room
-// methods on a router, served by transport.NewServer with Config.
-func NewServer() (harness.Server, error) {
+// methods on a router, served by transport.NewServer with Config changed by
+// each of mods. Its codecs are the default ones (Protobuf, JSON) wrapped to
+// count the marshals of Samples, which only hub broadcasts encode, so that
+// the server implements harness.Counting with harness.CounterMarshals.
+func NewServer(mods ...func(*transport.Config)) (harness.Server, error) {
 	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
 	if err := benchv1.RegisterBenchServiceHandler(r, benchService{}); err != nil {
 		return nil, err
@@ -89,12 +95,51 @@ func NewServer() (harness.Server, error) {
 	if err != nil {
 		return nil, errors.Join(err, h.Close())
 	}
-	srv := transport.NewServer(r, Config())
-	return harness.ServerFunc{Handler: srv, CloseFunc: func() error {
+	marshals := new(atomic.Int64)
+	reg, err := codec.NewRegistry(countingCodec{codec.Proto(), marshals}, countingCodec{codec.JSON(), marshals})
+	if err != nil {
+		return nil, errors.Join(err, h.Close())
+	}
+	cfg := Config()
+	cfg.Codecs = reg
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	srv := transport.NewServer(r, cfg)
+	return &server{ServerFunc: harness.ServerFunc{Handler: srv, CloseFunc: func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 		defer cancel()
 		// The hub first: it ends the Join handlers, which Shutdown waits for.
 		hubErr := h.Close()
 		return errors.Join(hubErr, srv.Shutdown(ctx))
-	}}, nil
+	}}, marshals: marshals}, nil
+}
+
+// server is the benchmark server with its marshal counter.
+type server struct {
+	harness.ServerFunc
+	marshals *atomic.Int64
+}
+
+var _ harness.Counting = (*server)(nil)
+
+// Counters returns the marshals of Samples so far.
+func (s *server) Counters() map[string]int64 {
+	return map[string]int64{harness.CounterMarshals: s.marshals.Load()}
+}
+
+// countingCodec counts the payload encodings of Samples. In this server
+// only broadcasts encode a Sample on its own (Echo and Push replies are
+// other messages that contain one), so the count is the hub's marshals:
+// with encode-once, one per broadcast and codec in use.
+type countingCodec struct {
+	codec.Codec
+	n *atomic.Int64
+}
+
+func (c countingCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
+	if _, ok := m.(*benchv1.Sample); ok {
+		c.n.Add(1)
+	}
+	return c.Codec.AppendPayload(dst, m)
 }

@@ -12,8 +12,12 @@
 // Every server binds to 127.0.0.1; -server accepts loopback URLs only. Each
 // repetition is bounded by -messages and -duration. -merge adds results
 // from another load tool (the Centrifuge baseline, which lives in its own
-// module) to the report. See benchmarks/RESULTS.md for what the columns
-// mean.
+// module) to the report. The broadcast scenario with write coalescing off
+// or delayed 1 ms runs only when named:
+//
+//	go run ./benchmarks/cmd/protows-load -child -scenarios broadcast/protows,broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small
+//
+// See benchmarks/RESULTS.md for what the columns mean.
 package main
 
 import (
@@ -34,6 +38,9 @@ func main() {
 		protowsbench.Echo(), raw.Echo(),
 		protowsbench.Push(), raw.Push(),
 		protowsbench.Broadcast(), raw.Broadcast(),
+		// Write coalescing off and delayed: only when named (-scenarios).
+		protowsbench.BroadcastWith(protowsbench.NoBatching),
+		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
 		harness.IdleOf(protowsbench.Echo()), harness.IdleOf(raw.Echo()),
 	}
 	if err := harness.Main(ctx, scenarios, os.Args[1:]); err != nil {

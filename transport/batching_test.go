@@ -1,0 +1,129 @@
+package transport_test
+
+import (
+	"testing"
+	"time"
+
+	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/testservice"
+	"github.com/protows/protows/transport"
+)
+
+// streamFrames asks for a stream of n numbers and returns how many
+// envelopes each frame of the answer held, up to and including the
+// STREAM_END.
+func streamFrames(t *testing.T, cl *client, n uint32) []int {
+	t.Helper()
+	cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{Count: n}))
+	var sizes []int
+	got := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_ = cl.ws.SetReadDeadline(deadline)
+		mt, b, err := cl.ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d envelopes: %v", got, err)
+		}
+		if mt != cl.msgType() {
+			t.Fatalf("frame type %d", mt)
+		}
+		envs, err := cl.c.DecodeFrame(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(envs))
+		for _, e := range envs {
+			got++
+			if e.GetKind() == protowsv1.Kind_KIND_STREAM_END {
+				if got != int(n)+1 {
+					t.Fatalf("STREAM_END after %d envelopes, want %d", got, n+1)
+				}
+				return sizes
+			}
+		}
+	}
+}
+
+// TestDisableBatching: with batching off every envelope of a fast stream
+// leaves in a frame of its own, in both codecs; with the default the same
+// stream shares frames (the writer is slower than the handler).
+func TestDisableBatching(t *testing.T) {
+	const n = 500 // below the send queue's 1024, which the delay lets fill
+	for _, c := range codecs {
+		for _, tc := range []struct {
+			name string
+			cfg  transport.Config
+		}{
+			{"off", transport.Config{DisableBatching: true}},
+			{"off-with-delay", transport.Config{DisableBatching: true, WriteDelay: time.Millisecond}},
+			{"default", transport.Config{}},
+		} {
+			t.Run(c.Name()+"/"+tc.name, func(t *testing.T) {
+				ts := startServer(t, tc.cfg)
+				cl := dial(t, ts.url, c, nil)
+				sizes := streamFrames(t, cl, n)
+				largest := 0
+				for _, s := range sizes {
+					largest = max(largest, s)
+				}
+				if tc.cfg.DisableBatching {
+					if largest != 1 || len(sizes) != n+1 {
+						t.Fatalf("%d frames, largest %d envelopes; want %d frames of 1", len(sizes), largest, n+1)
+					}
+				} else if largest < 2 {
+					t.Fatalf("%d envelopes in %d frames: the default never batched", n+1, len(sizes))
+				}
+			})
+		}
+	}
+}
+
+// TestWriteDelay: a reply waits WriteDelay before it is written, and the
+// envelopes queued meanwhile go out with it.
+func TestWriteDelay(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	for _, c := range codecs {
+		t.Run(c.Name(), func(t *testing.T) {
+			ts := startServer(t, transport.Config{WriteDelay: delay})
+			cl := dial(t, ts.url, c, nil)
+			start := time.Now()
+			e := cl.call(1, testservice.EchoMethod, &testv1.EchoRequest{Text: "hi"})
+			if e.GetKind() != protowsv1.Kind_KIND_REPLY {
+				t.Fatalf("kind %v", e.GetKind())
+			}
+			if d := time.Since(start); d < delay {
+				t.Fatalf("reply after %v, before the write delay of %v", d, delay)
+			}
+			// Ten calls in one frame: their replies are queued within the
+			// delay of the first and share its frame.
+			var reqs []*protowsv1.Envelope
+			for id := uint32(2); id < 12; id++ {
+				reqs = append(reqs, cl.request(id, testservice.EchoMethod, &testv1.EchoRequest{Text: "x"}))
+			}
+			cl.send(reqs...)
+			envs := readFrame(t, cl)
+			if len(envs) != len(reqs) {
+				t.Fatalf("first frame held %d replies, want all %d", len(envs), len(reqs))
+			}
+		})
+	}
+}
+
+// readFrame reads one frame and decodes it.
+func readFrame(t *testing.T, cl *client) []*protowsv1.Envelope {
+	t.Helper()
+	_ = cl.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	mt, b, err := cl.ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt != cl.msgType() {
+		t.Fatalf("frame type %d, want %d", mt, cl.msgType())
+	}
+	envs, err := cl.c.DecodeFrame(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envs
+}
