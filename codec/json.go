@@ -126,67 +126,10 @@ func (jsonCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
 	return append(dst, ']')
 }
 
+// DecodeFrame is a single hand-written pass (jsonscan.go) that accepts and
+// rejects exactly what encoding/json did.
 func (jsonCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
-	trimmed := bytes.TrimLeft(src, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, errEmptyFrame
-	}
-	if trimmed[0] != '[' {
-		e, err := decodeJSONEnvelope(src)
-		if err != nil {
-			return nil, err
-		}
-		return []*protowsv1.Envelope{e}, nil
-	}
-	// Split the array first: a RawMessage costs a slice header, so the
-	// envelope limit is checked before envelopes are built.
-	var raws []json.RawMessage
-	if err := json.Unmarshal(src, &raws); err != nil {
-		return nil, fmt.Errorf("codec: bad frame: %w", err)
-	}
-	switch {
-	case len(raws) == 0:
-		return nil, errEmptyFrame
-	case len(raws) > MaxEnvelopesPerFrame:
-		return nil, fmt.Errorf("%w: %d", ErrTooManyEnvelopes, len(raws))
-	}
-	envs := make([]*protowsv1.Envelope, len(raws))
-	for i, raw := range raws {
-		e, err := decodeJSONEnvelope(raw)
-		if err != nil {
-			return nil, fmt.Errorf("envelope %d: %w", i, err)
-		}
-		envs[i] = e
-	}
-	return envs, nil
-}
-
-func decodeJSONEnvelope(src []byte) (*protowsv1.Envelope, error) {
-	var je jsonEnvelope
-	if err := json.Unmarshal(src, &je); err != nil {
-		return nil, fmt.Errorf("codec: bad envelope: %w", err)
-	}
-	e := &protowsv1.Envelope{
-		Id:       je.ID,
-		Method:   je.Method,
-		MethodId: je.MethodID,
-		Metadata: je.Metadata,
-		Seq:      je.Seq,
-	}
-	if je.Kind != "" {
-		k, ok := kindValues[je.Kind]
-		if !ok {
-			return nil, fmt.Errorf("codec: bad envelope: unknown kind %q", je.Kind)
-		}
-		e.Kind = k
-	}
-	if len(je.Payload) > 0 && string(je.Payload) != "null" {
-		e.Payload = je.Payload
-	}
-	if je.Error != nil {
-		e.Error = &protowsv1.Error{Code: protowsv1.Code(je.Error.Code), Message: je.Error.Message}
-	}
-	return e, nil
+	return decodeJSONFrame(src)
 }
 
 // kindNames and kindValues map kinds to their JSON names: the enum value

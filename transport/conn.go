@@ -38,38 +38,44 @@ type Conn struct {
 	remote string
 	ip     string
 	codec  codec.Codec
-	ctx    context.Context // cancelled when the connection ends
+	ctx    connContext // cancelled when the connection ends
 	cancel context.CancelFunc
-	done   chan struct{} // closed when every goroutine of the connection ended
 
 	metadata  map[string]string // from Config.ConnMetadata; read-only
 	principal atomic.Pointer[Principal]
 
+	// The fields under mu; the flags are kept together, so that padding
+	// does not push the struct, allocated once per connection, into a
+	// larger size class.
 	mu          sync.Mutex
 	queue       [][]byte
 	spare       [][]byte
 	queued      int64  // bytes in queue
 	inWrite     int64  // bytes of the batch the writer is writing
-	closing     bool   // a close was decided: nothing more is queued
-	flush       bool   // write the queue before the close frame
 	code        int    // close code to send; 0 sends none
 	reason      string // close reason
 	calls       map[uint32]*Call
 	running     int    // handler goroutines not yet returned
-	draining    bool   // shutdown or overload: refuse new calls, close when idle
 	drainCode   int    // the close code of draining: 1001 or 1013
 	drainReason string // its reason, also the message of refused calls
 	authGen     int    // invalidates expiry timers of replaced credentials
 	authTmr     *time.Timer
 	expTmr      *time.Timer
+	pingTmr     *time.Timer
+	closing     bool // a close was decided: nothing more is queued
+	flush       bool // write the queue before the close frame
+	draining    bool // shutdown or overload: refuse new calls, close when idle
+	writing     bool // a writer goroutine runs (at most one at a time)
+	pingDue     bool // the ping timer fired: the writer sends a ping
+	closeDone   bool // the close frame was written or the link failed
+	stopped     bool // the connection ended: no writer starts any more
+	corked      bool // the reader is processing a frame: wake the writer after it
+	ended       bool // every goroutine of the connection ended
+	// done is made by the first Done and closed when ended: most
+	// connections are never asked, and a channel is 96 bytes.
+	done chan struct{}
 
-	writing   bool // a writer goroutine runs (at most one at a time)
-	pingDue   bool // the ping timer fired: the writer sends a ping
-	closeDone bool // the close frame was written or the link failed
-	stopped   bool // the connection ended: no writer starts any more
-	corked    bool // the reader is processing a frame: wake the writer after it
-	pingTmr   *time.Timer
-	writerWG  sync.WaitGroup
+	writerWG sync.WaitGroup
 
 	closeSent  atomic.Bool
 	closeCode  atomic.Int64 // the code sent or received, for logs and metrics
@@ -77,7 +83,24 @@ type Conn struct {
 
 	// Owned by the read loop.
 	tokens   float64
-	lastFill time.Time
+	lastFill time.Duration // since srv.epoch: a monotonic time in 8 bytes
+}
+
+// connContext is the connection's context: its cancellation, plus the
+// connection itself as the value of connKey. Held inside Conn, it spares an
+// idle connection the allocation of a context.WithValue.
+type connContext struct {
+	context.Context
+	conn *Conn
+}
+
+// Value returns the connection for connKey and defers to the cancellation
+// context (so to its parents) otherwise.
+func (x *connContext) Value(key any) any {
+	if key == (connKey{}) {
+		return x.conn
+	}
+	return x.Context.Value(key)
 }
 
 // ID returns the connection's id, unique within the server process.
@@ -99,12 +122,24 @@ func (c *Conn) Metadata() map[string]string { return c.metadata }
 // Principal returns the authenticated principal, nil while anonymous.
 func (c *Conn) Principal() *Principal { return c.principal.Load() }
 
-// Context returns a context that is cancelled when the connection ends.
-func (c *Conn) Context() context.Context { return c.ctx }
+// Context returns a context that is cancelled when the connection ends. It
+// is not derived from the handshake request's context: values middleware
+// put there do not reach it (see Config.ConnMetadata).
+func (c *Conn) Context() context.Context { return &c.ctx }
 
 // Done returns a channel closed when the connection has ended and all its
 // goroutines returned.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.ended {
+			close(c.done)
+		}
+	}
+	return c.done
+}
 
 // Enqueue queues one encoded envelope, as codec.Codec.AppendEnvelope of
 // this connection's codec produced it, for the writer. elem is only read,

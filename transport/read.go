@@ -34,7 +34,7 @@ func (c *Conn) readLoop() (drop bool) {
 		c.extendDeadline()
 		return nil
 	})
-	c.lastFill = time.Now()
+	c.lastFill = time.Since(c.srv.epoch)
 	c.tokens = float64(cfg.RateBurst)
 	for {
 		mt, r, err := c.ws.NextReader()
@@ -210,8 +210,8 @@ func (c *Conn) allow() bool {
 	if cfg.RateLimit < 0 {
 		return true
 	}
-	now := time.Now()
-	c.tokens += now.Sub(c.lastFill).Seconds() * cfg.RateLimit
+	now := time.Since(c.srv.epoch)
+	c.tokens += (now - c.lastFill).Seconds() * cfg.RateLimit
 	c.lastFill = now
 	if c.tokens > float64(cfg.RateBurst) {
 		c.tokens = float64(cfg.RateBurst)
@@ -308,7 +308,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		c.shed()
 		return true
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
+	ctx, cancel := context.WithCancel(&c.ctx)
 	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), cancel: cancel}
 	ctx = context.WithValue(ctx, callKey{}, call)
 	c.mu.Lock()
@@ -391,7 +391,7 @@ func (c *Conn) authenticate(id uint32, payload []byte) bool {
 	}
 	// The authenticator may do I/O: let the writer run meanwhile.
 	c.cork(false)
-	ctx, cancel := context.WithTimeout(c.ctx, cfg.AuthTimeout)
+	ctx, cancel := context.WithTimeout(&c.ctx, cfg.AuthTimeout)
 	p, err := cfg.Authenticator.Authenticate(ctx, req.GetToken())
 	cancel()
 	c.cork(true)
@@ -405,7 +405,7 @@ func (c *Conn) authenticate(id uint32, payload []byte) bool {
 	}
 	if cfg.Authorize != nil {
 		c.cork(false)
-		ctx, cancel := context.WithTimeout(c.ctx, cfg.AuthTimeout)
+		ctx, cancel := context.WithTimeout(&c.ctx, cfg.AuthTimeout)
 		err := cfg.Authorize(ctx, c, p)
 		cancel()
 		c.cork(true)
@@ -437,7 +437,7 @@ func (c *Conn) authorizeHandshake(p *Principal) {
 	if cfg.Authorize == nil || p == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(&c.ctx, cfg.HandshakeTimeout)
 	err := cfg.Authorize(ctx, c, p)
 	cancel()
 	if err != nil {

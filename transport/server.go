@@ -31,6 +31,7 @@ type Server struct {
 	nextID   atomic.Uint64
 	calls    atomic.Int64 // running calls of every connection (Config.MaxCalls)
 	workers  *workerPool  // runs handlers and writers on warm goroutines
+	epoch    time.Time    // the zero of the connections' monotonic clocks
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -60,6 +61,7 @@ func NewServer(h Handler, cfg Config) *Server {
 		conns:    make(map[*Conn]struct{}),
 		perIP:    make(map[string]int),
 		workers:  newWorkerPool(),
+		epoch:    time.Now(),
 	}
 	if s.origins.all {
 		cfg.Logger.Warn("protows: AllowedOrigins has \"*\": any web page may open connections to this server")
@@ -171,7 +173,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection is served on a goroutine of its own, and ServeHTTP
 	// returns: net/http then frees the request and its 8 KiB of bufio
 	// buffers, which would otherwise stay live for the connection's life.
-	go s.serveConn(context.WithoutCancel(r.Context()), r.RemoteAddr, ws, c, ip, principal, md)
+	// Nothing of the request is kept, its context neither: deriving the
+	// connection's context from it would keep net/http's per-connection
+	// contexts (some 300 bytes) live as long (docs/DECISIONS.md).
+	go s.serveConn(r.RemoteAddr, ws, c, ip, principal, md)
 }
 
 // reserve counts a connection against the limits, or says which is full.
@@ -208,8 +213,8 @@ func (s *Server) release(ip string, c *Conn) {
 // serveConn runs one upgraded connection to its end: the read loop runs on
 // this goroutine, the writer on another only while there is something to
 // write.
-func (s *Server) serveConn(base context.Context, remote string, ws *websocket.Conn, cd codec.Codec, ip string, p *Principal, md map[string]string) {
-	ctx, cancel := context.WithCancel(base)
+func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip string, p *Principal, md map[string]string) {
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		srv:      s,
 		ws:       ws,
@@ -219,9 +224,8 @@ func (s *Server) serveConn(base context.Context, remote string, ws *websocket.Co
 		codec:    cd,
 		metadata: md,
 		cancel:   cancel,
-		done:     make(chan struct{}),
 	}
-	c.ctx = context.WithValue(ctx, connKey{}, c)
+	c.ctx = connContext{Context: ctx, conn: c}
 	// gorilla's wire limit; a compressed message is checked again after
 	// decompression. Deflate can expand incompressible data by a few bytes
 	// per block, hence the slack.
@@ -244,8 +248,10 @@ func (s *Server) serveConn(base context.Context, remote string, ws *websocket.Co
 		c.drain()
 	}
 	s.cfg.Metrics.ConnOpened(cd.Name())
-	log := c.logger()
-	log.Debug("protows: connection open", "subprotocol", cd.Name())
+	// c.logger() allocates: an idle connection keeps no logger of its own.
+	if s.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		c.logger().Debug("protows: connection open", "subprotocol", cd.Name())
+	}
 
 	c.mu.Lock()
 	c.pingTmr = time.AfterFunc(s.cfg.PingInterval, c.firePing)
@@ -284,9 +290,17 @@ func (s *Server) serveConn(base context.Context, remote string, ws *websocket.Co
 	if code == CloseNormal || code == CloseGoingAway {
 		level = slog.LevelDebug // routine: not worth a line per client at scale
 	}
-	log.Log(ctx, level, "protows: connection closed", "code", code, "reason", reason)
+	if s.cfg.Logger.Enabled(ctx, level) {
+		c.logger().Log(ctx, level, "protows: connection closed", "code", code, "reason", reason)
+	}
+	// Before release: once Shutdown returned, every Done is closed.
+	c.mu.Lock()
+	c.ended = true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
 	s.release(ip, c)
-	close(c.done)
 }
 
 // Shutdown stops accepting connections, refuses new calls with

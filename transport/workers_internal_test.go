@@ -26,17 +26,35 @@ func TestWorkerPool(t *testing.T) {
 			done := make(chan struct{})
 			p.run(func() { close(done) })
 			<-done
-			waitIdle(t, p, 1)
-			release := make(chan struct{})
-			running := make(chan struct{})
-			p.run(func() { close(running); <-release })
-			<-running
-			// A new goroutine would have left the idle one waiting.
-			if n := p.idle.Load(); n != 0 {
-				t.Errorf("%d idle workers while the second task runs on the first worker", n)
+			// The idle count rises just before the worker reaches its
+			// receive, so a task sent in that instant goes to a new
+			// goroutine (correctly). Try a few times: an idle worker must
+			// take one of the tasks.
+			atLeast := func(n int32) {
+				for deadline := time.Now().Add(5 * time.Second); p.idle.Load() < n; {
+					if time.Now().After(deadline) {
+						t.Fatalf("%d idle workers, want at least %d", p.idle.Load(), n)
+					}
+					runtime.Gosched()
+				}
 			}
-			close(release)
-			waitIdle(t, p, 1)
+			reused := false
+			for attempt := 0; attempt < 50 && !reused; attempt++ {
+				atLeast(1)
+				time.Sleep(time.Millisecond)
+				before := p.idle.Load()
+				release := make(chan struct{})
+				running := make(chan struct{})
+				p.run(func() { close(running); <-release })
+				<-running
+				// A new goroutine would have left the idle ones waiting.
+				reused = p.idle.Load() == before-1
+				close(release)
+				atLeast(before)
+			}
+			if !reused {
+				t.Error("an idle worker never took the next task")
+			}
 		}},
 		{"busy workers leave new tasks to new goroutines", func(t *testing.T, p *workerPool) {
 			release := make(chan struct{})

@@ -1,0 +1,671 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/protows/protows"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+)
+
+// The JSON frame decoder is a single pass over the frame, written by hand
+// because receivers decode every broadcast they get: encoding/json validated
+// the frame, reflected over a struct, and copied each payload into a
+// json.RawMessage, and arrays were split into RawMessages first. This
+// scanner keeps encoding/json's exact acceptance (the decodeFrameStd
+// differential test and fuzz target in jsonscan_test.go hold it to that):
+// - the frame must be valid JSON (RFC 8259 as encoding/json reads it:
+//   invalid UTF-8 in strings allowed, nesting at most 10,000 deep);
+// - object keys match field names case-insensitively (Unicode simple
+//   folding), and the last of duplicate keys wins;
+// - null leaves a field as it was, except that it clears "error" and
+//   "metadata", and a null payload is no payload;
+// - a value of the wrong type, a number that does not fit, an unknown kind
+//   or a bad code is an error, but a syntax error anywhere takes precedence;
+// - "error" objects and "metadata" objects given twice are merged.
+// Payloads alias the frame, as the Codec contract allows.
+
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+// errJSONSyntax marks a frame that is not valid JSON.
+var errJSONSyntax = errors.New("invalid JSON")
+
+type jsonScanner struct {
+	src   []byte
+	pos   int
+	depth int
+	// semErr is the first error that is not a syntax error. Scanning goes
+	// on after one, as in encoding/json, so that a later syntax error is
+	// the one reported.
+	semErr error
+}
+
+func (s *jsonScanner) syntaxErr(what string) error {
+	return fmt.Errorf("%w: %s at offset %d", errJSONSyntax, what, s.pos)
+}
+
+func (s *jsonScanner) setSem(err error) {
+	if s.semErr == nil {
+		s.semErr = err
+	}
+}
+
+func (s *jsonScanner) skipSpace() {
+	for s.pos < len(s.src) {
+		switch s.src[s.pos] {
+		case ' ', '\t', '\r', '\n':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, or 0 at the end.
+func (s *jsonScanner) peek() byte {
+	s.skipSpace()
+	if s.pos < len(s.src) {
+		return s.src[s.pos]
+	}
+	return 0
+}
+
+func (s *jsonScanner) push() error {
+	s.depth++
+	if s.depth > maxJSONDepth {
+		return s.syntaxErr("exceeded max depth")
+	}
+	return nil
+}
+
+// skipValue validates the value at pos and moves past it.
+func (s *jsonScanner) skipValue() error {
+	switch c := s.peek(); {
+	case c == '{':
+		if err := s.push(); err != nil {
+			return err
+		}
+		s.pos++
+		if s.peek() == '}' {
+			s.pos++
+			s.depth--
+			return nil
+		}
+		for {
+			if s.peek() != '"' {
+				return s.syntaxErr("want object key")
+			}
+			if _, err := s.skipString(); err != nil {
+				return err
+			}
+			if s.peek() != ':' {
+				return s.syntaxErr("want colon")
+			}
+			s.pos++
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+			switch s.peek() {
+			case ',':
+				s.pos++
+			case '}':
+				s.pos++
+				s.depth--
+				return nil
+			default:
+				return s.syntaxErr("want comma or end of object")
+			}
+		}
+	case c == '[':
+		if err := s.push(); err != nil {
+			return err
+		}
+		s.pos++
+		if s.peek() == ']' {
+			s.pos++
+			s.depth--
+			return nil
+		}
+		for {
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+			switch s.peek() {
+			case ',':
+				s.pos++
+			case ']':
+				s.pos++
+				s.depth--
+				return nil
+			default:
+				return s.syntaxErr("want comma or end of array")
+			}
+		}
+	case c == '"':
+		_, err := s.skipString()
+		return err
+	case c == '-' || ('0' <= c && c <= '9'):
+		return s.skipNumber()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	default:
+		return s.syntaxErr("want value")
+	}
+}
+
+func (s *jsonScanner) literal(lit string) error {
+	if !bytes.HasPrefix(s.src[s.pos:], []byte(lit)) {
+		return s.syntaxErr("bad literal")
+	}
+	s.pos += len(lit)
+	return nil
+}
+
+func (s *jsonScanner) digits() int {
+	start := s.pos
+	for s.pos < len(s.src) && '0' <= s.src[s.pos] && s.src[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}
+
+func (s *jsonScanner) skipNumber() error {
+	if s.src[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(s.src) && s.src[s.pos] == '0':
+		s.pos++
+	case s.digits() == 0:
+		return s.syntaxErr("bad number")
+	}
+	if s.pos < len(s.src) && s.src[s.pos] == '.' {
+		s.pos++
+		if s.digits() == 0 {
+			return s.syntaxErr("bad number")
+		}
+	}
+	if s.pos < len(s.src) && (s.src[s.pos] == 'e' || s.src[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(s.src) && (s.src[s.pos] == '+' || s.src[s.pos] == '-') {
+			s.pos++
+		}
+		if s.digits() == 0 {
+			return s.syntaxErr("bad number")
+		}
+	}
+	return nil
+}
+
+// skipString validates the string at pos (its opening quote) and moves past
+// it. It returns the bytes between the quotes, escapes unresolved.
+func (s *jsonScanner) skipString() (raw []byte, err error) {
+	s.pos++
+	start := s.pos
+	for s.pos < len(s.src) {
+		c := s.src[s.pos]
+		switch {
+		case c == '"':
+			raw = s.src[start:s.pos]
+			s.pos++
+			return raw, nil
+		case c == '\\':
+			s.pos++
+			if s.pos >= len(s.src) {
+				return nil, s.syntaxErr("unterminated string")
+			}
+			switch s.src[s.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos++
+			case 'u':
+				s.pos++
+				for range 4 {
+					if s.pos >= len(s.src) || !isHex(s.src[s.pos]) {
+						return nil, s.syntaxErr("bad \\u escape")
+					}
+					s.pos++
+				}
+			default:
+				return nil, s.syntaxErr("bad escape")
+			}
+		case c < 0x20:
+			return nil, s.syntaxErr("control character in string")
+		default:
+			s.pos++
+		}
+	}
+	return nil, s.syntaxErr("unterminated string")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// str reads a string value as encoding/json does: escapes resolved, invalid
+// UTF-8 and lone surrogates replaced with U+FFFD.
+func (s *jsonScanner) str() (string, error) {
+	raw, err := s.skipString()
+	if err != nil {
+		return "", err
+	}
+	return unquoteJSON(raw), nil
+}
+
+// unquoteJSON resolves the body of a valid JSON string, following
+// encoding/json's unquoteBytes.
+func unquoteJSON(raw []byte) string {
+	plain := true
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(raw)
+	}
+	out := make([]byte, 0, len(raw)+2*utf8.UTFMax)
+	for r := 0; r < len(raw); {
+		c := raw[r]
+		switch {
+		case c == '\\':
+			r++
+			switch raw[r] {
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				rr := getu4(raw[r+1:])
+				r += 5
+				if utf16.IsSurrogate(rr) {
+					if r+6 <= len(raw) && raw[r] == '\\' && raw[r+1] == 'u' {
+						if dec := utf16.DecodeRune(rr, getu4(raw[r+2:])); dec != utf8.RuneError {
+							r += 6
+							out = utf8.AppendRune(out, dec)
+							continue
+						}
+					}
+					rr = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, rr)
+				continue
+			default: // '"', '\\', '/'
+				out = append(out, raw[r])
+			}
+			r++
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			r++
+		default:
+			rr, size := utf8.DecodeRune(raw[r:])
+			r += size
+			out = utf8.AppendRune(out, rr)
+		}
+	}
+	return string(out)
+}
+
+func getu4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		default:
+			c = c - 'A' + 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// isNull reports whether the value at pos is null, and if so moves past it.
+func (s *jsonScanner) isNull() (bool, error) {
+	if s.peek() != 'n' {
+		return false, nil
+	}
+	return true, s.literal("null")
+}
+
+// typeErr records a value of the wrong type for field and skips it.
+func (s *jsonScanner) typeErr(field string) error {
+	s.setSem(fmt.Errorf("codec: bad envelope: wrong type for %q", field))
+	return s.skipValue()
+}
+
+// uint reads an unsigned integer field of the given bit size into *dst;
+// null leaves *dst alone.
+func (s *jsonScanner) uint(field string, bits int, dst *uint64) error {
+	switch c := s.peek(); {
+	case c == '-' || ('0' <= c && c <= '9'):
+		start := s.pos
+		if err := s.skipNumber(); err != nil {
+			return err
+		}
+		n, err := strconv.ParseUint(string(s.src[start:s.pos]), 10, bits)
+		if err != nil {
+			s.setSem(fmt.Errorf("codec: bad envelope: %q: %w", field, err))
+			return nil
+		}
+		*dst = n
+		return nil
+	case c == 'n':
+		return s.literal("null")
+	default:
+		return s.typeErr(field)
+	}
+}
+
+// string reads a string field into *dst; null leaves *dst alone.
+func (s *jsonScanner) string(field string, dst *string) error {
+	switch s.peek() {
+	case '"':
+		v, err := s.str()
+		*dst = v
+		return err
+	case 'n':
+		return s.literal("null")
+	default:
+		return s.typeErr(field)
+	}
+}
+
+// key reads an object key and its colon.
+func (s *jsonScanner) key() ([]byte, error) {
+	if s.peek() != '"' {
+		return nil, s.syntaxErr("want object key")
+	}
+	raw, err := s.skipString()
+	if err != nil {
+		return nil, err
+	}
+	if s.peek() != ':' {
+		return nil, s.syntaxErr("want colon")
+	}
+	s.pos++
+	return raw, nil
+}
+
+// object calls field for each key of the object at pos (after its opening
+// brace); field must consume the value.
+func (s *jsonScanner) object(field func(key []byte) error) error {
+	if err := s.push(); err != nil {
+		return err
+	}
+	s.pos++
+	if s.peek() == '}' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		raw, err := s.key()
+		if err != nil {
+			return err
+		}
+		if err := field(raw); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.syntaxErr("want comma or end of object")
+		}
+	}
+}
+
+// keyIs reports whether the raw object key names field: exactly, or as
+// encoding/json matches, by Unicode simple case folding of the unquoted key.
+func keyIs(raw []byte, field string) bool {
+	if string(raw) == field {
+		return true
+	}
+	// Folding can turn a multi-byte rune into ASCII (KELVIN SIGN is 'k'),
+	// so only a length-and-ASCII check can skip the slow path.
+	if len(raw) == len(field) && isPlainASCII(raw) {
+		return bytes.EqualFold(raw, []byte(field))
+	}
+	if isPlainASCII(raw) {
+		return false
+	}
+	return bytes.EqualFold([]byte(unquoteJSON(raw)), []byte(field))
+}
+
+func isPlainASCII(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// envelope decodes the envelope at pos: an object, or null for the empty
+// envelope.
+func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
+	e := &protowsv1.Envelope{}
+	switch s.peek() {
+	case '{':
+	case 'n':
+		return e, s.literal("null")
+	default:
+		s.setSem(errors.New("codec: bad envelope: not an object"))
+		return e, s.skipValue()
+	}
+	var (
+		id, methodID, seq uint64
+		kind              string
+		payload           []byte
+		hasErr            bool
+		werr              struct {
+			code    protows.Code
+			message string
+		}
+	)
+	err := s.object(func(k []byte) error {
+		switch {
+		case keyIs(k, "id"):
+			return s.uint("id", 32, &id)
+		case keyIs(k, "kind"):
+			return s.string("kind", &kind)
+		case keyIs(k, "method"):
+			return s.string("method", &e.Method)
+		case keyIs(k, "methodId"):
+			return s.uint("methodId", 32, &methodID)
+		case keyIs(k, "payload"):
+			if null, err := s.isNull(); null || err != nil {
+				payload = nil
+				return err
+			}
+			s.skipSpace()
+			start := s.pos
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+			payload = s.src[start:s.pos:s.pos]
+			return nil
+		case keyIs(k, "error"):
+			switch s.peek() {
+			case '{':
+			case 'n':
+				hasErr = false
+				werr.code, werr.message = 0, ""
+				return s.literal("null")
+			default:
+				return s.typeErr("error")
+			}
+			hasErr = true
+			return s.object(func(k []byte) error {
+				switch {
+				case keyIs(k, "code"):
+					return s.code(&werr.code)
+				case keyIs(k, "message"):
+					return s.string("message", &werr.message)
+				}
+				return s.skipValue()
+			})
+		case keyIs(k, "metadata"):
+			switch s.peek() {
+			case '{':
+			case 'n':
+				e.Metadata = nil
+				return s.literal("null")
+			default:
+				return s.typeErr("metadata")
+			}
+			if e.Metadata == nil {
+				e.Metadata = make(map[string]string)
+			}
+			return s.object(func(k []byte) error {
+				var v string
+				if err := s.string("metadata", &v); err != nil {
+					return err
+				}
+				e.Metadata[unquoteJSON(k)] = v
+				return nil
+			})
+		case keyIs(k, "seq"):
+			return s.uint("seq", 64, &seq)
+		}
+		return s.skipValue()
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.Id, e.MethodId, e.Seq = uint32(id), uint32(methodID), seq
+	if kind != "" {
+		k, ok := kindValues[kind]
+		if !ok {
+			s.setSem(fmt.Errorf("codec: bad envelope: unknown kind %q", kind))
+		}
+		e.Kind = k
+	}
+	e.Payload = payload
+	if hasErr {
+		e.Error = &protowsv1.Error{Code: protowsv1.Code(werr.code), Message: werr.message}
+	}
+	return e, nil
+}
+
+// code reads an error code: its name as a JSON string (protows.Code's text
+// form); null leaves *dst alone.
+func (s *jsonScanner) code(dst *protows.Code) error {
+	switch s.peek() {
+	case '"':
+		v, err := s.str()
+		if err != nil {
+			return err
+		}
+		if err := dst.UnmarshalText([]byte(v)); err != nil {
+			s.setSem(fmt.Errorf("codec: bad envelope: %w", err))
+		}
+		return nil
+	case 'n':
+		return s.literal("null")
+	default:
+		return s.typeErr("code")
+	}
+}
+
+// end checks that only white space follows the value.
+func (s *jsonScanner) end() error {
+	if s.peek() != 0 || s.pos < len(s.src) {
+		return s.syntaxErr("data after top-level value")
+	}
+	return nil
+}
+
+func decodeJSONFrame(src []byte) ([]*protowsv1.Envelope, error) {
+	s := jsonScanner{src: src}
+	c := s.peek()
+	switch {
+	case s.pos == len(src):
+		return nil, errEmptyFrame
+	case c == '[':
+	default:
+		e, err := s.envelope()
+		if err == nil {
+			err = s.end()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("codec: bad frame: %w", err)
+		}
+		if s.semErr != nil {
+			return nil, s.semErr
+		}
+		return []*protowsv1.Envelope{e}, nil
+	}
+	if err := s.push(); err != nil {
+		return nil, fmt.Errorf("codec: bad frame: %w", err)
+	}
+	s.pos++
+	var (
+		envs   []*protowsv1.Envelope
+		n      int
+		envErr error
+	)
+	if s.peek() != ']' {
+		for {
+			// Past the limit, or after a bad envelope, the rest is only
+			// checked for syntax: nothing more is allocated.
+			if n < MaxEnvelopesPerFrame && envErr == nil {
+				e, err := s.envelope()
+				if err != nil {
+					return nil, fmt.Errorf("codec: bad frame: %w", err)
+				}
+				if s.semErr != nil {
+					envErr = fmt.Errorf("envelope %d: %w", n, s.semErr)
+					s.semErr = nil
+				}
+				envs = append(envs, e)
+			} else if err := s.skipValue(); err != nil {
+				return nil, fmt.Errorf("codec: bad frame: %w", err)
+			}
+			n++
+			c := s.peek()
+			if c == ']' {
+				break
+			}
+			if c != ',' {
+				return nil, fmt.Errorf("codec: bad frame: %w", s.syntaxErr("want comma or end of array"))
+			}
+			s.pos++
+		}
+	}
+	s.pos++
+	if err := s.end(); err != nil {
+		return nil, fmt.Errorf("codec: bad frame: %w", err)
+	}
+	switch {
+	case n == 0:
+		return nil, errEmptyFrame
+	case n > MaxEnvelopesPerFrame:
+		return nil, fmt.Errorf("%w: %d", ErrTooManyEnvelopes, n)
+	case envErr != nil:
+		return nil, envErr
+	}
+	return envs, nil
+}
