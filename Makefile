@@ -115,8 +115,9 @@ scale:
 
 ## fuzz: run each decoder fuzz target for a while.
 fuzz:
-	go test ./codec -run '^$$' -fuzz FuzzProtoDecodeFrame -fuzztime 60s
-	go test ./codec -run '^$$' -fuzz FuzzJSONDecodeFrame -fuzztime 60s
+	go test ./codec -run '^$$' -fuzz 'FuzzProtoDecodeFrame$$' -fuzztime 60s
+	go test ./codec -run '^$$' -fuzz 'FuzzJSONDecodeFrame$$' -fuzztime 60s
+	go test ./codec -run '^$$' -fuzz 'FuzzJSONDecodeFrameSameAsStd$$' -fuzztime 60s
 
 clean:
 	rm -rf bin node_modules
