@@ -69,6 +69,10 @@ type Codec interface {
 	// AppendFrame appends a frame made of the given encoded envelopes (from
 	// AppendEnvelope) to dst. It panics when given no envelope.
 	AppendFrame(dst []byte, encoded [][]byte) []byte
+	// AppendFrameParts appends the frame AppendFrame would make of the
+	// given envelopes, each held in parts (see Parts). It panics when given
+	// no envelope.
+	AppendFrameParts(dst []byte, elems []Parts) []byte
 	// DecodeFrame decodes a frame into its envelopes, in order. Envelope
 	// payloads stay in this codec's encoding and may alias src. It returns
 	// an error, never a panic, for malformed input.

@@ -126,6 +126,23 @@ func (jsonCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
 	return append(dst, ']')
 }
 
+func (jsonCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
+	switch len(elems) {
+	case 0:
+		panic("codec: AppendFrameParts with no envelope")
+	case 1:
+		return elems[0].AppendTo(dst)
+	}
+	dst = append(dst, '[')
+	for i, p := range elems {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = p.AppendTo(dst)
+	}
+	return append(dst, ']')
+}
+
 // DecodeFrame is a single hand-written pass (jsonscan.go) that accepts and
 // rejects exactly what encoding/json did.
 func (jsonCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {

@@ -59,6 +59,16 @@ func (protoCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
 	return dst
 }
 
+func (protoCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
+	if len(elems) == 0 {
+		panic("codec: AppendFrameParts with no envelope")
+	}
+	for _, p := range elems {
+		dst = p.AppendTo(dst)
+	}
+	return dst
+}
+
 // envelopesField is the number of Frame.envelopes.
 const envelopesField protowire.Number = 1
 

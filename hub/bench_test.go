@@ -18,9 +18,9 @@ type discardConn struct {
 	n     atomic.Int64
 }
 
-func (d *discardConn) ID() string                { return d.id }
-func (d *discardConn) Codec() codec.Codec        { return d.codec }
-func (d *discardConn) Enqueue(elem []byte) error { d.n.Add(1); return nil }
+func (d *discardConn) ID() string                     { return d.id }
+func (d *discardConn) Codec() codec.Codec             { return d.codec }
+func (d *discardConn) EnqueueParts(codec.Parts) error { d.n.Add(1); return nil }
 
 // BenchmarkBroadcast measures one broadcast to a room of 1000 members, half
 // on each codec: two payload encodings, then 1000 envelope elements.

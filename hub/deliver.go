@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 
 	"github.com/protows/protows/codec"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +16,10 @@ type payload[T proto.Message] struct {
 	msg    T
 	hasMsg bool
 	enc    map[string][]byte // by codec name
+	// arena holds the members' envelope heads and tails (streamMessage):
+	// one allocation per broadcast, kept alive until the last member's
+	// connection wrote its envelope.
+	arena []byte
 }
 
 func (h *Hub[T]) newPayload(msg T) *payload[T] {
@@ -69,6 +74,9 @@ func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 	if r.seq < MaxSeq {
 		r.seq++
 	}
+	// Room for the envelope heads and tails of most members, short ids and
+	// sequence numbers; streamMessage grows it when that is not enough.
+	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
 	for _, m := range r.members {
 		h.deliver(m, pl, r.seq)
 	}
@@ -135,12 +143,13 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		return
 	}
-	elem, err := appendStreamMessage(nil, c, m.info.CallID, b, seq)
+	elem, arena, err := streamMessage(pl.arena, c, m.info.CallID, b, seq)
 	if err != nil {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		return
 	}
-	if err := m.ep.Enqueue(elem); err != nil {
+	pl.arena = arena
+	if err := m.ep.EnqueueParts(elem); err != nil {
 		// The transport closes the connection (4008 when its queue was
 		// full); the other members are not held up.
 		m.end(err)

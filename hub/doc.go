@@ -28,8 +28,9 @@
 //
 // A broadcast encodes its message once per codec in use among the members
 // (Protobuf, JSON), not once per member: each member then gets a
-// STREAM_MESSAGE made of its call id and the shared encoding, a copy of
-// bytes. A node that receives a broadcast from another node passes the
+// STREAM_MESSAGE made of a few bytes of its own (call id, sequence number)
+// around the shared encoding, which its connection's writer copies straight
+// into the frame it writes (codec.Parts). A node that receives a broadcast from another node passes the
 // Protobuf bytes it got on to its Protobuf members without decoding them.
 //
 // # Sequence numbers and gaps

@@ -9,9 +9,11 @@ import (
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 )
 
-// TestStreamMessageElem checks that the hand-built STREAM_MESSAGE elements
-// are byte for byte what each codec's envelope encoder writes.
-func TestStreamMessageElem(t *testing.T) {
+// TestStreamMessageParts checks that the hand-built STREAM_MESSAGE elements
+// are byte for byte what each codec's envelope encoder writes, that they
+// share the payload rather than copy it, and that elements built one after
+// the other in one arena do not overlap.
+func TestStreamMessageParts(t *testing.T) {
 	msgs := []*protowsv1.AuthenticateResponse{
 		{},
 		{Subject: "alice", ExpiresAt: 1795000000},
@@ -35,12 +37,27 @@ func TestStreamMessageElem(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						got, err := appendStreamMessage(nil, c, id, payload, seq)
+						arena := []byte("earlier member")
+						p, arena, err := streamMessage(arena, c, id, payload, seq)
 						if err != nil {
 							t.Fatal(err)
 						}
-						if !bytes.Equal(got, want) {
+						if got := p.AppendTo(nil); !bytes.Equal(got, want) {
 							t.Fatalf("element differs from the codec's\n got %q\nwant %q", trunc(got), trunc(want))
+						}
+						if len(payload) > 0 && &p.Body[0] != &payload[0] {
+							t.Error("the payload was copied, not shared")
+						}
+						if !bytes.HasPrefix(arena, []byte("earlier member")) {
+							t.Errorf("arena lost what it held: %q", trunc(arena))
+						}
+						// What a later member appends must not reach this one's parts.
+						_, _, err = streamMessage(arena, c, id+1, payload, seq)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got := p.AppendTo(nil); !bytes.Equal(got, want) {
+							t.Fatalf("a later element overwrote this one\n got %q\nwant %q", trunc(got), trunc(want))
 						}
 					})
 				}

@@ -23,7 +23,7 @@ type fakeConn struct {
 	limit int
 
 	mu     sync.Mutex
-	elems  [][]byte
+	elems  []codec.Parts
 	closed bool
 	wake   chan struct{}
 }
@@ -35,7 +35,7 @@ func newFake(id string, c codec.Codec) *fakeConn {
 func (f *fakeConn) ID() string         { return f.id }
 func (f *fakeConn) Codec() codec.Codec { return f.codec }
 
-func (f *fakeConn) Enqueue(elem []byte) error {
+func (f *fakeConn) EnqueueParts(elem codec.Parts) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -60,9 +60,9 @@ func (f *fakeConn) received(t *testing.T) []*protowsv1.Envelope {
 	defer f.mu.Unlock()
 	var out []*protowsv1.Envelope
 	for _, e := range f.elems {
-		envs, err := f.codec.DecodeFrame(f.codec.AppendFrame(nil, [][]byte{e}))
+		envs, err := f.codec.DecodeFrame(f.codec.AppendFrameParts(nil, []codec.Parts{e}))
 		if err != nil {
-			t.Fatalf("%s: undecodable element %q: %v", f.id, e, err)
+			t.Fatalf("%s: undecodable element %q: %v", f.id, e.AppendTo(nil), err)
 		}
 		out = append(out, envs...)
 	}

@@ -142,11 +142,11 @@ type PresenceEvent struct {
 }
 
 // endpoint is what the hub needs of a member's stream call;
-// *transport.Call has it. Its Enqueue refuses once the call ended, so a
-// broadcast racing a CANCEL never follows the call's STREAM_END.
+// *transport.Call has it. Its EnqueueParts refuses once the call ended, so
+// a broadcast racing a CANCEL never follows the call's STREAM_END.
 type endpoint interface {
 	Codec() codec.Codec
-	Enqueue(elem []byte) error
+	EnqueueParts(elem codec.Parts) error
 }
 
 var _ endpoint = (*transport.Call)(nil)

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -48,8 +49,8 @@ type Conn struct {
 	// does not push the struct, allocated once per connection, into a
 	// larger size class.
 	mu          sync.Mutex
-	queue       [][]byte
-	spare       [][]byte
+	queue       []codec.Parts
+	spare       []codec.Parts
 	queued      int64  // bytes in queue
 	inWrite     int64  // bytes of the batch the writer is writing
 	code        int    // close code to send; 0 sends none
@@ -153,12 +154,20 @@ func (c *Conn) Done() <-chan struct{} {
 // Call.Enqueue, which refuses once the call has ended, so that nothing
 // follows its STREAM_END.
 func (c *Conn) Enqueue(elem []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.enqueueLocked(elem)
+	return c.EnqueueParts(codec.Parts{Body: elem})
 }
 
-func (c *Conn) enqueueLocked(elem []byte) error {
+// EnqueueParts is Enqueue for an envelope held in parts (see codec.Parts):
+// none of them is modified or kept after it was written, and the writer
+// copies them straight into the frame, so a Body shared by many connections
+// is never copied into a per-connection envelope.
+func (c *Conn) EnqueueParts(p codec.Parts) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enqueueLocked(p)
+}
+
+func (c *Conn) enqueueLocked(elem codec.Parts) error {
 	if c.closing {
 		return ErrClosed
 	}
@@ -168,14 +177,14 @@ func (c *Conn) enqueueLocked(elem []byte) error {
 	// never cut off, however large the replies.
 	pending := c.queued + c.inWrite
 	if len(c.queue) >= cfg.SendQueue ||
-		(cfg.MaxQueueBytes > 0 && c.queued > 0 && pending+int64(len(elem)) > cfg.MaxQueueBytes) {
+		(cfg.MaxQueueBytes > 0 && c.queued > 0 && pending+int64(elem.Len()) > cfg.MaxQueueBytes) {
 		cfg.Metrics.SendQueueDropped()
 		cfg.Logger.Warn("protows: slow consumer", "conn", c.id, "remote", c.remote, "queued", len(c.queue), "bytes", pending)
 		c.closeLocked(CloseSlowConsumer, "slow consumer: send queue overflowed", false)
 		return ErrSlowConsumer
 	}
 	c.queue = append(c.queue, elem)
-	c.queued += int64(len(elem))
+	c.queued += int64(elem.Len())
 	if !c.corked {
 		c.signal()
 	}
@@ -367,16 +376,16 @@ func (c *Conn) writeLoop() {
 }
 
 // writeBatch writes the queued elements as few frames as the limits allow.
-func (c *Conn) writeBatch(msgType int, batch [][]byte) error {
+func (c *Conn) writeBatch(msgType int, batch []codec.Parts) error {
 	cfg := &c.srv.cfg
 	for len(batch) > 0 {
 		n, size := 0, 0
-		for n < len(batch) && n < codec.MaxEnvelopesPerFrame && (n == 0 || (!cfg.DisableBatching && size+len(batch[n]) <= maxBatchBytes)) {
-			size += len(batch[n])
+		for n < len(batch) && n < codec.MaxEnvelopesPerFrame && (n == 0 || (!cfg.DisableBatching && size+batch[n].Len() <= maxBatchBytes)) {
+			size += batch[n].Len()
 			n++
 		}
 		bp := c.srv.bufs.get(size + 8 + n)
-		frame := c.codec.AppendFrame((*bp)[:0], batch[:n])
+		frame := c.codec.AppendFrameParts((*bp)[:0], batch[:n])
 		_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 		if cfg.EnableCompression {
 			c.ws.EnableWriteCompression(len(frame) >= cfg.CompressionMinSize)
@@ -417,6 +426,25 @@ func (c *Conn) writeClose(code int, reason string) {
 // abort drops the TCP connection, which ends the read loop.
 func (c *Conn) abort() {
 	_ = c.ws.NetConn().Close()
+}
+
+// maxLingerBytes bounds what lingerClose reads and discards.
+const maxLingerBytes = 1 << 20
+
+// lingerClose drops the TCP connection once reading ended, gently: closing
+// a socket that still holds unread data (the rest of a message over the
+// size limit, say) makes the kernel send a reset, which can destroy the
+// close frame sent just before it, so the client would see a reset rather
+// than the documented close code. It half-closes the connection instead,
+// and discards what still arrives until the client closes its side, for at
+// most closeGrace and maxLingerBytes.
+func (c *Conn) lingerClose() {
+	nc := c.ws.NetConn()
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, maxLingerBytes))
+	}
+	_ = nc.Close()
 }
 
 // logger returns the connection's logger.

@@ -108,7 +108,10 @@
 // Conn.Enqueue takes an envelope already encoded with the connection's
 // codec (codec.Codec.AppendEnvelope) and never modifies or keeps it after
 // writing, so a broadcast encodes once per codec and queues the same bytes
-// on every member's connection. A full queue (Config.SendQueue envelopes
+// on every member's connection; Conn.EnqueueParts and Call.EnqueueParts
+// take an envelope in pieces (codec.Parts), so that members with envelopes
+// of their own share the payload and the writer copies it once, into the
+// frame. A full queue (Config.SendQueue envelopes
 // or Config.MaxQueueBytes bytes) closes the connection with 4008 at once
 // (the queue is dropped, memory stays bounded) and the enqueue returns
 // ErrSlowConsumer; other connections are not affected.

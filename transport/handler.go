@@ -41,7 +41,7 @@ type Method struct {
 	Serve func(ctx context.Context, call *Call, req proto.Message) (proto.Message, error)
 }
 
-// ErrCallEnded is returned by Call.Send and Call.Enqueue after the call
+// ErrCallEnded is returned by Call.Send and Call.Enqueue(Parts) after the call
 // ended: its terminal envelope (STREAM_END, or ERROR canceled) was queued,
 // because the handler returned, the client cancelled, or the server shed
 // the connection.
@@ -124,6 +124,13 @@ func (c *Call) Send(msg proto.Message) error {
 // (ErrClosed, or ErrSlowConsumer when elem overflowed the send queue). It
 // returns an error on a unary call.
 func (c *Call) Enqueue(elem []byte) error {
+	return c.EnqueueParts(codec.Parts{Body: elem})
+}
+
+// EnqueueParts is Enqueue for an envelope held in parts (see codec.Parts):
+// a broadcast queues each member's call id and sequence number around one
+// shared payload, which the writer copies straight into the frame.
+func (c *Call) EnqueueParts(p codec.Parts) error {
 	if !c.method.ServerStream {
 		return errUnaryStream
 	}
@@ -132,7 +139,7 @@ func (c *Call) Enqueue(elem []byte) error {
 	if c.ended {
 		return ErrCallEnded
 	}
-	return c.conn.Enqueue(elem)
+	return c.conn.EnqueueParts(p)
 }
 
 // end ends the call with the outcome of its handler, or with err when

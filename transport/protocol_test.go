@@ -363,3 +363,26 @@ func TestRandomFrames(t *testing.T) {
 	}
 	checkServing(t, ts, codec.JSON())
 }
+
+// TestFarOversizedMessageGetsItsCloseCode: the server stops reading a
+// message at the size limit with most of it still in flight. Closing the
+// socket then would make the kernel reset the connection, failing the
+// client's writes and possibly destroying the close frame; the client must
+// be able to finish writing and read close 1009, every time.
+func TestFarOversizedMessageGetsItsCloseCode(t *testing.T) {
+	ts := startServer(t, transport.Config{MaxMessageSize: 1 << 10})
+	big := bytes.Repeat([]byte{0x0a}, 256<<10)
+	for i := range 10 {
+		cl := dial(t, ts.url, codec.Proto(), nil)
+		cl.sendRaw(websocket.BinaryMessage, big)
+		time.Sleep(10 * time.Millisecond) // the server has sent its close by now
+		cl.send(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_PING})
+		_, err := cl.next(5 * time.Second)
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != transport.CloseMessageTooBig {
+			t.Fatalf("connection %d: %v, want close %d", i, err, transport.CloseMessageTooBig)
+		}
+		cl.ws.Close()
+	}
+	checkServing(t, ts, codec.Proto())
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -20,10 +21,23 @@ var errTooLarge = errors.New("transport: message too large")
 // authMethodID is the method id of AuthenticateMethod.
 var authMethodID = protows.MethodID(AuthenticateMethod)
 
+// readEnd says what becomes of the TCP link once reading stopped.
+type readEnd int
+
+const (
+	// endAfterClose: the writer still sends a close frame, and the link
+	// ends after it.
+	endAfterClose readEnd = iota
+	// endNow: the close handshake is complete, or the link is dead.
+	endNow
+	// endLinger: reading stopped while the client may still be sending;
+	// the link ends with lingerClose.
+	endLinger
+)
+
 // readLoop reads frames until the connection ends. It runs on the
-// goroutine of ServeHTTP. It reports whether the link must be dropped at
-// once rather than after the writer's close frame.
-func (c *Conn) readLoop() (drop bool) {
+// connection's own goroutine, and says how the link is to end.
+func (c *Conn) readLoop() readEnd {
 	cfg := &c.srv.cfg
 	wantType := websocket.TextMessage
 	if c.codec.Binary() {
@@ -124,9 +138,9 @@ func (c *Conn) readMessage(r io.Reader, limit int64) (*[]byte, error) {
 }
 
 // readFailed handles the end of reading: a close frame from the client, a
-// heartbeat timeout, a message over gorilla's wire limit, or a dead link.
-// It reports whether the link is to be dropped at once.
-func (c *Conn) readFailed(err error) bool {
+// heartbeat timeout, a message over gorilla's wire limit, a frame gorilla
+// found malformed, or a dead link.
+func (c *Conn) readFailed(err error) readEnd {
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {
@@ -137,15 +151,21 @@ func (c *Conn) readFailed(err error) bool {
 			c.reason = truncateReason(ce.Text)
 			c.mu.Unlock()
 		}
+		return endNow // the client sends nothing after its close frame
 	case errors.Is(err, websocket.ErrReadLimit):
-		// gorilla sent close 1009 itself.
+		// gorilla sent close 1009 itself; the message is still arriving.
 		c.closeCode.CompareAndSwap(0, CloseMessageTooBig)
-	case errors.As(err, &ne) && ne.Timeout() && !c.closeSent.Load():
+	case errors.As(err, &ne) && ne.Timeout():
+		if c.closeSent.Load() {
+			return endNow // the client had closeGrace to answer our close frame
+		}
 		c.logger().Info("protows: heartbeat timeout")
 		c.closeNow(CloseHeartbeatTimeout, "heartbeat timeout")
-		return false // the writer sends the close frame, then the conn ends
+		return endAfterClose
 	}
-	return true
+	// A protocol error (gorilla sent close 1002) may leave data unread; a
+	// dead link makes lingerClose return at once.
+	return endLinger
 }
 
 // extendDeadline moves the read deadline after a frame or pong arrived,
@@ -200,7 +220,7 @@ func (c *Conn) closeAfterError(errCode protows.Code, msg string, code int, reaso
 		c.closeLocked(CloseInternalError, "internal error", true)
 		return
 	}
-	_ = c.enqueueLocked(elem)
+	_ = c.enqueueLocked(codec.Parts{Body: elem})
 	c.closeLocked(code, reason, true)
 }
 

@@ -257,13 +257,16 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 	c.pingTmr = time.AfterFunc(s.cfg.PingInterval, c.firePing)
 	c.mu.Unlock()
 	c.authorizeHandshake(p)
-	drop := c.readLoop()
+	end := c.readLoop()
 
 	// The read loop ended: the client closed, the link died, or our close
 	// handshake finished. Let the writer finish its close frame, if it is
 	// still writing one, then drop the link.
-	if drop {
+	switch end {
+	case endNow:
 		c.abort()
+	case endLinger:
+		c.lingerClose()
 	}
 	c.mu.Lock()
 	c.stopped = true

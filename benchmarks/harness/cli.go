@@ -47,7 +47,7 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 		profile  = fs.String("server-cpuprofile", "", "with -child: write each server's CPU profile to this directory (one file per repetition)")
 		outDir   = fs.String("out", "benchmarks/out", "directory for the report files")
 		name     = fs.String("name", "results", "base name of the report files")
-		merge    = fs.String("merge", "", "comma-separated JSON-lines result files (from another load tool) to add to the report")
+		merge    = fs.String("merge", "", "comma-separated JSON-lines result files (from other runs or load tools) to add to the report; repetitions of the same run are combined")
 		list     = fs.Bool("list", false, "list the scenarios and exit")
 		noRun    = fs.Bool("no-run", false, "run nothing: report the -merge files only")
 		quiet    = fs.Bool("quiet", false, "no progress line")
@@ -123,6 +123,7 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 		}
 		results = append(results, more...)
 	}
+	results = Combine(results)
 	if len(results) == 0 {
 		return errors.Join(runErr, errors.New("no results"))
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,35 @@ func TestFormatNumber(t *testing.T) {
 		if got := formatNumber(v); got != want {
 			t.Errorf("formatNumber(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+func TestCombine(t *testing.T) {
+	rep := func(n int64) Rep { return Rep{Messages: n, Elapsed: time.Second} }
+	a1 := Result{Scenario: "broadcast", Impl: "protows", Codec: CodecProto, Size: "small", Conns: 101, Mode: ModeChild, Reps: []Rep{rep(1)}}
+	b1 := Result{Scenario: "broadcast", Impl: "centrifuge", Codec: CodecProto, Size: "small", Conns: 101, Mode: ModeChild, Reps: []Rep{rep(10)}}
+	a2, b2, a3 := a1, b1, a1
+	a2.Reps, b2.Reps, a3.Reps = []Rep{rep(2)}, []Rep{rep(20)}, []Rep{rep(3)}
+	other := a1
+	other.Rate, other.Reps = 20, []Rep{rep(99)}
+
+	got := Combine([]Result{a1, b1, a2, b2, other, a3})
+	if len(got) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(got), got)
+	}
+	for i, want := range [][]int64{{1, 2, 3}, {10, 20}, {99}} {
+		var msgs []int64
+		for _, r := range got[i].Reps {
+			msgs = append(msgs, r.Messages)
+		}
+		if !slices.Equal(msgs, want) {
+			t.Errorf("result %d (%s, rate %v): reps %v, want %v", i, got[i].ID(), got[i].Rate, msgs, want)
+		}
+	}
+	if len(a1.Reps) != 1 {
+		t.Error("Combine modified its input")
+	}
+	if m := msgsPerSec.Median(got[0]); m != 2 {
+		t.Errorf("median of the combined reps %v, want 2", m)
 	}
 }

@@ -3,6 +3,7 @@ package harness
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,4 +184,31 @@ var (
 // Metrics returns the report's metrics in column order.
 func Metrics() []Metric {
 	return []Metric{msgsPerSec, payloadMBs, p50, p95, p99, wirePerMsg, serverCPU, clientCPU, serverPeakMB, clientPeakMB, serverBytesPerConn, serverHeapPerConn, marshalsPerBroadcast}
+}
+
+// Combine joins results of the same scenario, implementation, codec, size
+// and parameters into one, with the repetitions of all, in order: what
+// separate runs of the load tools, interleaved so that a drifting machine
+// affects each implementation alike, measured one repetition at a time.
+// Results that differ in a parameter stay apart.
+func Combine(results []Result) []Result {
+	type key struct {
+		id                     string
+		conns, inFlight, burst int
+		rate                   float64
+		mode                   string
+	}
+	out := make([]Result, 0, len(results))
+	at := make(map[key]int, len(results))
+	for _, r := range results {
+		k := key{r.ID(), r.Conns, r.InFlight, r.Burst, r.Rate, r.Mode}
+		if i, ok := at[k]; ok {
+			out[i].Reps = append(out[i].Reps, r.Reps...)
+			continue
+		}
+		at[k] = len(out)
+		r.Reps = slices.Clone(r.Reps)
+		out = append(out, r)
+	}
+	return out
 }
