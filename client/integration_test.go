@@ -4,6 +4,7 @@ package client_test
 // in process. The client package itself never imports them.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -216,6 +217,26 @@ func TestRealCalls(t *testing.T) {
 		}
 		if rtt := c.RTT(); rtt <= 0 {
 			t.Errorf("RTT = %v", rtt)
+		}
+	})
+}
+
+// TestRealMessageSizes: replies of very different sizes one after the
+// other, around the sizes the reader's buffer is allocated for (the
+// previous message's), each read whole and intact.
+func TestRealMessageSizes(t *testing.T) {
+	forCodecs(t, func(t *testing.T, cd codec.Codec) {
+		srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
+		c := dial(t, srv.url, client.WithCodec(cd))
+		for i, size := range []int{0, 10, 500, 500, 501, 499, 100 << 10, 1, 300 << 10, 300 << 10, 700, 64 << 10} {
+			pad := bytes.Repeat([]byte{byte('a' + i)}, size)
+			res, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{Padding: pad})
+			if err != nil {
+				t.Fatalf("call %d (%d bytes): %v", i, size, err)
+			}
+			if !bytes.Equal(res.GetPadding(), pad) {
+				t.Fatalf("call %d: %d bytes back, want %d", i, len(res.GetPadding()), size)
+			}
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 // wireCounter counts the bytes that cross a server's accepted connections.
 type wireCounter struct {
 	in, out atomic.Int64
+	writes  atomic.Int64 // Write calls: write system calls, but for writev
 }
 
 // countingListener wraps a listener so that every accepted connection adds
@@ -40,5 +41,6 @@ func (c *countingConn) Read(p []byte) (int, error) {
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.c.out.Add(int64(n))
+	c.c.writes.Add(1)
 	return n, err
 }

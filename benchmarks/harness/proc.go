@@ -26,6 +26,10 @@ type ProcStats struct {
 	// process.
 	WireIn  int64 `json:"wireIn"`
 	WireOut int64 `json:"wireOut"`
+	// WireWrites counts the writes to the server's connections: one
+	// system call each (the counting wrapper hides the connection from
+	// net.Buffers, so gorilla's two-part writes of large frames are two).
+	WireWrites int64 `json:"wireWrites,omitempty"`
 	// Heap is the Go heap in use plus goroutine stacks (HeapInuse +
 	// StackInuse) right after a garbage collection, in bytes: what the
 	// program holds, without the runtime's free spans and RSS's page

@@ -35,6 +35,9 @@ type Rep struct {
 	Frames int64 `json:"frames"`
 	// WireBytes is the TCP bytes both ways during the load (-1: unknown).
 	WireBytes int64 `json:"wireBytes"`
+	// ServerWrites is the server's writes to its connections during the
+	// load, each a system call (0: unknown).
+	ServerWrites int64 `json:"serverWrites,omitempty"`
 	// P50, p95, P99 are latency percentiles.
 	P50 time.Duration `json:"p50"`
 	P95 time.Duration `json:"p95"`
@@ -143,6 +146,14 @@ var (
 		}
 		return float64(p.WireBytes) / float64(p.Frames)
 	}}
+	// writesPerMsg shows write coalescing: below 1 when a write carries
+	// several messages (batching), 1 or more when each costs its own.
+	writesPerMsg = Metric{"server writes/msg", func(_ Result, p Rep) float64 {
+		if p.ServerWrites <= 0 || p.Messages == 0 {
+			return math.NaN()
+		}
+		return float64(p.ServerWrites) / float64(p.Messages)
+	}}
 	serverCPU = Metric{"server CPU s/M", func(_ Result, p Rep) float64 { return cpuPerMillion(p.ServerCPU, p.Messages) }}
 	clientCPU = Metric{"client CPU s/M", func(r Result, p Rep) float64 {
 		if r.Mode == ModeInProcess {
@@ -183,7 +194,7 @@ var (
 
 // Metrics returns the report's metrics in column order.
 func Metrics() []Metric {
-	return []Metric{msgsPerSec, payloadMBs, p50, p95, p99, wirePerMsg, serverCPU, clientCPU, serverPeakMB, clientPeakMB, serverBytesPerConn, serverHeapPerConn, marshalsPerBroadcast}
+	return []Metric{msgsPerSec, payloadMBs, p50, p95, p99, wirePerMsg, writesPerMsg, serverCPU, clientCPU, serverPeakMB, clientPeakMB, serverBytesPerConn, serverHeapPerConn, marshalsPerBroadcast}
 }
 
 // Combine joins results of the same scenario, implementation, codec, size

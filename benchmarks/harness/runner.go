@@ -193,6 +193,7 @@ func runRep(ctx context.Context, cfg Config, j Job, n int, label string) (rep Re
 	}
 	if known {
 		rep.WireBytes = (s2.WireIn - s1.WireIn) + (s2.WireOut - s1.WireOut)
+		rep.ServerWrites = s2.WireWrites - s1.WireWrites
 		rep.ServerCPU = s2.CPU - s1.CPU
 		rep.ServerPeakRSS = s2.PeakRSS
 		rep.ServerConnBytes = s1.RSS - s0.RSS

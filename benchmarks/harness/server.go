@@ -54,7 +54,7 @@ func (s *inProcess) url() string { return "ws://" + s.addr + Path }
 
 func (s *inProcess) snapshot(freeMemory bool) (ProcStats, bool, error) {
 	st := ReadSelf(freeMemory)
-	st.WireIn, st.WireOut = s.wire.in.Load(), s.wire.out.Load()
+	st.WireIn, st.WireOut, st.WireWrites = s.wire.in.Load(), s.wire.out.Load(), s.wire.writes.Load()
 	if c, ok := s.srv.(Counting); ok {
 		st.Counters = c.Counters()
 	}
