@@ -87,38 +87,43 @@ chromium:
 ## tool: protows against raw gorilla/websocket, JSON against Protobuf, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
-## coalescing on, off and delayed 1 ms (broadcast). The fan-out runs of the
-## three implementations take turns, one repetition each, so that a machine
-## whose load drifts affects them alike. One report goes to stdout and
+## coalescing on, off and delayed 1 ms (broadcast). Implementations take
+## turns: each run does one repetition of every implementation of a
+## scenario, codec and size back to back, and the runs repeat, so that a
+## machine whose load drifts affects them alike. One report goes to stdout and
 ## benchmarks/out/ (results.md, .jsonl, .svg); RESULTS.md explains it. The
 ## BENCH_* variables change the load (benchmarks/out/bin/protows-load -help).
-## About 7 minutes on 2 cores.
-BENCH_LOAD_FLAGS ?= -child -reps 3 -duration 1s -messages 100000
+## It needs only Go; modules download on first use. About 7 minutes on 2
+## cores, warm.
+BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
+BENCH_REPS ?= 3
 BENCH_FANOUT_REPS ?= 5
 BENCH_FANOUT_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast
 BENCH_STEADY_REPS ?= 3
 BENCH_STEADY_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios broadcast -sizes small -members 1000 -rate 20
 BENCH_OUT = benchmarks/out
 BENCH_BIN = $(BENCH_OUT)/bin
-bench: deps
+bench:
 	go test ./codec -run '^$$' -bench . -benchmem -count 6
 	go test ./benchmarks/micro -run '^$$' -bench . -benchmem
 	mkdir -p $(BENCH_BIN) && rm -f $(BENCH_OUT)/*.jsonl
 	go build -o $(BENCH_BIN)/protows-load ./benchmarks/cmd/protows-load
 	cd benchmarks/centrifuge && go build -o ../out/bin/centrifuge-load .
-	$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main -scenarios echo,push,idle >/dev/null
+	for i in $$(seq $(BENCH_REPS)); do \
+		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main-$$i -scenarios echo,push,idle >/dev/null || exit 1; \
+	done
 	for i in $$(seq $(BENCH_FANOUT_REPS)); do \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_FLAGS) -out $(BENCH_OUT) -name fanout-centrifuge-$$i >/dev/null && \
 		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name fanout-protows-$$i \
-			-scenarios broadcast/protows,broadcast/gorilla >/dev/null || exit 1; \
+			-scenarios broadcast/protows,broadcast/gorilla >/dev/null && \
+		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name coalescing-$$i \
+			-scenarios broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small >/dev/null || exit 1; \
 	done
 	for i in $$(seq $(BENCH_STEADY_REPS)); do \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_STEADY_FLAGS) -out $(BENCH_OUT) -name steady-centrifuge-$$i >/dev/null && \
 		$(BENCH_BIN)/protows-load $(BENCH_STEADY_FLAGS) -name steady-protows-$$i \
 			-scenarios broadcast/protows,broadcast/gorilla,broadcast/protows-nobatch,broadcast/protows-delay1ms >/dev/null || exit 1; \
 	done
-	$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name coalescing \
-		-scenarios broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small >/dev/null
 	$(BENCH_BIN)/protows-load -no-run -merge $$(ls $(BENCH_OUT)/*.jsonl | paste -sd, -)
 
 ## scale: room fan-out at 10,000 connections (benchmarks/scale): a server

@@ -89,3 +89,29 @@ func TestAuto(t *testing.T) {
 		}
 	}
 }
+
+func TestRunOrder(t *testing.T) {
+	var jobs []Job
+	for _, impl := range []string{"protows", "gorilla"} {
+		for _, size := range []payload.Size{payload.Small, payload.Large} {
+			for _, c := range []string{CodecProto, CodecJSON} {
+				jobs = append(jobs, Job{Scenario: Scenario{Name: "echo", Impl: impl}, Params: Params{Codec: c, Size: size}})
+			}
+		}
+	}
+	jobs = append(jobs, Job{Scenario: Scenario{Name: "idle", Impl: "protows"}, Params: Params{Codec: CodecProto, Size: payload.Small}})
+	var got []string
+	for _, i := range RunOrder(jobs) {
+		got = append(got, jobs[i].ID())
+	}
+	want := []string{
+		"echo/protows/proto/small", "echo/gorilla/proto/small",
+		"echo/protows/json/small", "echo/gorilla/json/small",
+		"echo/protows/proto/large", "echo/gorilla/proto/large",
+		"echo/protows/json/large", "echo/gorilla/json/large",
+		"idle/protows/proto/small",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("run order\n got %v\nwant %v", got, want)
+	}
+}

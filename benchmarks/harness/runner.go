@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -45,18 +46,55 @@ func (j Job) ID() string {
 	return fmt.Sprintf("%s/%s/%s/%s", j.Scenario.Name, j.Scenario.Impl, j.Params.Codec, j.Params.Size)
 }
 
-// Run runs each job Reps times and returns one Result per job, in order. It
-// stops at the first failure, returning the results so far.
+// Run runs each job Reps times and returns one Result per job, in the
+// order of jobs. It runs the implementations of one scenario, codec and
+// size one right after the other (see RunOrder). It stops at the first
+// failure, returning the results so far.
 func Run(ctx context.Context, cfg Config, jobs []Job) ([]Result, error) {
-	var results []Result
-	for i, j := range jobs {
-		r, err := runJob(ctx, cfg, j, fmt.Sprintf("[%d/%d]", i+1, len(jobs)))
+	results := make([]Result, len(jobs))
+	ran := make([]bool, len(jobs))
+	for n, i := range RunOrder(jobs) {
+		r, err := runJob(ctx, cfg, jobs[i], fmt.Sprintf("[%d/%d]", n+1, len(jobs)))
 		if err != nil {
-			return results, fmt.Errorf("%s: %w", j.ID(), err)
+			var so []Result
+			for k, ok := range ran {
+				if ok {
+					so = append(so, results[k])
+				}
+			}
+			return so, fmt.Errorf("%s: %w", jobs[i].ID(), err)
 		}
-		results = append(results, r)
+		results[i], ran[i] = r, true
 	}
 	return results, nil
+}
+
+// RunOrder returns the indexes of jobs in the order to run them: jobs of
+// the same scenario name, codec and size (the implementations being
+// compared) next to each other, in their order in jobs, the groups in the
+// order of their first job. The load of a shared machine drifts over
+// minutes; run far apart, two implementations would be measured under
+// different loads, and their ratio would say more about the machine than
+// about them.
+func RunOrder(jobs []Job) []int {
+	type key struct{ name, codec, size string }
+	group := make(map[key]int)
+	keys := make([]int, len(jobs))
+	for i, j := range jobs {
+		k := key{j.Scenario.Name, j.Params.Codec, string(j.Params.Size)}
+		g, ok := group[k]
+		if !ok {
+			g = len(group)
+			group[k] = g
+		}
+		keys[i] = g
+	}
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return keys[a] - keys[b] })
+	return order
 }
 
 func runJob(ctx context.Context, cfg Config, j Job, tag string) (Result, error) {
