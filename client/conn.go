@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -372,6 +373,14 @@ func (cn *conn) writeLoop() {
 		// byte per envelope and two brackets.
 		batch = append(batch[:0], first)
 		size := len(first) + 2
+		if len(cn.out) == 0 {
+			// Callers woken by the same incoming frame are about to send:
+			// let them queue, and write their requests in this frame
+			// rather than in one write each. A write system call costs far
+			// more than a trip through the scheduler, which returns at
+			// once when nothing else is runnable.
+			runtime.Gosched()
+		}
 	more:
 		for len(batch) < codec.MaxEnvelopesPerFrame {
 			select {

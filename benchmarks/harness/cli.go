@@ -45,6 +45,7 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 		serve    = fs.String("serve", "", "serve the one selected scenario's server at this loopback address (127.0.0.1:8080) until interrupted, for -server runs from elsewhere")
 		child    = fs.Bool("child", false, "run each server in a child process, so that server and client CPU and memory are measured apart")
 		profile  = fs.String("server-cpuprofile", "", "with -child: write each server's CPU profile to this directory (one file per repetition)")
+		cpuprof  = fs.String("cpuprofile", "", "write the CPU profile of this process (the clients, with -child) to this file")
 		outDir   = fs.String("out", "benchmarks/out", "directory for the report files")
 		name     = fs.String("name", "results", "base name of the report files")
 		merge    = fs.String("merge", "", "comma-separated JSON-lines result files (from other runs or load tools) to add to the report; repetitions of the same run are combined")
@@ -110,6 +111,17 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 				jobs = append(jobs, Job{Scenario: s, Params: p})
 			}
 		}
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg := Config{Reps: *reps, ServerURL: *server, Child: *child, ProfileDir: *profile}
 	if !*quiet {
