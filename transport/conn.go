@@ -72,6 +72,10 @@ type Conn struct {
 	stopped     bool // the connection ended: no writer starts any more
 	corked      bool // the reader is processing a frame: wake the writer after it
 	ended       bool // every goroutine of the connection ended
+	// busyReads is the reader's, not under mu (it fills the flags'
+	// padding): messages since the handshake or the last silence, up to
+	// freshReads.
+	busyReads uint8
 	// done is made by the first Done and closed when ended: most
 	// connections are never asked, and a channel is 96 bytes.
 	done chan struct{}
@@ -82,9 +86,9 @@ type Conn struct {
 	closeCode  atomic.Int64 // the code sent or received, for logs and metrics
 	handlersWG sync.WaitGroup
 
-	// Owned by the read loop.
-	tokens   float64
-	lastFill time.Duration // since srv.epoch: a monotonic time in 8 bytes
+	// Owned by the reader (read).
+	tokens  float64
+	lastMsg time.Duration // when the last message came, since srv.epoch: a monotonic time in 8 bytes
 }
 
 // connContext is the connection's context: its cancellation, plus the

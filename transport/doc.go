@@ -81,10 +81,15 @@
 //
 // # Concurrency
 //
-// Each connection has one read loop goroutine and, only while there is
+// Each connection has one reader goroutine and, only while there is
 // something to write, one writer goroutine: an idle connection costs a
 // single goroutine, a small read buffer and no write buffer (write buffers
-// come from a pool). Requests start in arrival order and run concurrently,
+// come from a pool). The reader parks with the smallest stack Go gives a
+// goroutine (2 KiB) while its connection is idle: after the first few
+// messages of a connection, and of every run of messages that follows a
+// silence (10 ms or more), it hands reading on to a fresh goroutine, so a
+// stack grown to process messages is not held through the silence that
+// likely follows. Requests start in arrival order and run concurrently,
 // each on its own goroutine, so replies of different calls may come in any
 // order; the envelopes of one call keep their order. Handlers and writers
 // run on the Server's worker goroutines, which wait up to a second for

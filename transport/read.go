@@ -35,70 +35,126 @@ const (
 	endLinger
 )
 
-// readLoop reads frames until the connection ends. It runs on the
-// connection's own goroutine, and says how the link is to end.
-func (c *Conn) readLoop() readEnd {
-	cfg := &c.srv.cfg
-	wantType := websocket.TextMessage
-	if c.codec.Binary() {
-		wantType = websocket.BinaryMessage
-	}
+// startReading prepares the connection for its reader; the read
+// deadline, the pong handler and the rate bucket are the reader's from
+// then on.
+func (c *Conn) startReading() {
 	c.extendDeadline()
 	c.ws.SetPongHandler(func(string) error {
 		c.extendDeadline()
 		return nil
 	})
-	c.lastFill = time.Since(c.srv.epoch)
-	c.tokens = float64(cfg.RateBurst)
+	c.lastMsg = time.Since(c.srv.epoch)
+	c.tokens = float64(c.srv.cfg.RateBurst)
+}
+
+// read is the connection's reader: it reads and processes messages one
+// after the other, and ends the connection (finish) when reading ends.
+//
+// Now and then it hands reading on to a fresh goroutine and returns,
+// because a goroutine's stack never shrinks below twice what it uses: a
+// reader that decoded and dispatched a message once parks at 4 KiB or
+// more for as long as its connection then stays idle, while a fresh
+// goroutine parked in NextReader fits in the initial 2 KiB, and idle
+// connections are what a server holds most of. A hop costs about a
+// microsecond (a goroutine start and the regrowth of its stack), so it is
+// made where it is likely to precede a long wait and rarely costs: after
+// each of the first freshReads messages of a connection, and of every run
+// of messages that follows a silence of idleGap or more (a client's
+// heartbeat after a quiet spell). A busy connection stays on one goroutine.
+// Only one reader runs at a time, so the read side is as single-threaded
+// as one loop would be (docs/DECISIONS.md).
+func (c *Conn) read() {
 	for {
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
-			return c.readFailed(err)
+			c.finish(c.readFailed(err))
+			return
 		}
-		c.extendDeadline()
-		if c.isClosing() {
-			// A close was decided: drain until the client's close frame.
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return c.readFailed(err)
-			}
-			continue
+		end, more, hop := c.handleMessage(mt, r)
+		if !more {
+			c.finish(end)
+			return
 		}
-		if mt != wantType {
-			c.closeNow(CloseUnsupportedData, fmt.Sprintf("%s frames only on %s", frameTypeName(wantType), c.codec.Name()))
-			continue
+		if hop {
+			go c.read()
+			return
 		}
-		bp, err := c.readMessage(r, cfg.MaxMessageSize)
-		if err != nil {
-			if errors.Is(err, errTooLarge) {
-				c.closeNow(CloseMessageTooBig, fmt.Sprintf("message larger than %d bytes", cfg.MaxMessageSize))
-				continue
-			}
-			return c.readFailed(err)
-		}
-		cfg.Metrics.MessageIn(c.codec.Name(), len(*bp))
-		envs, err := c.codec.DecodeFrame(*bp)
-		if err != nil {
-			c.srv.bufs.put(bp)
-			c.closeNow(CloseInvalidPayload, "undecodable frame: "+err.Error())
-			continue
-		}
-		// Answers to one frame's envelopes (PONGs, refusals) go out
-		// batched: the writer starts once the whole frame was processed.
-		c.cork(true)
-		for _, e := range envs {
-			if !c.allow() {
-				c.closeNow(CloseRateLimited, "rate limit exceeded")
-				break
-			}
-			if !c.handleEnvelope(e) {
-				break
-			}
-		}
-		c.cork(false)
-		// Requests were decoded synchronously, so nothing aliases the
-		// buffer any more.
-		c.srv.bufs.put(bp)
 	}
+}
+
+// The reader's hops (see read).
+const (
+	// idleGap is the silence after which the reader expects more of it.
+	idleGap = 10 * time.Millisecond
+	// freshReads is how many messages after the handshake, or after a
+	// silence, are each followed by a hop.
+	freshReads = 4
+)
+
+// handleMessage processes one message. It returns more = false, and how
+// the link is to end, when reading is over, and whether the reader should
+// hop to a fresh goroutine (see read).
+func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) {
+	cfg := &c.srv.cfg
+	c.extendDeadline()
+	now := time.Since(c.srv.epoch)
+	gap := now - c.lastMsg
+	c.lastMsg = now
+	if gap >= c.srv.idleGap {
+		c.busyReads = 0
+	}
+	if hop = c.busyReads < freshReads; hop {
+		c.busyReads++
+	}
+	c.refill(gap)
+	if c.isClosing() {
+		// A close was decided: drain until the client's close frame.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return c.readFailed(err), false, false
+		}
+		return 0, true, hop
+	}
+	wantType := websocket.TextMessage
+	if c.codec.Binary() {
+		wantType = websocket.BinaryMessage
+	}
+	if mt != wantType {
+		c.closeNow(CloseUnsupportedData, fmt.Sprintf("%s frames only on %s", frameTypeName(wantType), c.codec.Name()))
+		return 0, true, hop
+	}
+	bp, err := c.readMessage(r, cfg.MaxMessageSize)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			c.closeNow(CloseMessageTooBig, fmt.Sprintf("message larger than %d bytes", cfg.MaxMessageSize))
+			return 0, true, hop
+		}
+		return c.readFailed(err), false, false
+	}
+	cfg.Metrics.MessageIn(c.codec.Name(), len(*bp))
+	envs, err := c.codec.DecodeFrame(*bp)
+	if err != nil {
+		c.srv.bufs.put(bp)
+		c.closeNow(CloseInvalidPayload, "undecodable frame: "+err.Error())
+		return 0, true, hop
+	}
+	// Answers to one frame's envelopes (PONGs, refusals) go out
+	// batched: the writer starts once the whole frame was processed.
+	c.cork(true)
+	for _, e := range envs {
+		if !c.allow() {
+			c.closeNow(CloseRateLimited, "rate limit exceeded")
+			break
+		}
+		if !c.handleEnvelope(e) {
+			break
+		}
+	}
+	c.cork(false)
+	// Requests were decoded synchronously, so nothing aliases the
+	// buffer any more.
+	c.srv.bufs.put(bp)
+	return 0, true, hop
 }
 
 func frameTypeName(t int) string {
@@ -224,17 +280,20 @@ func (c *Conn) closeAfterError(errCode protows.Code, msg string, code int, reaso
 	c.closeLocked(code, reason, true)
 }
 
-// allow takes a token from the connection's rate bucket.
-func (c *Conn) allow() bool {
+// refill adds to the connection's rate bucket the tokens earned in
+// elapsed, the time since the previous message.
+func (c *Conn) refill(elapsed time.Duration) {
 	cfg := &c.srv.cfg
 	if cfg.RateLimit < 0 {
-		return true
+		return
 	}
-	now := time.Since(c.srv.epoch)
-	c.tokens += (now - c.lastFill).Seconds() * cfg.RateLimit
-	c.lastFill = now
-	if c.tokens > float64(cfg.RateBurst) {
-		c.tokens = float64(cfg.RateBurst)
+	c.tokens = min(c.tokens+elapsed.Seconds()*cfg.RateLimit, float64(cfg.RateBurst))
+}
+
+// allow takes a token from the connection's rate bucket.
+func (c *Conn) allow() bool {
+	if c.srv.cfg.RateLimit < 0 {
+		return true
 	}
 	if c.tokens < 1 {
 		return false

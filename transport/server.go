@@ -29,9 +29,10 @@ type Server struct {
 	bufs     bufferPool
 	idPrefix string
 	nextID   atomic.Uint64
-	calls    atomic.Int64 // running calls of every connection (Config.MaxCalls)
-	workers  *workerPool  // runs handlers and writers on warm goroutines
-	epoch    time.Time    // the zero of the connections' monotonic clocks
+	calls    atomic.Int64  // running calls of every connection (Config.MaxCalls)
+	workers  *workerPool   // runs handlers and writers on warm goroutines
+	epoch    time.Time     // the zero of the connections' monotonic clocks
+	idleGap  time.Duration // the readers' idleGap; other values in tests
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -62,6 +63,7 @@ func NewServer(h Handler, cfg Config) *Server {
 		perIP:    make(map[string]int),
 		workers:  newWorkerPool(),
 		epoch:    time.Now(),
+		idleGap:  idleGap,
 	}
 	if s.origins.all {
 		cfg.Logger.Warn("protows: AllowedOrigins has \"*\": any web page may open connections to this server")
@@ -170,13 +172,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.ConnMetadata != nil {
 		md = s.cfg.ConnMetadata(r)
 	}
-	// The connection is served on a goroutine of its own, and ServeHTTP
-	// returns: net/http then frees the request and its 8 KiB of bufio
-	// buffers, which would otherwise stay live for the connection's life.
-	// Nothing of the request is kept, its context neither: deriving the
-	// connection's context from it would keep net/http's per-connection
-	// contexts (some 300 bytes) live as long (docs/DECISIONS.md).
-	go s.serveConn(r.RemoteAddr, ws, c, ip, principal, md)
+	// ServeHTTP returns once the connection is set up, and its reader runs
+	// on a goroutine of its own: net/http then frees the request and its
+	// 8 KiB of bufio buffers, which would otherwise stay live for the
+	// connection's life. Nothing of the request is kept, its context
+	// neither: deriving the connection's context from it would keep
+	// net/http's per-connection contexts (some 300 bytes) live as long
+	// (docs/DECISIONS.md).
+	s.serveConn(r.RemoteAddr, ws, c, ip, principal, md)
 }
 
 // reserve counts a connection against the limits, or says which is full.
@@ -210,9 +213,9 @@ func (s *Server) release(ip string, c *Conn) {
 	s.wg.Done()
 }
 
-// serveConn runs one upgraded connection to its end: the read loop runs on
-// this goroutine, the writer on another only while there is something to
-// write.
+// serveConn sets up one upgraded connection and starts its reader (read);
+// the writer runs on a goroutine of its own only while there is something
+// to write.
 func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip string, p *Principal, md map[string]string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
@@ -257,7 +260,14 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 	c.pingTmr = time.AfterFunc(s.cfg.PingInterval, c.firePing)
 	c.mu.Unlock()
 	c.authorizeHandshake(p)
-	end := c.readLoop()
+	c.startReading()
+	go c.read()
+}
+
+// finish tears the connection down once reading ended, on the last
+// reader's goroutine.
+func (c *Conn) finish(end readEnd) {
+	s := c.srv
 
 	// The read loop ended: the client closed, the link died, or our close
 	// handshake finished. Let the writer finish its close frame, if it is
@@ -272,13 +282,13 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 	c.stopped = true
 	c.mu.Unlock()
 	c.writerWG.Wait()
-	cancel()
+	c.cancel()
 	c.mu.Lock()
 	c.closing = true
 	c.queue, c.queued = nil, 0
 	c.stopTimersLocked()
 	c.mu.Unlock()
-	_ = ws.Close()
+	_ = c.ws.Close()
 	c.handlersWG.Wait()
 
 	code := int(c.closeCode.Load())
@@ -288,13 +298,13 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 	c.mu.Lock()
 	reason := c.reason
 	c.mu.Unlock()
-	s.cfg.Metrics.ConnClosed(cd.Name(), code)
+	s.cfg.Metrics.ConnClosed(c.codec.Name(), code)
 	level := slog.LevelInfo
 	if code == CloseNormal || code == CloseGoingAway {
 		level = slog.LevelDebug // routine: not worth a line per client at scale
 	}
-	if s.cfg.Logger.Enabled(ctx, level) {
-		c.logger().Log(ctx, level, "protows: connection closed", "code", code, "reason", reason)
+	if s.cfg.Logger.Enabled(&c.ctx, level) {
+		c.logger().Log(&c.ctx, level, "protows: connection closed", "code", code, "reason", reason)
 	}
 	// Before release: once Shutdown returned, every Done is closed.
 	c.mu.Lock()
@@ -303,7 +313,7 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 		close(c.done)
 	}
 	c.mu.Unlock()
-	s.release(ip, c)
+	s.release(c.ip, c)
 }
 
 // Shutdown stops accepting connections, refuses new calls with
