@@ -98,13 +98,16 @@ chromium:
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 BENCH_REPS ?= 3
 BENCH_FANOUT_REPS ?= 5
-BENCH_FANOUT_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast
+BENCH_FANOUT_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast -sizes small,medium
+# Large fan-out delivers a few hundred messages a second: 4 s make each
+# repetition more than a handful of publishes (about 15).
+BENCH_FANOUT_LARGE_FLAGS ?= -child -reps 1 -duration 4s -messages 100000 -scenarios broadcast -sizes large
 BENCH_STEADY_REPS ?= 3
 BENCH_STEADY_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios broadcast -sizes small -members 1000 -rate 20
 BENCH_OUT = benchmarks/out
 BENCH_BIN = $(BENCH_OUT)/bin
 bench:
-	go test ./codec -run '^$$' -bench . -benchmem -count 6
+	go test ./codec -run '^$$' -bench . -benchmem -count 6 -benchtime 300ms
 	go test ./benchmarks/micro -run '^$$' -bench . -benchmem
 	mkdir -p $(BENCH_BIN) && rm -f $(BENCH_OUT)/*.jsonl
 	go build -o $(BENCH_BIN)/protows-load ./benchmarks/cmd/protows-load
@@ -115,6 +118,9 @@ bench:
 	for i in $$(seq $(BENCH_FANOUT_REPS)); do \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_FLAGS) -out $(BENCH_OUT) -name fanout-centrifuge-$$i >/dev/null && \
 		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name fanout-protows-$$i \
+			-scenarios broadcast/protows,broadcast/gorilla >/dev/null && \
+		$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_LARGE_FLAGS) -out $(BENCH_OUT) -name fanout-large-centrifuge-$$i >/dev/null && \
+		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_LARGE_FLAGS) -name fanout-large-protows-$$i \
 			-scenarios broadcast/protows,broadcast/gorilla >/dev/null && \
 		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name coalescing-$$i \
 			-scenarios broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small >/dev/null || exit 1; \
