@@ -52,8 +52,8 @@ func (c *Conn) startReading() {
 // after the other, and ends the connection (finish) when reading ends.
 //
 // Now and then it hands reading on to a fresh goroutine and returns,
-// because a goroutine's stack never shrinks below twice what it uses: a
-// reader that decoded and dispatched a message once parks at 4 KiB or
+// because Go shrinks a goroutine's stack only while less than a quarter of
+// it is in use: a reader that decoded and dispatched a message once parks at 4 KiB or
 // more for as long as its connection then stays idle, while a fresh
 // goroutine parked in NextReader fits in the initial 2 KiB, and idle
 // connections are what a server holds most of. A hop costs about a
@@ -85,7 +85,8 @@ func (c *Conn) read() {
 
 // The reader's hops (see read).
 const (
-	// idleGap is the silence after which the reader expects more of it.
+	// idleGap is a silence long enough for the reader to expect more
+	// silences: the messages after it are followed by hops again.
 	idleGap = 10 * time.Millisecond
 	// freshReads is how many messages after the handshake, or after a
 	// silence, are each followed by a hop.
