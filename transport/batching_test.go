@@ -157,15 +157,7 @@ func TestSingleEnvelopeYield(t *testing.T) {
 	for range runs {
 		cl := dial(t, ts.url, codecs[0], nil)
 		cl.send(cl.request(1, method, &testv1.CountRequest{}))
-		_ = cl.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, b, err := cl.ws.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
-		}
-		envs, err := cl.c.DecodeFrame(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+		envs := readFrame(t, cl)
 		if len(envs) > 1 && envs[0].GetKind() == protowsv1.Kind_KIND_STREAM_MESSAGE && envs[1].GetKind() == protowsv1.Kind_KIND_STREAM_MESSAGE {
 			joined++
 		}

@@ -39,12 +39,13 @@ const (
 // deadline, the pong handler and the rate bucket are the reader's from
 // then on.
 func (c *Conn) startReading() {
-	c.extendDeadline()
+	now := time.Now()
+	c.extendDeadline(now)
 	c.ws.SetPongHandler(func(string) error {
-		c.extendDeadline()
+		c.extendDeadline(time.Now())
 		return nil
 	})
-	c.lastMsg = time.Since(c.srv.epoch)
+	c.lastMsg = now.Sub(c.srv.epoch)
 	c.tokens = float64(c.srv.cfg.RateBurst)
 }
 
@@ -98,10 +99,11 @@ const (
 // hop to a fresh goroutine (see read).
 func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) {
 	cfg := &c.srv.cfg
-	c.extendDeadline()
-	now := time.Since(c.srv.epoch)
-	gap := now - c.lastMsg
-	c.lastMsg = now
+	now := time.Now()
+	c.extendDeadline(now)
+	since := now.Sub(c.srv.epoch)
+	gap := since - c.lastMsg
+	c.lastMsg = since
 	if gap >= c.srv.idleGap {
 		c.busyReads = 0
 	}
@@ -225,13 +227,13 @@ func (c *Conn) readFailed(err error) readEnd {
 	return endLinger
 }
 
-// extendDeadline moves the read deadline after a frame or pong arrived,
-// unless the close handshake is under way.
-func (c *Conn) extendDeadline() {
+// extendDeadline moves the read deadline after a frame or pong arrived at
+// now, unless the close handshake is under way.
+func (c *Conn) extendDeadline(now time.Time) {
 	if c.closeSent.Load() {
 		return
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadTimeout))
+	_ = c.ws.SetReadDeadline(now.Add(c.srv.cfg.ReadTimeout))
 	if c.closeSent.Load() { // the writer sent close meanwhile: keep its grace
 		_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 	}

@@ -269,7 +269,7 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 func (c *Conn) finish(end readEnd) {
 	s := c.srv
 
-	// The read loop ended: the client closed, the link died, or our close
+	// Reading ended: the client closed, the link died, or our close
 	// handshake finished. Let the writer finish its close frame, if it is
 	// still writing one, then drop the link.
 	switch end {
