@@ -5,9 +5,19 @@
 // The parts live in their own packages:
 //
 //   - codec: the Protobuf and JSON encodings of the wire protocol.
-//   - transport: the WebSocket server (an http.Handler).
+//   - transport: the WebSocket server (an http.Handler); its optional
+//     integrations are transport/jwtauth (JWT authentication) and
+//     transport/prommetrics (Prometheus metrics).
 //   - router: typed handlers, interceptors and dispatch.
 //   - client: the Go client.
+//   - hub: rooms that broadcast typed streams to their members, with
+//     presence; hub/natsbroker joins the hubs of several nodes over NATS.
+//
+// Commands: cmd/protoc-gen-protows generates Go handlers and clients,
+// cmd/protoc-gen-protows-es TypeScript clients (an npm package), and
+// cmd/protows-testserver serves the test service that the TypeScript
+// runtime's tests and other implementations run against. The TypeScript
+// runtime is the npm package @protows/client (client/ts).
 //
 // A handler reports a failure with a typed error, and a client finds its
 // code again with errors.As or CodeOf:
