@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 )
 
 // Error is the error of a failed call: a Code and a message, wrapping the
@@ -82,28 +80,3 @@ func AsError(err error) *Error {
 	}
 	return &Error{code: CodeOf(err), err: err}
 }
-
-// ErrorToWire returns the wire form of err (see AsError).
-func ErrorToWire(err error) *protowsv1.Error {
-	perr := AsError(err)
-	return &protowsv1.Error{Code: protowsv1.Code(perr.code), Message: perr.Message()}
-}
-
-// ErrorFromWire returns the error a peer sent. A missing error or one
-// without a code (a protocol violation) becomes CodeUnknown.
-func ErrorFromWire(w *protowsv1.Error) *Error {
-	code := Code(w.GetCode())
-	if code == 0 {
-		code = CodeUnknown
-	}
-	var cause error
-	if msg := w.GetMessage(); msg != "" {
-		cause = wireError(msg)
-	}
-	return &Error{code: code, err: cause}
-}
-
-// wireError is a message received from a peer: only text survives the wire.
-type wireError string
-
-func (e wireError) Error() string { return string(e) }

@@ -104,20 +104,6 @@ func TestErrorWraps(t *testing.T) {
 	}
 }
 
-func TestErrorWireRoundTrip(t *testing.T) {
-	w := protows.ErrorToWire(fmt.Errorf("ctx: %w", context.DeadlineExceeded))
-	if w.Code != protowsv1.Code_CODE_DEADLINE_EXCEEDED || w.Message != "ctx: context deadline exceeded" {
-		t.Errorf("ErrorToWire = %v", w)
-	}
-	back := protows.ErrorFromWire(w)
-	if back.Code() != protows.CodeDeadlineExceeded || back.Message() != w.Message {
-		t.Errorf("ErrorFromWire = %v", back)
-	}
-	if c := protows.ErrorFromWire(nil).Code(); c != protows.CodeUnknown {
-		t.Errorf("ErrorFromWire(nil) code = %v, want unknown", c)
-	}
-}
-
 func TestMethodID(t *testing.T) {
 	// Published FNV-1a 32 test values, and the ids the golden vectors use.
 	tests := []struct {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/protows/protows"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/wireerr"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -101,7 +102,7 @@ func (s *unarySink) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final 
 	case protowsv1.Kind_KIND_REPLY:
 		r.env = env
 	case protowsv1.Kind_KIND_ERROR:
-		r.err = protows.ErrorFromWire(env.GetError())
+		r.err = wireerr.FromWire(env.GetError())
 	default:
 		r.err = protows.Errorf(protows.CodeInternal, "client: server sent %s for a unary call", env.GetKind())
 	}

@@ -354,7 +354,7 @@ func (c *Client) serve(cn *conn) (connEnd, *protows.Error) {
 		select {
 		case <-cn.done:
 		case <-c.ctx.Done():
-			cn.fail(connEnd{code: closeNormal, send: closeNormal, local: true, err: ErrClosed})
+			cn.fail(connEnd{code: protows.CloseNormal, send: protows.CloseNormal, local: true, err: ErrClosed})
 		case <-refresh:
 			refreshNow = true
 		}
@@ -441,7 +441,7 @@ func describeEnd(e connEnd, serverErr *protows.Error) string {
 		s = "client closed"
 	case e.local:
 		s = "client " + closeText(e.code, e.reason)
-	case e.code == closeAbnormal && e.err != nil:
+	case e.code == protows.CloseAbnormal && e.err != nil:
 		s = "link down: " + e.err.Error()
 	default:
 		s = "server " + closeText(e.code, e.reason)

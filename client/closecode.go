@@ -28,59 +28,42 @@ const (
 	actRefresh
 )
 
-// Close codes the client reacts to by name (docs/PROTOCOL.md, section 9).
-const (
-	closeNormal         = 1000
-	closeGoingAway      = 1001
-	closeProtocolError  = 1002
-	closeUnsupported    = 1003
-	closeAbnormal       = 1006
-	closeInvalidPayload = 1007
-	closeTooBig         = 1009
-	closeInternal       = 1011
-	closeTryAgainLater  = 1013
-	closeHeartbeat      = 4002
-	closeSlowConsumer   = 4008
-	closeTokenExpired   = 4009
-	closeRateLimited    = 4029
-	closeUnauthorized   = 4501
-	closeForbidden      = 4503
-	closeBadVersion     = 4505
-)
-
 // classifyClose maps a close code received from the server (or 1006 for a
 // connection that dropped without one) to the client's action, and to the
 // code of the error that calls get when the client stops. It is the table of
-// docs/CLIENTS.md; TestClassifyClose checks the two agree.
-func classifyClose(code int) (action, protows.Code) {
-	switch {
-	case code == closeNormal:
+// docs/CLIENTS.md; TestCloseCodeTable checks the two agree. The codes are
+// the protocol's (protows.CloseCode, docs/PROTOCOL.md section 9), including
+// 4505, which no v1 server sends but a later one that drops v1 will.
+func classifyClose(code protows.CloseCode) (action, protows.Code) {
+	switch code {
+	case protows.CloseNormal:
 		return actStop, protows.CodeUnavailable
-	case code == closeGoingAway:
+	case protows.CloseGoingAway:
 		return actNow, protows.CodeUnavailable
-	case code == closeProtocolError, code == closeUnsupported,
-		code == closeInvalidPayload, code == closeTooBig:
+	case protows.CloseProtocolError, protows.CloseUnsupportedData,
+		protows.CloseInvalidPayload, protows.CloseMessageTooBig:
 		// The server says this client broke the protocol: retrying would
 		// break it again.
 		return actStop, protows.CodeInternal
-	case code == closeTokenExpired:
+	case protows.CloseTokenExpired:
 		return actRefresh, protows.CodeUnauthenticated
-	case code == closeUnauthorized:
+	case protows.CloseUnauthenticated:
 		return actNewToken, protows.CodeUnauthenticated
-	case code == closeForbidden:
+	case protows.CloseForbidden:
 		return actStop, protows.CodePermissionDenied
-	case code == closeBadVersion:
+	case protows.CloseUnsupportedVersion:
 		return actStop, protows.CodeFailedPrecondition
-	case code == closeTryAgainLater, code == closeRateLimited:
+	case protows.CloseTryAgainLater, protows.CloseRateLimited:
 		return actSlow, protows.CodeUnavailable
-	case code >= 4000 && code <= 4499:
-		return actBackoff, protows.CodeUnavailable
-	case code >= 4500 && code <= 4999:
-		return actStop, protows.CodeUnavailable
-	default:
-		// 1006, 1011 and everything unknown: back off.
-		return actBackoff, protows.CodeUnavailable
 	}
+	if reconnect, ok := code.Reconnect(); ok {
+		if reconnect {
+			return actBackoff, protows.CodeUnavailable
+		}
+		return actStop, protows.CodeUnavailable
+	}
+	// 1006, 1011 and everything unknown: back off.
+	return actBackoff, protows.CodeUnavailable
 }
 
 // classifyHandshake maps the HTTP status of a refused upgrade
@@ -105,7 +88,7 @@ func classifyHandshake(status int) (action, protows.Code) {
 }
 
 // closeText names a close code for messages.
-func closeText(code int, reason string) string {
+func closeText(code protows.CloseCode, reason string) string {
 	if reason != "" {
 		return fmt.Sprintf("close %d (%s)", code, reason)
 	}

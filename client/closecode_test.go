@@ -5,8 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/protows/protows"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -22,34 +25,26 @@ var actionText = map[action]string{
 }
 
 // closeTable renders the client's reaction to close codes and handshake
-// statuses as the Markdown tables of docs/CLIENTS.md.
+// statuses as the Markdown tables of docs/CLIENTS.md. The rows of close
+// codes are the protocol's (protows.CloseCodes), then one per class of
+// codes the protocol does not define.
 func closeTable() string {
 	var b strings.Builder
 	b.WriteString("| close code | meaning | client does | calls then fail with |\n| --- | --- | --- | --- |\n")
-	for _, row := range []struct {
+	type row struct {
 		label, meaning string
-		code           int
-	}{
-		{"1000", "normal close", closeNormal},
-		{"1001", "server shutting down or draining", closeGoingAway},
-		{"1002", "protocol violation", closeProtocolError},
-		{"1003", "wrong frame type", closeUnsupported},
-		{"1006", "dropped without a close frame; missed heartbeat", closeAbnormal},
-		{"1007", "undecodable frame", closeInvalidPayload},
-		{"1009", "message too large", closeTooBig},
-		{"1011", "internal server error", closeInternal},
-		{"1013", "server overloaded", closeTryAgainLater},
-		{"4002", "heartbeat timeout", closeHeartbeat},
-		{"4008", "slow consumer", closeSlowConsumer},
-		{"4009", "token expired", closeTokenExpired},
-		{"4029", "rate limited", closeRateLimited},
-		{"4501", "not authenticated", closeUnauthorized},
-		{"4503", "forbidden", closeForbidden},
-		{"4505", "unsupported protocol version", closeBadVersion},
-		{"other 4000–4499", "reconnect class", 4100},
-		{"other 4500–4999", "stop class", 4600},
-		{"anything else", "other codes", 3000},
-	} {
+		code           protows.CloseCode
+	}
+	var rows []row
+	for _, code := range protows.CloseCodes() {
+		rows = append(rows, row{strconv.Itoa(int(code)), code.Meaning(), code})
+	}
+	rows = append(rows,
+		row{"other 4000–4499", "reconnect class", 4100},
+		row{"other 4500–4999", "stop class", 4600},
+		row{"anything else", "other codes", 3000},
+	)
+	for _, row := range rows {
 		act, code := classifyClose(row.code)
 		fail := "—"
 		if act == actStop || act == actNewToken {
@@ -104,7 +99,7 @@ func TestCloseCodeTable(t *testing.T) {
 
 func TestClassifyCloseRanges(t *testing.T) {
 	tests := []struct {
-		code int
+		code protows.CloseCode
 		want action
 	}{
 		{4000, actBackoff}, {4499, actBackoff}, {4500, actStop}, {4999, actStop},

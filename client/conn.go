@@ -14,6 +14,7 @@ import (
 	"github.com/protows/protows"
 	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/wireerr"
 )
 
 // sink receives the envelopes of one call registered on a conn.
@@ -27,15 +28,16 @@ type sink interface {
 
 // connEnd says how a connection ended.
 type connEnd struct {
-	// code is the close code received, closeAbnormal (1006) when the
-	// connection dropped without one, or the code the client closed with.
-	code   int
+	// code is the close code received, protows.CloseAbnormal (1006) when
+	// the connection dropped without one, or the code the client closed
+	// with.
+	code   protows.CloseCode
 	reason string
 	// err is the cause when there was no close frame (a read or write
 	// error, a missed heartbeat).
 	err error
 	// send is the close code to write before closing, 0 for none.
-	send int
+	send protows.CloseCode
 	// local says the client decided to end the connection.
 	local bool
 }
@@ -238,21 +240,21 @@ func (cn *conn) readLoop() {
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
-				cn.fail(connEnd{code: ce.Code, reason: ce.Text, send: echoCode(ce.Code)})
+				cn.fail(connEnd{code: protows.CloseCode(ce.Code), reason: ce.Text, send: echoCode(ce.Code)})
 			} else {
-				cn.fail(connEnd{code: closeAbnormal, err: err})
+				cn.fail(connEnd{code: protows.CloseAbnormal, err: err})
 			}
 			return
 		}
 		cn.lastRecv.Store(time.Now().UnixNano())
 		if mt != cn.mtype {
-			cn.fail(connEnd{code: closeUnsupported, send: closeUnsupported, local: true,
+			cn.fail(connEnd{code: protows.CloseUnsupportedData, send: protows.CloseUnsupportedData, local: true,
 				reason: "wrong message type for " + cn.codec.Name()})
 			return
 		}
 		envs, err := cn.codec.DecodeFrame(data)
 		if err != nil {
-			cn.fail(connEnd{code: closeInvalidPayload, send: closeInvalidPayload, local: true,
+			cn.fail(connEnd{code: protows.CloseInvalidPayload, send: protows.CloseInvalidPayload, local: true,
 				reason: "undecodable frame", err: err})
 			return
 		}
@@ -304,7 +306,7 @@ func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 			if env.GetKind() == protowsv1.Kind_KIND_ERROR {
 				// Not about a call: the reason for the close that follows.
 				cn.mu.Lock()
-				cn.serverErr = protows.ErrorFromWire(env.GetError())
+				cn.serverErr = wireerr.FromWire(env.GetError())
 				cn.mu.Unlock()
 			}
 			return true
@@ -337,7 +339,7 @@ func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 		}
 		return true
 	default:
-		cn.fail(connEnd{code: closeProtocolError, send: closeProtocolError, local: true,
+		cn.fail(connEnd{code: protows.CloseProtocolError, send: protows.CloseProtocolError, local: true,
 			reason: fmt.Sprintf("kind %d from a server", env.GetKind())})
 		return false
 	}
@@ -360,7 +362,7 @@ func (cn *conn) writeLoop() {
 			case data := <-cn.wsPng:
 				cn.ws.SetWriteDeadline(time.Now().Add(cn.cl.cfg.pingTimeout))
 				if err := cn.ws.WriteMessage(websocket.PongMessage, data); err != nil {
-					cn.fail(connEnd{code: closeAbnormal, err: err})
+					cn.fail(connEnd{code: protows.CloseAbnormal, err: err})
 				}
 				continue
 			case <-cn.done:
@@ -399,7 +401,7 @@ func (cn *conn) writeLoop() {
 		clear(batch)
 		cn.ws.SetWriteDeadline(time.Now().Add(cn.cl.cfg.pingTimeout))
 		if err := cn.ws.WriteMessage(cn.mtype, frame); err != nil {
-			cn.fail(connEnd{code: closeAbnormal, err: err})
+			cn.fail(connEnd{code: protows.CloseAbnormal, err: err})
 		}
 	}
 }
@@ -408,7 +410,7 @@ func (cn *conn) writeLoop() {
 // closes the socket.
 func (cn *conn) shutdown() {
 	if e := cn.end; e.send != 0 {
-		msg := websocket.FormatCloseMessage(e.send, truncateReason(e.reason))
+		msg := websocket.FormatCloseMessage(int(e.send), truncateReason(e.reason))
 		// The deadline is short: the peer is going away or misbehaving.
 		cn.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	}
@@ -448,7 +450,7 @@ func (cn *conn) heartbeat() {
 		case <-cn.done:
 			return false
 		case <-wait.C:
-			cn.fail(connEnd{code: closeAbnormal, err: errHeartbeat})
+			cn.fail(connEnd{code: protows.CloseAbnormal, err: errHeartbeat})
 			return false
 		}
 	}
@@ -470,7 +472,7 @@ func (cn *conn) heartbeat() {
 			switch {
 			case outstanding && now.Sub(sent) > cfg.pingTimeout:
 				cn.cl.cfg.logger.Info("protows client: heartbeat timeout", "timeout", cfg.pingTimeout)
-				cn.fail(connEnd{code: closeAbnormal, err: errHeartbeat})
+				cn.fail(connEnd{code: protows.CloseAbnormal, err: errHeartbeat})
 				return
 			case !outstanding && now.Sub(lastPong) >= cfg.pingInterval:
 				if !ping() {
@@ -484,14 +486,14 @@ func (cn *conn) heartbeat() {
 // echoCode returns the close code to answer a received close with: the same
 // code, as RFC 6455 section 5.5.1 suggests, or 1000 when the peer sent a
 // close frame without a code.
-func echoCode(code int) int {
+func echoCode(code int) protows.CloseCode {
 	switch code {
 	case websocket.CloseNoStatusReceived:
-		return closeNormal
+		return protows.CloseNormal
 	case websocket.CloseAbnormalClosure, websocket.CloseTLSHandshake:
 		return 0
 	}
-	return code
+	return protows.CloseCode(code)
 }
 
 // truncateReason cuts a close reason to the 123 bytes a close frame holds,

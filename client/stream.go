@@ -8,6 +8,7 @@ import (
 
 	"github.com/protows/protows"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/wireerr"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -261,10 +262,10 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		return
 	case protowsv1.Kind_KIND_STREAM_END:
 		if env.GetError() != nil {
-			end = protows.ErrorFromWire(env.GetError())
+			end = wireerr.FromWire(env.GetError())
 		}
 	case protowsv1.Kind_KIND_ERROR:
-		end = protows.ErrorFromWire(env.GetError())
+		end = wireerr.FromWire(env.GetError())
 	default:
 		end = protows.Errorf(protows.CodeInternal, "client: server sent %s for a stream", env.GetKind())
 	}

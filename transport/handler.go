@@ -3,13 +3,12 @@ package transport
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
-	"unicode/utf8"
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/wireerr"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -157,11 +156,11 @@ func (c *Call) end(res proto.Message, err error) bool {
 	case c.method.ServerStream:
 		env.Kind = protowsv1.Kind_KIND_STREAM_END
 		if err != nil {
-			env.Error = wireError(err)
+			env.Error = wireerr.ToWire(err)
 		}
 	case err != nil:
 		env.Kind = protowsv1.Kind_KIND_ERROR
-		env.Error = wireError(err)
+		env.Error = wireerr.ToWire(err)
 	default:
 		env.Kind = protowsv1.Kind_KIND_REPLY
 		env.Metadata = c.replyMD
@@ -170,7 +169,7 @@ func (c *Call) end(res proto.Message, err error) bool {
 			if perr != nil {
 				env.Kind = protowsv1.Kind_KIND_ERROR
 				env.Metadata = nil
-				env.Error = protows.ErrorToWire(protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
+				env.Error = wireerr.ToWire(protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
 			} else {
 				env.Payload = payload
 			}
@@ -192,17 +191,6 @@ func (c *Call) end(res proto.Message, err error) bool {
 	}
 	_ = c.conn.Enqueue(elem)
 	return true
-}
-
-// wireError is protows.ErrorToWire with the message made valid UTF-8, which
-// both codecs require of strings: a handler's error text may hold any
-// bytes.
-func wireError(err error) *protowsv1.Error {
-	e := protows.ErrorToWire(err)
-	if !utf8.ValidString(e.GetMessage()) {
-		e.Message = strings.ToValidUTF8(e.GetMessage(), "\uFFFD")
-	}
-	return e
 }
 
 type callKey struct{}
