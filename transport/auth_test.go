@@ -106,7 +106,7 @@ func TestAuthInBand(t *testing.T) {
 			// A failed first authentication closes with 4501.
 			bad := dial(t, ts.url, c, nil)
 			wantError(t, bad.authenticate(1, mint(t, iss, "x", -time.Minute)), protowsv1.Kind_KIND_ERROR, protows.CodeUnauthenticated)
-			bad.expectClose(transport.CloseUnauthenticated)
+			bad.expectClose(protows.CloseUnauthenticated)
 		})
 	}
 }
@@ -122,7 +122,7 @@ func TestAuthDeadline(t *testing.T) {
 				t.Fatalf("want ERROR id 0, got %v", e)
 			}
 			wantError(t, e, protowsv1.Kind_KIND_ERROR, protows.CodeUnauthenticated)
-			cl.expectClose(transport.CloseUnauthenticated)
+			cl.expectClose(protows.CloseUnauthenticated)
 
 			// Authenticated in time: no close at the deadline.
 			ok := dial(t, ts.url, c, nil)
@@ -147,7 +147,7 @@ func TestTokenExpiry(t *testing.T) {
 			if e := refreshed.authenticate(1, mint(t, iss, "bob", time.Hour)); e.GetKind() != protowsv1.Kind_KIND_REPLY {
 				t.Fatal(e)
 			}
-			cl.expectClose(transport.CloseTokenExpired)
+			cl.expectClose(protows.CloseTokenExpired)
 			if sub := refreshed.whoami(2); sub != "bob" {
 				t.Fatal(sub)
 			}
@@ -213,7 +213,7 @@ func TestBadTokens(t *testing.T) {
 				}
 				cl := dial(t, ts.url, c, nil)
 				wantError(t, cl.authenticate(1, tok), protowsv1.Kind_KIND_ERROR, protows.CodeUnauthenticated)
-				cl.expectClose(transport.CloseUnauthenticated)
+				cl.expectClose(protows.CloseUnauthenticated)
 			}
 			cl := dial(t, ts.url, c, http.Header{"Authorization": {"Bearer " + good}})
 			if sub := cl.whoami(1); sub != "alice" {

@@ -1,53 +1,219 @@
 package transport
 
-import "unicode/utf8"
+import (
+	"io"
+	"log/slog"
+	"time"
+	"unicode/utf8"
 
-// The close codes of docs/PROTOCOL.md, section 9. 4000-4499 tell a client
-// to reconnect, 4500-4999 not to until something changes.
-const (
-	// CloseNormal: normal close.
-	CloseNormal = 1000
-	// CloseGoingAway: the server is shutting down (Server.Shutdown).
-	CloseGoingAway = 1001
-	// CloseProtocolError: a kind a client may not send, kind 0, a REQUEST
-	// with id 0 or with the id of a call in flight.
-	CloseProtocolError = 1002
-	// CloseUnsupportedData: a text frame on the Protobuf codec or a binary
-	// frame on the JSON codec.
-	CloseUnsupportedData = 1003
-	// CloseInvalidPayload: a frame that does not decode, or holds more
-	// than 1024 envelopes.
-	CloseInvalidPayload = 1007
-	// CloseMessageTooBig: a message over Config.MaxMessageSize, counted
-	// after decompression.
-	CloseMessageTooBig = 1009
-	// CloseInternalError: the transport itself failed: an envelope it
-	// produced (a reply, an ERROR, a PONG) does not encode with the
-	// connection's codec, even as a fallback ERROR internal. Sent after
-	// what is queued. A handler's panic or error is not one: it gets an
-	// ERROR reply and the connection stays.
-	CloseInternalError = 1011
-	// CloseTryAgainLater: the server is overloaded: a REQUEST found
-	// Config.MaxCalls calls running. Sent once the connection's unary
-	// calls finished (its streams are ended with unavailable). Handshakes
-	// beyond MaxConns get HTTP 503 instead.
-	CloseTryAgainLater = 1013
-	// CloseHeartbeatTimeout: nothing arrived within Config.ReadTimeout.
-	CloseHeartbeatTimeout = 4002
-	// CloseSlowConsumer: the send queue overflowed.
-	CloseSlowConsumer = 4008
-	// CloseTokenExpired: the credential expired and was not refreshed.
-	CloseTokenExpired = 4009
-	// CloseRateLimited: the client exceeded Config.RateLimit.
-	CloseRateLimited = 4029
-	// CloseUnauthenticated: authentication failed or did not come within
-	// Config.AuthTimeout.
-	CloseUnauthenticated = 4501
-	// CloseForbidden: Config.Authorize refused an authenticated
-	// principal, in the handshake or on an in-band Authenticate (first or
-	// refresh). Sent after ERROR permission_denied.
-	CloseForbidden = 4503
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 )
+
+// Close closes the connection with the given close code and reason (cut
+// to 123 bytes), after the envelopes already queued were written.
+func (c *Conn) Close(code protows.CloseCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason, true)
+}
+
+// closeNow closes without writing what is queued.
+func (c *Conn) closeNow(code protows.CloseCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason, false)
+}
+
+// closeLocked decides to close, flushed (the queue is written first) or
+// immediate. The first decision wins, except that an immediate close
+// overrides a flushed one whose close frame was not sent yet. c.mu must be
+// held.
+func (c *Conn) closeLocked(code protows.CloseCode, reason string, flush bool) {
+	to := stateClosingNow
+	if flush {
+		to = stateClosingFlush
+	}
+	if c.state == stateClosingFlush && c.closeSent.Load() {
+		return // too late to override: the close frame is out
+	}
+	if !c.setStateLocked(to) {
+		return
+	}
+	c.code, c.reason = code, truncateReason(reason)
+	c.signal()
+}
+
+// closeAfterError queues ERROR id 0 and then closes with code.
+func (c *Conn) closeAfterError(errCode protows.Code, msg string, code protows.CloseCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.closeDecided() {
+		return
+	}
+	e := &protowsv1.Envelope{
+		Kind:  protowsv1.Kind_KIND_ERROR,
+		Error: &protowsv1.Error{Code: protowsv1.Code(errCode), Message: msg},
+	}
+	elem, err := c.codec.AppendEnvelope(nil, e)
+	if err != nil {
+		c.logger().Error("protows: cannot encode envelope", "kind", e.GetKind().String(), "err", err)
+		c.closeLocked(protows.CloseInternalError, "internal error", true)
+		return
+	}
+	_ = c.enqueueLocked(codec.Parts{Body: elem})
+	c.closeLocked(code, reason, true)
+}
+
+// drain starts the graceful close of shutdown: new calls are refused, the
+// connection's streams end with STREAM_END unavailable at once (a
+// subscription would otherwise keep it open until Shutdown's deadline), its
+// unary calls finish and answer, then the connection closes with 1001.
+func (c *Conn) drain() {
+	c.drainWith(protows.CloseGoingAway, "server shutting down")
+}
+
+// shed closes an overloaded server's connection (Config.MaxCalls): its
+// streams end with unavailable, its unary calls finish, then close 1013.
+func (c *Conn) shed() {
+	c.mu.Lock()
+	first := c.state == stateOpen
+	c.mu.Unlock()
+	if first {
+		c.logger().Warn("protows: server overloaded, shedding connection", "max_calls", c.srv.cfg.MaxCalls)
+	}
+	c.drainWith(protows.CloseTryAgainLater, "server overloaded")
+}
+
+// drainWith moves an open connection to stateDraining, which refuses new
+// calls, ends the running streams with STREAM_END unavailable and cancels
+// their handlers, and closes with code once every handler returned. The
+// first drain's code wins.
+func (c *Conn) drainWith(code protows.CloseCode, reason string) {
+	c.mu.Lock()
+	if c.setStateLocked(stateDraining) {
+		c.drainCode, c.drainReason = code, reason
+	}
+	msg := reason
+	if c.drainReason != "" {
+		msg = c.drainReason
+	}
+	// handleRequest registers a call only while open (under c.mu), so no
+	// stream starts after this snapshot.
+	var streams []*Call
+	for _, call := range c.calls {
+		if call.method.ServerStream {
+			streams = append(streams, call)
+		}
+	}
+	c.mu.Unlock()
+	for _, call := range streams {
+		if call.end(nil, protows.Errorf(protows.CodeUnavailable, "%s", msg)) {
+			call.cancel()
+		}
+	}
+	c.mu.Lock()
+	c.closeIfDrainedLocked()
+	c.mu.Unlock()
+}
+
+// handlerDone records the return of a handler goroutine.
+func (c *Conn) handlerDone() {
+	c.srv.calls.Add(-1)
+	c.mu.Lock()
+	c.running--
+	c.closeIfDrainedLocked()
+	c.mu.Unlock()
+	c.handlersWG.Done()
+}
+
+// closeIfDrainedLocked closes a draining connection, flushed, once no
+// handler runs any more. c.mu must be held.
+func (c *Conn) closeIfDrainedLocked() {
+	if c.state == stateDraining && c.running == 0 {
+		c.closeLocked(c.drainCode, c.drainReason, true)
+	}
+}
+
+// closeGrace is how long the server waits for the client's close frame
+// after sending its own, before it drops the TCP connection.
+const closeGrace = time.Second
+
+// finish tears the connection down once reading ended, on the last
+// reader's goroutine: it lets the writer finish, closes the connection
+// (stateClosed), waits for the handlers, and ends it (stateEnded).
+func (c *Conn) finish(end readEnd) {
+	s := c.srv
+
+	// Reading ended: the client closed, the link died, or our close
+	// handshake finished. Let the writer finish its close frame, if it is
+	// still writing one, then drop the link.
+	switch end {
+	case endNow:
+		c.abort()
+	case endLinger:
+		c.lingerClose()
+	}
+	c.mu.Lock()
+	c.w.stopped = true
+	c.mu.Unlock()
+	c.writerWG.Wait()
+	c.cancel()
+	c.mu.Lock()
+	c.setStateLocked(stateClosed) // unless the writer got there first
+	c.mu.Unlock()
+	_ = c.ws.Close()
+	c.handlersWG.Wait()
+
+	code := protows.CloseCode(c.closeCode.Load())
+	if code == 0 {
+		code = protows.CloseAbnormal
+	}
+	c.mu.Lock()
+	reason := c.reason
+	c.mu.Unlock()
+	s.cfg.Metrics.ConnClosed(c.codec.Name(), int(code))
+	level := slog.LevelInfo
+	if code == protows.CloseNormal || code == protows.CloseGoingAway {
+		level = slog.LevelDebug // routine: not worth a line per client at scale
+	}
+	if s.cfg.Logger.Enabled(&c.ctx, level) {
+		c.logger().Log(&c.ctx, level, "protows: connection closed", "code", int(code), "reason", reason)
+	}
+	// Before release: once Shutdown returned, every Done is closed.
+	c.mu.Lock()
+	c.setStateLocked(stateEnded)
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
+	s.release(c.ip, c)
+}
+
+// abort drops the TCP connection, which ends the read loop.
+func (c *Conn) abort() {
+	_ = c.ws.NetConn().Close()
+}
+
+// maxLingerBytes bounds what lingerClose reads and discards.
+const maxLingerBytes = 1 << 20
+
+// lingerClose drops the TCP connection once reading ended, gently: closing
+// a socket that still holds unread data (the rest of a message over the
+// size limit, say) makes the kernel send a reset, which can destroy the
+// close frame sent just before it, so the client would see a reset rather
+// than the documented close code. It half-closes the connection instead,
+// and discards what still arrives until the client closes its side, for at
+// most closeGrace and maxLingerBytes.
+func (c *Conn) lingerClose() {
+	nc := c.ws.NetConn()
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, maxLingerBytes))
+	}
+	_ = nc.Close()
+}
 
 // maxCloseReason is the most bytes of reason a close frame holds.
 const maxCloseReason = 123

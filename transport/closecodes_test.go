@@ -56,7 +56,7 @@ func TestInternalError(t *testing.T) {
 				} else {
 					cl.send(cl.request(brokenID, testservice.EchoMethod, &testv1.EchoRequest{Text: "unencodable"}))
 				}
-				cl.expectClose(transport.CloseInternalError)
+				cl.expectClose(protows.CloseInternalError)
 				checkServing(t, ts, c)
 			})
 		}
@@ -196,7 +196,7 @@ func TestOverloaded(t *testing.T) {
 			if e := cl.recv(); e.GetId() != 5 || e.GetKind() != protowsv1.Kind_KIND_REPLY {
 				t.Fatalf("the accepted call's reply: %v", e)
 			}
-			cl.expectClose(transport.CloseTryAgainLater)
+			cl.expectClose(protows.CloseTryAgainLater)
 
 			// The other connection was not affected.
 			if e := a.recv(); e.GetId() != 1 || e.GetKind() != protowsv1.Kind_KIND_REPLY {
@@ -246,12 +246,12 @@ func TestForbidden(t *testing.T) {
 				t.Fatalf("want ERROR id 0, got %v", e)
 			}
 			wantError(t, e, protowsv1.Kind_KIND_ERROR, protows.CodePermissionDenied)
-			cl.expectClose(transport.CloseForbidden)
+			cl.expectClose(protows.CloseForbidden)
 
 			// In band.
 			cl = dial(t, ts.url, c, nil)
 			wantError(t, cl.authenticate(1, mint(t, iss, "mallory", time.Hour)), protowsv1.Kind_KIND_ERROR, protows.CodePermissionDenied)
-			cl.expectClose(transport.CloseForbidden)
+			cl.expectClose(protows.CloseForbidden)
 
 			// An allowed subject, then banned: its refresh is refused.
 			sub := "alice-" + c.Name()
@@ -267,7 +267,7 @@ func TestForbidden(t *testing.T) {
 			}
 			ban(sub)
 			wantError(t, cl.authenticate(2, mint(t, iss, sub, 2*time.Hour)), protowsv1.Kind_KIND_ERROR, protows.CodePermissionDenied)
-			cl.expectClose(transport.CloseForbidden)
+			cl.expectClose(protows.CloseForbidden)
 			checkAuthServing(t, ts, c, iss)
 		})
 	}

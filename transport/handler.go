@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
@@ -191,6 +192,33 @@ func (c *Call) end(res proto.Message, err error) bool {
 	}
 	_ = c.conn.Enqueue(elem)
 	return true
+}
+
+// runCall runs a handler on its own goroutine and sends its outcome.
+func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
+	defer c.handlerDone()
+	defer call.cancel()
+	start := time.Now()
+	res, err := c.serve(ctx, call, req)
+	call.end(res, err)
+	outcome := "ok"
+	if err != nil {
+		outcome = protows.CodeOf(err).String()
+	}
+	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(start))
+}
+
+// serve calls the method, turning a panic that escaped the Handler's own
+// recovery into an internal error: the connection and the process
+// survive.
+func (c *Conn) serve(ctx context.Context, call *Call, req proto.Message) (res proto.Message, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.logger().Error("protows: handler panic", "method", call.method.Name, "panic", p)
+			res, err = nil, protows.Errorf(protows.CodeInternal, "internal error")
+		}
+	}()
+	return call.method.Serve(ctx, call, req)
 }
 
 type callKey struct{}

@@ -176,7 +176,7 @@ func (cl *client) next(timeout time.Duration) (*protowsv1.Envelope, error) {
 }
 
 // expectClose reads until the server's close frame and checks its code.
-func (cl *client) expectClose(code int) string {
+func (cl *client) expectClose(code protows.CloseCode) string {
 	cl.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -188,7 +188,7 @@ func (cl *client) expectClose(code int) string {
 		if !errors.As(err, &ce) {
 			cl.t.Fatalf("want close %d, got %v", code, err)
 		}
-		if ce.Code != code {
+		if protows.CloseCode(ce.Code) != code {
 			cl.t.Fatalf("want close %d, got %d %q", code, ce.Code, ce.Text)
 		}
 		if len(ce.Text) > 123 {

@@ -40,21 +40,21 @@ func TestBadFrames(t *testing.T) {
 		codec codec.Codec
 		mt    int
 		frame []byte
-		code  int
+		code  protows.CloseCode
 	}{
-		{"text on proto", codec.Proto(), websocket.TextMessage, []byte(`{"id":1,"kind":"ping"}`), transport.CloseUnsupportedData},
-		{"binary on json", codec.JSON(), websocket.BinaryMessage, []byte{0x0a, 0x00}, transport.CloseUnsupportedData},
-		{"garbage proto", codec.Proto(), websocket.BinaryMessage, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, transport.CloseInvalidPayload},
-		{"garbage json", codec.JSON(), websocket.TextMessage, []byte(`{"id":`), transport.CloseInvalidPayload},
-		{"truncated proto", codec.Proto(), websocket.BinaryMessage, []byte{0x0a, 0x06, 0x08, 0x01, 0x10}, transport.CloseInvalidPayload},
-		{"truncated json", codec.JSON(), websocket.TextMessage, []byte(`[{"id":1,"kind":"ping"},{"id":2`), transport.CloseInvalidPayload},
-		{"length 2^63-1", codec.Proto(), websocket.BinaryMessage, huge, transport.CloseInvalidPayload},
-		{"empty proto frame", codec.Proto(), websocket.BinaryMessage, []byte{}, transport.CloseInvalidPayload},
-		{"empty json array", codec.JSON(), websocket.TextMessage, []byte(`[]`), transport.CloseInvalidPayload},
-		{"1025 envelopes proto", codec.Proto(), websocket.BinaryMessage, bytes.Repeat([]byte{0x0a, 0x02, 0x10, 0x08}, 1025), transport.CloseInvalidPayload},
-		{"1025 envelopes json", codec.JSON(), websocket.TextMessage, []byte("[" + strings.Repeat(`{"id":1,"kind":"pong"},`, 1024) + `{"id":1,"kind":"pong"}]`), transport.CloseInvalidPayload},
-		{"oversized proto", codec.Proto(), websocket.BinaryMessage, bytes.Repeat([]byte{0}, 65<<10), transport.CloseMessageTooBig},
-		{"oversized json", codec.JSON(), websocket.TextMessage, bytes.Repeat([]byte(" "), 65<<10), transport.CloseMessageTooBig},
+		{"text on proto", codec.Proto(), websocket.TextMessage, []byte(`{"id":1,"kind":"ping"}`), protows.CloseUnsupportedData},
+		{"binary on json", codec.JSON(), websocket.BinaryMessage, []byte{0x0a, 0x00}, protows.CloseUnsupportedData},
+		{"garbage proto", codec.Proto(), websocket.BinaryMessage, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}, protows.CloseInvalidPayload},
+		{"garbage json", codec.JSON(), websocket.TextMessage, []byte(`{"id":`), protows.CloseInvalidPayload},
+		{"truncated proto", codec.Proto(), websocket.BinaryMessage, []byte{0x0a, 0x06, 0x08, 0x01, 0x10}, protows.CloseInvalidPayload},
+		{"truncated json", codec.JSON(), websocket.TextMessage, []byte(`[{"id":1,"kind":"ping"},{"id":2`), protows.CloseInvalidPayload},
+		{"length 2^63-1", codec.Proto(), websocket.BinaryMessage, huge, protows.CloseInvalidPayload},
+		{"empty proto frame", codec.Proto(), websocket.BinaryMessage, []byte{}, protows.CloseInvalidPayload},
+		{"empty json array", codec.JSON(), websocket.TextMessage, []byte(`[]`), protows.CloseInvalidPayload},
+		{"1025 envelopes proto", codec.Proto(), websocket.BinaryMessage, bytes.Repeat([]byte{0x0a, 0x02, 0x10, 0x08}, 1025), protows.CloseInvalidPayload},
+		{"1025 envelopes json", codec.JSON(), websocket.TextMessage, []byte("[" + strings.Repeat(`{"id":1,"kind":"pong"},`, 1024) + `{"id":1,"kind":"pong"}]`), protows.CloseInvalidPayload},
+		{"oversized proto", codec.Proto(), websocket.BinaryMessage, bytes.Repeat([]byte{0}, 65<<10), protows.CloseMessageTooBig},
+		{"oversized json", codec.JSON(), websocket.TextMessage, bytes.Repeat([]byte(" "), 65<<10), protows.CloseMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, transport.Config{MaxMessageSize: 64 << 10})
@@ -100,7 +100,7 @@ func TestProtocolViolations(t *testing.T) {
 				t.Run(tc.name, func(t *testing.T) {
 					cl := dial(t, ts.url, c, nil)
 					cl.send(tc.envs(cl)...)
-					cl.expectClose(transport.CloseProtocolError)
+					cl.expectClose(protows.CloseProtocolError)
 				})
 			}
 			checkServing(t, ts, c)
@@ -110,7 +110,7 @@ func TestProtocolViolations(t *testing.T) {
 		ts := startServer(t, transport.Config{})
 		cl := dial(t, ts.url, codec.Proto(), nil)
 		cl.send(&protowsv1.Envelope{Id: 1, Kind: 99})
-		cl.expectClose(transport.CloseProtocolError)
+		cl.expectClose(protows.CloseProtocolError)
 	})
 }
 
@@ -185,7 +185,7 @@ func TestRateLimit(t *testing.T) {
 				envs[i] = &protowsv1.Envelope{Id: uint32(i + 1), Kind: protowsv1.Kind_KIND_PING}
 			}
 			cl.send(envs...)
-			cl.expectClose(transport.CloseRateLimited)
+			cl.expectClose(protows.CloseRateLimited)
 			checkServing(t, ts, c)
 		})
 	}
@@ -215,7 +215,7 @@ func TestSlowConsumer(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			cl.expectClose(transport.CloseSlowConsumer)
+			cl.expectClose(protows.CloseSlowConsumer)
 			checkServing(t, ts, c)
 		})
 	}
@@ -240,7 +240,7 @@ func TestHeartbeatTimeout(t *testing.T) {
 			start := time.Now()
 			time.Sleep(400 * time.Millisecond) // longer than the read timeout
 			dead.ws.SetPingHandler(func(string) error { return nil })
-			dead.expectClose(transport.CloseHeartbeatTimeout)
+			dead.expectClose(protows.CloseHeartbeatTimeout)
 			if time.Since(start) > 5*time.Second {
 				t.Fatal("closed too late")
 			}
@@ -278,7 +278,7 @@ func TestCompressionBomb(t *testing.T) {
 			ws.EnableWriteCompression(true)
 			bomb := bytes.Repeat([]byte(" "), 4<<20)
 			_ = ws.WriteMessage(cl.msgType(), bomb)
-			cl.expectClose(transport.CloseMessageTooBig)
+			cl.expectClose(protows.CloseMessageTooBig)
 			checkServing(t, ts, c)
 		})
 	}
@@ -308,7 +308,7 @@ func TestClientNeverReads(t *testing.T) {
 	cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{}))
 	select {
 	case code := <-m.closed:
-		if code != transport.CloseSlowConsumer {
+		if code != int(protows.CloseSlowConsumer) {
 			t.Fatalf("closed with %d", code)
 		}
 	case <-time.After(10 * time.Second):
@@ -321,9 +321,9 @@ func TestClientNeverReads(t *testing.T) {
 // each either gets served or ends with a documented close code, and the
 // server survives them all.
 func TestRandomFrames(t *testing.T) {
-	documented := map[int]bool{
-		transport.CloseProtocolError: true, transport.CloseUnsupportedData: true,
-		transport.CloseInvalidPayload: true, transport.CloseMessageTooBig: true,
+	documented := map[protows.CloseCode]bool{
+		protows.CloseProtocolError: true, protows.CloseUnsupportedData: true,
+		protows.CloseInvalidPayload: true, protows.CloseMessageTooBig: true,
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	ts := startServer(t, transport.Config{MaxMessageSize: 512})
@@ -347,7 +347,7 @@ func TestRandomFrames(t *testing.T) {
 			e, err := cl.next(5 * time.Second)
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
-				if !documented[ce.Code] {
+				if !documented[protows.CloseCode(ce.Code)] {
 					t.Fatalf("frame %x: close %d", b, ce.Code)
 				}
 				break
@@ -379,8 +379,8 @@ func TestFarOversizedMessageGetsItsCloseCode(t *testing.T) {
 		cl.send(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_PING})
 		_, err := cl.next(5 * time.Second)
 		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != transport.CloseMessageTooBig {
-			t.Fatalf("connection %d: %v, want close %d", i, err, transport.CloseMessageTooBig)
+		if !errors.As(err, &ce) || ce.Code != int(protows.CloseMessageTooBig) {
+			t.Fatalf("connection %d: %v, want close %d", i, err, protows.CloseMessageTooBig)
 		}
 		cl.ws.Close()
 	}

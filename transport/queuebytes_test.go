@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	protows "github.com/protows/protows"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/testservice"
@@ -56,7 +57,7 @@ func TestSendQueueBytes(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			cl.expectClose(transport.CloseSlowConsumer)
+			cl.expectClose(protows.CloseSlowConsumer)
 			checkServing(t, ts, c)
 		})
 	}

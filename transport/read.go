@@ -10,16 +10,11 @@ import (
 
 	"github.com/gorilla/websocket"
 	protows "github.com/protows/protows"
-	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
-	"google.golang.org/protobuf/proto"
 )
 
 // errTooLarge is returned by readMessage for a message over the limit.
 var errTooLarge = errors.New("transport: message too large")
-
-// authMethodID is the method id of AuthenticateMethod.
-var authMethodID = protows.MethodID(AuthenticateMethod)
 
 // readEnd says what becomes of the TCP link once reading stopped.
 type readEnd int
@@ -111,7 +106,10 @@ func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) 
 		c.busyReads++
 	}
 	c.refill(gap)
-	if c.isClosing() {
+	c.mu.Lock()
+	closing := c.state.closeDecided()
+	c.mu.Unlock()
+	if closing {
 		// A close was decided: drain until the client's close frame.
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return c.readFailed(err), false, false
@@ -123,13 +121,13 @@ func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) 
 		wantType = websocket.BinaryMessage
 	}
 	if mt != wantType {
-		c.closeNow(CloseUnsupportedData, fmt.Sprintf("%s frames only on %s", frameTypeName(wantType), c.codec.Name()))
+		c.closeNow(protows.CloseUnsupportedData, fmt.Sprintf("%s frames only on %s", frameTypeName(wantType), c.codec.Name()))
 		return 0, true, hop
 	}
 	bp, err := c.readMessage(r, cfg.MaxMessageSize)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
-			c.closeNow(CloseMessageTooBig, fmt.Sprintf("message larger than %d bytes", cfg.MaxMessageSize))
+			c.closeNow(protows.CloseMessageTooBig, fmt.Sprintf("message larger than %d bytes", cfg.MaxMessageSize))
 			return 0, true, hop
 		}
 		return c.readFailed(err), false, false
@@ -138,7 +136,7 @@ func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) 
 	envs, err := c.codec.DecodeFrame(*bp)
 	if err != nil {
 		c.srv.bufs.put(bp)
-		c.closeNow(CloseInvalidPayload, "undecodable frame: "+err.Error())
+		c.closeNow(protows.CloseInvalidPayload, "undecodable frame: "+err.Error())
 		return 0, true, hop
 	}
 	// Answers to one frame's envelopes (PONGs, refusals) go out
@@ -146,7 +144,7 @@ func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) 
 	c.cork(true)
 	for _, e := range envs {
 		if !c.allow() {
-			c.closeNow(CloseRateLimited, "rate limit exceeded")
+			c.closeNow(protows.CloseRateLimited, "rate limit exceeded")
 			break
 		}
 		if !c.handleEnvelope(e) {
@@ -205,7 +203,7 @@ func (c *Conn) readFailed(err error) readEnd {
 	switch {
 	case errors.As(err, &ce):
 		// gorilla answered the client's close frame already.
-		if c.closeCode.CompareAndSwap(0, int64(ce.Code)) {
+		if c.closeCode.CompareAndSwap(0, uint32(ce.Code)) {
 			c.mu.Lock()
 			c.reason = truncateReason(ce.Text)
 			c.mu.Unlock()
@@ -213,13 +211,13 @@ func (c *Conn) readFailed(err error) readEnd {
 		return endNow // the client sends nothing after its close frame
 	case errors.Is(err, websocket.ErrReadLimit):
 		// gorilla sent close 1009 itself; the message is still arriving.
-		c.closeCode.CompareAndSwap(0, CloseMessageTooBig)
+		c.closeCode.CompareAndSwap(0, uint32(protows.CloseMessageTooBig))
 	case errors.As(err, &ne) && ne.Timeout():
 		if c.closeSent.Load() {
 			return endNow // the client had closeGrace to answer our close frame
 		}
 		c.logger().Info("protows: heartbeat timeout")
-		c.closeNow(CloseHeartbeatTimeout, "heartbeat timeout")
+		c.closeNow(protows.CloseHeartbeatTimeout, "heartbeat timeout")
 		return endAfterClose
 	}
 	// A protocol error (gorilla sent close 1002) may leave data unread; a
@@ -237,50 +235,6 @@ func (c *Conn) extendDeadline(now time.Time) {
 	if c.closeSent.Load() { // the writer sent close meanwhile: keep its grace
 		_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 	}
-}
-
-// cork holds back (true) or releases (false) the writer's wake-up.
-func (c *Conn) cork(on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.corked = on
-	if !on && len(c.queue) > 0 {
-		c.signal()
-	}
-}
-
-func (c *Conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
-// closeNow closes without writing what is queued.
-func (c *Conn) closeNow(code int, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.closeLocked(code, reason, false)
-}
-
-// closeAfterError queues ERROR id 0 and then closes with code.
-func (c *Conn) closeAfterError(errCode protows.Code, msg string, code int, reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return
-	}
-	e := &protowsv1.Envelope{
-		Kind:  protowsv1.Kind_KIND_ERROR,
-		Error: &protowsv1.Error{Code: protowsv1.Code(errCode), Message: msg},
-	}
-	elem, err := c.codec.AppendEnvelope(nil, e)
-	if err != nil {
-		c.logger().Error("protows: cannot encode envelope", "kind", e.GetKind().String(), "err", err)
-		c.closeLocked(CloseInternalError, "internal error", true)
-		return
-	}
-	_ = c.enqueueLocked(codec.Parts{Body: elem})
-	c.closeLocked(code, reason, true)
 }
 
 // refill adds to the connection's rate bucket the tokens earned in
@@ -325,7 +279,7 @@ func (c *Conn) handleEnvelope(e *protowsv1.Envelope) bool {
 	case protowsv1.Kind_KIND_PONG:
 		return true
 	default:
-		c.closeNow(CloseProtocolError, fmt.Sprintf("a client may not send kind %d", e.GetKind()))
+		c.closeNow(protows.CloseProtocolError, fmt.Sprintf("a client may not send kind %d", e.GetKind()))
 		return false
 	}
 }
@@ -333,15 +287,18 @@ func (c *Conn) handleEnvelope(e *protowsv1.Envelope) bool {
 func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	id := e.GetId()
 	if id == 0 {
-		c.closeNow(CloseProtocolError, "request with id 0")
+		c.closeNow(protows.CloseProtocolError, "request with id 0")
 		return false
 	}
 	c.mu.Lock()
 	_, dup := c.calls[id]
-	draining, drainMsg, inflight := c.draining, c.drainReason, len(c.calls)
+	state, drainMsg, inflight := c.state, c.drainReason, len(c.calls)
 	c.mu.Unlock()
+	if state.closeDecided() {
+		return false
+	}
 	if dup {
-		c.closeNow(CloseProtocolError, fmt.Sprintf("request id %d is in flight", id))
+		c.closeNow(protows.CloseProtocolError, fmt.Sprintf("request id %d is in flight", id))
 		return false
 	}
 	methodID, name := e.GetMethodId(), e.GetMethod()
@@ -355,7 +312,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	case methodID == 0:
 		methodID = protows.MethodID(name)
 	}
-	if draining {
+	if state == stateDraining {
 		c.sendError(id, protows.CodeUnavailable, drainMsg)
 		return true
 	}
@@ -394,13 +351,9 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), cancel: cancel}
 	ctx = context.WithValue(ctx, callKey{}, call)
 	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		c.srv.calls.Add(-1)
-		cancel()
-		return false
-	}
-	if c.draining {
+	switch c.state {
+	case stateOpen:
+	case stateDraining:
 		// Shutdown or shedding began since the check above: a stream
 		// registered now would miss drainWith's STREAM_END.
 		drainMsg = c.drainReason
@@ -409,6 +362,11 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		cancel()
 		c.sendError(id, protows.CodeUnavailable, drainMsg)
 		return true
+	default:
+		c.mu.Unlock()
+		c.srv.calls.Add(-1)
+		cancel()
+		return false
 	}
 	if c.calls == nil {
 		c.calls = make(map[uint32]*Call)
@@ -419,150 +377,4 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	c.mu.Unlock()
 	c.srv.workers.run(func() { c.runCall(ctx, call, req) })
 	return true
-}
-
-// runCall runs a handler on its own goroutine and sends its outcome.
-func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
-	defer c.handlerDone()
-	defer call.cancel()
-	start := time.Now()
-	res, err := c.serve(ctx, call, req)
-	call.end(res, err)
-	outcome := "ok"
-	if err != nil {
-		outcome = protows.CodeOf(err).String()
-	}
-	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(start))
-}
-
-// serve calls the method, turning a panic that escaped the Handler's own
-// recovery into an internal error: the connection and the process
-// survive.
-func (c *Conn) serve(ctx context.Context, call *Call, req proto.Message) (res proto.Message, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.logger().Error("protows: handler panic", "method", call.method.Name, "panic", p)
-			res, err = nil, protows.Errorf(protows.CodeInternal, "internal error")
-		}
-	}()
-	return call.method.Serve(ctx, call, req)
-}
-
-// authenticate serves the built-in AuthService/Authenticate on the read
-// loop, so that requests after it in the same frame see its outcome.
-func (c *Conn) authenticate(id uint32, payload []byte) bool {
-	cfg := &c.srv.cfg
-	if cfg.Authenticator == nil {
-		c.sendError(id, protows.CodeUnimplemented, "this server does not authenticate")
-		return true
-	}
-	current := c.principal.Load()
-	// A failure before the first success ends the connection (4501); a
-	// failed refresh keeps the current credential.
-	fail := func(msg string) bool {
-		c.sendError(id, protows.CodeUnauthenticated, msg)
-		if current == nil {
-			c.Close(CloseUnauthenticated, "authentication failed")
-			return false
-		}
-		return true
-	}
-	var req protowsv1.AuthenticateRequest
-	if err := c.codec.UnmarshalPayload(payload, &req); err != nil {
-		return fail("undecodable AuthenticateRequest")
-	}
-	// The authenticator may do I/O: let the writer run meanwhile.
-	c.cork(false)
-	ctx, cancel := context.WithTimeout(&c.ctx, cfg.AuthTimeout)
-	p, err := cfg.Authenticator.Authenticate(ctx, req.GetToken())
-	cancel()
-	c.cork(true)
-	if err != nil || p == nil {
-		c.logger().Info("protows: authentication failed", "err", err)
-		return fail("invalid token")
-	}
-	if current != nil && p.Subject != current.Subject {
-		c.sendError(id, protows.CodePermissionDenied, "a refreshed token must have the same subject")
-		return true
-	}
-	if cfg.Authorize != nil {
-		c.cork(false)
-		ctx, cancel := context.WithTimeout(&c.ctx, cfg.AuthTimeout)
-		err := cfg.Authorize(ctx, c, p)
-		cancel()
-		c.cork(true)
-		if err != nil {
-			c.logger().Info("protows: principal not authorized", "subject", p.Subject, "err", err)
-			c.sendError(id, protows.CodePermissionDenied, "forbidden")
-			c.Close(CloseForbidden, "forbidden")
-			return false
-		}
-	}
-	c.setPrincipal(p)
-	var exp int64
-	if !p.ExpiresAt.IsZero() {
-		exp = p.ExpiresAt.Unix()
-	}
-	res, err := c.codec.AppendPayload(nil, &protowsv1.AuthenticateResponse{Subject: p.Subject, ExpiresAt: exp})
-	if err != nil {
-		c.sendError(id, protows.CodeInternal, "encode reply")
-		return true
-	}
-	c.send(&protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REPLY, Payload: res})
-	return true
-}
-
-// authorizeHandshake applies Config.Authorize to the principal of a
-// handshake token; a refusal closes with ERROR permission_denied and 4503.
-func (c *Conn) authorizeHandshake(p *Principal) {
-	cfg := &c.srv.cfg
-	if cfg.Authorize == nil || p == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(&c.ctx, cfg.HandshakeTimeout)
-	err := cfg.Authorize(ctx, c, p)
-	cancel()
-	if err != nil {
-		c.logger().Info("protows: principal not authorized", "subject", p.Subject, "err", err)
-		c.closeAfterError(protows.CodePermissionDenied, "forbidden", CloseForbidden, "forbidden")
-	}
-}
-
-// setPrincipal installs a credential and arms its expiry.
-func (c *Conn) setPrincipal(p *Principal) {
-	c.principal.Store(p)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.authTmr != nil {
-		c.authTmr.Stop()
-		c.authTmr = nil
-	}
-	if c.expTmr != nil {
-		c.expTmr.Stop()
-		c.expTmr = nil
-	}
-	c.authGen++
-	if p.ExpiresAt.IsZero() || c.closing {
-		return
-	}
-	gen := c.authGen
-	c.expTmr = time.AfterFunc(time.Until(p.ExpiresAt), func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.authGen == gen {
-			c.closeLocked(CloseTokenExpired, "token expired", false)
-		}
-	})
-}
-
-// armAuthDeadline starts the in-band authentication deadline.
-func (c *Conn) armAuthDeadline() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.authTmr = time.AfterFunc(c.srv.cfg.AuthTimeout, func() {
-		if c.principal.Load() != nil {
-			return
-		}
-		c.closeAfterError(protows.CodeUnauthenticated, "no authentication within "+c.srv.cfg.AuthTimeout.String(), CloseUnauthenticated, "authentication deadline passed")
-	})
 }

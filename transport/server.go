@@ -257,63 +257,11 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 	}
 
 	c.mu.Lock()
-	c.pingTmr = time.AfterFunc(s.cfg.PingInterval, c.firePing)
+	c.w.pingTmr = time.AfterFunc(s.cfg.PingInterval, c.firePing)
 	c.mu.Unlock()
 	c.authorizeHandshake(p)
 	c.startReading()
 	go c.read()
-}
-
-// finish tears the connection down once reading ended, on the last
-// reader's goroutine.
-func (c *Conn) finish(end readEnd) {
-	s := c.srv
-
-	// Reading ended: the client closed, the link died, or our close
-	// handshake finished. Let the writer finish its close frame, if it is
-	// still writing one, then drop the link.
-	switch end {
-	case endNow:
-		c.abort()
-	case endLinger:
-		c.lingerClose()
-	}
-	c.mu.Lock()
-	c.stopped = true
-	c.mu.Unlock()
-	c.writerWG.Wait()
-	c.cancel()
-	c.mu.Lock()
-	c.closing = true
-	c.queue, c.queued = nil, 0
-	c.stopTimersLocked()
-	c.mu.Unlock()
-	_ = c.ws.Close()
-	c.handlersWG.Wait()
-
-	code := int(c.closeCode.Load())
-	if code == 0 {
-		code = websocket.CloseAbnormalClosure
-	}
-	c.mu.Lock()
-	reason := c.reason
-	c.mu.Unlock()
-	s.cfg.Metrics.ConnClosed(c.codec.Name(), code)
-	level := slog.LevelInfo
-	if code == CloseNormal || code == CloseGoingAway {
-		level = slog.LevelDebug // routine: not worth a line per client at scale
-	}
-	if s.cfg.Logger.Enabled(&c.ctx, level) {
-		c.logger().Log(&c.ctx, level, "protows: connection closed", "code", code, "reason", reason)
-	}
-	// Before release: once Shutdown returned, every Done is closed.
-	c.mu.Lock()
-	c.ended = true
-	if c.done != nil {
-		close(c.done)
-	}
-	c.mu.Unlock()
-	s.release(c.ip, c)
 }
 
 // Shutdown stops accepting connections, refuses new calls with

@@ -1,0 +1,202 @@
+package transport
+
+import (
+	"errors"
+	"runtime"
+	"time"
+
+	"github.com/gorilla/websocket"
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
+)
+
+// writer is a connection's send queue and the flags of its writer, under
+// Conn.mu. The writer is the only goroutine that writes to the WebSocket:
+// data frames, pings and the close frame.
+type writer struct {
+	queue   []codec.Parts
+	spare   []codec.Parts // an emptied batch, the next queue
+	queued  int64         // bytes in queue
+	inWrite int64         // bytes of the batch being written
+	pingTmr *time.Timer
+	running bool // a writer goroutine runs (at most one at a time)
+	pingDue bool // the ping timer fired: the writer sends a ping
+	corked  bool // the reader is processing a frame: wake the writer after it
+	stopped bool // reading ended (finish): no writer starts any more
+}
+
+// signal makes sure a writer runs. The writer is started on demand and
+// exits when there is nothing to write, so an idle connection has no
+// writer goroutine; c.w.running guarantees there is never more than one.
+// c.mu must be held.
+func (c *Conn) signal() {
+	if c.w.running || c.w.stopped || c.state >= stateClosed {
+		return
+	}
+	c.w.running = true
+	c.writerWG.Add(1)
+	c.srv.workers.run(c.writeLoop)
+}
+
+// cork holds back (true) or releases (false) the writer's wake-up, so that
+// the answers to one frame's envelopes go out batched.
+func (c *Conn) cork(on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.w.corked = on
+	if !on && len(c.w.queue) > 0 {
+		c.signal()
+	}
+}
+
+// firePing is the ping timer's function: it asks the writer for a ping.
+func (c *Conn) firePing() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.closeDecided() {
+		return
+	}
+	c.w.pingDue = true
+	c.w.pingTmr.Reset(c.srv.cfg.PingInterval)
+	c.signal()
+}
+
+// maxBatchBytes bounds a batched frame; a single larger envelope still
+// goes out alone.
+const maxBatchBytes = 64 << 10
+
+// writeLoop is the writer. It drains the queue, joining what is queued
+// into as few frames as possible, and returns when the queue is empty;
+// once a close was decided it writes the close frame and moves the
+// connection to stateClosed.
+func (c *Conn) writeLoop() {
+	defer c.writerWG.Done()
+	cfg := &c.srv.cfg
+	msgType := websocket.TextMessage
+	if c.codec.Binary() {
+		msgType = websocket.BinaryMessage
+	}
+	for {
+		c.mu.Lock()
+		if c.state >= stateClosed || (len(c.w.queue) == 0 && !c.w.pingDue && !c.state.closeDecided()) {
+			c.w.running = false
+			c.mu.Unlock()
+			return
+		}
+		if d := cfg.WriteDelay; d > 0 && !c.state.closeDecided() && len(c.w.queue) > 0 {
+			// Collect what arrives meanwhile into this write. The writer
+			// is the only one to take from the queue, so it cannot empty
+			// while it sleeps; a close decided meanwhile is seen below.
+			c.mu.Unlock()
+			time.Sleep(d)
+			c.mu.Lock()
+		} else if (c.running > len(c.w.queue) || len(c.w.queue) == 1) && !c.state.closeDecided() && !cfg.DisableBatching {
+			// Handlers of this connection are still running, or the
+			// writer was woken for a single envelope (the first of a
+			// room's broadcasts, whose publishers are still queueing the
+			// next): let those that are about to send do so, and write
+			// what they send in this frame rather than in one write each.
+			// A write syscall costs far more than a trip through the
+			// scheduler, which returns at once when nothing else is
+			// runnable. For a single envelope this halved the writes and
+			// the server's CPU per delivery of small-payload room fan-out
+			// (benchmarks/RESULTS.md, "Fan-out: the writer yields for a
+			// single envelope").
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
+		}
+		// Only this writer moves the connection to stateClosed while it
+		// runs (finish waits for it first), so the state is one of open,
+		// draining or closing here.
+		batch := c.w.queue
+		c.w.queue = c.w.spare
+		c.w.spare = nil
+		c.w.inWrite, c.w.queued = c.w.queued, 0
+		ping := c.w.pingDue
+		c.w.pingDue = false
+		closing, flush := c.state.closeDecided(), c.state == stateClosingFlush
+		c.mu.Unlock()
+
+		var err error
+		if ping && !closing {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+			err = c.ws.WriteMessage(websocket.PingMessage, nil)
+		}
+		if err == nil && (!closing || flush) {
+			err = c.writeBatch(msgType, batch)
+		}
+		clear(batch)
+		c.mu.Lock()
+		c.w.inWrite = 0
+		if cap(batch) <= 64 { // keep a small spare; let bursts be collected
+			c.w.spare = batch[:0]
+		}
+		// A flushed close waits for what was queued before it; an
+		// immediate close may have replaced it meanwhile (and dropped the
+		// queue), with its own code.
+		pending := len(c.w.queue) > 0 && c.state == stateClosingFlush
+		code, reason := c.code, c.reason
+		if err != nil {
+			c.setStateLocked(stateClosed)
+			c.w.running = false
+			c.mu.Unlock()
+			c.abort()
+			return
+		}
+		c.mu.Unlock()
+		if closing && !pending {
+			c.writeClose(code, reason)
+			c.mu.Lock()
+			c.setStateLocked(stateClosed)
+			c.w.running = false
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// writeBatch writes the queued elements as few frames as the limits allow.
+func (c *Conn) writeBatch(msgType int, batch []codec.Parts) error {
+	cfg := &c.srv.cfg
+	for len(batch) > 0 {
+		n, size := 0, 0
+		for n < len(batch) && n < codec.MaxEnvelopesPerFrame && (n == 0 || (!cfg.DisableBatching && size+batch[n].Len() <= maxBatchBytes)) {
+			size += batch[n].Len()
+			n++
+		}
+		bp := c.srv.bufs.get(size + 8 + n)
+		frame := c.codec.AppendFrameParts((*bp)[:0], batch[:n])
+		_ = c.ws.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+		if cfg.EnableCompression {
+			c.ws.EnableWriteCompression(len(frame) >= cfg.CompressionMinSize)
+		}
+		err := c.ws.WriteMessage(msgType, frame)
+		cfg.Metrics.MessageOut(c.codec.Name(), len(frame))
+		*bp = frame
+		c.srv.bufs.put(bp)
+		if err != nil {
+			return err
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// writeClose writes the close frame, or drops the link for code 0.
+func (c *Conn) writeClose(code protows.CloseCode, reason string) {
+	if code == 0 {
+		c.abort()
+		return
+	}
+	c.closeCode.CompareAndSwap(0, uint32(code))
+	msg := websocket.FormatCloseMessage(int(code), reason)
+	err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.cfg.WriteTimeout))
+	c.closeSent.Store(true)
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+		c.abort()
+		return
+	}
+	// Let the reader see the client's answering close frame, or give up.
+	_ = c.ws.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
+}
