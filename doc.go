@@ -1,6 +1,7 @@
 // Package protows holds the vocabulary shared by every part of protows, a
 // framework for typed, Protobuf-framed messaging over WebSocket: status
-// codes, the error type that carries them, and method identifiers.
+// codes, the error type that carries them, the close codes of the protocol
+// (CloseCode), and method identifiers.
 //
 // The parts live in their own packages:
 //
