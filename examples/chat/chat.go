@@ -29,21 +29,6 @@ type chatService struct {
 
 var _ chatv1.ChatServiceHandler = (*chatService)(nil)
 
-// presenceEvent turns a hub membership change into a RoomEvent for the
-// room's members: the page keeps its member list with these.
-func presenceEvent(now func() time.Time) func(hub.PresenceEvent) (*chatv1.RoomEvent, bool) {
-	return func(ev hub.PresenceEvent) (*chatv1.RoomEvent, bool) {
-		out := &chatv1.RoomEvent{Room: ev.Member.Room, Time: timestamppb.New(now())}
-		m := memberOf(ev.Member)
-		if ev.Joined {
-			out.Event = &chatv1.RoomEvent_Joined{Joined: m}
-		} else {
-			out.Event = &chatv1.RoomEvent_Left{Left: m}
-		}
-		return out, true
-	}
-}
-
 // memberOf names a membership by its connection on its node
 // ("node/conn"), so that ids stay unique across the nodes of a cluster.
 func memberOf(m hub.Member) *chatv1.Member {
@@ -114,12 +99,18 @@ func (s *chatService) GetPresence(_ context.Context, req *chatv1.GetPresenceRequ
 	return res, nil
 }
 
-// ListRooms lists the rooms that have members on any node.
+// ListRooms lists the rooms that have members on any node, with the
+// number of people in each, as presence counts them (one per subject,
+// however many connections they have).
 func (s *chatService) ListRooms(context.Context, *chatv1.ListRoomsRequest) (*chatv1.ListRoomsResponse, error) {
 	rooms := s.hub.Rooms()
 	res := &chatv1.ListRoomsResponse{Rooms: make([]*chatv1.Room, 0, len(rooms))}
 	for _, r := range rooms {
-		res.Rooms = append(res.Rooms, &chatv1.Room{Name: r.Name, Members: uint32(r.Members)})
+		n := people(s.hub.Members(r.Name))
+		if n == 0 {
+			continue // its last member left meanwhile
+		}
+		res.Rooms = append(res.Rooms, &chatv1.Room{Name: r.Name, Members: uint32(n)})
 	}
 	return res, nil
 }

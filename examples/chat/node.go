@@ -11,11 +11,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	chatv1 "github.com/protows/protows/gen/go/examples/chat/v1"
 	"github.com/protows/protows/hub"
 	"github.com/protows/protows/hub/natsbroker"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
+	"github.com/protows/protows/transport/prommetrics"
 )
 
 // natsSubject is the subject the demo's hubs share on NATS.
@@ -88,9 +92,10 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 	}
 
 	n := &node{url: "http://" + cfg.Listener.Addr().String(), origins: origins, tokens: toks, served: make(chan error, 1)}
+	pres := newPresence(cfg.Now)
 	hcfg := hub.Config[*chatv1.RoomEvent]{
 		Node:     cfg.Name,
-		Presence: presenceEvent(cfg.Now),
+		Presence: pres.event,
 		Logger:   cfg.Logger,
 	}
 	if cfg.NATSURL != "" {
@@ -108,6 +113,7 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		return nil, err
 	}
 	n.name = n.hub.Node()
+	pres.setHub(n.hub)
 
 	r := router.New(router.WithLogger(cfg.Logger))
 	if err := chatv1.RegisterChatServiceHandler(r, &chatService{hub: n.hub, now: cfg.Now}); err != nil {
@@ -115,16 +121,32 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		n.closeNATS()
 		return nil, err
 	}
+	// Each node has its own registry (no global state): the nodes of
+	// -cluster share a process but not their figures.
+	reg := prometheus.NewRegistry()
+	metrics, err := prommetrics.New(reg)
+	if err == nil {
+		err = reg.Register(collectors.NewGoCollector())
+	}
+	if err != nil {
+		_ = n.hub.Close()
+		n.closeNATS()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	tcfg := transport.Config{
 		AllowedOrigins: origins,
 		Authenticator:  toks.auth,
 		Logger:         cfg.Logger,
+		Metrics:        metrics,
 	}
 	n.ws = transport.NewServer(r, tcfg)
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.ws) // a WebSocket handshake is a GET (RFC 6455)
 	mux.Handle("POST /token", tokenHandler(toks, &originList{origins: origins}, n.name))
+	// Prometheus scrapes this without an Origin; like the rest of the
+	// demo, it listens on loopback unless -addr says otherwise.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}))
 	if err := handlePage(mux, cfg.Web); err != nil {
 		_ = n.hub.Close()
 		n.closeNATS()

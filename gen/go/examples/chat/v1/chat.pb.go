@@ -181,12 +181,13 @@ type RoomEvent_Message struct {
 }
 
 type RoomEvent_Joined struct {
-	// A member joined the room.
+	// A person joined the room: their first membership (a second
+	// connection of the same subject is announced to itself only).
 	Joined *Member `protobuf:"bytes,4,opt,name=joined,proto3,oneof"`
 }
 
 type RoomEvent_Left struct {
-	// A member left the room.
+	// A person left the room: their last membership ended.
 	Left *Member `protobuf:"bytes,5,opt,name=left,proto3,oneof"`
 }
 
@@ -588,7 +589,7 @@ type Room struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// How many members it has.
+	// How many people (distinct subjects) are in it.
 	Members       uint32 `protobuf:"varint,2,opt,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

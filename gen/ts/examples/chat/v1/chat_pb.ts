@@ -76,7 +76,8 @@ export type RoomEvent = Message<"examples.chat.v1.RoomEvent"> & {
     case: "message";
   } | {
     /**
-     * A member joined the room.
+     * A person joined the room: their first membership (a second
+     * connection of the same subject is announced to itself only).
      *
      * @generated from field: examples.chat.v1.Member joined = 4;
      */
@@ -84,7 +85,7 @@ export type RoomEvent = Message<"examples.chat.v1.RoomEvent"> & {
     case: "joined";
   } | {
     /**
-     * A member left the room.
+     * A person left the room: their last membership ended.
      *
      * @generated from field: examples.chat.v1.Member left = 5;
      */
@@ -299,7 +300,7 @@ export type Room = Message<"examples.chat.v1.Room"> & {
   name: string;
 
   /**
-   * How many members it has.
+   * How many people (distinct subjects) are in it.
    *
    * @generated from field: uint32 members = 2;
    */
