@@ -1,7 +1,7 @@
 // Builds the page into dist/ (or the directory given as the first
 // argument): src/main.ts bundled with the generated client and
 // @protows/client's sources, the stylesheet, and index.html. The Go
-// server embeds dist/, which is committed; test/bundle.test.mjs checks
+// server embeds dist/, which is committed; test/chat.test.mjs checks
 // that it matches what this script makes from the sources.
 import { copyFileSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";

@@ -7,16 +7,20 @@
 //     WebSocket handshake);
 //   - Watch is the room membership: its stream brings messages and
 //     presence events; GetPresence lists who is there, ListRooms the rooms;
-//   - the codec select reconnects with the other subprotocol, so the frames
-//     can be read in devtools (Network, WS, Messages) in JSON.
+//   - the codec select moves the page to a connection with the other
+//     subprotocol without leaving the room: the new connection joins
+//     first, the old one closes after, and presence being per person
+//     (presence.go) nobody else sees a thing;
+//   - the frame inspector (frames.ts) lists every frame with its size in
+//     both codecs, so the two compare without devtools.
 //
 // Everything the server sends is shown with textContent, never as HTML.
+import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Client, ProtowsError, type StateChange, type StreamMessageInfo } from "@protows/client";
-import type { Member, RoomEvent } from "../../../../gen/ts/examples/chat/v1/chat_pb.js";
+import { ChatService, RoomEventSchema, type Member, type RoomEvent } from "../../../../gen/ts/examples/chat/v1/chat_pb.js";
 import { ChatServiceClient } from "../../../../gen/ts/examples/chat/v1/chat_protows.js";
-
-type Codec = "proto" | "json";
+import { FrameInspector, type CodecName as Codec, type FrameRecord } from "./frames.js";
 
 /** The answer of POST /token. */
 interface TokenResponse {
@@ -28,6 +32,10 @@ interface TokenResponse {
 const defaultRoom = "lobby";
 const pollMs = 5_000;
 const callTimeoutMs = 5_000;
+/** The frame inspector keeps this many rows. */
+const maxFrameRows = 200;
+/** Events shown lately are remembered, so that a codec switch shows none twice. */
+const recentEvents = 64;
 
 function el<T extends HTMLElement = HTMLElement>(id: string): T {
   const e = document.getElementById(id);
@@ -62,6 +70,8 @@ const ui = {
   reconnects: el("reconnects"),
   tokens: el("tokens"),
   tokenExp: el("token-exp"),
+  frameRows: el<HTMLTableSectionElement>("frame-rows"),
+  frameTotals: el("frame-totals"),
 };
 
 /** What the page knows; one session per nickname. */
@@ -81,7 +91,9 @@ const app = {
   reconnects: 0,
   /** Ends the current Watch stream. */
   watch: undefined as AbortController | undefined,
-  /** The members of the current room, by connection id ("node/conn"). */
+  /** A codec switch under way: the new client, until its stream adopts it. */
+  switching: undefined as { client: Client; watch: AbortController } | undefined,
+  /** The members of the current room, by connection id ("node/conn"); a person may have several. */
   members: new Map<string, Member>(),
   /**
    * Set when the member list must be fetched again: at the start of a
@@ -89,9 +101,14 @@ const app = {
    * of the gap are lost).
    */
   needResync: true,
-  /** Changes seen while a GetPresence is in flight, applied over its answer. */
-  pending: undefined as { joined: Map<string, Member>; left: Set<string> } | undefined,
+  /** Presence events seen while a GetPresence is in flight, applied in order over its answer. */
+  pending: undefined as RoomEvent[] | undefined,
+  /** Keys (eventKey) of the events shown lately, oldest first. */
+  shown: [] as string[],
 };
+
+const inspector = new FrameInspector([ChatService], showFrame);
+const frameTotals = { proto: 0, json: 0 };
 
 async function fetchToken(name: string): Promise<TokenResponse> {
   const res = await fetch("/token", { method: "POST", body: new URLSearchParams({ name }) });
@@ -117,7 +134,7 @@ function wsURL(): string {
   return u.href;
 }
 
-function onState(change: StateChange): void {
+function onState(client: Client | undefined, change: StateChange): void {
   ui.state.textContent = change.state;
   ui.state.dataset.state = change.state;
   if (change.state === "reconnecting" && !app.reconnecting) {
@@ -129,7 +146,7 @@ function onState(change: StateChange): void {
     ui.send.disabled = true;
   }
   if (change.state === "connected") {
-    ui.subprotocol.textContent = app.client?.subprotocol ?? "-";
+    ui.subprotocol.textContent = client?.subprotocol ?? "-";
     if (app.reconnecting) {
       // The stream is re-opened by the client; what the room said in
       // between is lost.
@@ -142,34 +159,72 @@ function onState(change: StateChange): void {
   }
 }
 
-/** connect opens a client with the current codec and watches the room. */
-function connect(): void {
-  // A replaced client may still report its closing: only the current
-  // one's changes count.
+/**
+ * newClient makes a client whose state changes show while it is the
+ * newest (a replaced one may still report its closing) and whose frames
+ * the inspector measures.
+ */
+function newClient(codec: Codec): Client {
   const gen = ++app.gen;
-  app.client = new Client({
+  // let, not const: the constructor may report "connecting" before the
+  // assignment.
+  let client: Client | undefined;
+  client = new Client({
     url: wsURL(),
-    codec: app.codec,
+    codec,
     token: nextToken,
+    WebSocket: inspector.webSocket(codec),
     onStateChange: (change) => {
-      if (gen === app.gen) onState(change);
+      if (gen === app.gen) onState(client, change);
     },
   });
-  app.chat = new ChatServiceClient(app.client);
   ui.subprotocol.textContent = "-";
+  return client;
+}
+
+/** connect opens the first client and watches the room. */
+function connect(): void {
+  app.client = newClient(app.codec);
+  app.chat = new ChatServiceClient(app.client);
   void watchRoom(app.room);
 }
 
-function disconnect(): void {
-  app.gen++;
-  app.reconnecting = false;
-  app.watch?.abort();
-  app.watch = undefined;
-  app.client?.close();
-  app.client = undefined;
-  app.chat = undefined;
+/**
+ * switchCodec moves the page to a new connection in codec without leaving
+ * the room: the new client watches the room, and the first event of its
+ * stream (the server's word that it is in) retires the old client. The
+ * server announces a person's first membership and last leave only, so
+ * the other members see nothing; this page keeps its conversation.
+ */
+function switchCodec(codec: Codec): void {
+  if (app.switching !== undefined) {
+    // Switched back before the last switch finished: that one gives way.
+    app.switching.watch.abort();
+    app.switching.client.close();
+    app.switching = undefined;
+  }
+  app.codec = codec;
+  const client = newClient(codec);
+  const watch = new AbortController();
+  const sw = { client, watch };
+  app.switching = sw;
+  const chat = new ChatServiceClient(client);
+  void runWatch(chat, app.room, watch, () => {
+    if (app.switching !== sw) return false;
+    app.switching = undefined;
+    const old = { client: app.client, watch: app.watch };
+    app.client = client;
+    app.chat = chat;
+    app.watch = watch;
+    old.watch?.abort();
+    old.client?.close();
+    // The member list comes again through the new connection.
+    app.needResync = true;
+    return true;
+  });
 }
 
+/** watchRoom watches room on the current client, instead of the room before. */
 async function watchRoom(room: string): Promise<void> {
   const chat = app.chat;
   if (chat === undefined) return;
@@ -185,19 +240,48 @@ async function watchRoom(room: string): Promise<void> {
   ui.messages.replaceChildren();
   renderMembers();
   void refreshRooms();
+  await runWatch(chat, room, ctl);
+}
+
+/**
+ * runWatch shows the events of a Watch stream of room until ctl aborts.
+ * With adopt, the stream is a codec switch's: its first event calls adopt,
+ * which makes it the page's stream (or says no: the switch was given up),
+ * and until the streams differ, events the old stream already showed are
+ * skipped, as is the server's word that the new connection is in.
+ */
+async function runWatch(chat: ChatServiceClient, room: string, ctl: AbortController, adopt?: () => boolean): Promise<void> {
+  let overlap = adopt !== undefined;
   try {
     const onMessageInfo = (info: StreamMessageInfo): void => {
       // A room sequence number that skips means events were lost without a
       // reconnect (a slow moment on a broker link, say): say so, and fetch
       // the member list again. A reconnect is reported by onState already.
-      if (info.gap && !app.needResync) {
+      if (info.gap && !app.needResync && app.watch === ctl) {
         app.needResync = true;
         addLine("presence", undefined, "", "missed some messages: resynchronizing", false);
       }
     };
     for await (const ev of chat.watch({ room }, { signal: ctl.signal, onMessageInfo })) {
       if (ctl.signal.aborted) break; // another room, or another client
-      onEvent(ev);
+      if (adopt !== undefined) {
+        const ok = adopt();
+        adopt = undefined;
+        if (!ok) break;
+        if (app.room !== room) {
+          // The room changed while the switch was under way.
+          void watchRoom(app.room);
+          break;
+        }
+      }
+      if (overlap && ev.event.case === "joined" && ev.event.value.name === app.name) {
+        onEvent(ev, false); // the new connection is in: no news for anyone
+      } else if (overlap && app.shown.includes(eventKey(ev))) {
+        // The old stream showed it already.
+      } else {
+        overlap = false;
+        onEvent(ev, true);
+      }
       // The first event of a stream (our own join, usually) proves the
       // membership: the member list fetched now includes us and
       // everyone before us, and the stream brings whatever follows.
@@ -214,17 +298,22 @@ async function watchRoom(room: string): Promise<void> {
   if (app.watch === ctl) ui.send.disabled = true;
 }
 
+/** eventKey identifies an event across streams: a broadcast is the same message on each. */
+function eventKey(ev: RoomEvent): string {
+  return toBinary(RoomEventSchema, ev).join(",");
+}
+
 async function resyncMembers(room: string, signal: AbortSignal): Promise<void> {
   const chat = app.chat;
   if (chat === undefined) return;
-  const pending = { joined: new Map<string, Member>(), left: new Set<string>() };
+  const pending: RoomEvent[] = [];
   app.pending = pending;
   try {
     const res = await chat.getPresence({ room }, { signal, timeoutMs: callTimeoutMs });
     if (app.pending !== pending || signal.aborted) return;
     const next = new Map(res.members.map((m) => [m.connectionId, m]));
-    for (const [id, m] of pending.joined) next.set(id, m);
-    for (const id of pending.left) next.delete(id);
+    // Replayed in order: each is right whether the answer saw it or not.
+    for (const ev of pending) applyPresence(next, ev);
     app.members = next;
     renderMembers();
   } catch (err) {
@@ -234,29 +323,21 @@ async function resyncMembers(room: string, signal: AbortSignal): Promise<void> {
   }
 }
 
-function onEvent(ev: RoomEvent): void {
+/** onEvent applies an event, and shows it in the room when show is set. */
+function onEvent(ev: RoomEvent, show: boolean): void {
+  if (show) remember(ev);
   switch (ev.event.case) {
     case "message": {
       const author = ev.event.value.author;
-      addLine("message", ev.time, author?.name ?? "", ev.event.value.text, author?.name === app.name);
+      if (show) addLine("message", ev.time, author?.name ?? "", ev.event.value.text, author?.name === app.name);
       break;
     }
-    case "joined": {
-      const m = ev.event.value;
-      app.members.set(m.connectionId, m);
-      app.pending?.joined.set(m.connectionId, m);
-      app.pending?.left.delete(m.connectionId);
-      addLine("presence", ev.time, "", `${m.name} joined`, false);
-      renderMembers();
-      void refreshRooms();
-      break;
-    }
+    case "joined":
     case "left": {
+      applyPresence(app.members, ev);
+      app.pending?.push(ev);
       const m = ev.event.value;
-      app.members.delete(m.connectionId);
-      app.pending?.joined.delete(m.connectionId);
-      app.pending?.left.add(m.connectionId);
-      addLine("presence", ev.time, "", `${m.name} left`, false);
+      if (show) addLine("presence", ev.time, "", `${m.name} ${ev.event.case}`, false);
       renderMembers();
       void refreshRooms();
       break;
@@ -264,6 +345,29 @@ function onEvent(ev: RoomEvent): void {
     default:
       break; // an event of a newer server: nothing to show
   }
+}
+
+/**
+ * applyPresence applies a joined or left event to a member list. Presence
+ * is per person: "left" means the last connection of that name left, so
+ * every connection listed under the name goes (those that left before
+ * were not announced).
+ */
+function applyPresence(members: Map<string, Member>, ev: RoomEvent): void {
+  if (ev.event.case === "joined") {
+    members.set(ev.event.value.connectionId, ev.event.value);
+  } else if (ev.event.case === "left") {
+    const gone = ev.event.value;
+    members.delete(gone.connectionId);
+    if (gone.name !== "") {
+      for (const [id, m] of members) if (m.name === gone.name) members.delete(id);
+    }
+  }
+}
+
+function remember(ev: RoomEvent): void {
+  app.shown.push(eventKey(ev));
+  if (app.shown.length > recentEvents) app.shown.shift();
 }
 
 function addLine(kind: "message" | "presence", time: Timestamp | undefined, author: string, text: string, mine: boolean): void {
@@ -288,28 +392,87 @@ function addLine(kind: "message" | "presence", time: Timestamp | undefined, auth
   if (atBottom) ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
+/** renderMembers lists the people of the room, one line per name, with the nodes of their connections. */
 function renderMembers(): void {
+  const people = new Map<string, Member[]>();
   const sorted = [...app.members.values()].sort(
     (a, b) => Number(a.joinedAt?.seconds ?? 0n) - Number(b.joinedAt?.seconds ?? 0n) || a.name.localeCompare(b.name),
   );
+  for (const m of sorted) {
+    const conns = people.get(m.name);
+    if (conns === undefined) people.set(m.name, [m]);
+    else conns.push(m);
+  }
   ui.members.replaceChildren(
-    ...sorted.map((m) => {
+    ...[...people].map(([person, conns]) => {
       const li = document.createElement("li");
-      li.className = m.name === app.name ? "member me" : "member";
+      li.className = person === app.name ? "member me" : "member";
       const name = document.createElement("span");
       name.className = "name";
-      name.textContent = m.name;
-      name.title = m.name;
+      name.textContent = person;
+      name.title = person;
       // "node/conn": the node is what tells members apart in a cluster.
       const conn = document.createElement("span");
       conn.className = "conn";
-      conn.textContent = m.connectionId.split("/")[0] ?? "";
-      conn.title = m.connectionId;
+      conn.textContent = [...new Set(conns.map((m) => m.connectionId.split("/")[0] ?? ""))].join(" ");
+      conn.title = conns.map((m) => m.connectionId).join(" ");
       li.append(name, conn);
       return li;
     }),
   );
-  ui.memberCount.textContent = `(${sorted.length})`;
+  ui.memberCount.textContent = `(${people.size})`;
+}
+
+/** showFrame adds the inspector's record of a frame to the table and the totals. */
+function showFrame(f: FrameRecord): void {
+  const tr = document.createElement("tr");
+  tr.className = `frame ${f.dir}`;
+  tr.dataset.dir = f.dir;
+  tr.dataset.wire = f.wire;
+  tr.dataset.kinds = f.kinds.join(" ");
+  tr.dataset.ids = f.ids.join(" ");
+  tr.dataset.methods = f.methods.join(" ");
+  const cell = (className: string, text: string, title?: string): HTMLTableCellElement => {
+    const td = document.createElement("td");
+    td.className = className;
+    td.textContent = text;
+    if (title !== undefined) td.title = title;
+    return td;
+  };
+  tr.append(
+    cell("dir", f.dir === "sent" ? "↑" : "↓", f.dir),
+    cell("kinds", summarizeKinds(f.kinds), f.kinds.map((k, i) => `${k} #${f.ids[i]}`).join(", ")),
+    cell("method", f.methods.join(", ")),
+  );
+  for (const c of ["proto", "json"] as const) {
+    const n = f.bytes[c];
+    const td = cell(c === f.wire ? "size wire" : "size", n === undefined ? "?" : String(n), c === f.wire ? "on the wire" : (f.problem ?? "re-encoded"));
+    td.dataset.codec = c;
+    if (n !== undefined) td.dataset.bytes = String(n);
+    tr.append(td);
+  }
+  ui.frameRows.prepend(tr);
+  while (ui.frameRows.childElementCount > maxFrameRows) ui.frameRows.lastElementChild?.remove();
+
+  const { proto, json } = f.bytes;
+  if (proto === undefined || json === undefined) return;
+  frameTotals.proto += proto;
+  frameTotals.json += json;
+  const saved = Math.round((1 - frameTotals.proto / frameTotals.json) * 100);
+  ui.frameTotals.textContent =
+    `${f.n} frames: ${formatBytes(frameTotals.proto)} in Protobuf, ${formatBytes(frameTotals.json)} in JSON` +
+    (saved > 0 ? ` (Protobuf ${saved}% smaller)` : "");
+}
+
+/** summarizeKinds shortens a batch: "stream_message ×3, pong". */
+function summarizeKinds(kinds: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const k of kinds) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts].map(([k, n]) => (n > 1 ? `${k} ×${n}` : k)).join(", ");
+}
+
+function formatBytes(n: number): string {
+  return n < 10_000 ? `${n} B` : `${(n / 1000).toFixed(1)} kB`;
 }
 
 let roomsInFlight = false;
@@ -406,9 +569,9 @@ ui.joinForm.addEventListener("submit", (e) => {
 });
 
 ui.codec.addEventListener("change", () => {
-  app.codec = ui.codec.value === "json" ? "json" : "proto";
+  const codec: Codec = ui.codec.value === "json" ? "json" : "proto";
+  if (codec === app.codec) return;
   // Kept in the URL (?codec=json), so that a reload keeps the codec.
-  history.replaceState(null, "", app.codec === "json" ? "?codec=json" : location.pathname);
-  disconnect();
-  connect();
+  history.replaceState(null, "", codec === "json" ? "?codec=json" : location.pathname);
+  switchCodec(codec);
 });

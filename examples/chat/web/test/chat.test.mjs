@@ -5,10 +5,16 @@
 //   - in Debian's headless Chromium (driven by playwright-core, never a
 //     downloaded browser), two pages pick nicknames, join the same room,
 //     see each other in the member list and each other's messages, one
-//     of them on the JSON codec; with 3 s tokens, the page refreshes its
-//     token in band and keeps its connection; a page that closes leaves.
+//     of them switching to the JSON codec without the other seeing it
+//     leave and join; with 3 s tokens, the page refreshes its token in
+//     band and keeps its connection; a page that closes leaves;
+//   - the frame inspector shows each frame's size in both codecs, exactly
+//     as each codec writes it, and Protobuf's is the smaller;
+//   - the page fits a 390 px phone and a 1280 px desktop without
+//     scrolling sideways;
+//   - GET /metrics serves the transport's figures.
 //
-// A screenshot of each page goes to test-results/ (gitignored).
+// Screenshots go to test-results/ (gitignored); the test prints their paths.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -126,15 +132,16 @@ after(async () => {
 });
 
 /** Opens a page and records its errors (CSP violations are console errors). */
-async function open(baseURL, name) {
+async function open(baseURL, name, { query = "", viewport } = {}) {
   const page = await context.newPage();
+  if (viewport !== undefined) await page.setViewportSize(viewport);
   page.on("pageerror", (err) => problems.push(`${name}: ${err}`));
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
     if (serverDown && msg.text().includes("net::ERR_CONNECTION_REFUSED")) return;
     problems.push(`${name}: console: ${msg.text()}`);
   });
-  await page.goto(`${baseURL}/`);
+  await page.goto(`${baseURL}/${query}`);
   await page.fill("#name", name);
   await page.click("#login-form button");
   await waitFor(page, "#state", (s) => s === "connected");
@@ -149,6 +156,30 @@ async function waitFor(page, selector, pred, timeoutMs = 10_000) {
     last = (await page.locator(selector).allTextContents()).join("|");
     if (pred(last)) return last;
     if (Date.now() > end) throw new Error(`${selector} never matched; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Fetches GET /metrics and returns the samples by series ("name{labels}"). */
+async function metrics(baseURL) {
+  const res = await fetch(`${baseURL}/metrics`);
+  assert.equal(res.status, 200, "GET /metrics");
+  assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
+  const samples = new Map();
+  for (const line of (await res.text()).split("\n")) {
+    const m = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m !== null) samples.set(m[1], Number(m[2]));
+  }
+  return samples;
+}
+
+/** Polls /metrics until the series has the value. */
+async function waitForMetric(baseURL, series, value, timeoutMs = 10_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const got = (await metrics(baseURL)).get(series);
+    if (got === value) return;
+    if (Date.now() > end) throw new Error(`${series} is ${got}, want ${value}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -179,14 +210,32 @@ test("two pages chat in one room, see each other, switch codec, refresh tokens, 
   assert.equal(await alice.textContent("#me"), "alice");
   await waitFor(alice, "#messages .presence", (s) => s.includes("bob joined"));
 
-  // Bob reads his frames as text: the page reconnects with the JSON
-  // codec and joins the room again.
+  await alice.fill("#text", "before the switch");
+  await alice.press("#text", "Enter");
+  for (const page of [alice, bob]) await waitFor(page, "#messages .message .text", (s) => s.includes("before the switch"));
+  const alicePresence = await alice.locator("#messages .presence").allTextContents();
+  const bobPresence = await bob.locator("#messages .presence").allTextContents();
+  assert.ok(alicePresence.some((l) => l.includes("bob joined")), `alice saw bob come: ${alicePresence}`);
+
+  // Bob reads his frames as text: the page moves to a JSON connection,
+  // which joins the room before the Protobuf one closes; alice sees
+  // nothing of it, and bob keeps his conversation.
+  await waitForMetric(url, 'protows_connections_open{subprotocol="protows.v1.proto"}', 2);
   await bob.selectOption("#codec", "json");
   await waitFor(bob, "#subprotocol", (s) => s === "protows.v1.json");
   assert.match(bob.url(), /\?codec=json$/);
-  await waitFor(bob, "#members .name", (s) => s === "alice|bob");
-  await waitFor(alice, "#messages .presence", (s) => s.includes("bob left") && s.lastIndexOf("bob joined") > s.indexOf("bob left"));
-  await waitFor(alice, "#members .name", (s) => s === "alice|bob");
+  // The server counts a connection closed once its calls ended: bob's
+  // old membership is gone, and presence had its say.
+  await waitForMetric(url, 'protows_connections_open{subprotocol="protows.v1.proto"}', 1);
+  await waitForMetric(url, 'protows_connections_open{subprotocol="protows.v1.json"}', 1);
+  await bob.waitForSelector("#send:not([disabled])");
+  await bob.fill("#text", "switched to JSON");
+  await bob.press("#text", "Enter");
+  for (const page of [alice, bob]) await waitFor(page, "#messages .message .text", (s) => s.includes("switched to JSON"));
+  assert.deepEqual(await alice.locator("#messages .presence").allTextContents(), alicePresence, "alice saw bob's codec switch");
+  assert.deepEqual(await bob.locator("#messages .presence").allTextContents(), bobPresence, "bob's page announced its own switch");
+  assert.ok((await bob.locator("#messages .message .text").allTextContents()).includes("before the switch"), "bob lost the conversation");
+  for (const page of [alice, bob]) await waitFor(page, "#members .name", (s) => s === "alice|bob");
   assert.equal(await bob.textContent("#reconnects"), "0", "a codec switch is not a reconnect");
 
   await alice.fill("#text", "hello from alice <b>not bold</b>");
@@ -273,6 +322,148 @@ test("pages on two nodes of a cluster share a room through NATS", async () => {
   await carol.screenshot({ path: join(results, "chat-cluster-node1.png") });
   await carol.close();
   await dave.close();
+  assert.equal(await demo.stop(), 0);
+  assert.deepEqual(problems, []);
+});
+
+/** The bytes of a varint. */
+function varint(n) {
+  const out = [];
+  for (; n >= 0x80; n = Math.floor(n / 128)) out.push((n % 128) | 0x80);
+  out.push(n);
+  return out;
+}
+
+/**
+ * The sizes of the frame of a Send request in each codec, written here
+ * from docs/PROTOCOL.md (sections 2, 3 and 5) rather than by the codecs
+ * under test.
+ */
+function sendFrameSizes(id, room, text) {
+  const r = Buffer.from(room);
+  const t = Buffer.from(text);
+  const payload = [0x0a, ...varint(r.length), ...r, 0x12, ...varint(t.length), ...t];
+  // id, kind REQUEST, method_id (fixed32), payload
+  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload];
+  const proto = 1 + varint(envelope.length).length + envelope.length;
+  const json = Buffer.byteLength(JSON.stringify({ id, kind: "request", method: "/examples.chat.v1.ChatService/Send", payload: { room, text } }));
+  return { proto, json };
+}
+
+/** The inspector's rows, newest first, as plain objects. */
+async function frameRows(page) {
+  return page.$$eval("#frame-rows tr", (rows) =>
+    rows.map((tr) => {
+      const bytes = (c) => {
+        const v = tr.querySelector(`td[data-codec="${c}"]`)?.getAttribute("data-bytes");
+        return v == null ? undefined : Number(v);
+      };
+      return {
+        dir: tr.dataset.dir,
+        wire: tr.dataset.wire,
+        kinds: tr.dataset.kinds.split(" "),
+        ids: tr.dataset.ids.split(" ").map(Number),
+        methods: tr.dataset.methods,
+        proto: bytes("proto"),
+        json: bytes("json"),
+        wireBold: getComputedStyle(tr.querySelector("td.wire")).fontWeight,
+      };
+    }),
+  );
+}
+
+/** Asserts that the page does not scroll sideways at its viewport's width. */
+async function assertNoSidewaysScroll(page, what) {
+  const [scrollWidth, innerWidth] = await page.evaluate(() => [document.scrollingElement.scrollWidth, window.innerWidth]);
+  assert.ok(scrollWidth <= innerWidth, `${what}: the page is ${scrollWidth} px wide in a ${innerWidth} px window`);
+}
+
+const desktop = { width: 1280, height: 800 };
+const phone = { width: 390, height: 844 };
+
+test("the frame inspector compares the codecs; the page fits a phone and a desktop", async (t) => {
+  problems.length = 0;
+  const demo = await Demo.start(["-addr", "127.0.0.1:0"]);
+  const url = demo.urls[0];
+  mkdirSync(results, { recursive: true });
+  const shots = [];
+  const shoot = async (page, name, fullPage = false) => {
+    const path = join(results, name);
+    await page.screenshot({ path, fullPage });
+    shots.push(path);
+  };
+
+  // The login form, on a phone.
+  const login = await context.newPage();
+  await login.setViewportSize(phone);
+  await login.goto(`${url}/`);
+  await assertNoSidewaysScroll(login, "login at 390 px");
+  await shoot(login, "chat-phone-login.png");
+  await login.close();
+
+  const erin = await open(url, "erin", { viewport: desktop });
+  const frank = await open(url, "frank", { viewport: desktop, query: "?codec=json" });
+  assert.equal(await frank.textContent("#subprotocol"), "protows.v1.json");
+  for (const page of [erin, frank]) await waitFor(page, "#members .name", (s) => s === "erin|frank");
+
+  const sent = new Map([
+    [erin, "Protobuf from erin: «ü» and a long word " + "x".repeat(120)],
+    [frank, "JSON from frank, in text frames"],
+  ]);
+  for (const [page, text] of sent) {
+    await page.waitForSelector("#send:not([disabled])");
+    await page.fill("#text", text);
+    await page.press("#text", "Enter");
+  }
+  for (const page of [erin, frank]) {
+    await waitFor(page, "#messages .message .text", (s) => [...sent.values()].every((text) => s.includes(text)));
+  }
+
+  for (const [page, text] of sent) {
+    const wire = page === erin ? "proto" : "json";
+    const rows = await frameRows(page);
+    // The Send request: its bytes on the wire, and in the other codec,
+    // are exactly what each codec writes.
+    const send = rows.find((r) => r.dir === "sent" && r.methods === "Send");
+    assert.ok(send !== undefined, `no Send row among ${JSON.stringify(rows)}`);
+    assert.equal(send.wire, wire);
+    assert.deepEqual(send.kinds, ["request"]);
+    assert.deepEqual({ proto: send.proto, json: send.json }, sendFrameSizes(send.ids[0], "lobby", text), `Send #${send.ids[0]} of ${wire}`);
+    assert.ok(send.proto < send.json, `Protobuf ${send.proto} B, JSON ${send.json} B`);
+    assert.ok(Number(send.wireBold) >= 600, "the wire's size is bold");
+    // The messages of the room (alone, or batched with a reply): both
+    // sizes, Protobuf the smaller.
+    const messages = rows.filter((r) => r.dir === "received" && r.kinds.includes("stream_message"));
+    assert.ok(messages.length >= 2, `stream messages: ${JSON.stringify(messages)}`);
+    for (const r of messages) {
+      assert.ok(r.methods.split(" ").includes("Watch"), `stream message of ${r.methods}`);
+      assert.ok(r.proto > 0 && r.proto < r.json, `stream message: Protobuf ${r.proto} B, JSON ${r.json} B`);
+    }
+    // Every frame was re-encoded, the authentication's included.
+    assert.ok(rows.some((r) => r.methods === "Authenticate" && r.dir === "sent"), "no Authenticate row");
+    for (const r of rows) assert.ok(r.proto !== undefined && r.json !== undefined, `a row lacks a size: ${JSON.stringify(r)}`);
+    const totals = await page.textContent("#frame-totals");
+    assert.match(totals, /^\d+ frames: \d+ B in Protobuf, \d+ B in JSON \(Protobuf \d+% smaller\)$/);
+  }
+
+  // Desktop and phone: nothing scrolls sideways.
+  await assertNoSidewaysScroll(erin, "chat at 1280 px");
+  await shoot(erin, "chat-desktop-1280x800.png");
+  await shoot(frank, "chat-desktop-1280x800-json.png");
+  for (const page of [erin, frank]) await page.setViewportSize(phone);
+  await assertNoSidewaysScroll(erin, "chat at 390 px");
+  await assertNoSidewaysScroll(frank, "chat (JSON) at 390 px");
+  await shoot(erin, "chat-phone-390x844.png");
+  await shoot(erin, "chat-phone-390-full.png", true);
+  for (const path of shots) t.diagnostic(`screenshot: ${path}`);
+
+  // GET /metrics: the transport's figures, by codec.
+  const m = await metrics(url);
+  assert.equal(m.get('protows_connections_open{subprotocol="protows.v1.proto"}'), 1);
+  assert.equal(m.get('protows_connections_open{subprotocol="protows.v1.json"}'), 1);
+  assert.ok((m.get('protows_messages_received_total{subprotocol="protows.v1.json"}') ?? 0) >= 3);
+  await erin.close();
+  await frank.close();
   assert.equal(await demo.stop(), 0);
   assert.deepEqual(problems, []);
 });
