@@ -1,14 +1,19 @@
 // Command chat is the protows chat demo: a web page where people pick a
 // nickname, join rooms, chat, see who is present, and switch the wire
-// codec between Protobuf and JSON to read the frames in devtools.
+// codec between Protobuf and JSON. Its frame inspector lists every
+// WebSocket message of the page with its size in the codec on the wire and
+// in the other one (re-encoded in the page), so the codecs compare without
+// devtools. The page lays out for a phone (one column) as for a desktop.
 //
 //	go run ./examples/chat                      # http://127.0.0.1:8080 (make demo)
 //	go run ./examples/chat -cluster 3           # 3 nodes on NATS, :8080-:8082 (make demo-cluster)
 //	go run ./examples/chat -addr 127.0.0.1:8090 -nats nats://127.0.0.1:4222
 //
 // The page (web/, TypeScript on the generated ChatServiceClient and
-// @protows/client) is served at /, the protows endpoint at /ws, and
-// POST /token mints tokens. The built page is embedded; rebuild it with
+// @protows/client) is served at /, the protows endpoint at /ws,
+// POST /token mints tokens, and GET /metrics serves the node's transport
+// metrics (transport/prommetrics: connections, frames and bytes by
+// subprotocol, handler durations) and Go's, for Prometheus. The built page is embedded; rebuild it with
 // npm run build -w examples/chat/web after changing web/src, the
 // generated TypeScript or the runtime.
 //
@@ -40,6 +45,15 @@
 // messages and join and leave events; Send broadcasts to a room the caller
 // watches (failed_precondition otherwise); GetPresence and ListRooms read
 // the hub. Rooms are 1 to 64 characters, messages 1 to 4096 bytes.
+//
+// Presence is per person (a token's subject), not per connection: the
+// room hears of a person's first membership and of the end of their last
+// one. A further membership (a second tab) is told of its own join only,
+// so that its client knows it is in. The page switches codec on that: it
+// opens a connection in the new codec, watches the room, and closes the
+// old connection once the new stream brought its first event, so the
+// other members see nothing of it. ListRooms counts people; GetPresence
+// lists every membership, and the page shows one line per name.
 //
 // # Cluster
 //
