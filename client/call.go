@@ -21,10 +21,8 @@ import (
 // wrapping ErrConnectionLost, unless it was made with Idempotent. Every
 // error is a *protows.Error: the server's, or one of these.
 func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto.Message, opts ...CallOption) (*Res, error) {
-	res := new(Res)
-	msg, ok := any(res).(proto.Message)
-	if !ok {
-		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", res)
+	if _, ok := any(new(Res)).(proto.Message); !ok {
+		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res))
 	}
 	payload, err := c.preparePayload(method, req)
 	if err != nil {
@@ -59,6 +57,10 @@ func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto
 		}
 		if err != nil {
 			return nil, err
+		}
+		res, msg, err := newResponse[Res](cc.initResponse)
+		if err != nil {
+			return nil, protows.Errorf(protows.CodeInternal, "client: reply of %s: %w", method, err)
 		}
 		if err := c.cfg.codec.UnmarshalPayload(env.GetPayload(), msg); err != nil {
 			return nil, protows.Errorf(protows.CodeInternal, "client: decode reply of %s: %w", method, err)

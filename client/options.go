@@ -3,11 +3,13 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/protows/protows/codec"
+	"google.golang.org/protobuf/proto"
 )
 
 // An Option configures a Client in Dial.
@@ -217,6 +219,7 @@ type callConfig struct {
 	noResubscribe bool
 	metadata      map[string]string
 	replyMD       *map[string]string
+	initResponse  func(proto.Message) error
 }
 
 func newCallConfig(opts []CallOption) callConfig {
@@ -256,4 +259,37 @@ func WithMetadata(md map[string]string) CallOption {
 // fails. Streams ignore it.
 func ReplyMetadata(md *map[string]string) CallOption {
 	return callOptionFunc(func(c *callConfig) { c.replyMD = md })
+}
+
+// WithResponseInitializer makes the call prepare each response message
+// before it is decoded: init gets a new, zero *Res (the reply of a unary
+// call, each message of a stream) and may set it up. It exists for
+// messages that a zero value cannot hold, such as dynamicpb.Message,
+// which needs its descriptor:
+//
+//	init := client.WithResponseInitializer(func(m proto.Message) error {
+//		*m.(*dynamicpb.Message) = *dynamicpb.NewMessage(method.Output())
+//		return nil
+//	})
+//	res, err := client.CallUnary[dynamicpb.Message](ctx, c, name, req, init)
+//
+// An error from init fails the call (unary) or ends the stream with
+// CodeInternal.
+func WithResponseInitializer(init func(res proto.Message) error) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.initResponse = init })
+}
+
+// newResponse returns a new *Res, prepared by the call's initializer.
+func newResponse[Res any](init func(proto.Message) error) (*Res, proto.Message, error) {
+	res := new(Res)
+	msg, ok := any(res).(proto.Message)
+	if !ok {
+		return nil, nil, fmt.Errorf("%T does not implement proto.Message", res)
+	}
+	if init != nil {
+		if err := init(msg); err != nil {
+			return nil, nil, fmt.Errorf("initialize the response: %w", err)
+		}
+	}
+	return res, msg, nil
 }

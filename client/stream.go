@@ -47,6 +47,10 @@ type ServerStream[Res any] struct {
 	msg  *Res
 	seq  uint64
 	gap  bool
+	// err is a message that did not decode: it ends the stream for the
+	// reader even when the server had already ended it, with messages
+	// still queued.
+	err error
 }
 
 // CallServerStream opens a server stream on method (its full name) and
@@ -72,6 +76,7 @@ func CallServerStream[Res any](ctx context.Context, c *Client, method string, re
 		method:   method,
 		payload:  payload,
 		metadata: cc.metadata,
+		initRes:  cc.initResponse,
 		resub:    !cc.noResubscribe,
 		wake:     make(chan struct{}, 1),
 	}
@@ -110,14 +115,21 @@ func CallServerStream[Res any](ctx context.Context, c *Client, method string, re
 // Receive waits for the next message and reports whether there is one. It
 // returns false when the stream ended: see Err.
 func (s *ServerStream[Res]) Receive() bool {
+	if s.err != nil {
+		return false
+	}
 	it, ok := s.core.next()
 	if !ok {
 		s.msg, s.seq, s.gap = nil, 0, false
 		return false
 	}
-	res := new(Res)
-	if err := s.core.cl.cfg.codec.UnmarshalPayload(it.payload, any(res).(proto.Message)); err != nil {
-		s.core.cancel(protows.Errorf(protows.CodeInternal, "client: decode message of %s: %w", s.core.method, err), false)
+	res, msg, err := newResponse[Res](s.core.initRes)
+	if err == nil {
+		err = s.core.cl.cfg.codec.UnmarshalPayload(it.payload, msg)
+	}
+	if err != nil {
+		s.err = protows.Errorf(protows.CodeInternal, "client: decode message of %s: %w", s.core.method, err)
+		s.core.cancel(s.err, false)
 		s.msg, s.seq, s.gap = nil, 0, false
 		return false
 	}
@@ -164,9 +176,13 @@ func (s *ServerStream[Res]) Seq() uint64 {
 // Close was called, else a *protows.Error (the server's, CodeCanceled or
 // CodeDeadlineExceeded when ctx ended, CodeUnavailable when the connection
 // dropped and the stream was not re-opened, CodeResourceExhausted when the
-// reader fell more than the stream buffer behind). It returns nil while the
-// stream is open.
+// reader fell more than the stream buffer behind, CodeInternal when a message
+// did not decode, even one that arrived before the server ended the stream).
+// It returns nil while the stream is open.
 func (s *ServerStream[Res]) Err() error {
+	if s.err != nil {
+		return s.err
+	}
 	return s.core.result()
 }
 
@@ -191,6 +207,7 @@ type streamCore struct {
 	method   string
 	payload  []byte
 	metadata map[string]string
+	initRes  func(proto.Message) error // WithResponseInitializer
 	resub    bool
 	stopCtx  func() bool
 	wake     chan struct{} // signalled when items or the end arrive
