@@ -5,6 +5,9 @@
 //
 //	protows-testserver -addr 127.0.0.1:0 -auth jwt -static ./dist
 //
+// With -reflection it serves the reflection service too, so that the
+// protows command lists, describes and calls the test service.
+//
 // With -auth jwt, POST /token?sub=NAME&ttl=DURATION answers with a token
 // (text/plain; the expiry in Unix seconds in the X-Expires-At header),
 // signed HS256 with a key generated at start, issuer "protows-testserver",
@@ -30,6 +33,7 @@ import (
 	"time"
 
 	"github.com/protows/protows/internal/testservice"
+	"github.com/protows/protows/reflection"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 )
@@ -58,6 +62,7 @@ func run() error {
 		writeTimeout = flag.Duration("write-timeout", 0, "deadline of every write (0: default 10s)")
 		rateLimit    = flag.Float64("rate-limit", 0, "envelopes per second per connection (0: default 1000; negative: no limit)")
 		compress     = flag.Bool("compression", false, "negotiate permessage-deflate")
+		reflect      = flag.Bool("reflection", false, "serve protows.reflection.v1.ReflectionService (for the protows command)")
 		verbose      = flag.Bool("v", false, "log debug messages to stderr")
 	)
 	flag.Parse()
@@ -71,6 +76,11 @@ func run() error {
 	r := router.New(router.WithLogger(logger))
 	if err := testservice.Register(r); err != nil {
 		return err
+	}
+	if *reflect {
+		if err := reflection.Register(r); err != nil {
+			return err
+		}
 	}
 	cfg := transport.Config{
 		SendQueue:         *sendQueue,
