@@ -215,7 +215,7 @@ func (d *decoder) envelope(c codec.Codec, env *protowsv1.Envelope) ([]byte, erro
 		// As the JSON codec writes strings: <, > and & as they are.
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
-		_ = enc.Encode(v) // strings, numbers, bytes and maps of strings
+		_ = enc.Encode(v)       // strings, numbers, bytes and maps of strings
 		b.Truncate(b.Len() - 1) // Encode's newline
 	}
 	if env.GetId() != 0 {
