@@ -12,9 +12,11 @@ import (
 
 	"github.com/protows/protows"
 	"github.com/protows/protows/codec"
+	reflectionv1 "github.com/protows/protows/gen/go/protows/reflection/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/vectors")
@@ -49,15 +51,18 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 		}
 		return b
 	}
-	request := func(id uint32, m proto.Message) *protowsv1.Envelope {
+	requestTo := func(method string, id uint32, m proto.Message) *protowsv1.Envelope {
 		e := &protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REQUEST, Payload: payload(m)}
 		// The Protobuf codec names methods by id, the JSON codec by name.
 		if c.Binary() {
-			e.MethodId = protows.MethodID(sendMethod)
+			e.MethodId = protows.MethodID(method)
 		} else {
-			e.Method = sendMethod
+			e.Method = method
 		}
 		return e
+	}
+	request := func(id uint32, m proto.Message) *protowsv1.Envelope {
+		return requestTo(sendMethod, id, m)
 	}
 	token := &protowsv1.AuthenticateRequest{Token: "eyJhbGciOiJFUzI1NiJ9.e30.sig"}
 	reply := &protowsv1.AuthenticateResponse{Subject: "alice", ExpiresAt: 1795000000}
@@ -87,6 +92,12 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			protowsv1.Code_CODE_NOT_FOUND, "salle « café » introuvable 🚫")},
 		"error_connection": {withErr(0, protowsv1.Kind_KIND_ERROR,
 			protowsv1.Code_CODE_RESOURCE_EXHAUSTED, "too many calls in flight")},
+		// Server reflection (docs/PROTOCOL.md, section 13): a request for
+		// the file of a service, and a reply with a (small) file.
+		"reflection_request": {requestTo(reflectionv1.ReflectionServiceFileContainingSymbolMethod, 10,
+			&reflectionv1.FileContainingSymbolRequest{Symbol: "chat.v1.ChatService"})},
+		"reflection_reply": {{Id: 10, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(
+			&reflectionv1.FileContainingSymbolResponse{FileDescriptorProtos: [][]byte{chatFile(t)}})}},
 		"ping": {{Id: 7, Kind: protowsv1.Kind_KIND_PING}},
 		"pong": {{Id: 7, Kind: protowsv1.Kind_KIND_PONG}},
 		"batch": {
@@ -95,6 +106,45 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			{Id: 3, Kind: protowsv1.Kind_KIND_PONG},
 		},
 	}
+}
+
+// chatFile is the serialized descriptor of a small file, as a reflection
+// reply carries it:
+//
+//	syntax = "proto3";
+//	package chat.v1;
+//	message SendRequest { string room = 1; string text = 2; }
+//	message SendResponse {}
+//	service ChatService { rpc Send(SendRequest) returns (SendResponse); }
+func chatFile(t *testing.T) []byte {
+	t.Helper()
+	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+	opt := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
+	f := &descriptorpb.FileDescriptorProto{
+		Name:    proto.String("chat/v1/chat.proto"),
+		Package: proto.String("chat.v1"),
+		Syntax:  proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{
+			{Name: proto.String("SendRequest"), Field: []*descriptorpb.FieldDescriptorProto{
+				{Name: proto.String("room"), Number: proto.Int32(1), Label: opt, Type: str, JsonName: proto.String("room")},
+				{Name: proto.String("text"), Number: proto.Int32(2), Label: opt, Type: str, JsonName: proto.String("text")},
+			}},
+			{Name: proto.String("SendResponse")},
+		},
+		Service: []*descriptorpb.ServiceDescriptorProto{{
+			Name: proto.String("ChatService"),
+			Method: []*descriptorpb.MethodDescriptorProto{{
+				Name:       proto.String("Send"),
+				InputType:  proto.String(".chat.v1.SendRequest"),
+				OutputType: proto.String(".chat.v1.SendResponse"),
+			}},
+		}},
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func codecs() []codec.Codec { return []codec.Codec{codec.Proto(), codec.JSON()} }
