@@ -170,7 +170,7 @@ func newReflectionSchema(c *client.Client) *reflectionSchema {
 func noReflection(err error) error {
 	if protows.CodeOf(err) == protows.CodeUnimplemented {
 		return protows.Errorf(protows.CodeUnimplemented,
-			"the server does not serve reflection (%s): pass --descriptor-set or --proto", protows.AsError(err).Message())
+			"the server does not serve reflection: pass --descriptor-set or --proto")
 	}
 	return err
 }
