@@ -66,11 +66,12 @@ func startCluster(o options, logger *slog.Logger) (nodes []*node, natsURL string
 		}
 		name := fmt.Sprintf("node-%d", i+1)
 		n, err := startNode(nodeConfig{
-			Listener: ln,
-			TokenTTL: o.tokenTTL,
-			Name:     name,
-			NATSURL:  ns.ClientURL(),
-			Logger:   logger,
+			Listener:   ln,
+			TokenTTL:   o.tokenTTL,
+			Name:       name,
+			NATSURL:    ns.ClientURL(),
+			Reflection: o.reflection,
+			Logger:     logger,
 		})
 		if err != nil {
 			return nodes, "", nil, err

@@ -17,22 +17,50 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	// The flag package has printed its own errors, and the usage.
+	if err != nil && !errors.Is(err, flag.ErrHelp) && !errors.As(err, new(flagError)) {
 		fmt.Fprintln(os.Stderr, "chat:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitStatus(err))
 }
+
+// flagError is a command line the flag package refused; it has printed
+// why, and the usage.
+type flagError struct{ err error }
+
+func (e flagError) Error() string { return e.err.Error() }
+func (e flagError) Unwrap() error { return e.err }
+
+// exitStatus is the exit status for run's error: 0 for none and for -help
+// (which printed the usage, as asked), 2 for a bad command line, 1 for
+// anything else.
+func exitStatus(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(flagError)), errors.As(err, new(usageError)):
+		return 2
+	}
+	return 1
+}
+
+// usageError is a command line that parses but does not make sense.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
 
 // options are the command's flags.
 type options struct {
-	addr     string
-	origins  []string
-	tokenTTL time.Duration
-	natsURL  string
-	nodeName string
-	cluster  int
-	verbose  bool
+	addr       string
+	origins    []string
+	tokenTTL   time.Duration
+	natsURL    string
+	nodeName   string
+	cluster    int
+	verbose    bool
+	reflection bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -46,24 +74,28 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fl.StringVar(&o.nodeName, "node", "", "node name among the nodes on NATS (default: random)")
 	fl.IntVar(&o.cluster, "cluster", 0, "start an embedded NATS server and this many nodes on consecutive ports")
 	fl.BoolVar(&o.verbose, "v", false, "log debug messages")
+	fl.BoolVar(&o.reflection, "reflection", false, "serve protows server reflection, for the protows command (protows list ws://ADDR/ws)")
 	if err := fl.Parse(args); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, flagError{err}
 	}
 	if fl.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments %q", fl.Args())
+		return o, usageError{fmt.Sprintf("unexpected arguments %q", fl.Args())}
 	}
 	var err error
 	if o.origins, err = parseOrigins(*origin); err != nil {
-		return o, err
+		return o, usageError{err.Error()}
 	}
 	if o.cluster < 0 || o.cluster > 16 {
-		return o, errors.New("-cluster must be between 1 and 16")
+		return o, usageError{"-cluster must be between 1 and 16"}
 	}
 	if o.cluster > 0 && o.natsURL != "" {
-		return o, errors.New("-cluster starts its own NATS server: drop -nats")
+		return o, usageError{"-cluster starts its own NATS server: drop -nats"}
 	}
 	if o.cluster > 0 && len(o.origins) > 0 {
-		return o, errors.New("-cluster nodes serve their own origins: drop -origin")
+		return o, usageError{"-cluster nodes serve their own origins: drop -origin"}
 	}
 	return o, nil
 }
@@ -119,12 +151,13 @@ func startSingle(o options, logger *slog.Logger) (*node, error) {
 		return nil, err
 	}
 	return startNode(nodeConfig{
-		Listener: ln,
-		Origins:  o.origins,
-		TokenTTL: o.tokenTTL,
-		Name:     o.nodeName,
-		NATSURL:  o.natsURL,
-		Logger:   logger,
+		Listener:   ln,
+		Origins:    o.origins,
+		TokenTTL:   o.tokenTTL,
+		Name:       o.nodeName,
+		NATSURL:    o.natsURL,
+		Reflection: o.reflection,
+		Logger:     logger,
 	})
 }
 

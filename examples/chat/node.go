@@ -17,6 +17,7 @@ import (
 	chatv1 "github.com/protows/protows/gen/go/examples/chat/v1"
 	"github.com/protows/protows/hub"
 	"github.com/protows/protows/hub/natsbroker"
+	"github.com/protows/protows/reflection"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 	"github.com/protows/protows/transport/prommetrics"
@@ -40,6 +41,9 @@ type nodeConfig struct {
 	// NATSURL joins the node to the others through NATS. Empty means the
 	// node is alone (the in-memory hub).
 	NATSURL string
+	// Reflection serves protows server reflection, so that the protows
+	// command lists, describes and calls the chat service.
+	Reflection bool
 	// Web is the page's files. Nil means the embedded build.
 	Web fs.FS
 	// Logger receives the logs. Nil means slog.Default().
@@ -120,6 +124,13 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		_ = n.hub.Close()
 		n.closeNATS()
 		return nil, err
+	}
+	if cfg.Reflection {
+		if err := reflection.Register(r); err != nil {
+			_ = n.hub.Close()
+			n.closeNATS()
+			return nil, err
+		}
 	}
 	// Each node has its own registry (no global state): the nodes of
 	// -cluster share a process but not their figures.
