@@ -2,17 +2,22 @@ package main_test
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
+	reflectionv1 "github.com/protows/protows/gen/go/protows/reflection/v1"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/testservice"
@@ -25,24 +30,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // reads the address line, mints a token, calls Whoami with it, and sees
 // the 1001 close of a graceful shutdown on SIGTERM.
 func TestTestServer(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "protows-testserver")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-auth", "jwt")
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, base := start(t, "-auth", "jwt")
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
-	if !ok || !strings.HasPrefix(base, "http://127.0.0.1:") {
-		t.Fatalf("first line %q", line)
-	}
 
 	resp, err := http.Post(base+"/token?sub=alice&ttl=1m", "", nil)
 	if err != nil {
@@ -97,5 +86,64 @@ func TestTestServer(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v", err)
+	}
+}
+
+// start builds the binary, runs it with args and returns it with its base
+// URL, read from its first line.
+func start(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "protows-testserver")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, args...)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatal(err)
+	}
+	base, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if !ok || !strings.HasPrefix(base, "http://127.0.0.1:") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("first line %q", line)
+	}
+	return cmd, base
+}
+
+// TestReflectionFlag: -reflection serves the reflection service, which
+// is off without it.
+func TestReflectionFlag(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		var args []string
+		if on {
+			args = []string{"-reflection"}
+		}
+		cmd, base := start(t, args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := client.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := reflectionv1.NewReflectionServiceClient(c).ListServices(ctx, &reflectionv1.ListServicesRequest{})
+		want := []string{"protows.reflection.v1.ReflectionService", "protows.test.v1.TestService"}
+		switch {
+		case on && (err != nil || !slices.Equal(res.GetServices(), want)):
+			t.Errorf("-reflection: %v, %v", res, err)
+		case !on && protows.CodeOf(err) != protows.CodeUnimplemented:
+			t.Errorf("without -reflection: %v, want unimplemented", err)
+		}
+		_ = c.Close()
+		cancel()
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("exit: %v", err)
+		}
 	}
 }
