@@ -3,8 +3,11 @@ package reflection_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -256,5 +259,20 @@ func TestRegisterTwice(t *testing.T) {
 	}
 	if err := reflection.Register(r); !errors.Is(err, router.ErrDuplicate) {
 		t.Errorf("second Register: %v, want router.ErrDuplicate", err)
+	}
+}
+
+// TestProtocolDocument: docs/PROTOCOL.md, section 13, gives the methods'
+// names and ids as they are.
+func TestProtocolDocument(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "PROTOCOL.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{reflection.ListServicesMethod, reflection.FileContainingSymbolMethod} {
+		row := fmt.Sprintf("| `%s` | `0x%08x` |", m, protows.MethodID(m))
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("PROTOCOL.md lacks the row %q", row)
+		}
 	}
 }

@@ -8,6 +8,11 @@
 //	go run ./examples/chat                      # http://127.0.0.1:8080 (make demo)
 //	go run ./examples/chat -cluster 3           # 3 nodes on NATS, :8080-:8082 (make demo-cluster)
 //	go run ./examples/chat -addr 127.0.0.1:8090 -nats nats://127.0.0.1:4222
+//	go run ./examples/chat -reflection          # for the protows command: protows list ws://127.0.0.1:8080/ws
+//
+// With -reflection the demo serves protows server reflection (off by
+// default), so that the protows command (cmd/protows) lists, describes and
+// calls the chat service with a token from POST /token (--token).
 //
 // The page (web/, TypeScript on the generated ChatServiceClient and
 // @protows/client) is served at /, the protows endpoint at /ws,
