@@ -10,14 +10,17 @@
 //     integrations are transport/jwtauth (JWT authentication) and
 //     transport/prommetrics (Prometheus metrics).
 //   - router: typed handlers, interceptors and dispatch.
+//   - reflection: server reflection, off by default, registered on a router
+//     so that generic tools can list, describe and call its services.
 //   - client: the Go client.
 //   - hub: rooms that broadcast typed streams to their members, with
 //     presence; hub/natsbroker joins the hubs of several nodes over NATS.
 //
 // Commands: cmd/protoc-gen-protows generates Go handlers and clients,
-// cmd/protoc-gen-protows-es TypeScript clients (an npm package), and
-// cmd/protows-testserver serves the test service that the TypeScript
-// runtime's tests and other implementations run against. The TypeScript
+// cmd/protoc-gen-protows-es TypeScript clients (an npm package),
+// cmd/protows is the command-line tool (list, describe, call, listen,
+// decode), and cmd/protows-testserver serves the test service that the
+// TypeScript runtime's tests and other implementations run against. The TypeScript
 // runtime is the npm package @protows/client (client/ts).
 //
 // A handler reports a failure with a typed error, and a client finds its
