@@ -40,8 +40,9 @@ or --proto); a REPLY's or STREAM_MESSAGE's from --method. Otherwise they
 are printed as "payloadBase64".
 
 examples:
-  protows decode CgcIARABHfRBUFg=
-  protows decode --descriptor-set chat.binpb --method /examples.chat.v1.ChatService/Watch 0a0c...`,
+  protows decode CiAIChABHd00VjkqFQoTY2hhdC52MS5DaGF0U2VydmljZQ==
+  protows decode --descriptor-set set.binpb 0a20080a10011ddd3456392a150a13636861742e76312e4368617453657276696365
+  protows decode --descriptor-set chat.binpb --method /examples.chat.v1.ChatService/Watch -  < frame.txt`,
 	}
 	c.flags = func(fs *flag.FlagSet) runFunc {
 		var so schemaOptions

@@ -40,7 +40,8 @@ func schemaArgs(ctx context.Context, c *command, e *env, o *connOptions, args []
 	if _, _, err := o.check(); err != nil {
 		return nil, nil, "", e.usageError(c, "%v", err)
 	}
-	if url == "" {
+	if o.schema.offline() {
+		// The files say it all: no need to ask the server.
 		s, err := loadFiles(ctx, e, &o.schema)
 		if err != nil {
 			return nil, nil, "", e.fail(err)
@@ -100,7 +101,8 @@ at URL serves, one per line. With SERVICE, prints the full name of each of
 its methods (/package.Service/Method, what call and listen take).
 
 The server must serve reflection; with --descriptor-set or --proto the
-services are those of the files, and URL may be left out.
+services are those of the files, and the server is not asked (URL may be
+left out).
 
 examples:
   protows list ws://127.0.0.1:8080/ws
@@ -144,7 +146,8 @@ message, an enum, a field or an enum value, by its fully qualified name.
 Without SYMBOL, describes every service of the server.
 
 The server must serve reflection; with --descriptor-set or --proto the
-symbols are those of the files, and URL may be left out.
+symbols are those of the files, and the server is not asked (URL may be
+left out).
 
 examples:
   protows describe ws://127.0.0.1:8080/ws examples.chat.v1.ChatService

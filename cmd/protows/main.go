@@ -7,7 +7,7 @@
 //	protows describe ws://127.0.0.1:8080/ws examples.chat.v1.ChatService
 //	protows call --token "$TOKEN" ws://127.0.0.1:8080/ws /examples.chat.v1.ChatService/Send '{"room":"lobby","text":"hi"}'
 //	protows listen --token "$TOKEN" ws://127.0.0.1:8080/ws /examples.chat.v1.ChatService/Watch '{"room":"lobby"}'
-//	protows decode CgUIARACGgQ...
+//	protows decode CiAIChABHd00VjkqFQoTY2hhdC52MS5DaGF0U2VydmljZQ==
 //
 // It learns the methods and messages of a server through server reflection
 // (the reflection package: servers opt in), or, for servers without it,

@@ -480,6 +480,11 @@ func TestUnreachable(t *testing.T) {
 	if r.status != exitCode+14 || !strings.HasPrefix(r.stderr, "unavailable: ") {
 		t.Errorf("status %d, stderr %q", r.status, r.stderr)
 	}
+	// With descriptors from files, list and describe do not need it.
+	r = runCLI(testCtx(t), t, "", nil, "describe", url, "--descriptor-set", testSet(t), "protows.test.v1.EchoRequest")
+	if r.status != exitOK || !strings.HasPrefix(r.stdout, "protows.test.v1.EchoRequest is a message:\n") {
+		t.Errorf("describe with a set: status %d, stdout %q, stderr %q", r.status, r.stdout, r.stderr)
+	}
 }
 
 // TestUsage: every command has --help (exit 0, on stdout), and usage
