@@ -137,6 +137,8 @@ type versions struct {
 	protows       string // protows.Version: the Go module and both npm packages
 	buf           string // tools/go.mod, without the "v"
 	toolsProtobuf string // google.golang.org/protobuf in tools/go.mod: the repository's protoc-gen-go
+	constant      string // the IsAtLeastVersion constant protoc-gen-protows refers to
+	clientPeer    string // the range of @protows/client that protoc-gen-protows-es asks for
 }
 
 func readVersions(t *testing.T, root string) versions {
@@ -155,14 +157,29 @@ func readVersions(t *testing.T, root string) versions {
 		toolsProtobuf: requirement("google.golang.org/protobuf"),
 	}
 	for _, pkg := range []string{"client/ts", "cmd/protoc-gen-protows-es"} {
-		var p struct{ Version string }
+		var p struct {
+			Version          string
+			PeerDependencies map[string]string
+		}
 		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(root, pkg, "package.json"))), &p); err != nil {
 			t.Fatalf("%s/package.json: %v", pkg, err)
 		}
 		if p.Version != v.protows {
 			t.Errorf("%s/package.json has version %q, protows.Version is %q: a release has one version (docs/GETTING-STARTED.md, Versions)", pkg, p.Version, v.protows)
 		}
+		if pkg == "cmd/protoc-gen-protows-es" {
+			v.clientPeer = p.PeerDependencies["@protows/client"]
+			if want := "^" + v.protows; v.clientPeer != want {
+				t.Errorf("%s/package.json asks for @protows/client %q, want %q", pkg, v.clientPeer, want)
+			}
+		}
 	}
+	m := regexp.MustCompile(`(?m)^const versionConstant = "(IsAtLeastVersion\w+)"$`).FindStringSubmatch(
+		readFile(t, filepath.Join(root, "cmd", "protoc-gen-protows", "generate.go")))
+	if m == nil {
+		t.Fatal("cmd/protoc-gen-protows/generate.go has no versionConstant")
+	}
+	v.constant = m[1]
 	return v
 }
 
@@ -240,11 +257,11 @@ func TestGuideFiles(t *testing.T) {
 	v := readVersions(t, root)
 	guide := readFile(t, filepath.Join(root, guidePath))
 	for what, s := range map[string]string{
-		"buf's version (tools/go.mod)":                          v.buf,
-		"protoc-gen-go's version (protobuf in tools/go.mod)":    v.toolsProtobuf,
-		"the module's tag (protows.Version)":                    "v" + v.protows,
-		"the IsAtLeastVersion constant of protows.Version":      "IsAtLeastVersion" + strings.ReplaceAll(v.protows, ".", "_"),
-		"the peer range of protoc-gen-protows-es on the client": "`^" + v.protows + "`",
+		"buf's version (tools/go.mod)":                           v.buf,
+		"protoc-gen-go's version (protobuf in tools/go.mod)":     v.toolsProtobuf,
+		"the module's tag (protows.Version)":                     "v" + v.protows,
+		"the IsAtLeastVersion constant generated code refers to": v.constant,
+		"the peer range of protoc-gen-protows-es on the client":  "`" + v.clientPeer + "`",
 	} {
 		if !strings.Contains(guide, s) {
 			t.Errorf("%s does not name %s, %s", guidePath, what, s)
@@ -386,6 +403,9 @@ func TestGuideRuns(t *testing.T) {
 			quote("file:"+clientTgz) + " " + quote("file:"+pluginTgz),
 	}
 	used := map[string]bool{}
+	// The calls whose output the guide must show, so that the test sees
+	// them succeed.
+	checked := map[string]bool{"go run ./client": false, "node dist/client.js": false}
 
 	sh := newShell(t, root, scratch, work)
 	var server *background
@@ -442,11 +462,21 @@ func TestGuideRuns(t *testing.T) {
 			if !startServer && firstCall == 0 {
 				firstCall = time.Since(start)
 			}
+			for _, c := range cmds {
+				if _, ok := checked[c]; ok {
+					checked[c] = true
+				}
+			}
 		}
 	}
 	for c := range subs {
 		if !used[c] {
 			t.Errorf("%s does not run %q: update the substitutions of this test with the guide", guidePath, c)
+		}
+	}
+	for c, ok := range checked {
+		if !ok {
+			t.Errorf("%s does not show what %q prints", guidePath, c)
 		}
 	}
 	if server == nil {
@@ -591,7 +621,7 @@ func newShell(t *testing.T, root, scratch, work string) *shell {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
-		case strings.HasPrefix(strings.ToLower(name), "npm_"), strings.HasPrefix(name, "GO"), name == "PATH", name == "ADDR":
+		case strings.HasPrefix(strings.ToLower(name), "npm_"), userGoEnv[name], name == "PATH", name == "ADDR":
 			continue
 		}
 		env = append(env, kv)
@@ -612,6 +642,13 @@ func newShell(t *testing.T, root, scratch, work string) *shell {
 		t.Fatal(err)
 	}
 	return &shell{dir: work, env: env, state: state}
+}
+
+// userGoEnv are the Go variables a new user's shell does not have (or
+// that the test sets); the others (GOCACHE, GOTOOLCHAIN, ...) stay.
+var userGoEnv = map[string]bool{
+	"GOBIN": true, "GOPATH": true, "GOMODCACHE": true, "GOPROXY": true,
+	"GOFLAGS": true, "GOWORK": true, "GOOS": true, "GOARCH": true,
 }
 
 const stateVar = "STARTERTEST_STATE"
