@@ -8,7 +8,7 @@
 // and each output it shows is compared with what the commands print. Only
 // the steps that fetch a published release are substituted: buf comes from
 // the checkout's bin/ (built from tools/go.mod, at the version the guide
-// names), `go get github.com/protows/protows@vX` gets a replace directive
+// names), `go get github.com/protows/protows/...@vX` gets a replace directive
 // pointing at the checkout, and `npm install` installs the tarballs that
 // `npm pack` makes of client/ts and cmd/protoc-gen-protows-es. The server
 // listens on a free port of 127.0.0.1 (ADDR), and both clients call it.

@@ -392,7 +392,7 @@ func TestGuideRuns(t *testing.T) {
 
 	// The steps that fetch a published release, and what the test runs
 	// instead. Each must occur in the guide.
-	goGet := "go get github.com/protows/protows@v" + v.protows
+	goGet := "go get github.com/protows/protows/cmd/protoc-gen-protows@v" + v.protows
 	subs := map[string]string{
 		"go install github.com/bufbuild/buf/cmd/buf@v" + v.buf: `mkdir -p "$(go env GOPATH)/bin" && ln -sf ` + quote(buf) + ` "$(go env GOPATH)/bin/buf"`,
 		goGet: "go mod edit -replace github.com/protows/protows=" + quote(root) +
