@@ -321,8 +321,11 @@ func checkStarterGoMod(t *testing.T, root string, v versions) {
 	}
 }
 
-// checkReadme checks that the commands of README's getting-started part
-// are the guide's.
+// readmeSection is the part of README.md about a project of one's own.
+const readmeSection = "## Your own project"
+
+// checkReadme checks that the commands of README's section on a project of
+// one's own are the guide's.
 func checkReadme(t *testing.T, root string, v versions) {
 	t.Helper()
 	guideLines := map[string]bool{}
@@ -333,23 +336,32 @@ func checkReadme(t *testing.T, root string, v versions) {
 			}
 		}
 	}
+	readme := readFile(t, filepath.Join(root, "README.md"))
+	_, section, ok := strings.Cut(readme, "\n"+readmeSection+"\n")
+	if !ok {
+		t.Fatalf("README.md has no section %q", readmeSection)
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	blocks, err := parseBlocks(section)
+	if err != nil {
+		t.Fatalf("README.md, %s: %v", readmeSection, err)
+	}
 	n := 0
-	for _, b := range readBlocks(t, root, "README.md") {
+	for _, b := range blocks {
 		if b.info != "sh" {
 			continue
 		}
 		for _, c := range commands(b.body) {
-			if strings.HasPrefix(c, "make ") {
-				continue // the repository's own targets
-			}
 			n++
 			if !guideLines[c] {
-				t.Errorf("README.md runs %q, which %s does not", c, guidePath)
+				t.Errorf("README.md (%s) runs %q, which %s does not", readmeSection, c, guidePath)
 			}
 		}
 	}
 	if n == 0 {
-		t.Errorf("README.md shows no command of %s", guidePath)
+		t.Errorf("README.md (%s) shows no command of %s", readmeSection, guidePath)
 	}
 }
 
