@@ -349,7 +349,7 @@ func (cn *conn) writeLoop() {
 	defer cn.wg.Done()
 	var (
 		carry []byte
-		batch [][]byte
+		batch []codec.Parts
 		frame []byte
 	)
 	maxSize := cn.cl.cfg.maxMessage
@@ -373,7 +373,7 @@ func (cn *conn) writeLoop() {
 		// Batch what is already queued into one frame (section 2), within
 		// the envelope and size limits of a frame. The JSON codec adds a
 		// byte per envelope and two brackets.
-		batch = append(batch[:0], first)
+		batch = append(batch[:0], codec.Parts{Body: first})
 		size := len(first) + 2
 		if len(cn.out) == 0 {
 			// Callers woken by the same incoming frame are about to send:
@@ -391,13 +391,13 @@ func (cn *conn) writeLoop() {
 					carry = b
 					break more
 				}
-				batch = append(batch, b)
+				batch = append(batch, codec.Parts{Body: b})
 				size += len(b) + 1
 			default:
 				break more
 			}
 		}
-		frame = cn.codec.AppendFrame(frame[:0], batch)
+		frame = cn.codec.AppendFrameParts(frame[:0], batch)
 		clear(batch)
 		cn.ws.SetWriteDeadline(time.Now().Add(cn.cl.cfg.pingTimeout))
 		if err := cn.ws.WriteMessage(cn.mtype, frame); err != nil {

@@ -34,7 +34,7 @@ func BenchmarkEncode(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					buf = c.AppendFrame(buf[:0], [][]byte{elem})
+					buf = codec.AppendFrame(c, buf[:0], elem)
 				}
 				b.ReportMetric(float64(len(buf)), "wire-B")
 			})

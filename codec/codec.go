@@ -1,5 +1,6 @@
 // Package codec encodes the protows wire protocol: envelopes into WebSocket
-// frames and application messages into envelope payloads.
+// frames and application messages into envelope payloads. It is the one
+// package that knows the bytes on the wire.
 //
 // Two codecs exist, each named by the WebSocket subprotocol that selects it:
 //
@@ -16,8 +17,13 @@
 //	c := codec.Proto()
 //	payload, _ := c.AppendPayload(nil, msg)
 //	elem, _ := c.AppendEnvelope(nil, &protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload})
-//	frame := c.AppendFrame(nil, [][]byte{elem})
+//	frame := codec.AppendFrame(c, nil, elem)
 //	envs, err := c.DecodeFrame(frame)
+//
+// Writers that keep a queue of envelopes hold them as Parts and call the
+// codec's AppendFrameParts, which AppendFrame and MarshalFrame are built on.
+// AppendStreamMessage writes the element of one stream message around a
+// payload it shares rather than copies, as a room broadcast needs.
 //
 // A Registry maps subprotocols to codecs for the handshake.
 //
@@ -50,12 +56,20 @@ const MaxEnvelopesPerFrame = 1024
 // holds more than MaxEnvelopesPerFrame envelopes.
 var ErrTooManyEnvelopes = errors.New("codec: too many envelopes in one frame")
 
-// Codec is one encoding of the wire protocol.
+// Codec is one encoding of the wire protocol: what every codec must do.
+//
+// A codec may also implement StreamMessageCodec, a faster way to write the
+// element of a stream message; AppendStreamMessage uses it when it is there
+// and AppendEnvelope when not. A codec that wraps another by embedding a
+// Codec hides the wrapped codec's optional methods, and so loses the fast
+// path unless it forwards them (see StreamMessageCodec).
 type Codec interface {
 	// Name returns the WebSocket subprotocol that selects the codec.
 	Name() string
 	// Binary reports whether the codec's frames are binary WebSocket
-	// messages (true) or text messages (false).
+	// messages (true) or text messages (false). It is part of every codec,
+	// not an optional method with a default, because a wrapper that lost it
+	// would write frames of the wrong kind for its subprotocol.
 	Binary() bool
 	// AppendPayload appends the encoding of m, as it goes into an
 	// envelope's payload, to dst.
@@ -66,12 +80,10 @@ type Codec interface {
 	// AppendEnvelope appends the encoding of e as one element of a frame to
 	// dst. e.Payload must already be in this codec's encoding.
 	AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error)
-	// AppendFrame appends a frame made of the given encoded envelopes (from
-	// AppendEnvelope) to dst. It panics when given no envelope.
-	AppendFrame(dst []byte, encoded [][]byte) []byte
-	// AppendFrameParts appends the frame AppendFrame would make of the
-	// given envelopes, each held in parts (see Parts). It panics when given
-	// no envelope.
+	// AppendFrameParts appends a frame made of the given envelopes, each
+	// encoded (by AppendEnvelope or AppendStreamMessage) and held in parts
+	// (see Parts), to dst. How the parts are cut does not change the frame.
+	// It panics when given no envelope.
 	AppendFrameParts(dst []byte, elems []Parts) []byte
 	// DecodeFrame decodes a frame into its envelopes, in order. Envelope
 	// payloads stay in this codec's encoding and may alias src. It returns
@@ -79,9 +91,23 @@ type Codec interface {
 	DecodeFrame(src []byte) ([]*protowsv1.Envelope, error)
 }
 
+// AppendFrame appends the frame of c made of the given encoded envelopes
+// (from AppendEnvelope) to dst. It panics when given no envelope.
+//
+// It allocates the Parts it hands to c.AppendFrameParts; a writer that
+// frames envelopes over and over keeps its queue as Parts and calls
+// AppendFrameParts itself.
+func AppendFrame(c Codec, dst []byte, encoded ...[]byte) []byte {
+	elems := make([]Parts, len(encoded))
+	for i, b := range encoded {
+		elems[i].Body = b
+	}
+	return c.AppendFrameParts(dst, elems)
+}
+
 // MarshalFrame encodes envs as one frame of c: AppendEnvelope for each, then
-// AppendFrame. It is the simple way to write a frame when no encoding is
-// shared.
+// AppendFrameParts. It is the simple way to write a frame when no encoding
+// is shared.
 func MarshalFrame(c Codec, envs ...*protowsv1.Envelope) ([]byte, error) {
 	if len(envs) == 0 {
 		return nil, errors.New("codec: a frame needs at least one envelope")
@@ -89,13 +115,13 @@ func MarshalFrame(c Codec, envs ...*protowsv1.Envelope) ([]byte, error) {
 	if len(envs) > MaxEnvelopesPerFrame {
 		return nil, fmt.Errorf("%w: %d", ErrTooManyEnvelopes, len(envs))
 	}
-	encoded := make([][]byte, len(envs))
+	elems := make([]Parts, len(envs))
 	for i, e := range envs {
 		b, err := c.AppendEnvelope(nil, e)
 		if err != nil {
 			return nil, err
 		}
-		encoded[i] = b
+		elems[i].Body = b
 	}
-	return c.AppendFrame(nil, encoded), nil
+	return c.AppendFrameParts(nil, elems), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/protows/protows"
@@ -24,7 +25,7 @@ func JSON() Codec {
 	return jsonCodec{}
 }
 
-var _ Codec = jsonCodec{}
+var _ StreamMessageCodec = jsonCodec{}
 
 type jsonCodec struct{}
 
@@ -109,23 +110,7 @@ func (jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, erro
 	return out[:len(out)-1], nil // Encode ends with a newline
 }
 
-func (jsonCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
-	switch len(encoded) {
-	case 0:
-		panic("codec: AppendFrame with no envelope")
-	case 1:
-		return append(dst, encoded[0]...)
-	}
-	dst = append(dst, '[')
-	for i, b := range encoded {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, b...)
-	}
-	return append(dst, ']')
-}
-
+// AppendFrameParts writes one element as it is and several as a JSON array.
 func (jsonCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
 	switch len(elems) {
 	case 0:
@@ -141,6 +126,32 @@ func (jsonCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
 		dst = p.AppendTo(dst)
 	}
 	return append(dst, ']')
+}
+
+// AppendStreamMessage writes what AppendEnvelope would, by hand, with the
+// keys of jsonEnvelope in its order: it is run once per member of a room
+// broadcast, where encoding/json would cost allocations and reflection. The
+// payload, compact protojson from AppendPayload, is what AppendEnvelope
+// would inline.
+func (jsonCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq uint64) (Parts, []byte, error) {
+	start := len(dst)
+	dst = append(dst, '{')
+	if id != 0 {
+		dst = append(dst, `"id":`...)
+		dst = strconv.AppendUint(dst, uint64(id), 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"kind":"stream_message"`...)
+	if len(payload) > 0 {
+		dst = append(dst, `,"payload":`...)
+	}
+	mid := len(dst)
+	if seq != 0 {
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+	}
+	dst = append(dst, '}')
+	return splitParts(dst, start, mid, payload), dst, nil
 }
 
 // DecodeFrame is a single hand-written pass (jsonscan.go) that accepts and

@@ -144,7 +144,7 @@ func BenchmarkJSONDecodeFrame(b *testing.B) {
 			}
 			elems = append(elems, el)
 		}
-		frame := JSON().AppendFrame(nil, elems)
+		frame := AppendFrame(JSON(), nil, elems...)
 		for _, d := range []struct {
 			name   string
 			decode func([]byte) ([]*protowsv1.Envelope, error)

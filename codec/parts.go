@@ -3,9 +3,9 @@ package codec
 // Parts is one encoded envelope held in three pieces: its encoding is Head,
 // then Body, then Tail, any of which may be empty. A broadcast gives each
 // receiver its own Head and Tail (the call id and sequence number) around
-// one shared Body, the payload, so that the payload is copied once per
-// receiver, into the frame being written, and never into a per-receiver
-// envelope first.
+// one shared Body, the payload (AppendStreamMessage), so that the payload is
+// copied once per receiver, into the frame being written, and never into a
+// per-receiver envelope first. An envelope encoded whole is its Body alone.
 type Parts struct {
 	Head, Body, Tail []byte
 }

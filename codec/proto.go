@@ -18,7 +18,7 @@ func Proto() Codec {
 	return protoCodec{}
 }
 
-var _ Codec = protoCodec{}
+var _ StreamMessageCodec = protoCodec{}
 
 type protoCodec struct{}
 
@@ -49,16 +49,8 @@ func (protoCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 	return opts.MarshalAppend(dst, e)
 }
 
-func (protoCodec) AppendFrame(dst []byte, encoded [][]byte) []byte {
-	if len(encoded) == 0 {
-		panic("codec: AppendFrame with no envelope")
-	}
-	for _, b := range encoded {
-		dst = append(dst, b...)
-	}
-	return dst
-}
-
+// AppendFrameParts joins the elements: a Frame is its envelope fields, one
+// after the other.
 func (protoCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
 	if len(elems) == 0 {
 		panic("codec: AppendFrameParts with no envelope")
@@ -69,8 +61,52 @@ func (protoCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
 	return dst
 }
 
-// envelopesField is the number of Frame.envelopes.
-const envelopesField protowire.Number = 1
+// Field numbers of protows.v1.Frame and protows.v1.Envelope.
+const (
+	envelopesField  protowire.Number = 1 // Frame.envelopes
+	envIDField      protowire.Number = 1 // Envelope.id
+	envKindField    protowire.Number = 2 // Envelope.kind
+	envPayloadField protowire.Number = 5 // Envelope.payload
+	envSeqField     protowire.Number = 8 // Envelope.seq
+)
+
+// AppendStreamMessage writes what AppendEnvelope would, by hand: it is run
+// once per member of a room broadcast, where a proto.Marshal of an Envelope
+// each would cost an allocation and reflection.
+func (protoCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq uint64) (Parts, []byte, error) {
+	// Deterministic Protobuf writes fields in number order and omits zero
+	// values; so does this. Every tag takes one byte: the field numbers
+	// are below 16.
+	size := 1 + protowire.SizeVarint(uint64(protowsv1.Kind_KIND_STREAM_MESSAGE))
+	if id != 0 {
+		size += 1 + protowire.SizeVarint(uint64(id))
+	}
+	if len(payload) > 0 {
+		size += 1 + protowire.SizeBytes(len(payload))
+	}
+	if seq != 0 {
+		size += 1 + protowire.SizeVarint(seq)
+	}
+	start := len(dst)
+	dst = protowire.AppendTag(dst, envelopesField, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(size))
+	if id != 0 {
+		dst = protowire.AppendTag(dst, envIDField, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(id))
+	}
+	dst = protowire.AppendTag(dst, envKindField, protowire.VarintType)
+	dst = protowire.AppendVarint(dst, uint64(protowsv1.Kind_KIND_STREAM_MESSAGE))
+	if len(payload) > 0 {
+		dst = protowire.AppendTag(dst, envPayloadField, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(len(payload)))
+	}
+	mid := len(dst)
+	if seq != 0 {
+		dst = protowire.AppendTag(dst, envSeqField, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, seq)
+	}
+	return splitParts(dst, start, mid, payload), dst, nil
+}
 
 func (protoCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
 	// Walk the Frame by hand rather than proto.Unmarshal it, so that the

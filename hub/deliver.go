@@ -16,7 +16,7 @@ type payload[T proto.Message] struct {
 	msg    T
 	hasMsg bool
 	enc    map[string][]byte // by codec name
-	// arena holds the members' envelope heads and tails (streamMessage):
+	// arena holds the members' envelope heads and tails (codec.AppendStreamMessage):
 	// one allocation per broadcast, kept alive until the last member's
 	// connection wrote its envelope.
 	arena []byte
@@ -75,7 +75,7 @@ func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 		r.seq++
 	}
 	// Room for the envelope heads and tails of most members, short ids and
-	// sequence numbers; streamMessage grows it when that is not enough.
+	// sequence numbers; codec.AppendStreamMessage grows it when that is not enough.
 	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
 	for _, m := range r.members {
 		h.deliver(m, pl, r.seq)
@@ -143,7 +143,7 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		return
 	}
-	elem, arena, err := streamMessage(pl.arena, c, m.info.CallID, b, seq)
+	elem, arena, err := codec.AppendStreamMessage(c, pl.arena, m.info.CallID, b, seq)
 	if err != nil {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		return

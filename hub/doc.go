@@ -30,8 +30,9 @@
 // (Protobuf, JSON), not once per member: each member then gets a
 // STREAM_MESSAGE made of a few bytes of its own (call id, sequence number)
 // around the shared encoding, which its connection's writer copies straight
-// into the frame it writes (codec.Parts). A node that receives a broadcast from another node passes the
-// Protobuf bytes it got on to its Protobuf members without decoding them.
+// into the frame it writes (codec.AppendStreamMessage, codec.Parts). A node
+// that receives a broadcast from another node passes the Protobuf bytes it
+// got on to its Protobuf members without decoding them.
 //
 // # Sequence numbers and gaps
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/hub"
@@ -117,15 +118,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 
 // marshal encodes one frame without a testing.T, for writer goroutines.
 func marshal(cl *client, envs ...*protowsv1.Envelope) ([]byte, error) {
-	elems := make([][]byte, len(envs))
-	for i, e := range envs {
-		b, err := cl.c.AppendEnvelope(nil, e)
-		if err != nil {
-			return nil, err
-		}
-		elems[i] = b
-	}
-	return cl.c.AppendFrame(nil, elems), nil
+	return codec.MarshalFrame(cl.c, envs...)
 }
 
 const gateMethod = "/load.v1.Load/Gate"

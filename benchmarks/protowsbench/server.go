@@ -137,9 +137,19 @@ type countingCodec struct {
 	n *atomic.Int64
 }
 
+var _ codec.StreamMessageCodec = countingCodec{}
+
 func (c countingCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
 	if _, ok := m.(*benchv1.Sample); ok {
 		c.n.Add(1)
 	}
 	return c.Codec.AppendPayload(dst, m)
+}
+
+// AppendStreamMessage forwards the hub's fast path for broadcast elements,
+// which embedding the codec would hide: without it every member's envelope
+// would be encoded whole and the broadcasts measured would be slower than
+// the hub's.
+func (c countingCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq uint64) (codec.Parts, []byte, error) {
+	return codec.AppendStreamMessage(c.Codec, dst, id, payload, seq)
 }
