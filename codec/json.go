@@ -22,10 +22,10 @@ import (
 // case names; methods are spelled out. Unknown object keys are ignored, for
 // forward compatibility, as the Protobuf codec ignores unknown fields.
 func JSON() Codec {
-	return jsonCodec{}
+	return &jsonCodec{}
 }
 
-var _ StreamMessageCodec = jsonCodec{}
+var _ StreamMessageCodec = (*jsonCodec)(nil)
 
 type jsonCodec struct{}
 
@@ -36,11 +36,11 @@ var (
 	protojsonUnmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
 )
 
-func (jsonCodec) Name() string { return JSONName }
+func (*jsonCodec) Name() string { return JSONName }
 
-func (jsonCodec) Binary() bool { return false }
+func (*jsonCodec) Binary() bool { return false }
 
-func (jsonCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
+func (*jsonCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
 	b, err := protojsonMarshal.Marshal(m)
 	if err != nil {
 		return dst, err
@@ -51,7 +51,7 @@ func (jsonCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
 	return appendCompact(dst, b), nil
 }
 
-func (jsonCodec) UnmarshalPayload(src []byte, m proto.Message) error {
+func (*jsonCodec) UnmarshalPayload(src []byte, m proto.Message) error {
 	if len(src) == 0 {
 		proto.Reset(m)
 		return nil
@@ -79,7 +79,7 @@ type jsonError struct {
 	Message string       `json:"message,omitempty"`
 }
 
-func (jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error) {
+func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error) {
 	je := jsonEnvelope{
 		ID:       e.GetId(),
 		Method:   e.GetMethod(),
@@ -111,7 +111,7 @@ func (jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, erro
 }
 
 // AppendFrameParts writes one element as it is and several as a JSON array.
-func (jsonCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
+func (*jsonCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
 	switch len(elems) {
 	case 0:
 		panic("codec: AppendFrameParts with no envelope")
@@ -128,13 +128,12 @@ func (jsonCodec) AppendFrameParts(dst []byte, elems []Parts) []byte {
 	return append(dst, ']')
 }
 
-// AppendStreamMessage writes what AppendEnvelope would, by hand, with the
-// keys of jsonEnvelope in its order: it is run once per member of a room
-// broadcast, where encoding/json would cost allocations and reflection. The
-// payload, compact protojson from AppendPayload, is what AppendEnvelope
-// would inline.
-func (jsonCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq uint64) (Parts, []byte, error) {
-	start := len(dst)
+// AppendStreamMessage writes what AppendEnvelope would, but for the payload
+// bytes, by hand, with the keys of jsonEnvelope in its order: it runs once
+// per member of a room broadcast, where encoding/json would cost
+// allocations and reflection. The payload, compact protojson from
+// AppendPayload, is what AppendEnvelope would inline.
+func (*jsonCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq uint64) ([]byte, int, error) {
 	dst = append(dst, '{')
 	if id != 0 {
 		dst = append(dst, `"id":`...)
@@ -145,18 +144,17 @@ func (jsonCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq 
 	if len(payload) > 0 {
 		dst = append(dst, `,"payload":`...)
 	}
-	mid := len(dst)
+	at := len(dst)
 	if seq != 0 {
 		dst = append(dst, `,"seq":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
 	}
-	dst = append(dst, '}')
-	return splitParts(dst, start, mid, payload), dst, nil
+	return append(dst, '}'), at, nil
 }
 
 // DecodeFrame is a single hand-written pass (jsonscan.go) that accepts and
 // rejects exactly what encoding/json did.
-func (jsonCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
+func (*jsonCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
 	return decodeJSONFrame(src)
 }
 

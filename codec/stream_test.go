@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -14,15 +15,9 @@ import (
 // embeds a Codec does.
 type plainCodec struct{ codec.Codec }
 
-// forwardingCodec is a wrapper that keeps the fast path, as the
-// StreamMessageCodec documentation shows.
-type forwardingCodec struct{ codec.Codec }
-
-var _ codec.StreamMessageCodec = forwardingCodec{}
-
-func (f forwardingCodec) AppendStreamMessage(dst []byte, id uint32, payload []byte, seq uint64) (codec.Parts, []byte, error) {
-	return codec.AppendStreamMessage(f.Codec, dst, id, payload, seq)
-}
+// embeddingCodec is a wrapper that keeps the fast path, as the
+// StreamMessageCodec documentation says.
+type embeddingCodec struct{ codec.StreamMessageCodec }
 
 // TestAppendStreamMessage checks that the hand-written STREAM_MESSAGE
 // elements of the built-in codecs are byte for byte what their envelope
@@ -45,7 +40,7 @@ func TestAppendStreamMessage(t *testing.T) {
 			fast bool
 		}{
 			{"", base, true},
-			{"forwarding/", forwardingCodec{base}, true},
+			{"embedding/", embeddingCodec{base.(codec.StreamMessageCodec)}, true},
 			{"plain/", plainCodec{base}, false},
 		} {
 			for mi, msg := range msgs {
@@ -61,6 +56,41 @@ func TestAppendStreamMessage(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// badCodec is a StreamMessageCodec whose fast path fails or says the
+// payload goes outside the element.
+type badCodec struct {
+	codec.Codec
+	at  int
+	err error
+}
+
+var _ codec.StreamMessageCodec = badCodec{}
+
+func (b badCodec) AppendStreamMessage(dst []byte, _ uint32, _ []byte, _ uint64) ([]byte, int, error) {
+	return append(dst, "element"...), b.at, b.err
+}
+
+func TestAppendStreamMessageRejects(t *testing.T) {
+	for _, b := range []badCodec{
+		{at: 2, err: errors.New("cannot")},
+		{at: 1},  // before the element
+		{at: 13}, // after it
+	} {
+		b.Codec = codec.Proto()
+		arena := []byte("arena")
+		p, out, err := codec.AppendStreamMessage(b, arena, 1, []byte("payload"), 1)
+		if err == nil {
+			t.Errorf("payload at %d, error %v: no error, parts %q", b.at, b.err, p.AppendTo(nil))
+		}
+		if b.err != nil && !errors.Is(err, b.err) {
+			t.Errorf("error %v, want %v", err, b.err)
+		}
+		if string(out) != "arena" || p.Len() != 0 {
+			t.Errorf("payload at %d, error %v: buffer %q and parts %q, want the buffer as it was and no parts", b.at, b.err, out, p.AppendTo(nil))
 		}
 	}
 }
