@@ -1,4 +1,5 @@
 import { codeName, type CodeName } from "./code.js";
+import type { WireEnvelope } from "./codec.js";
 
 /**
  * ProtowsError is the error of a failed call: the error the server sent
@@ -20,4 +21,54 @@ export class ProtowsError extends Error {
     this.code = name;
     this.rawMessage = message;
   }
+}
+
+/**
+ * ConnectionLostError is the `cause` of the `unavailable` ProtowsError of a
+ * call that was in flight when its connection ended: the server may or may
+ * not have run it. It is what the Go client's `ErrConnectionLost` is there.
+ * The client retries idempotent calls and re-opens streams after this
+ * error, and after no other:
+ *
+ * ```ts
+ * if (err instanceof ProtowsError && err.cause instanceof ConnectionLostError) {
+ *   // The outcome is unknown: check before doing it again.
+ * }
+ * ```
+ */
+export class ConnectionLostError extends Error {
+  /** The close code of the connection (CloseCode.Abnormal, 1006, when it dropped). */
+  readonly closeCode: number;
+  /** The close reason, or the server's last connection-level error. */
+  readonly closeReason: string;
+
+  constructor(closeCode: number, closeReason: string) {
+    super(`connection lost (${closeCode}${closeReason === "" ? "" : ` ${closeReason}`})`);
+    this.name = "ConnectionLostError";
+    this.closeCode = closeCode;
+    this.closeReason = closeReason;
+  }
+}
+
+// connectionLost is the error of the calls in flight on a connection that
+// ended with code; detail is the close reason or the server's last
+// connection-level error.
+export function connectionLost(code: number, detail: string): ProtowsError {
+  return new ProtowsError("unavailable", `connection closed (${code}${detail === "" ? "" : ` ${detail}`})`, {
+    cause: new ConnectionLostError(code, detail),
+  });
+}
+
+// isConnectionLost reports whether err is the error of a call whose
+// connection ended while it was in flight: only such calls may be retried
+// (idempotent calls) or re-opened (streams).
+export function isConnectionLost(err: unknown): boolean {
+  return err instanceof ProtowsError && err.cause instanceof ConnectionLostError;
+}
+
+// wireError is the ProtowsError an ERROR or a STREAM_END with an error
+// carries (code 0, which a server must not send, reads as unknown).
+export function wireError(env: Pick<WireEnvelope, "error">): ProtowsError {
+  const code = env.error?.code ?? 0;
+  return new ProtowsError(code === 0 ? "unknown" : code, env.error?.message ?? "");
 }

@@ -1,31 +1,15 @@
 // @protows/client: the TypeScript runtime of protows. See README.md and
-// docs/PROTOCOL.md in the protows repository.
+// docs/CLIENTS.md in the protows repository. The package root is the API of
+// applications; @protows/client/protocol has the wire-level pieces (codecs,
+// backoff, method ids) for tools and tests.
 
 export { Client } from "./client.js";
-export type {
-  CallOptions,
-  ClientOptions,
-  ConnectionState,
-  HeartbeatOptions,
-  StateChange,
-  StreamMessageInfo,
-  StreamOptions,
-  WebSocketConstructor,
-  WebSocketLike,
-} from "./client.js";
-export { ProtowsError } from "./error.js";
-export { codeName, codeNumber, type CodeName } from "./code.js";
-export { methodId, methodName } from "./method.js";
-export { backoffDelay, closeAction, type BackoffOptions, type CloseAction } from "./backoff.js";
-export {
-  CodecError,
-  JSON_SUBPROTOCOL,
-  MAX_ENVELOPES_PER_FRAME,
-  PROTO_SUBPROTOCOL,
-  jsonCodec,
-  protoCodec,
-  type Codec,
-  type WireEnvelope,
-  type WireError,
-} from "./codec.js";
-export { Kind, Code, AuthService } from "./gen/protows/v1/protows_pb.js";
+export type { ClientOptions, ConnectionState, StateChange } from "./client.js";
+export type { CallOptions, StreamMessageInfo, StreamOptions } from "./call.js";
+export type { HeartbeatOptions, WebSocketConstructor, WebSocketLike } from "./conn.js";
+export type { TokenProvider } from "./auth.js";
+export type { BackoffOptions } from "./backoff.js";
+export { createClient, type ServiceClient } from "./service.js";
+export { ConnectionLostError, ProtowsError } from "./error.js";
+export type { CodeName } from "./code.js";
+export { CloseCode } from "./closecode.js";

@@ -7,13 +7,11 @@ import WebSocket from "ws";
 import {
   Client,
   ProtowsError,
-  methodId,
   type StateChange,
   type StreamMessageInfo,
   type WebSocketConstructor,
-  type WireEnvelope,
 } from "../src/index.js";
-import { Kind } from "../src/gen/protows/v1/protows_pb.js";
+import { Kind, methodId, type WireEnvelope } from "../src/protocol.js";
 import { TestService } from "../../../gen/ts/protows/test/v1/test_pb.js";
 import { startFake, type FakeServer } from "./fakeserver.js";
 import { waitFor } from "./util.js";

@@ -1,0 +1,463 @@
+// Calls and streams: a REQUEST and its REPLY or ERROR, a REQUEST and its
+// STREAM_MESSAGEs up to the STREAM_END, CANCEL on abort, timeout or break
+// (docs/PROTOCOL.md sections 3 and 4), and what happens to them when the
+// connection ends: idempotent calls are sent again, streams re-opened.
+
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescMethodServerStreaming,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { backoffDelay, type Backoff } from "./backoff.js";
+import type { Codec, WireEnvelope } from "./codec.js";
+import type { Conn } from "./conn.js";
+import { connectionLost, isConnectionLost, ProtowsError, wireError } from "./error.js";
+import { Kind } from "./gen/protows/v1/protows_pb.js";
+import { methodId, methodName } from "./method.js";
+
+/**
+ * Options of one call. The generated clients take this type for unary
+ * calls and streams alike; fields that concern only one of them say so.
+ */
+export interface CallOptions {
+  /**
+   * Aborting cancels the call: a CANCEL goes to the server and the call
+   * fails (the stream's iteration throws) with `canceled`.
+   */
+  signal?: AbortSignal;
+  /**
+   * Unary calls: the timeout in ms (default: the client's requestTimeoutMs),
+   * including the wait for a connection; the call then fails with
+   * `deadline_exceeded` and a CANCEL goes to the server.
+   */
+  timeoutMs?: number;
+  /**
+   * Unary calls: the call has no side effects that matter when repeated, so
+   * if the connection drops while it is in flight it is sent again after the
+   * reconnect (up to 3 times) instead of failing with `unavailable`.
+   * Generated clients and createClient set it for methods whose
+   * `idempotency_level` is `NO_SIDE_EFFECTS` or `IDEMPOTENT`; false here
+   * turns that off for one call.
+   */
+  idempotent?: boolean;
+  /**
+   * Streams: after the connection dropped, or after the server ended the
+   * stream with `unavailable` (it is draining or restarting) or with a
+   * `canceled` this client did not ask for (the server cancels its calls at
+   * shutdown), send the request again once connected and go on with the new
+   * stream's messages; the first of them has `gap: true` (see
+   * onMessageInfo). Default true; false ends the stream with the error
+   * instead (`unavailable` after a dropped connection).
+   */
+  resubscribe?: boolean;
+  /** Request metadata (string keys and values, keys in lower case). */
+  metadata?: Record<string, string>;
+  /**
+   * Streams: called with the room sequence number and the gap flag of each
+   * message (StreamMessageInfo), synchronously, just before the iteration
+   * yields that message, so the call always describes the message the loop
+   * body receives next. An exception it throws ends the stream (the
+   * iteration throws it, and a CANCEL goes to the server).
+   */
+  onMessageInfo?: (info: StreamMessageInfo) => void;
+  /**
+   * Unary calls: called with the REPLY's metadata (docs/PROTOCOL.md section
+   * 3.4; an empty object when the server set none) just before the call
+   * resolves with the response. With `idempotent`, only the reply that
+   * resolves the call is reported.
+   */
+  onReplyMetadata?: (metadata: Record<string, string>) => void;
+}
+
+/**
+ * What the client knows about one stream message besides its content: the
+ * same as Go's `ServerStream.Seq()` and `ServerStream.Gap()`.
+ */
+export interface StreamMessageInfo {
+  /**
+   * The room sequence number (docs/PROTOCOL.md section 3.5) of a message of
+   * a stream that is a subscription to a room; 0 when the message is not
+   * sequenced (ordinary stream messages, messages sent to one member).
+   * Numbers of different streams, and of one stream before and after a
+   * gap that reports a re-open, are not comparable.
+   */
+  readonly seq: number;
+  /**
+   * True when messages may be missing just before this one: the stream was
+   * re-opened (resubscribe) before it, or its seq does not follow the
+   * previous non-zero seq of the stream (it skips ahead, say 7 after 5,
+   * because the server could not deliver some room messages, or goes back
+   * because the numbering restarted). A seq of 0 neither starts nor hides
+   * a gap. On a gap, applications that must not miss messages resync: they
+   * reload the state or ask for what came after the last message they have.
+   */
+  readonly gap: boolean;
+}
+
+/** Options of a server stream: the CallOptions that apply to streams. */
+export type StreamOptions = Pick<CallOptions, "signal" | "resubscribe" | "metadata" | "onMessageInfo">;
+
+const maxIdempotentRetries = 3;
+
+// Calls makes the calls of one client: it waits for a ready connection
+// (which the client provides), sends, and sorts out what comes back.
+export class Calls {
+  readonly #codec: Codec;
+  readonly #backoff: Backoff;
+  readonly #requestTimeoutMs: number;
+  readonly #waitConnected: (signal: AbortSignal) => Promise<Conn>;
+
+  constructor(codec: Codec, backoff: Backoff, requestTimeoutMs: number, waitConnected: (signal: AbortSignal) => Promise<Conn>) {
+    this.#codec = codec;
+    this.#backoff = backoff;
+    this.#requestTimeoutMs = requestTimeoutMs;
+    this.#waitConnected = waitConnected;
+  }
+
+  // unary makes a unary call: on every connection it gets, until it has a
+  // reply, an error, or (not idempotent, or out of retries) loses its
+  // connection.
+  async unary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
+    request: MessageInitShape<I>,
+    options: CallOptions,
+  ): Promise<MessageShape<O>> {
+    const ctl = new CallControl(options.signal, options.timeoutMs ?? this.#requestTimeoutMs);
+    try {
+      const req = this.request(method, request, options.metadata);
+      for (let attempt = 0; ; attempt++) {
+        const conn = await this.#waitConnected(ctl.signal);
+        try {
+          const env = await exchangeUnary(conn, req, ctl.signal);
+          const res = this.#codec.decodePayload(method.output, env.payload) as MessageShape<O>;
+          options.onReplyMetadata?.({ ...env.metadata });
+          return res;
+        } catch (err) {
+          if (options.idempotent === true && attempt < maxIdempotentRetries && isConnectionLost(err)) {
+            continue;
+          }
+          throw err;
+        }
+      }
+    } finally {
+      ctl.dispose();
+    }
+  }
+
+  // exchange sends a unary REQUEST on conn, ready or not (the handshake's
+  // Authenticate goes before it is), and decodes the REPLY, within
+  // timeoutMs.
+  async exchange<I extends DescMessage, O extends DescMessage>(
+    conn: Conn,
+    method: DescMethodUnary<I, O>,
+    request: MessageInitShape<I>,
+    timeoutMs: number,
+  ): Promise<MessageShape<O>> {
+    const req = this.request(method, request, undefined);
+    const ctl = new CallControl(undefined, timeoutMs);
+    try {
+      const env = await exchangeUnary(conn, req, ctl.signal);
+      return this.#codec.decodePayload(method.output, env.payload) as MessageShape<O>;
+    } finally {
+      ctl.dispose();
+    }
+  }
+
+  // stream makes a server-streaming call and re-opens it when its
+  // connection ends or the server goes away (options.resubscribe).
+  async *stream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodServerStreaming<I, O>,
+    request: MessageInitShape<I>,
+    options: StreamOptions,
+  ): AsyncGenerator<MessageShape<O>> {
+    const resubscribe = options.resubscribe ?? true;
+    const ctl = new CallControl(options.signal, 0);
+    try {
+      const req = this.request(method, request, options.metadata);
+      let unavailableAttempt = 0;
+      // The gap state, as in the Go client's streamCore: gapPending after a
+      // re-open, lastSeq the last non-zero seq since the stream was opened.
+      let gapPending = false;
+      let lastSeq = 0;
+      for (;;) {
+        const conn = await this.#waitConnected(ctl.signal);
+        if (conn.ended) continue; // ended between the wait and now: wait for the next
+        const sub = new Subscription(conn, conn.allocId(), ctl.signal);
+        try {
+          conn.send([{ ...req, id: sub.id }]);
+        } catch (err) {
+          sub.dispose();
+          throw new ProtowsError("unavailable", "send failed", { cause: err });
+        }
+        try {
+          let resend = false;
+          while (!resend) {
+            const item = await sub.next();
+            switch (item.kind) {
+              case "message": {
+                unavailableAttempt = 0;
+                const msg = this.#codec.decodePayload(method.output, item.payload) as MessageShape<O>;
+                const seq = item.seq;
+                const gap = gapPending || seqSkips(lastSeq, seq);
+                gapPending = false;
+                if (seq !== 0) lastSeq = seq;
+                options.onMessageInfo?.({ seq, gap });
+                yield msg;
+                break;
+              }
+              case "end":
+                if (item.error === undefined) {
+                  return;
+                }
+                if (resubscribe && serverWentAway(item.error)) {
+                  // The server is draining or restarting: try again, with
+                  // backoff, on this connection or the next. The numbers
+                  // of the new stream are not comparable with these.
+                  gapPending = true;
+                  lastSeq = 0;
+                  await sleep(backoffDelay(this.#backoff, unavailableAttempt++), ctl.signal);
+                  resend = true;
+                  break;
+                }
+                throw item.error;
+              case "lost":
+                if (!resubscribe) {
+                  throw item.error;
+                }
+                gapPending = true;
+                lastSeq = 0;
+                resend = true;
+                break;
+            }
+          }
+        } finally {
+          sub.dispose();
+        }
+      }
+    } finally {
+      ctl.dispose();
+    }
+  }
+
+  // request makes the REQUEST envelope of a call, without its id; the
+  // codec says whether the method goes by id or by name.
+  request(method: DescMethod, init: unknown, metadata: Record<string, string> | undefined): WireEnvelope {
+    const msg = create(method.input, init as MessageInitShape<DescMessage>);
+    const name = methodName(method);
+    const env: WireEnvelope = { id: 0, kind: Kind.REQUEST, payload: this.#codec.encodePayload(method.input, msg) };
+    if (this.#codec.sendsMethodId) {
+      env.methodId = methodId(name);
+    } else {
+      env.method = name;
+    }
+    if (metadata !== undefined && Object.keys(metadata).length > 0) {
+      env.metadata = metadata;
+    }
+    return env;
+  }
+}
+
+// exchangeUnary sends a REQUEST on conn and resolves with its REPLY.
+function exchangeUnary(conn: Conn, req: WireEnvelope, signal: AbortSignal): Promise<WireEnvelope> {
+  return new Promise<WireEnvelope>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    if (conn.ended) {
+      // The connection ended between the wait for it and now.
+      reject(connectionLost(conn.closeCode, conn.closeReason));
+      return;
+    }
+    const id = conn.allocId();
+    const onAbort = (): void => {
+      if (conn.calls.delete(id)) {
+        conn.sendCancel(id);
+      }
+      reject(signal.reason);
+    };
+    const finish = (): void => {
+      conn.calls.delete(id);
+      signal.removeEventListener("abort", onAbort);
+    };
+    conn.calls.set(id, {
+      onEnvelope: (env) => {
+        finish();
+        if (env.kind === Kind.REPLY) {
+          resolve(env);
+        } else if (env.kind === Kind.ERROR) {
+          reject(wireError(env));
+        } else {
+          reject(new ProtowsError("internal", `unexpected ${Kind[env.kind]} for a unary call`));
+        }
+      },
+      onLost: (err) => {
+        finish();
+        reject(err);
+      },
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      conn.send([{ ...req, id }]);
+    } catch (err) {
+      finish();
+      reject(new ProtowsError("unavailable", "send failed", { cause: err }));
+    }
+  });
+}
+
+// seqSkips reports whether the room sequence number seq does not follow
+// last, the previous non-zero seq of the same stream (docs/PROTOCOL.md
+// section 3.5): it skips ahead or goes back. 0 on either side says nothing;
+// an equal number is no gap (numbers stay at their maximum once reached).
+function seqSkips(last: number, seq: number): boolean {
+  return last !== 0 && seq !== 0 && seq !== last && seq !== last + 1;
+}
+
+// serverWentAway reports whether a stream's end means that the server, not
+// the application, stopped it: `unavailable` (draining, restarting) or
+// `canceled`. This client's own cancellations never get here (the stream's
+// id is forgotten first, so the late STREAM_END is dropped), so `canceled`
+// is the server cancelling its calls at shutdown (docs/PROTOCOL.md section 8).
+function serverWentAway(err: ProtowsError): boolean {
+  return err.code === "unavailable" || err.code === "canceled";
+}
+
+// CallControl merges a caller's signal and a timeout into one signal whose
+// reason is the ProtowsError the call fails with.
+export class CallControl {
+  readonly #ac = new AbortController();
+  readonly #user: AbortSignal | undefined;
+  readonly #onUserAbort: () => void;
+  readonly #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(user: AbortSignal | undefined, timeoutMs: number) {
+    this.#user = user;
+    this.#onUserAbort = () =>
+      this.#ac.abort(new ProtowsError("canceled", "call canceled", { cause: user?.reason }));
+    if (user?.aborted === true) {
+      this.#onUserAbort();
+    } else {
+      user?.addEventListener("abort", this.#onUserAbort, { once: true });
+    }
+    if (timeoutMs > 0) {
+      this.#timer = setTimeout(
+        () => this.#ac.abort(new ProtowsError("deadline_exceeded", `no reply within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.#ac.signal;
+  }
+
+  dispose(): void {
+    clearTimeout(this.#timer);
+    this.#user?.removeEventListener("abort", this.#onUserAbort);
+  }
+}
+
+type StreamItem =
+  | { kind: "message"; payload: unknown; seq: number }
+  | { kind: "end"; error?: ProtowsError }
+  | { kind: "lost"; error: ProtowsError };
+
+// Subscription is one stream's REQUEST on one connection: a queue of what
+// arrived for its id.
+class Subscription {
+  readonly id: number;
+  readonly #conn: Conn;
+  readonly #signal: AbortSignal;
+  readonly #queue: StreamItem[] = [];
+  #wake: (() => void) | undefined;
+  #done = false;
+
+  constructor(conn: Conn, id: number, signal: AbortSignal) {
+    this.#conn = conn;
+    this.id = id;
+    this.#signal = signal;
+    conn.calls.set(id, {
+      onEnvelope: (env) => {
+        switch (env.kind) {
+          case Kind.STREAM_MESSAGE:
+            this.#push({ kind: "message", payload: env.payload, seq: env.seq ?? 0 });
+            return;
+          case Kind.STREAM_END:
+            this.#finish({ kind: "end", error: env.error === undefined ? undefined : wireError(env) });
+            return;
+          case Kind.ERROR:
+            this.#finish({ kind: "end", error: wireError(env) });
+            return;
+          default:
+            this.#finish({ kind: "end", error: new ProtowsError("internal", `unexpected ${Kind[env.kind]} for a stream`) });
+        }
+      },
+      onLost: (err) => this.#finish({ kind: "lost", error: err }),
+    });
+  }
+
+  #push(item: StreamItem): void {
+    this.#queue.push(item);
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #finish(item: StreamItem): void {
+    this.#done = true;
+    this.#conn.calls.delete(this.id);
+    this.#push(item);
+  }
+
+  async next(): Promise<StreamItem> {
+    for (;;) {
+      const item = this.#queue.shift();
+      if (item !== undefined) {
+        return item;
+      }
+      if (this.#signal.aborted) {
+        throw this.#signal.reason;
+      }
+      await new Promise<void>((resolve) => {
+        const onAbort = (): void => resolve();
+        this.#signal.addEventListener("abort", onAbort, { once: true });
+        this.#wake = () => {
+          this.#signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+      });
+    }
+  }
+
+  // Sends CANCEL when the stream is still open on the server.
+  dispose(): void {
+    if (!this.#done) {
+      this.#done = true;
+      this.#conn.calls.delete(this.id);
+      this.#conn.sendCancel(this.id);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
