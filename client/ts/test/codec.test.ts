@@ -9,7 +9,6 @@ import { CodecError, jsonCodec, protoCodec } from "../src/codec.js";
 import { codeName, codeNumber } from "../src/code.js";
 import { methodId, methodName } from "../src/method.js";
 import { backoffDelay } from "../src/backoff.js";
-import { closeAction, stopCode } from "../src/closecode.js";
 import { ProtowsError } from "../src/error.js";
 import { AuthService } from "../src/gen/protows/v1/protows_pb.js";
 import { repoRoot, pkgDir } from "./repo.js";
@@ -72,22 +71,6 @@ test("Protobuf reader refuses bad frames", () => {
   for (let i = 0; i < 1025; i++) many[i * 2] = 0x0a; // 1025 empty envelopes
   assert.throws(() => c.decodeFrame(many), CodecError);
   assert.equal(c.decodeFrame(many.subarray(0, 2048)).length, 1024);
-});
-
-test("close codes follow PROTOCOL.md section 9", () => {
-  const table: Record<number, string> = {
-    1000: "stop", 1001: "now", 1002: "stop", 1003: "stop", 1006: "backoff", 1007: "stop", 1009: "stop",
-    1011: "backoff", 1013: "throttled", 4002: "backoff", 4008: "backoff", 4009: "refresh", 4029: "throttled",
-    4501: "token", 4503: "stop", 4505: "stop", 4100: "backoff", 4600: "stop", 3000: "backoff",
-  };
-  for (const [code, action] of Object.entries(table)) {
-    assert.equal(closeAction(Number(code)), action, `close ${code}`);
-  }
-  const stops: Record<number, string> = { 1000: "unavailable", 1002: "internal", 1003: "internal", 1007: "internal", 1009: "internal",
-    4501: "unauthenticated", 4503: "permission_denied", 4505: "failed_precondition", 4600: "unavailable" };
-  for (const [code, name] of Object.entries(stops)) {
-    assert.equal(stopCode(Number(code)), name, `stop after ${code}`);
-  }
 });
 
 test("backoff is exponential with full jitter", () => {
