@@ -9,6 +9,7 @@ import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import WebSocket from "ws";
 import {
   Client,
+  ConnectionLostError,
   ProtowsError,
   type ClientOptions,
   type StateChange,
@@ -80,6 +81,12 @@ for (const codec of ["proto", "json"] as const) {
           return true;
         });
         await assert.rejects(client.unary(TestService.method.fail, { code: 42, message: "odd" }), isCode("code_42"));
+        // The server's unavailable is not a lost connection: it has no cause.
+        await assert.rejects(client.unary(TestService.method.fail, { code: 14, message: "busy" }, { idempotent: true }), (err) => {
+          isCode("unavailable")(err);
+          assert.equal((err as ProtowsError).cause, undefined);
+          return true;
+        });
         await assert.rejects(client.unary(TestService.method.fail, { panic: true, message: "boom" }), isCode("internal"));
         const unknown = { ...TestService.method.echo, name: "NoSuchMethod" } as typeof TestService.method.echo;
         await assert.rejects(client.unary(unknown, {}), isCode("unimplemented"));
@@ -211,7 +218,12 @@ for (const codec of ["proto", "json"] as const) {
           infos.map((i, k) => (i.gap ? k : -1)).filter((k) => k >= 0),
           [reset],
         );
-        isCode("unavailable")(await inFlight!);
+        const lost = await inFlight!;
+        isCode("unavailable")(lost);
+        // The cause says the outcome is unknown: the connection was lost.
+        const cause = (lost as ProtowsError).cause;
+        assert.ok(cause instanceof ConnectionLostError, `cause: ${String(cause)}`);
+        assert.equal(cause.closeCode, 1006);
         const retried = await idempotent!;
         assert.ok(!(retried instanceof Error), `the idempotent call was retried: ${String(retried)}`);
         const r = states.find((s) => s.state === "reconnecting");

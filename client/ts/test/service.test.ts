@@ -1,0 +1,169 @@
+// createClient: a typed client from protoc-gen-es's service descriptor,
+// without protoc-gen-protows-es. Against the real Go server in both codecs
+// (unary calls, errors, a server stream, and an idempotent method retried
+// after its connection was lost while a non-idempotent one fails), and
+// against descriptors built at run time for what the test service lacks
+// (method names that need care, idempotency levels, streaming kinds
+// protows refuses).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import WebSocket from "ws";
+import {
+  Client,
+  ConnectionLostError,
+  ProtowsError,
+  createClient,
+  type CallOptions,
+  type ServiceClient,
+  type StreamOptions,
+  type WebSocketConstructor,
+} from "../src/index.js";
+import { TestService, type CountResponse, type EchoResponse } from "../../../gen/ts/protows/test/v1/test_pb.js";
+import { GoServer } from "./goserver.js";
+import { BlackholeProxy } from "./proxy.js";
+
+const WS = WebSocket as unknown as WebSocketConstructor;
+
+// A service descriptor made from a FileDescriptorProto, as protoc-gen-es's
+// file descriptors are: methods named Then, Constructor and ToString, the
+// three idempotency levels, and (when withStreams) the two streaming kinds
+// protows does not have.
+function service(withStreams: boolean): DescService {
+  const m = (name: string, level = MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN, kind: "" | "client" | "bidi" = "") => ({
+    name,
+    inputType: ".x.v1.M",
+    outputType: ".x.v1.M",
+    clientStreaming: kind !== "",
+    serverStreaming: kind === "bidi",
+    options: { idempotencyLevel: level },
+  });
+  const methods = [
+    m("Then"),
+    m("Constructor", MethodOptions_IdempotencyLevel.IDEMPOTENT),
+    m("ToString", MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS),
+    { ...m("Watch"), serverStreaming: true },
+  ];
+  if (withStreams) methods.push(m("Upload", undefined, "client"), m("Chat", undefined, "bidi"));
+  const file = create(FileDescriptorProtoSchema, {
+    name: "x/v1/x.proto",
+    package: "x.v1",
+    syntax: "proto3",
+    messageType: [{ name: "M", field: [{ name: "text", number: 1, type: 9, label: 1, jsonName: "text" }] }],
+    service: [{ name: "S", method: methods }],
+  });
+  const s = createFileRegistry(file, () => undefined).getService("x.v1.S");
+  assert.ok(s !== undefined);
+  return s;
+}
+
+// A stand-in for Client that records what createClient's methods pass it.
+function recorder(): { client: Client; calls: { kind: string; method: string; request: unknown; options: unknown }[] } {
+  const calls: { kind: string; method: string; request: unknown; options: unknown }[] = [];
+  const client = {
+    unary: (method: { name: string }, request: unknown, options?: CallOptions) => {
+      calls.push({ kind: "unary", method: method.name, request, options });
+      return Promise.resolve({});
+    },
+    serverStream: (method: { name: string }, request: unknown, options?: StreamOptions) => {
+      calls.push({ kind: "stream", method: method.name, request, options });
+      return (async function* () {})();
+    },
+  } as unknown as Client;
+  return { client, calls };
+}
+
+test("createClient names methods as the generated classes do and takes idempotency from the method options", async () => {
+  const { client, calls } = recorder();
+  const svc = createClient(service(false), client) as unknown as Record<string, (req: unknown, opts?: CallOptions) => unknown>;
+  assert.deepEqual(Object.keys(svc).sort(), ["constructor$", "then$", "toString$", "watch"]);
+  // Not a thenable: awaiting the client gives the client.
+  assert.equal(await (svc as unknown), svc);
+  const signal = new AbortController().signal;
+  await svc.then$!({ text: "a" }, { signal });
+  await svc.constructor$!({ text: "b" });
+  await svc.toString$!({ text: "c" }, { timeoutMs: 5 });
+  await svc.constructor$!({ text: "d" }, { idempotent: false });
+  for await (const _ of svc.watch!({ text: "e" }, { resubscribe: false }) as AsyncIterable<unknown>) {
+    assert.fail("the recorder's stream is empty");
+  }
+  assert.deepEqual(calls, [
+    { kind: "unary", method: "Then", request: { text: "a" }, options: { signal } }, // IDEMPOTENCY_UNKNOWN
+    { kind: "unary", method: "Constructor", request: { text: "b" }, options: { idempotent: true } }, // IDEMPOTENT
+    { kind: "unary", method: "ToString", request: { text: "c" }, options: { idempotent: true, timeoutMs: 5 } }, // NO_SIDE_EFFECTS
+    { kind: "unary", method: "Constructor", request: { text: "d" }, options: { idempotent: false } }, // the call's own word wins
+    { kind: "stream", method: "Watch", request: { text: "e" }, options: { resubscribe: false } },
+  ]);
+});
+
+test("createClient refuses client and bidirectional streams", () => {
+  const { client } = recorder();
+  assert.throws(() => createClient(service(true), client), {
+    name: "TypeError",
+    message: "protows: x.v1.S.Upload is client streaming; protows supports unary and server-streaming methods only",
+  });
+});
+
+for (const codec of ["proto", "json"] as const) {
+  describe(`createClient on the Go server, ${codec}`, () => {
+    let server: GoServer;
+    before(async () => {
+      server = await GoServer.start();
+    });
+    after(() => server.stop());
+
+    test("unary calls, errors and a server stream through the descriptor", async () => {
+      const client = new Client({ url: server.url, codec, WebSocket: WS });
+      try {
+        const svc: ServiceClient<typeof TestService> = createClient(TestService, client);
+        const res: EchoResponse = await svc.echo({ text: "by descriptor «ü»" }, { timeoutMs: 5000 });
+        assert.equal(res.text, "by descriptor «ü»");
+        assert.equal((await svc.whoami({})).subprotocol, client.subprotocol);
+        await assert.rejects(svc.fail({ code: 5, message: "nope" }), (err) => {
+          assert.ok(err instanceof ProtowsError);
+          assert.equal(err.code, "not_found");
+          assert.equal(err.rawMessage, "nope");
+          return true;
+        });
+        const got: CountResponse[] = [];
+        for await (const m of svc.count({ count: 3 })) got.push(m);
+        assert.deepEqual(got.map((m) => m.n), [1, 2, 3]);
+      } finally {
+        client.close();
+      }
+    });
+
+    test("an idempotent method is retried after the connection is lost; another fails with ConnectionLostError", async () => {
+      // The proxy swallows the traffic of the first connection: the two
+      // calls go out and no reply comes back, until the heartbeat gives up
+      // on the link (4002) and the client connects again.
+      const proxy = await BlackholeProxy.start(server.addr);
+      const client = new Client({
+        url: `ws://${proxy.addr}/ws`,
+        codec,
+        WebSocket: WS,
+        backoff: { initialMs: 50, maxMs: 500 },
+        heartbeat: { idleMs: 150, timeoutMs: 250 },
+      });
+      try {
+        const svc = createClient(TestService, client);
+        const first = await svc.whoami({});
+        proxy.freezeExisting();
+        const echo = svc.echo({ text: "again" }, { timeoutMs: 5000 }); // NO_SIDE_EFFECTS
+        const whoami = svc.whoami({}, { timeoutMs: 5000 }).catch((e: unknown) => e); // no idempotency level
+        assert.equal((await echo).text, "again");
+        const err = await whoami;
+        assert.ok(err instanceof ProtowsError, `whoami failed: ${String(err)}`);
+        assert.equal(err.code, "unavailable");
+        assert.ok(err.cause instanceof ConnectionLostError, `cause: ${String(err.cause)}`);
+        assert.equal(err.cause.closeCode, 4002);
+        // The retry went over a new connection.
+        assert.notEqual((await svc.whoami({})).connectionId, first.connectionId);
+      } finally {
+        client.close();
+        await proxy.stop();
+      }
+    });
+  });
+}
