@@ -1,13 +1,16 @@
-// Packaging: `npm pack` of @protows/client installs into a fresh scratch
-// project (with generated code, as a user has it) that type-checks under
-// strict TypeScript and calls the Go server from Node.
+// Packaging: `npm pack` of @protows/client holds the build, the sources and
+// the README and nothing else, and installs into a fresh scratch project
+// (with generated code, as a user has it) that imports the package root and
+// the ./protocol subpath, type-checks under strict TypeScript (NodeNext and
+// bundler resolution), and calls the Go server from Node.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { GoServer } from "./goserver.js";
+import { methodId } from "../src/protocol.js";
 import { pkgDir, repoRoot } from "./repo.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "protows-pack-"));
@@ -27,10 +30,42 @@ test("npm pack installs, type-checks and calls the server", async () => {
     { filename: string; files: { path: string }[] },
   ];
   const files = packed[0].files.map((f) => f.path);
-  for (const want of ["package.json", "dist/index.js", "dist/index.d.ts", "dist/gen/protows/v1/protows_pb.js", "src/client.ts"]) {
+  for (const want of [
+    "package.json",
+    "README.md",
+    "dist/index.js",
+    "dist/index.d.ts",
+    "dist/protocol.js",
+    "dist/protocol.d.ts",
+    "dist/gen/protows/v1/protows_pb.js",
+    "src/client.ts",
+    "src/protocol.ts",
+  ]) {
     assert.ok(files.includes(want), `${want} is in the package: ${files.join(", ")}`);
   }
-  assert.ok(!files.some((f) => f.startsWith("test/") || f.startsWith("build-test/")), "no tests in the package");
+  assert.ok(!files.some((f) => f.startsWith("test/") || f.startsWith("build-test/") || f.startsWith("scripts/")), "no tests in the package");
+  // Only the sources, their build, and the package's own files: a build
+  // leftover of a deleted module or a tsconfig would show here.
+  const sources = new Set(files.filter((f) => f.startsWith("src/") && f.endsWith(".ts")).map((f) => f.slice("src/".length, -".ts".length)));
+  for (const f of files) {
+    const built = /^dist\/(.+)\.(js|d\.ts|js\.map)$/.exec(f);
+    if (built !== null) {
+      assert.ok(sources.has(built[1]!), `${f} is the build of a source file`);
+    } else {
+      assert.ok(f.startsWith("src/") || ["package.json", "README.md"].includes(f), `unexpected file in the package: ${f}`);
+    }
+  }
+  const manifest = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8")) as {
+    license?: string;
+    exports?: Record<string, { types?: string; default?: string }>;
+  };
+  assert.equal(manifest.license, "Apache-2.0");
+  for (const [entry, want] of [
+    [".", "index"],
+    ["./protocol", "protocol"],
+  ] as const) {
+    assert.deepEqual(manifest.exports?.[entry], { types: `./dist/${want}.d.ts`, default: `./dist/${want}.js` }, `exports["${entry}"]`);
+  }
 
   const app = join(scratch, "app");
   mkdirSync(join(app, "gen"), { recursive: true });
@@ -44,7 +79,9 @@ test("npm pack installs, type-checks and calls the server", async () => {
   server = await GoServer.start();
   writeFileSync(
     join(app, "main.ts"),
-    `import { Client, ProtowsError } from "@protows/client";
+    `import { Client, CloseCode, ProtowsError, createClient } from "@protows/client";
+import { Kind, closeAction, methodId, protoCodec, type WireEnvelope } from "@protows/client/protocol";
+import { TestService } from "./gen/test_pb.js";
 import { TestServiceClient } from "./gen/test_protows.js";
 
 const client = new Client({ url: "${server.url}", codec: "json" });
@@ -59,21 +96,34 @@ try {
 }
 const ns: number[] = [];
 for await (const m of svc.count({ count: 2 })) ns.push(m.n);
-console.log(res.text, who.subprotocol, code, ns.join(","));
+// Without the generated class: the service descriptor.
+const direct = createClient(TestService, client);
+const again = await direct.echo({ text: "direct" });
 client.close();
+// The protocol subpath.
+const env: WireEnvelope = { id: 1, kind: Kind.REQUEST, methodId: methodId("/protows.test.v1.TestService/Echo") };
+const frame = protoCodec().encodeFrame([env]);
+console.log(res.text, who.subprotocol, code, ns.join(","), again.text);
+console.log(env.methodId!.toString(16), frame instanceof Uint8Array, closeAction(CloseCode.TokenExpired));
 `,
   );
+  const compilerOptions = { target: "ES2022", strict: true, lib: ["ES2022", "DOM"], types: [] };
   writeFileSync(
     join(app, "tsconfig.json"),
-    JSON.stringify({
-      compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, lib: ["ES2022", "DOM"], types: [], outDir: "out" },
-      include: ["main.ts", "gen"],
-    }),
+    JSON.stringify({ compilerOptions: { ...compilerOptions, module: "NodeNext", moduleResolution: "NodeNext", outDir: "out" }, include: ["main.ts", "gen"] }),
   );
-  run(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", "."], app);
+  // Bundlers resolve the exports with other conditions: the types must be found there too.
+  writeFileSync(
+    join(app, "tsconfig.bundler.json"),
+    JSON.stringify({ compilerOptions: { ...compilerOptions, module: "ESNext", moduleResolution: "Bundler", noEmit: true }, include: ["main.ts", "gen"] }),
+  );
+  const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
+  run(process.execPath, [tsc, "-p", "tsconfig.bundler.json"], app);
+  run(process.execPath, [tsc, "-p", "."], app);
 
   // Node 20 has WebSocket behind a flag (Node 22: always): the scratch app
   // uses the global one, as a browser app would.
   const out = run(process.execPath, ["--experimental-websocket", "--no-warnings", "out/main.js"], app);
-  assert.equal(out.trim(), "packed protows.v1.json not_found 1,2");
+  const echoId = methodId("/protows.test.v1.TestService/Echo").toString(16);
+  assert.equal(out.trim(), `packed protows.v1.json not_found 1,2 direct\n${echoId} true refresh`);
 });
