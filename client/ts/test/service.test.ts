@@ -117,6 +117,11 @@ for (const codec of ["proto", "json"] as const) {
       const client = new Client({ url: server.url, codec, WebSocket: WS });
       try {
         const svc: ServiceClient<typeof TestService> = createClient(TestService, client);
+        // The types come from the descriptor: these do not compile.
+        // @ts-expect-error: EchoRequest has no field "nope"
+        void (() => svc.echo({ nope: 1 }));
+        // @ts-expect-error: a server stream is an AsyncIterable, not a promise
+        void (() => svc.count({}).then);
         const res: EchoResponse = await svc.echo({ text: "by descriptor «ü»" }, { timeoutMs: 5000 });
         assert.equal(res.text, "by descriptor «ü»");
         assert.equal((await svc.whoami({})).subprotocol, client.subprotocol);
