@@ -1,8 +1,9 @@
 // The close codes of the TypeScript runtime against the close-code table of
 // docs/CLIENTS.md, which client/closecode_test.go renders from the Go
-// client's code: the named codes are the table's, and closeAction and
-// stopCode do what its rows say for every code from 0 to 5000. So the Go
-// definitions, the docs and this runtime cannot drift apart.
+// definitions: the named codes are the table's (and have the names of Go's
+// protows.CloseCode constants), and closeAction and stopCode do what its
+// rows say for every code from 0 to 5000. So the Go definitions, the docs
+// and this runtime cannot drift apart.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -74,6 +75,14 @@ test("CloseCode names exactly the codes of the table in docs/CLIENTS.md", () => 
   // The names the runtime relies on mean what they say.
   assert.equal(CloseCode.Abnormal, 1006);
   assert.equal(CloseCode.HeartbeatTimeout, 4002);
+});
+
+test("CloseCode has the names of Go's protows.CloseCode constants (closecode.go)", () => {
+  // CloseNormal CloseCode = 1000 in Go is CloseCode.Normal here.
+  const goSource = readFileSync(join(repoRoot, "closecode.go"), "utf8");
+  const goCodes = Object.fromEntries([...goSource.matchAll(/^\s*Close(\w+)\s+CloseCode\s*=\s*(\d+)\s*$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  assert.ok(Object.keys(goCodes).length >= 16, `constants found in closecode.go: ${JSON.stringify(goCodes)}`);
+  assert.deepEqual({ ...CloseCode }, goCodes);
 });
 
 test("closeAction and stopCode follow every row of the table, for every code from 0 to 5000", () => {

@@ -23,7 +23,10 @@ export async function build(outdir) {
     target: "es2022",
     // The runtime's sources rather than its dist/, so that the page
     // builds without building the package first.
-    alias: { "@protows/client": resolve(here, "../../../client/ts/src/index.ts") },
+    alias: {
+      "@protows/client": resolve(here, "../../../client/ts/src/index.ts"),
+      "@protows/client/protocol": resolve(here, "../../../client/ts/src/protocol.ts"),
+    },
     logLevel: "warning",
   });
   for (const f of ["index.html", "favicon.svg"]) copyFileSync(join(here, "src", f), join(outdir, f));

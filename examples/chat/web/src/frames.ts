@@ -12,6 +12,7 @@
 // server would: a Protobuf REQUEST names its method by id, a JSON one by
 // name (docs/PROTOCOL.md section 3.2).
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { WebSocketConstructor, WebSocketLike } from "@protows/client";
 import {
   AuthService,
   Kind,
@@ -20,10 +21,8 @@ import {
   methodName,
   protoCodec,
   type Codec,
-  type WebSocketConstructor,
-  type WebSocketLike,
   type WireEnvelope,
-} from "@protows/client";
+} from "@protows/client/protocol";
 
 /** The page's two codecs, by the name ClientOptions.codec takes. */
 export type CodecName = "proto" | "json";
