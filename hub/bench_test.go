@@ -13,16 +13,16 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// discardConn is an endpoint that counts and forgets.
-type discardConn struct {
-	id    string
+// discardCall is a stream call that counts and forgets.
+type discardCall struct {
 	codec codec.Codec
 	n     atomic.Int64
 }
 
-func (d *discardConn) ID() string                     { return d.id }
-func (d *discardConn) Codec() codec.Codec             { return d.codec }
-func (d *discardConn) EnqueueParts(codec.Parts) error { d.n.Add(1); return nil }
+func (d *discardCall) ID() uint32                     { return 1 }
+func (d *discardCall) Codec() codec.Codec             { return d.codec }
+func (d *discardCall) EnqueueParts(codec.Parts) error { d.n.Add(1); return nil }
+func (d *discardCall) Send(*msg) error                { d.n.Add(1); return nil }
 
 // BenchmarkBroadcast measures one broadcast to a room of 1000 members, half
 // on each codec: two payload encodings, then 1000 envelope elements.
@@ -42,8 +42,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				if i%2 == 1 {
 					c = codec.JSON()
 				}
-				m := &member[*msg]{ctx: ctx, ep: &discardConn{id: fmt.Sprint(i), codec: c}, done: make(chan struct{}),
-					info: Member{Node: h.node, ConnID: fmt.Sprint(i), CallID: 1, Room: "r", JoinedAt: time.Now()}}
+				m := fakeMember(b, ctx, h, "r", &discardCall{codec: c}, fmt.Sprint(i))
 				go func() { _ = h.join(ctx, m); done <- struct{}{} }()
 			}
 			for len(h.Members("r")) < members {
@@ -108,8 +107,7 @@ func BenchmarkReceive(b *testing.B) {
 			defer cancel()
 			done := make(chan struct{}, members)
 			for i := range members {
-				m := &member[*msg]{ctx: ctx, ep: &discardConn{id: fmt.Sprint(i), codec: codec.Proto()}, done: make(chan struct{}),
-					info: Member{Node: h.node, ConnID: fmt.Sprint(i), CallID: 1, Room: "r", JoinedAt: time.Now()}}
+				m := fakeMember(b, ctx, h, "r", &discardCall{codec: codec.Proto()}, fmt.Sprint(i))
 				go func() { _ = h.join(ctx, m); done <- struct{}{} }()
 			}
 			for len(h.Members("r")) < members {

@@ -37,8 +37,13 @@ func TestChaos(t *testing.T) {
 						f.codec = codec.JSON()
 					}
 					f.limit = 1 + rng.IntN(20)
-					m := &member[*msg]{ctx: ctx, ep: f, done: make(chan struct{}),
-						info: Member{Node: h.node, ConnID: f.id, CallID: 1, Room: room, JoinedAt: time.Now()}}
+					m, err := h.newMember(ctx, room, f.call(1))
+					if err != nil {
+						t.Error(err) // not Fatal: this is not the test's goroutine
+						cancel()
+						return
+					}
+					m.info.ConnID = f.id
 					done := make(chan struct{})
 					go func() { defer close(done); _ = h.join(ctx, m) }()
 					time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)

@@ -271,8 +271,7 @@ func TestClusterLateNodeGetsLargeState(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for i := range n {
-		m := &member[*msg]{ctx: ctx, ep: newFake(fmt.Sprint(i), codec.Proto()), done: make(chan struct{}),
-			info: Member{Node: first.node, ConnID: fmt.Sprint("c", i), CallID: 1, Room: "big", JoinedAt: time.Now()}}
+		m := fakeMember(t, ctx, first, "big", newFake(fmt.Sprint(i), codec.Proto()).call(1), fmt.Sprint("c", i))
 		ms = append(ms, m)
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = first.join(ctx, m) }()

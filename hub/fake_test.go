@@ -15,8 +15,10 @@ import (
 // and ExpiresAt numbers its messages.
 type msg = protowsv1.AuthenticateResponse
 
-// fakeConn is an endpoint that keeps what it is sent, with an optional
-// send-queue limit beyond which it behaves as a slow consumer.
+// fakeConn is a connection that keeps what it is sent, with an optional
+// send-queue limit beyond which it behaves as a slow consumer. Its calls
+// (fakeConn.call) are streams that take encoded envelopes, as the router's
+// are.
 type fakeConn struct {
 	id    string
 	codec codec.Codec
@@ -34,6 +36,33 @@ func newFake(id string, c codec.Codec) *fakeConn {
 
 func (f *fakeConn) ID() string         { return f.id }
 func (f *fakeConn) Codec() codec.Codec { return f.codec }
+
+// fakeCall is a stream call of a fakeConn: a Stream[*msg] and an enqueuer,
+// like the stream of a router handler.
+type fakeCall struct {
+	*fakeConn
+	id uint32
+}
+
+var _ enqueuer = fakeCall{}
+
+// call returns the stream of f's call id.
+func (f *fakeConn) call(id uint32) fakeCall { return fakeCall{f, id} }
+
+func (c fakeCall) ID() uint32 { return c.id }
+
+// Send encodes m as transport.Call.Send does.
+func (c fakeCall) Send(m *msg) error {
+	payload, err := c.codec.AppendPayload(nil, m)
+	if err != nil {
+		return err
+	}
+	elem, err := c.codec.AppendEnvelope(nil, &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload})
+	if err != nil {
+		return err
+	}
+	return c.EnqueueParts(codec.Parts{Body: elem})
+}
 
 func (f *fakeConn) EnqueueParts(elem codec.Parts) error {
 	f.mu.Lock()
@@ -114,19 +143,30 @@ type joined struct {
 	id     string
 }
 
-// joinFake makes f a member of room on call callID, and waits until the
+// joinFake makes call callID of f a member of room, and waits until the
 // hub lists it.
 func joinFake(t *testing.T, h *Hub[*msg], room string, f *fakeConn, callID uint32) *joined {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member[*msg]{
-		ctx: ctx, ep: f, done: make(chan struct{}),
-		info: Member{Node: h.node, ConnID: f.id, CallID: callID, Room: room, Subject: "user-" + f.id, JoinedAt: time.Now()},
-	}
+	m := fakeMember(t, ctx, h, room, f.call(callID), f.id)
 	j := &joined{cancel: cancel, err: make(chan error, 1), id: m.info.ID()}
 	go func() { j.err <- h.join(ctx, m) }()
 	waitFor(t, func() bool { return hasMember(h.Members(room), j.id) })
 	return j
+}
+
+// fakeMember returns the membership of s in room, made as Join makes it
+// (so that s is delivered to as Join's stream would be) and named after a
+// connection connID with subject "user-"+connID, as if s were a call of a
+// protows connection.
+func fakeMember(tb testing.TB, ctx context.Context, h *Hub[*msg], room string, s Stream[*msg], connID string) *member[*msg] {
+	tb.Helper()
+	m, err := h.newMember(ctx, room, s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.info.ConnID, m.info.Subject = connID, "user-"+connID
+	return m
 }
 
 // end waits for the membership's Join to return.

@@ -141,15 +141,25 @@ type PresenceEvent struct {
 	Joined bool
 }
 
-// endpoint is what the hub needs of a member's stream call;
-// *transport.Call has it. Its EnqueueParts refuses once the call ended, so
-// a broadcast racing a CANCEL never follows the call's STREAM_END.
-type endpoint interface {
+// enqueuer is the optional interface of a Stream that takes
+// STREAM_MESSAGEs already encoded, the way an http.ResponseWriter may be an
+// http.Flusher: the streams of router's handlers have it (it is part of
+// *transport.Call). Join finds it with a type assertion; without it, a
+// member gets its messages through Send.
+type enqueuer interface {
+	// ID returns the id of the stream's call, which each of its
+	// envelopes carries.
+	ID() uint32
+	// Codec returns the codec the envelopes must be encoded with.
 	Codec() codec.Codec
+	// EnqueueParts queues one encoded STREAM_MESSAGE of the call without
+	// waiting. It refuses once the call ended, atomically with the end,
+	// so that a broadcast racing a CANCEL never follows the call's
+	// STREAM_END.
 	EnqueueParts(elem codec.Parts) error
 }
 
-var _ endpoint = (*transport.Call)(nil)
+var _ enqueuer = (*transport.Call)(nil)
 
 // Hub is a set of rooms whose members receive broadcasts of type T on
 // server streams. Its methods are safe for concurrent use.
@@ -204,8 +214,8 @@ type member[T proto.Message] struct {
 	info   Member
 	room   *room[T]
 	ctx    context.Context
-	ep     endpoint  // nil: deliver through stream
-	stream Stream[T] // used when ep is nil
+	stream Stream[T]
+	ep     enqueuer // the stream's, nil when it has none: deliver through Send
 
 	done chan struct{}
 	once sync.Once
@@ -288,41 +298,60 @@ func (h *Hub[T]) Node() string { return h.node }
 // connection was dropped for not reading, and an unavailable error when the
 // hub closed.
 //
-// Inside a protows server, messages go straight to the connection's send
-// queue, not through s: interceptors that wrap the router's Stream do not
-// see them. When ctx is not a protows server-stream call's (a test with a
-// fake stream), messages go through s.Send instead, once per member and
-// without sequence numbers; s.Send must then not block. Join in a unary
-// handler returns an error.
+// Messages go to s: when s takes encoded envelopes, as the router's
+// streams do (router.Stream documents how), they are queued on it already
+// encoded, bypassing Send, so interceptors that wrap a stream's Send do not
+// see them. Any other stream (a fake in a test, a stream wrapped by an
+// interceptor) gets them through Send, once per member and without
+// sequence numbers; its Send must then not block. The membership is named
+// after the connection and call of ctx (Member); outside a protows server
+// it gets a connection id of its own. Join in a unary handler returns an
+// error.
 func (h *Hub[T]) Join(ctx context.Context, room string, s Stream[T]) error {
-	if err := checkRoom(room); err != nil {
+	m, err := h.newMember(ctx, room, s)
+	if err != nil {
 		return err
 	}
-	m := &member[T]{
-		ctx:  ctx,
-		done: make(chan struct{}),
-		info: Member{Node: h.node, Room: room, JoinedAt: time.Now()},
-	}
-	call, ok := transport.CallFromContext(ctx)
-	if ok && !call.ServerStream() {
-		return fmt.Errorf("hub: Join in %s, which is not a server-streaming method", call.Method())
-	}
-	if ok {
-		conn := call.Conn()
-		m.ep = call
-		m.info.ConnID = conn.ID()
-		m.info.CallID = call.ID()
-		if p := conn.Principal(); p != nil {
-			m.info.Subject = p.Subject
-		}
-	} else {
-		if s == nil {
-			return errors.New("hub: Join outside a stream call needs a Stream")
-		}
-		m.stream = s
-		m.info.ConnID = "local-" + strconv.FormatUint(h.anon.Add(1), 10)
-	}
 	return h.join(ctx, m)
+}
+
+// newMember returns the membership of s in room, not yet added.
+func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*member[T], error) {
+	if err := checkRoom(room); err != nil {
+		return nil, err
+	}
+	call, inCall := transport.CallFromContext(ctx)
+	if inCall && !call.ServerStream() {
+		return nil, fmt.Errorf("hub: Join in %s, which is not a server-streaming method", call.Method())
+	}
+	if s == nil {
+		return nil, errors.New("hub: Join needs a Stream")
+	}
+	m := &member[T]{
+		ctx:    ctx,
+		stream: s,
+		done:   make(chan struct{}),
+		info:   Member{Node: h.node, Room: room, JoinedAt: time.Now()},
+	}
+	m.ep, _ = s.(enqueuer)
+	if m.ep != nil {
+		m.info.CallID = m.ep.ID()
+	}
+	if !inCall {
+		m.info.ConnID = "local-" + strconv.FormatUint(h.anon.Add(1), 10)
+		return m, nil
+	}
+	if m.ep != nil && m.info.CallID != call.ID() {
+		// Envelopes would go to one call, SendTo and Leave to another.
+		return nil, fmt.Errorf("hub: Join with the stream of call %d in call %d", m.info.CallID, call.ID())
+	}
+	conn := call.Conn()
+	m.info.ConnID = conn.ID()
+	m.info.CallID = call.ID()
+	if p := conn.Principal(); p != nil {
+		m.info.Subject = p.Subject
+	}
+	return m, nil
 }
 
 // join adds m, waits for the end of its membership and removes it.

@@ -323,6 +323,47 @@ func TestJoinWithPlainStream(t *testing.T) {
 	}
 }
 
+// TestJoinWithEnqueuer checks that Join queues encoded envelopes, with
+// sequence numbers, on a stream that takes them (as a router handler's
+// does), under the stream's call id.
+func TestJoinWithEnqueuer(t *testing.T) {
+	h := newHub(t, Config[*msg]{})
+	f := newFake("f", codec.JSON())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Join(ctx, "r", f.call(7)) }()
+	waitFor(t, func() bool { return len(h.Members("r")) == 1 })
+	if m := h.Members("r")[0]; m.CallID != 7 || !strings.HasPrefix(m.ConnID, "local-") {
+		t.Errorf("member %+v, want call 7 of a local connection", m)
+	}
+	for _, s := range []string{"one", "two"} {
+		if err := h.Broadcast(context.Background(), "r", &msg{Subject: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	encodings := h.marshals.Load()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	envs := f.received(t)
+	ms, seqs := f.messages(t)
+	if len(ms) != 2 || ms[0].GetSubject() != "one" || ms[1].GetSubject() != "two" || seqs[0] != 1 || seqs[1] != 2 {
+		t.Fatalf("got %v with seqs %v, want one, two with seqs 1, 2", ms, seqs)
+	}
+	for _, e := range envs {
+		if e.GetId() != 7 {
+			t.Errorf("envelope id %d, want the stream's call id 7", e.GetId())
+		}
+	}
+	if encodings != 2 {
+		t.Errorf("%d payload encodings, want one per broadcast", encodings)
+	}
+	if err := h.Join(context.Background(), "r", nil); err == nil {
+		t.Error("Join without a stream succeeded")
+	}
+}
+
 func TestNodeNameValidated(t *testing.T) {
 	for _, bad := range []string{"a/b", "a.b", "a b", "a#b", "a*", "a>"} {
 		if _, err := New(Config[*msg]{Node: bad}); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/hub"
 	"github.com/protows/protows/hub/internal/hubtest"
+	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/proto"
 )
 
 type Msg = hubtest.Msg
@@ -174,5 +177,50 @@ func TestGoClientReceivesTypedBroadcasts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// countingStream is a stream wrapper of an interceptor: it has Send only.
+type countingStream struct {
+	s router.Stream[proto.Message]
+	n *atomic.Int64
+}
+
+func (c countingStream) Send(m proto.Message) error { c.n.Add(1); return c.s.Send(m) }
+
+// TestInterceptorWrappedStream checks that a member whose stream an
+// interceptor wrapped gets the room's messages through the wrapper's Send
+// (without sequence numbers), as router.Stream documents.
+func TestInterceptorWrappedStream(t *testing.T) {
+	h := newHub(t, hub.Config[*Msg]{})
+	var sends atomic.Int64
+	wrap := func(next router.HandlerFunc) router.HandlerFunc {
+		return func(ctx context.Context, call *router.Call) (proto.Message, error) {
+			if call.Stream != nil {
+				call.Stream = countingStream{call.Stream, &sends}
+			}
+			return next(ctx, call)
+		}
+	}
+	url := hubtest.Serve(t, h, transport.Config{}, router.WithInterceptors(wrap))
+	cl := hubtest.Dial(t, url, codec.JSON())
+	cl.Watch(5, "r")
+	hubtest.WaitMembers(t, h, "r", 1)
+	const n = 3
+	for k := 1; k <= n; k++ {
+		if err := h.Broadcast(context.Background(), "r", &Msg{ExpiresAt: int64(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := 1; k <= n; k++ {
+		if e, m := cl.NextMsg(); e.GetId() != 5 || e.GetSeq() != 0 || m.GetExpiresAt() != int64(k) {
+			t.Fatalf("got id %d seq %d #%d, want id 5 seq 0 #%d", e.GetId(), e.GetSeq(), m.GetExpiresAt(), k)
+		}
+	}
+	if got := sends.Load(); got != n {
+		t.Errorf("the wrapper's Send ran %d times, want %d", got, n)
+	}
+	if ms := h.Members("r"); ms[0].CallID != 5 {
+		t.Errorf("member %+v, want call 5", ms[0])
 	}
 }

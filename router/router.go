@@ -10,6 +10,7 @@ import (
 	"time"
 
 	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
 	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
@@ -112,6 +113,20 @@ func WithTimeout(d time.Duration) HandlerOption {
 // Stream sends the messages of a server stream. Send returns an error once
 // the call ended (cancelled, connection closed); handlers should then
 // return.
+//
+// The Stream a handler gets for a call of a protows server also has the
+// methods
+//
+//	ID() uint32
+//	Codec() codec.Codec
+//	EnqueueParts(codec.Parts) error
+//
+// of its transport.Call, for code that queues STREAM_MESSAGEs it encoded
+// itself and finds them with a type assertion, the way an http.Handler
+// finds http.Flusher on its ResponseWriter: package hub uses them to
+// encode a broadcast once for all the members of a room. An interceptor that
+// replaces Call.Stream with a wrapper hides them unless the wrapper has
+// them too; such code then sends through Send.
 type Stream[T any] interface {
 	Send(T) error
 }
@@ -171,7 +186,7 @@ func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.
 		return fmt.Errorf("%s: %w", method, err)
 	}
 	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
-		return nil, fn(ctx, any(call.Request).(*Req), typedStream[Res]{call.Stream})
+		return nil, fn(ctx, any(call.Request).(*Req), newTypedStream[Res](call.Stream))
 	}
 	return r.register(method, true, newReq, inner, opts)
 }
@@ -188,6 +203,29 @@ func messageTypes[Req, Res any]() (func() proto.Message, error) {
 	return func() proto.Message { return any(new(Req)).(proto.Message) }, nil
 }
 
+// enqueuer is the part of transport.Call that the streams of calls pass
+// on (see Stream).
+type enqueuer interface {
+	ID() uint32
+	Codec() codec.Codec
+	EnqueueParts(codec.Parts) error
+}
+
+var (
+	_ enqueuer = (*transport.Call)(nil)
+	_ enqueuer = callStream{}
+	_ enqueuer = typedCallStream[int]{}
+)
+
+// newTypedStream adapts the untyped stream to Stream[*Res], keeping its
+// enqueuer methods when it has them.
+func newTypedStream[Res any](s Stream[proto.Message]) Stream[*Res] {
+	if e, ok := s.(enqueuer); ok {
+		return typedCallStream[Res]{typedStream[Res]{s}, e}
+	}
+	return typedStream[Res]{s}
+}
+
 // typedStream adapts the untyped stream to Stream[*Res].
 type typedStream[Res any] struct{ s Stream[proto.Message] }
 
@@ -198,10 +236,23 @@ func (t typedStream[Res]) Send(m *Res) error {
 	return t.s.Send(any(m).(proto.Message))
 }
 
-// callStream sends through the transport call.
+// typedCallStream is a typedStream whose stream is an enqueuer.
+type typedCallStream[Res any] struct {
+	typedStream[Res]
+	enqueuer
+}
+
+// callStream is the stream of a transport call: Send, and the call's
+// enqueuer methods.
 type callStream struct{ call *transport.Call }
 
 func (s callStream) Send(m proto.Message) error { return s.call.Send(m) }
+
+func (s callStream) ID() uint32 { return s.call.ID() }
+
+func (s callStream) Codec() codec.Codec { return s.call.Codec() }
+
+func (s callStream) EnqueueParts(p codec.Parts) error { return s.call.EnqueueParts(p) }
 
 func (r *Router) register(method string, stream bool, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
 	if !protows.ValidMethodName(method) {

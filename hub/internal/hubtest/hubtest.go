@@ -40,10 +40,11 @@ const LeaveMethod = "/hubtest.v1.Rooms/Leave"
 const BadJoinMethod = "/hubtest.v1.Rooms/BadJoin"
 
 // Serve serves h's rooms through WatchMethod and LeaveMethod on a loopback
-// server, until the test ends. It returns the WebSocket URL.
-func Serve(t testing.TB, h *hub.Hub[*Msg], cfg transport.Config) string {
+// server with a router made with opts, until the test ends. It returns the
+// WebSocket URL.
+func Serve(t testing.TB, h *hub.Hub[*Msg], cfg transport.Config, opts ...router.Option) string {
 	t.Helper()
-	r := router.New()
+	r := router.New(opts...)
 	err := router.HandleServerStream(r, WatchMethod,
 		func(ctx context.Context, req *protowsv1.AuthenticateRequest, s router.Stream[*Msg]) error {
 			return h.Join(ctx, req.GetToken(), s)
