@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/protows/protows/codec"
+	hubv1 "github.com/protows/protows/gen/go/protows/hub/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -193,8 +194,8 @@ func (h *Hub[T]) emit(evs []PresenceEvent) {
 	}
 }
 
-// publishPayload publishes m with pl's Protobuf encoding.
-func (h *Hub[T]) publishPayload(ctx context.Context, m *wireMsg, pl *payload[T]) error {
+// publishPayload publishes w with pl's Protobuf encoding.
+func (h *Hub[T]) publishPayload(ctx context.Context, w *hubv1.Message, pl *payload[T]) error {
 	if h.cfg.Broker == nil {
 		return nil
 	}
@@ -202,27 +203,37 @@ func (h *Hub[T]) publishPayload(ctx context.Context, m *wireMsg, pl *payload[T])
 	if err != nil {
 		return err
 	}
-	m.payload = b
-	return h.publish(ctx, m)
+	w.Payload = b
+	return h.publish(ctx, w)
 }
 
-// publish numbers m and hands it to the broker.
-func (h *Hub[T]) publish(ctx context.Context, m *wireMsg) error {
+// publish numbers w and hands it to the broker.
+func (h *Hub[T]) publish(ctx context.Context, w *hubv1.Message) error {
 	if h.cfg.Broker == nil {
 		return nil
 	}
 	h.pubMu.Lock()
 	defer h.pubMu.Unlock()
-	return h.publishLocked(ctx, m)
+	return h.publishLocked(ctx, w)
 }
 
-func (h *Hub[T]) publishLocked(ctx context.Context, m *wireMsg) error {
+func (h *Hub[T]) publishLocked(ctx context.Context, w *hubv1.Message) error {
 	if h.byeSent {
 		// Nothing follows a goodbye: the other nodes forgot this one.
 		return ErrClosed
 	}
 	h.pubSeq++
-	m.origin, m.incarnation, m.seq = h.node, h.incarnation, h.pubSeq
-	h.byeSent = m.kind == wireBye
-	return h.cfg.Broker.Publish(ctx, m.marshal())
+	w.Origin, w.Incarnation, w.Seq = h.node, h.incarnation, h.pubSeq
+	h.byeSent = w.GetKind() == hubv1.Kind_KIND_BYE
+	// The broker does not keep the message, so one buffer serves them all
+	// but the largest (a state message can be big).
+	h.pubBuf = appendWire(h.pubBuf[:0], w)
+	err := h.cfg.Broker.Publish(ctx, h.pubBuf)
+	if cap(h.pubBuf) > maxPubBuf {
+		h.pubBuf = nil
+	}
+	return err
 }
+
+// maxPubBuf is the largest encoding buffer a hub keeps between messages.
+const maxPubBuf = 64 << 10

@@ -18,6 +18,7 @@ import (
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
+	hubv1 "github.com/protows/protows/gen/go/protows/hub/v1"
 	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
@@ -174,6 +175,7 @@ type Hub[T proto.Message] struct {
 	// assigned and published under it.
 	pubMu   sync.Mutex
 	pubSeq  uint64
+	pubBuf  []byte // the encoding of the message being published
 	byeSent bool
 
 	mu     sync.Mutex
@@ -272,7 +274,7 @@ func New[T proto.Message](cfg Config[T]) (*Hub[T], error) {
 		}
 		// Ask every node for its members now rather than at its next
 		// heartbeat.
-		_ = h.publish(context.Background(), &wireMsg{kind: wireSync})
+		_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_SYNC})
 		h.wg.Add(1)
 		go h.heartbeat()
 	}
@@ -394,7 +396,7 @@ func (h *Hub[T]) add(m *member[T]) error {
 	set[m] = struct{}{}
 	h.mu.Unlock()
 
-	_ = h.publish(context.Background(), &wireMsg{kind: wireJoin, members: []Member{m.info}})
+	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_JOIN, Members: wireMembers([]Member{m.info})})
 	h.emit([]PresenceEvent{{Member: m.info, Joined: true}})
 	return nil
 }
@@ -423,7 +425,7 @@ func (h *Hub[T]) remove(m *member[T]) {
 	}
 	h.mu.Unlock()
 
-	_ = h.publish(context.Background(), &wireMsg{kind: wireLeave, members: []Member{m.info}})
+	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_LEAVE, Members: wireMembers([]Member{m.info})})
 	h.emit([]PresenceEvent{{Member: m.info, Joined: false}})
 }
 
@@ -463,7 +465,7 @@ func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
 	if r != nil {
 		h.toRoom(r, pl)
 	}
-	return h.publishPayload(ctx, &wireMsg{kind: wireBroadcast, room: room}, pl)
+	return h.publishPayload(ctx, &hubv1.Message{Kind: hubv1.Kind_KIND_BROADCAST, Room: room}, pl)
 }
 
 // BroadcastAll sends msg to every member of every room, on every node: a
@@ -475,7 +477,7 @@ func (h *Hub[T]) BroadcastAll(ctx context.Context, msg T) error {
 	}
 	pl := h.newPayload(msg)
 	h.toAllRooms(pl)
-	return h.publishPayload(ctx, &wireMsg{kind: wireAll}, pl)
+	return h.publishPayload(ctx, &hubv1.Message{Kind: hubv1.Kind_KIND_ALL}, pl)
 }
 
 // SendTo sends msg to one membership (a Member.ID, "node/conn#call") or to
@@ -501,7 +503,7 @@ func (h *Hub[T]) SendTo(ctx context.Context, target string, msg T) error {
 	if !h.knows(node, connID, callID) {
 		return fmt.Errorf("%w: %s", ErrUnknownMember, target)
 	}
-	return h.publishPayload(ctx, &wireMsg{kind: wireDirect, target: target}, pl)
+	return h.publishPayload(ctx, &hubv1.Message{Kind: hubv1.Kind_KIND_DIRECT, Target: target}, pl)
 }
 
 // parseTarget splits "node/conn" or "node/conn#call"; callID 0 means every
@@ -640,7 +642,7 @@ func (h *Hub[T]) Close() error {
 	if h.cfg.Broker == nil {
 		return nil
 	}
-	_ = h.publish(context.Background(), &wireMsg{kind: wireBye})
+	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_BYE})
 	return h.cfg.Broker.Close()
 }
 

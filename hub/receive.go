@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"time"
+
+	hubv1 "github.com/protows/protows/gen/go/protows/hub/v1"
 )
 
 // receive handles a message from another node. The broker calls it one
@@ -13,8 +15,8 @@ func (h *Hub[T]) receive(data []byte) {
 		h.log.Warn("protows hub: dropped a broker message", "err", err)
 		return
 	}
-	if w.origin == h.node {
-		if w.incarnation != h.incarnation {
+	if w.GetOrigin() == h.node {
+		if w.GetIncarnation() != h.incarnation {
 			h.log.Error("protows hub: another node uses this node's name", "node", h.node)
 		}
 		return // our own message, echoed by the broker
@@ -28,49 +30,49 @@ func (h *Hub[T]) receive(data []byte) {
 		h.mu.Unlock()
 		return
 	}
-	p := h.peers[w.origin]
+	p := h.peers[w.GetOrigin()]
 	switch {
-	case p == nil || p.incarnation != w.incarnation:
+	case p == nil || p.incarnation != w.GetIncarnation():
 		if p != nil { // the node restarted: its old members are gone
 			evs = appendLeaves(evs, p.members)
 		}
-		p = &peer{incarnation: w.incarnation, members: make(map[string]Member)}
-		h.peers[w.origin] = p
+		p = &peer{incarnation: w.GetIncarnation(), members: make(map[string]Member)}
+		h.peers[w.GetOrigin()] = p
 		isNew = true
 		// Messages before this one were missed, and whatever was
 		// missed is fetched.
-		lost = w.seq > 1
-		resync = !(w.kind == wireState && w.part == 0) && w.kind != wireBye
-	case w.seq <= p.lastSeq:
+		lost = w.GetSeq() > 1
+		resync = !(w.GetKind() == hubv1.Kind_KIND_STATE && w.GetPart() == 0) && w.GetKind() != hubv1.Kind_KIND_BYE
+	case w.GetSeq() <= p.lastSeq:
 		h.mu.Unlock()
 		return // a duplicate
-	case w.seq > p.lastSeq+1:
-		missed = w.seq - p.lastSeq - 1
-		lost, resync = true, !(w.kind == wireState && w.part == 0)
+	case w.GetSeq() > p.lastSeq+1:
+		missed = w.GetSeq() - p.lastSeq - 1
+		lost, resync = true, !(w.GetKind() == hubv1.Kind_KIND_STATE && w.GetPart() == 0)
 	}
-	p.lastSeq = w.seq
+	p.lastSeq = w.GetSeq()
 	p.lastSeen = time.Now()
 
-	switch w.kind {
-	case wireJoin:
-		for _, m := range w.members {
-			m.Node = w.origin
+	switch w.GetKind() {
+	case hubv1.Kind_KIND_JOIN:
+		for _, wm := range w.GetMembers() {
+			m := memberOf(w.GetOrigin(), wm)
 			if _, ok := p.members[m.ID()]; !ok {
 				p.members[m.ID()] = m
 				evs = append(evs, PresenceEvent{Member: m, Joined: true})
 			}
 		}
-	case wireLeave:
-		for _, m := range w.members {
-			m.Node = w.origin
+	case hubv1.Kind_KIND_LEAVE:
+		for _, wm := range w.GetMembers() {
+			m := memberOf(w.GetOrigin(), wm)
 			if old, ok := p.members[m.ID()]; ok {
 				delete(p.members, m.ID())
 				evs = append(evs, PresenceEvent{Member: old})
 			}
 		}
-	case wireState:
-		if w.part == 0 {
-			p.pending = make(map[string]Member, len(w.members))
+	case hubv1.Kind_KIND_STATE:
+		if w.GetPart() == 0 {
+			p.pending = make(map[string]Member, len(w.GetMembers()))
 		} else if lost {
 			// A state cut by a loss is incomplete; the loss asked for
 			// a new one.
@@ -79,11 +81,11 @@ func (h *Hub[T]) receive(data []byte) {
 		if p.pending == nil {
 			break
 		}
-		for _, m := range w.members {
-			m.Node = w.origin
+		for _, wm := range w.GetMembers() {
+			m := memberOf(w.GetOrigin(), wm)
 			p.pending[m.ID()] = m
 		}
-		if w.more {
+		if w.GetMore() {
 			break
 		}
 		next := p.pending
@@ -99,43 +101,43 @@ func (h *Hub[T]) receive(data []byte) {
 			}
 		}
 		p.members = next
-	case wireBye:
+	case hubv1.Kind_KIND_BYE:
 		evs = appendLeaves(evs, p.members)
-		delete(h.peers, w.origin)
+		delete(h.peers, w.GetOrigin())
 	}
 	h.mu.Unlock()
 
 	if isNew {
-		h.log.Info("protows hub: hearing from a node", "node", w.origin)
+		h.log.Info("protows hub: hearing from a node", "node", w.GetOrigin())
 	}
 	if lost {
 		if !isNew {
-			h.log.Warn("protows hub: missed messages from a node", "node", w.origin, "missed", missed)
+			h.log.Warn("protows hub: missed messages from a node", "node", w.GetOrigin(), "missed", missed)
 		}
 		h.hole()
 	}
 	if resync {
-		_ = h.publish(context.Background(), &wireMsg{kind: wireSync, target: w.origin})
+		_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_SYNC, Target: w.GetOrigin()})
 	}
 	h.emit(evs)
 
-	switch w.kind {
-	case wireBroadcast:
+	switch w.GetKind() {
+	case hubv1.Kind_KIND_BROADCAST:
 		h.mu.Lock()
-		r := h.rooms[w.room]
+		r := h.rooms[w.GetRoom()]
 		h.mu.Unlock()
 		if r != nil {
-			h.toRoom(r, h.remotePayload(w.payload))
+			h.toRoom(r, h.remotePayload(w.GetPayload()))
 		}
-	case wireAll:
-		h.toAllRooms(h.remotePayload(w.payload))
-	case wireDirect:
-		node, connID, callID, ok := parseTarget(w.target)
+	case hubv1.Kind_KIND_ALL:
+		h.toAllRooms(h.remotePayload(w.GetPayload()))
+	case hubv1.Kind_KIND_DIRECT:
+		node, connID, callID, ok := parseTarget(w.GetTarget())
 		if ok && node == h.node {
-			h.toTarget(connID, callID, h.remotePayload(w.payload))
+			h.toTarget(connID, callID, h.remotePayload(w.GetPayload()))
 		}
-	case wireSync:
-		if w.target == "" || w.target == h.node {
+	case hubv1.Kind_KIND_SYNC:
+		if w.GetTarget() == "" || w.GetTarget() == h.node {
 			h.publishState()
 		}
 	}
@@ -172,7 +174,7 @@ func (h *Hub[T]) publishState() {
 	h.mu.Unlock()
 	for part := uint64(0); ; part++ {
 		n := min(len(ms), stateChunk)
-		w := &wireMsg{kind: wireState, members: ms[:n], more: n < len(ms), part: part}
+		w := &hubv1.Message{Kind: hubv1.Kind_KIND_STATE, Members: wireMembers(ms[:n]), More: n < len(ms), Part: part}
 		if err := h.publishLocked(context.Background(), w); err != nil {
 			h.log.Warn("protows hub: publish presence state", "err", err)
 			return
@@ -196,7 +198,7 @@ func (h *Hub[T]) heartbeat() {
 			return
 		case <-t.C:
 		}
-		_ = h.publish(context.Background(), &wireMsg{kind: wireHeartbeat})
+		_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_HEARTBEAT})
 		h.expire(time.Now())
 	}
 }

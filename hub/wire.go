@@ -5,85 +5,99 @@ import (
 	"fmt"
 	"time"
 
+	hubv1 "github.com/protows/protows/gen/go/protows/hub/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// The kinds of the messages hubs exchange through a broker.
-type wireKind uint8
+// The messages hubs exchange through a broker are protows.hub.v1.Message
+// (proto/protows/hub/v1/hub.proto) in the Protobuf binary encoding. The
+// schema keeps nodes of two versions talking during a rolling deploy: buf
+// breaking guards it, and testdata/wire holds the bytes of the first
+// version, which every later one must read.
+//
+// A broadcast is encoded on its way out of its node and decoded on its way
+// into every other, so the codec here is written with protowire rather
+// than left to proto.Marshal and proto.Unmarshal, which take about three
+// times as long and an allocation more each (the payload is copied out of
+// the broker's message, where this decoder shares it). It writes exactly
+// what proto.Marshal writes and reads what proto.Unmarshal reads, which
+// TestWireCodec and FuzzUnmarshalWire check against the generated code;
+// its field numbers come from the generated descriptors.
 
-const (
-	wireBroadcast wireKind = iota + 1 // payload to a room
-	wireAll                           // payload to every room
-	wireDirect                        // payload to one member or connection (target)
-	wireJoin                          // members joined
-	wireLeave                         // members left
-	wireHeartbeat                     // the node is alive
-	wireState                         // the node's complete membership
-	wireSync                          // please publish your state (target, or all)
-	wireBye                           // the node is leaving: drop its members
+// Field numbers of protows.hub.v1.Message and Member.
+var (
+	fKind        = messageField("kind")
+	fOrigin      = messageField("origin")
+	fIncarnation = messageField("incarnation")
+	fSeq         = messageField("seq")
+	fRoom        = messageField("room")
+	fTarget      = messageField("target")
+	fPayload     = messageField("payload")
+	fMembers     = messageField("members")
+	fMore        = messageField("more")
+	fPart        = messageField("part")
+
+	fMemberConn    = memberField("conn_id")
+	fMemberCall    = memberField("call_id")
+	fMemberSubject = memberField("subject")
+	fMemberRoom    = memberField("room")
+	fMemberJoined  = memberField("joined_at_unix_nano")
 )
 
-// wireMsg is a message between hubs, encoded in the Protobuf wire format by
-// hand (fields below) so that no .proto file is needed for an internal
-// format. Unknown fields are skipped, so the format can grow.
-type wireMsg struct {
-	kind        wireKind // 1
-	origin      string   // 2: the publishing node
-	incarnation uint64   // 3: random per hub instance: a restarted node is new
-	seq         uint64   // 4: per-incarnation message number, from 1
-	room        string   // 5
-	target      string   // 6: a node (sync), a member or connection (direct)
-	payload     []byte   // 7: the message, Protobuf binary
-	members     []Member // 8: repeated
-	more        bool     // 9: a state message continued by the next one
-	part        uint64   // 10: the index of a state message in its state
+func messageField(name string) protowire.Number {
+	return (*hubv1.Message)(nil).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(name)).Number()
 }
 
-// Field numbers of Member inside wireMsg.members.
-const (
-	fMemberConn    = 1
-	fMemberCall    = 2
-	fMemberSubject = 3
-	fMemberRoom    = 4
-	fMemberJoined  = 5
-)
+func memberField(name string) protowire.Number {
+	return (*hubv1.Member)(nil).ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(name)).Number()
+}
 
-func (m *wireMsg) marshal() []byte {
-	b := make([]byte, 0, 64+len(m.payload))
-	b = protowire.AppendTag(b, 1, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(m.kind))
-	b = appendString(b, 2, m.origin)
-	b = protowire.AppendTag(b, 3, protowire.Fixed64Type)
-	b = protowire.AppendFixed64(b, m.incarnation)
-	b = protowire.AppendTag(b, 4, protowire.VarintType)
-	b = protowire.AppendVarint(b, m.seq)
-	b = appendString(b, 5, m.room)
-	b = appendString(b, 6, m.target)
-	if len(m.payload) > 0 {
-		b = protowire.AppendTag(b, 7, protowire.BytesType)
-		b = protowire.AppendBytes(b, m.payload)
+var errWire = errors.New("hub: malformed broker message")
+
+// appendWire appends w's encoding: the bytes of proto.Marshal(w), unknown
+// fields left out.
+func appendWire(b []byte, w *hubv1.Message) []byte {
+	b = appendVarint(b, fKind, uint64(w.GetKind()))
+	b = appendString(b, fOrigin, w.GetOrigin())
+	if w.GetIncarnation() != 0 {
+		b = protowire.AppendTag(b, fIncarnation, protowire.Fixed64Type)
+		b = protowire.AppendFixed64(b, w.GetIncarnation())
 	}
-	for _, mem := range m.members {
-		var e []byte
-		e = appendString(e, fMemberConn, mem.ConnID)
-		e = protowire.AppendTag(e, fMemberCall, protowire.VarintType)
-		e = protowire.AppendVarint(e, uint64(mem.CallID))
-		e = appendString(e, fMemberSubject, mem.Subject)
-		e = appendString(e, fMemberRoom, mem.Room)
-		e = protowire.AppendTag(e, fMemberJoined, protowire.VarintType)
-		e = protowire.AppendVarint(e, uint64(mem.JoinedAt.UnixNano()))
-		b = protowire.AppendTag(b, 8, protowire.BytesType)
-		b = protowire.AppendBytes(b, e)
+	b = appendVarint(b, fSeq, w.GetSeq())
+	b = appendString(b, fRoom, w.GetRoom())
+	b = appendString(b, fTarget, w.GetTarget())
+	b = appendBytes(b, fPayload, w.GetPayload())
+	for _, m := range w.GetMembers() {
+		b = protowire.AppendTag(b, fMembers, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(memberSize(m)))
+		b = appendString(b, fMemberConn, m.GetConnId())
+		b = appendVarint(b, fMemberCall, uint64(m.GetCallId()))
+		b = appendString(b, fMemberSubject, m.GetSubject())
+		b = appendString(b, fMemberRoom, m.GetRoom())
+		b = appendVarint(b, fMemberJoined, uint64(m.GetJoinedAtUnixNano()))
 	}
-	if m.more {
-		b = protowire.AppendTag(b, 9, protowire.VarintType)
-		b = protowire.AppendVarint(b, 1)
-	}
-	if m.part != 0 {
-		b = protowire.AppendTag(b, 10, protowire.VarintType)
-		b = protowire.AppendVarint(b, m.part)
-	}
+	b = appendVarint(b, fMore, protowire.EncodeBool(w.GetMore()))
+	b = appendVarint(b, fPart, w.GetPart())
 	return b
+}
+
+func memberSize(m *hubv1.Member) int {
+	return stringSize(fMemberConn, m.GetConnId()) +
+		varintSize(fMemberCall, uint64(m.GetCallId())) +
+		stringSize(fMemberSubject, m.GetSubject()) +
+		stringSize(fMemberRoom, m.GetRoom()) +
+		varintSize(fMemberJoined, uint64(m.GetJoinedAtUnixNano()))
+}
+
+// appendVarint, appendString and appendBytes append a field unless its
+// value is zero, as proto3 (implicit presence) does.
+func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
@@ -94,121 +108,169 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	return protowire.AppendString(b, s)
 }
 
-var errWire = errors.New("hub: malformed broker message")
+func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
 
-// unmarshalWire decodes a broker message. payload aliases src.
-func unmarshalWire(src []byte) (*wireMsg, error) {
-	m := &wireMsg{}
-	for len(src) > 0 {
-		num, typ, n := protowire.ConsumeTag(src)
-		if n < 0 {
-			return nil, fmt.Errorf("%w: %v", errWire, protowire.ParseError(n))
+func varintSize(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func stringSize(num protowire.Number, s string) int {
+	if s == "" {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(s))
+}
+
+// unmarshalWire decodes a broker message as proto.Unmarshal would, unknown
+// fields dropped, except that the payload shares data's memory. It refuses
+// a message without a kind or an origin.
+func unmarshalWire(data []byte) (*hubv1.Message, error) {
+	w := &hubv1.Message{}
+	for len(data) > 0 {
+		num, typ, n, err := consumeTag(data)
+		if err != nil {
+			return nil, err
 		}
-		src = src[n:]
+		data = data[n:]
 		switch {
-		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(src)
-			if n < 0 {
-				return nil, errWire
-			}
-			m.kind, src = wireKind(v), src[n:]
-		case num == 3 && typ == protowire.Fixed64Type:
-			v, n := protowire.ConsumeFixed64(src)
-			if n < 0 {
-				return nil, errWire
-			}
-			m.incarnation, src = v, src[n:]
-		case (num == 4 || num == 9 || num == 10) && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(src)
-			if n < 0 {
-				return nil, errWire
-			}
-			src = src[n:]
+		case typ == protowire.VarintType && (num == fKind || num == fSeq || num == fMore || num == fPart):
+			var v uint64
+			v, n = protowire.ConsumeVarint(data)
 			switch num {
-			case 4:
-				m.seq = v
-			case 9:
-				m.more = v != 0
-			case 10:
-				m.part = v
+			case fKind:
+				w.Kind = hubv1.Kind(int32(v))
+			case fSeq:
+				w.Seq = v
+			case fMore:
+				w.More = protowire.DecodeBool(v)
+			case fPart:
+				w.Part = v
 			}
-		case typ == protowire.BytesType && (num == 2 || num == 5 || num == 6 || num == 7 || num == 8):
-			v, n := protowire.ConsumeBytes(src)
-			if n < 0 {
-				return nil, errWire
-			}
-			src = src[n:]
-			switch num {
-			case 2:
-				m.origin = string(v)
-			case 5:
-				m.room = string(v)
-			case 6:
-				m.target = string(v)
-			case 7:
-				m.payload = v
-			case 8:
-				mem, err := unmarshalMember(v)
+		case typ == protowire.Fixed64Type && num == fIncarnation:
+			w.Incarnation, n = protowire.ConsumeFixed64(data)
+		case typ == protowire.BytesType && (num == fOrigin || num == fRoom || num == fTarget || num == fPayload || num == fMembers):
+			var v []byte
+			v, n = protowire.ConsumeBytes(data)
+			switch {
+			case n < 0:
+			case num == fOrigin:
+				w.Origin = string(v)
+			case num == fRoom:
+				w.Room = string(v)
+			case num == fTarget:
+				w.Target = string(v)
+			case num == fPayload:
+				w.Payload = v[:len(v):len(v)]
+			case num == fMembers:
+				m, err := unmarshalMember(v)
 				if err != nil {
 					return nil, err
 				}
-				m.members = append(m.members, mem)
+				w.Members = append(w.Members, m)
 			}
 		default:
-			n := protowire.ConsumeFieldValue(num, typ, src)
-			if n < 0 {
-				return nil, errWire
-			}
-			src = src[n:]
+			n = protowire.ConsumeFieldValue(num, typ, data)
 		}
+		if n < 0 {
+			return nil, wireError(n)
+		}
+		data = data[n:]
 	}
-	if m.kind == 0 || m.origin == "" {
+	if w.GetKind() == hubv1.Kind_KIND_UNSPECIFIED || w.GetOrigin() == "" {
 		return nil, fmt.Errorf("%w: no kind or origin", errWire)
+	}
+	return w, nil
+}
+
+func unmarshalMember(data []byte) (*hubv1.Member, error) {
+	m := &hubv1.Member{}
+	for len(data) > 0 {
+		num, typ, n, err := consumeTag(data)
+		if err != nil {
+			return nil, err
+		}
+		data = data[n:]
+		switch {
+		case typ == protowire.VarintType && (num == fMemberCall || num == fMemberJoined):
+			var v uint64
+			v, n = protowire.ConsumeVarint(data)
+			if num == fMemberCall {
+				m.CallId = uint32(v)
+			} else {
+				m.JoinedAtUnixNano = int64(v)
+			}
+		case typ == protowire.BytesType && (num == fMemberConn || num == fMemberSubject || num == fMemberRoom):
+			var v []byte
+			v, n = protowire.ConsumeBytes(data)
+			switch num {
+			case fMemberConn:
+				m.ConnId = string(v)
+			case fMemberSubject:
+				m.Subject = string(v)
+			case fMemberRoom:
+				m.Room = string(v)
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, data)
+		}
+		if n < 0 {
+			return nil, wireError(n)
+		}
+		data = data[n:]
 	}
 	return m, nil
 }
 
-func unmarshalMember(src []byte) (Member, error) {
-	var mem Member
-	for len(src) > 0 {
-		num, typ, n := protowire.ConsumeTag(src)
-		if n < 0 {
-			return mem, errWire
-		}
-		src = src[n:]
-		switch {
-		case typ == protowire.VarintType && (num == fMemberCall || num == fMemberJoined):
-			v, n := protowire.ConsumeVarint(src)
-			if n < 0 {
-				return mem, errWire
-			}
-			src = src[n:]
-			if num == fMemberCall {
-				mem.CallID = uint32(v)
-			} else {
-				mem.JoinedAt = time.Unix(0, int64(v))
-			}
-		case typ == protowire.BytesType && (num == fMemberConn || num == fMemberSubject || num == fMemberRoom):
-			v, n := protowire.ConsumeBytes(src)
-			if n < 0 {
-				return mem, errWire
-			}
-			src = src[n:]
-			switch num {
-			case fMemberConn:
-				mem.ConnID = string(v)
-			case fMemberSubject:
-				mem.Subject = string(v)
-			case fMemberRoom:
-				mem.Room = string(v)
-			}
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, src)
-			if n < 0 {
-				return mem, errWire
-			}
-			src = src[n:]
+// consumeTag is protowire.ConsumeTag refusing, as proto.Unmarshal does,
+// the field numbers above protowire.MaxValidNumber.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int, error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, 0, wireError(n)
+	}
+	if num > protowire.MaxValidNumber {
+		return 0, 0, 0, fmt.Errorf("%w: invalid field number %d", errWire, num)
+	}
+	return num, typ, n, nil
+}
+
+func wireError(n int) error {
+	return fmt.Errorf("%w: %w", errWire, protowire.ParseError(n))
+}
+
+// wireMembers returns ms as a message's members (whose node is the
+// message's origin).
+func wireMembers(ms []Member) []*hubv1.Member {
+	out := make([]*hubv1.Member, len(ms))
+	for i, m := range ms {
+		out[i] = &hubv1.Member{
+			ConnId:           m.ConnID,
+			CallId:           m.CallID,
+			Subject:          m.Subject,
+			Room:             m.Room,
+			JoinedAtUnixNano: m.JoinedAt.UnixNano(),
 		}
 	}
-	return mem, nil
+	return out
+}
+
+// memberOf returns the member of node that m describes.
+func memberOf(node string, m *hubv1.Member) Member {
+	return Member{
+		Node:     node,
+		ConnID:   m.GetConnId(),
+		CallID:   m.GetCallId(),
+		Subject:  m.GetSubject(),
+		Room:     m.GetRoom(),
+		JoinedAt: time.Unix(0, m.GetJoinedAtUnixNano()),
+	}
 }
