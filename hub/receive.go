@@ -8,7 +8,10 @@ import (
 )
 
 // receive handles a message from another node. The broker calls it one
-// message at a time.
+// message at a time. Handling has three steps: the origin's sequence
+// numbers are tracked and its presence updated (under h.mu, in track),
+// what tracking found is acted on (note), and the message's payload is
+// delivered, or its request answered (route).
 func (h *Hub[T]) receive(data []byte) {
 	w, err := unmarshalWire(data)
 	if err != nil {
@@ -21,125 +24,202 @@ func (h *Hub[T]) receive(data []byte) {
 		}
 		return // our own message, echoed by the broker
 	}
-	var evs []PresenceEvent
-	lost, resync, isNew := false, false, false
-	var missed uint64
-
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	t, ok := h.track(w)
+	if !ok {
 		return
 	}
+	h.note(w.GetOrigin(), t)
+	h.emit(t.events)
+	h.route(w)
+}
+
+// tracking is what a message told of its origin.
+type tracking struct {
+	// isNew: the first message of the origin, or of a new incarnation
+	// of it.
+	isNew bool
+	// lost: messages of the origin before this one were lost, missed of
+	// them when the origin was known.
+	lost   bool
+	missed uint64
+	// resync: the origin's state must be asked for, to repair the loss.
+	resync bool
+	// events are the presence changes.
+	events []PresenceEvent
+}
+
+// track checks w's sequence number and, for a message of presence,
+// applies it with the handler of its kind. It returns false when w must be
+// dropped: a duplicate, or the hub closed.
+func (h *Hub[T]) track(w *hubv1.Message) (tracking, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return tracking{}, false
+	}
+	p, t, ok := h.sequence(w)
+	if !ok {
+		return t, false
+	}
+	switch w.GetKind() {
+	case hubv1.Kind_KIND_JOIN:
+		t.events = p.join(w, t.events)
+	case hubv1.Kind_KIND_LEAVE:
+		t.events = p.leave(w, t.events)
+	case hubv1.Kind_KIND_STATE:
+		t.events = p.state(w, t.lost, t.events)
+	case hubv1.Kind_KIND_BYE:
+		t.events = appendLeaves(t.events, p.members)
+		delete(h.peers, w.GetOrigin())
+	}
+	return t, true
+}
+
+// sequence tracks the message numbers of w's origin. It returns the
+// origin's peer, made anew for a node not heard from before or restarted,
+// and false for a duplicate. The caller holds h.mu.
+func (h *Hub[T]) sequence(w *hubv1.Message) (*peer, tracking, bool) {
+	var t tracking
+	// The first part of a state replaces all the origin knew of its
+	// members, and a goodbye forgets them: after either there is nothing
+	// to ask for.
+	complete := w.GetKind() == hubv1.Kind_KIND_STATE && w.GetPart() == 0
 	p := h.peers[w.GetOrigin()]
 	switch {
 	case p == nil || p.incarnation != w.GetIncarnation():
 		if p != nil { // the node restarted: its old members are gone
-			evs = appendLeaves(evs, p.members)
+			t.events = appendLeaves(t.events, p.members)
 		}
 		p = &peer{incarnation: w.GetIncarnation(), members: make(map[string]Member)}
 		h.peers[w.GetOrigin()] = p
-		isNew = true
+		t.isNew = true
 		// Messages before this one were missed, and whatever was
 		// missed is fetched.
-		lost = w.GetSeq() > 1
-		resync = !(w.GetKind() == hubv1.Kind_KIND_STATE && w.GetPart() == 0) && w.GetKind() != hubv1.Kind_KIND_BYE
+		t.lost = w.GetSeq() > 1
+		t.resync = !complete && w.GetKind() != hubv1.Kind_KIND_BYE
 	case w.GetSeq() <= p.lastSeq:
-		h.mu.Unlock()
-		return // a duplicate
+		return nil, t, false
 	case w.GetSeq() > p.lastSeq+1:
-		missed = w.GetSeq() - p.lastSeq - 1
-		lost, resync = true, !(w.GetKind() == hubv1.Kind_KIND_STATE && w.GetPart() == 0)
+		t.missed = w.GetSeq() - p.lastSeq - 1
+		t.lost, t.resync = true, !complete
 	}
 	p.lastSeq = w.GetSeq()
 	p.lastSeen = time.Now()
+	return p, t, true
+}
 
-	switch w.GetKind() {
-	case hubv1.Kind_KIND_JOIN:
-		for _, wm := range w.GetMembers() {
-			m := memberOf(w.GetOrigin(), wm)
-			if _, ok := p.members[m.ID()]; !ok {
-				p.members[m.ID()] = m
-				evs = append(evs, PresenceEvent{Member: m, Joined: true})
-			}
+// join adds the members of a join message, with an event for each that is
+// new.
+func (p *peer) join(w *hubv1.Message, evs []PresenceEvent) []PresenceEvent {
+	for _, wm := range w.GetMembers() {
+		m := memberOf(w.GetOrigin(), wm)
+		if _, ok := p.members[m.ID()]; !ok {
+			p.members[m.ID()] = m
+			evs = append(evs, PresenceEvent{Member: m, Joined: true})
 		}
-	case hubv1.Kind_KIND_LEAVE:
-		for _, wm := range w.GetMembers() {
-			m := memberOf(w.GetOrigin(), wm)
-			if old, ok := p.members[m.ID()]; ok {
-				delete(p.members, m.ID())
-				evs = append(evs, PresenceEvent{Member: old})
-			}
+	}
+	return evs
+}
+
+// leave removes the members of a leave message, with an event for each
+// that was known.
+func (p *peer) leave(w *hubv1.Message, evs []PresenceEvent) []PresenceEvent {
+	for _, wm := range w.GetMembers() {
+		m := memberOf(w.GetOrigin(), wm)
+		if old, ok := p.members[m.ID()]; ok {
+			delete(p.members, m.ID())
+			evs = append(evs, PresenceEvent{Member: old})
 		}
-	case hubv1.Kind_KIND_STATE:
-		if w.GetPart() == 0 {
-			p.pending = make(map[string]Member, len(w.GetMembers()))
-		} else if lost {
-			// A state cut by a loss is incomplete; the loss asked for
-			// a new one.
-			p.pending = nil
-		}
-		if p.pending == nil {
-			break
-		}
-		for _, wm := range w.GetMembers() {
-			m := memberOf(w.GetOrigin(), wm)
-			p.pending[m.ID()] = m
-		}
-		if w.GetMore() {
-			break
-		}
-		next := p.pending
+	}
+	return evs
+}
+
+// state collects the parts of a state message; the last one replaces the
+// members, with events for the differences. A part that follows a loss
+// (lost) drops the state it continues, which is incomplete: the loss asked
+// for a new one.
+func (p *peer) state(w *hubv1.Message, lost bool, evs []PresenceEvent) []PresenceEvent {
+	if w.GetPart() == 0 {
+		p.pending = make(map[string]Member, len(w.GetMembers()))
+	} else if lost {
 		p.pending = nil
-		for id, m := range next {
-			if _, ok := p.members[id]; !ok {
-				evs = append(evs, PresenceEvent{Member: m, Joined: true})
-			}
-		}
-		for id, m := range p.members {
-			if _, ok := next[id]; !ok {
-				evs = append(evs, PresenceEvent{Member: m})
-			}
-		}
-		p.members = next
-	case hubv1.Kind_KIND_BYE:
-		evs = appendLeaves(evs, p.members)
-		delete(h.peers, w.GetOrigin())
 	}
-	h.mu.Unlock()
+	if p.pending == nil {
+		return evs
+	}
+	for _, wm := range w.GetMembers() {
+		m := memberOf(w.GetOrigin(), wm)
+		p.pending[m.ID()] = m
+	}
+	if w.GetMore() {
+		return evs
+	}
+	next := p.pending
+	p.pending = nil
+	for id, m := range next {
+		if _, ok := p.members[id]; !ok {
+			evs = append(evs, PresenceEvent{Member: m, Joined: true})
+		}
+	}
+	for id, m := range p.members {
+		if _, ok := next[id]; !ok {
+			evs = append(evs, PresenceEvent{Member: m})
+		}
+	}
+	p.members = next
+	return evs
+}
 
-	if isNew {
-		h.log.Info("protows hub: hearing from a node", "node", w.GetOrigin())
+// note acts on what tracking found of origin: logs, a gap in every local
+// room's sequence for lost messages, and a request for the origin's state.
+func (h *Hub[T]) note(origin string, t tracking) {
+	if t.isNew {
+		h.log.Info("protows hub: hearing from a node", "node", origin)
 	}
-	if lost {
-		if !isNew {
-			h.log.Warn("protows hub: missed messages from a node", "node", w.GetOrigin(), "missed", missed)
+	if t.lost {
+		if !t.isNew {
+			h.log.Warn("protows hub: missed messages from a node", "node", origin, "missed", t.missed)
 		}
 		h.hole()
 	}
-	if resync {
-		_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_SYNC, Target: w.GetOrigin()})
+	if t.resync {
+		_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_SYNC, Target: origin})
 	}
-	h.emit(evs)
+}
 
+// route delivers the payload of w, or answers its request, one handler per
+// kind. The kinds of presence were handled by track.
+func (h *Hub[T]) route(w *hubv1.Message) {
 	switch w.GetKind() {
 	case hubv1.Kind_KIND_BROADCAST:
-		h.mu.Lock()
-		r := h.rooms[w.GetRoom()]
-		h.mu.Unlock()
-		if r != nil {
-			h.toRoom(r, h.remotePayload(w.GetPayload()))
-		}
+		h.receiveBroadcast(w)
 	case hubv1.Kind_KIND_ALL:
 		h.toAllRooms(h.remotePayload(w.GetPayload()))
 	case hubv1.Kind_KIND_DIRECT:
-		node, connID, callID, ok := parseTarget(w.GetTarget())
-		if ok && node == h.node {
-			h.toTarget(connID, callID, h.remotePayload(w.GetPayload()))
-		}
+		h.receiveDirect(w)
 	case hubv1.Kind_KIND_SYNC:
 		if w.GetTarget() == "" || w.GetTarget() == h.node {
 			h.publishState()
 		}
+	}
+}
+
+// receiveBroadcast delivers the payload to the local members of the room.
+func (h *Hub[T]) receiveBroadcast(w *hubv1.Message) {
+	h.mu.Lock()
+	r := h.rooms[w.GetRoom()]
+	h.mu.Unlock()
+	if r != nil {
+		h.toRoom(r, h.remotePayload(w.GetPayload()))
+	}
+}
+
+// receiveDirect delivers the payload to its target, when it is on this
+// node.
+func (h *Hub[T]) receiveDirect(w *hubv1.Message) {
+	node, connID, callID, ok := parseTarget(w.GetTarget())
+	if ok && node == h.node {
+		h.toTarget(connID, callID, h.remotePayload(w.GetPayload()))
 	}
 }
 
