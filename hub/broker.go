@@ -16,7 +16,9 @@ type Broker interface {
 	// broker may also deliver the node's own messages back to it; the hub
 	// ignores them. A broker may lose messages (the hub detects it, see
 	// docs/GUARANTEES.md) but must never reorder those of one publisher.
-	// receive must not be called after Close returned.
+	// receive must not be called after Close returned. The hub keeps
+	// parts of msg after receive returns (a broadcast's payload, queued
+	// to connections), so msg must not be modified afterwards.
 	Open(ctx context.Context, node string, receive func(msg []byte)) error
 	// Publish sends msg to every other node. It must not keep msg after
 	// it returns, and should not block for long: the hub calls it while
