@@ -124,9 +124,9 @@ func WithTimeout(d time.Duration) HandlerOption {
 // of its transport.Call, for code that queues STREAM_MESSAGEs it encoded
 // itself and finds them with a type assertion, the way an http.Handler
 // finds http.Flusher on its ResponseWriter: package hub uses them to
-// encode a broadcast once for all the members of a room. An interceptor that
-// replaces Call.Stream with a wrapper hides them unless the wrapper has
-// them too; such code then sends through Send.
+// encode a broadcast once for all the members of a room. An interceptor
+// that replaces Call.Stream with a wrapper hides them unless the wrapper
+// has them too; such code then sends through Send.
 type Stream[T any] interface {
 	Send(T) error
 }
