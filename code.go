@@ -7,13 +7,21 @@ import (
 )
 
 // Code is the status of a failed call. The values and meanings are those of
-// gRPC and Connect. There is deliberately no "OK" code: a call that succeeded
-// has no error, so it has no code.
+// gRPC and Connect. A call that succeeded has no error, so no error ever
+// carries CodeOK; it exists so that code which reports every call's outcome
+// (a logging or metrics interceptor) can write protows.CodeOf(err) for
+// successes too.
 type Code uint32
 
 // The codes, in the order and with the numbers of the wire protocol's Code
 // enum (proto/protows/v1/protows.proto).
 const (
+	// CodeOK is CodeOf(nil): no error. Its String is "ok". It is not an
+	// error code: an *Error never has it (NewError and Errorf turn it into
+	// CodeUnknown), it never appears on the wire (0 means "no error"
+	// there), and UnmarshalText, which reads the codes of errors, refuses
+	// "ok".
+	CodeOK Code = 0
 	// CodeCanceled: the call was cancelled, usually by the caller.
 	CodeCanceled Code = 1
 	// CodeUnknown: an error with no better code.
@@ -76,10 +84,14 @@ var codeNames = [...]string{
 }
 
 // String returns the code's name in lower snake case, such as
-// "invalid_argument", or "code_N" for a code this version does not know.
+// "invalid_argument", "ok" for CodeOK, or "code_N" for a code this version
+// does not know.
 func (c Code) String() string {
 	if c >= minCode && c <= maxCode {
 		return codeNames[c]
+	}
+	if c == CodeOK {
+		return "ok"
 	}
 	return "code_" + strconv.FormatUint(uint64(c), 10)
 }

@@ -17,14 +17,24 @@ type Error struct {
 
 // NewError returns an error with the given code that wraps underlying. The
 // client sees underlying's message; a nil underlying leaves the message empty.
+// CodeOK, which is no error code, becomes CodeUnknown.
 func NewError(c Code, underlying error) *Error {
-	return &Error{code: c, err: underlying}
+	return &Error{code: errorCode(c), err: underlying}
 }
 
 // Errorf returns an error with the given code and a formatted message. Like
-// fmt.Errorf, it wraps an error given with the %w verb.
+// fmt.Errorf, it wraps an error given with the %w verb. CodeOK becomes
+// CodeUnknown.
 func Errorf(c Code, format string, args ...any) *Error {
-	return &Error{code: c, err: fmt.Errorf(format, args...)}
+	return &Error{code: errorCode(c), err: fmt.Errorf(format, args...)}
+}
+
+// errorCode keeps CodeOK out of errors: on the wire, 0 means "no error".
+func errorCode(c Code) Code {
+	if c == CodeOK {
+		return CodeUnknown
+	}
+	return c
 }
 
 // Code returns the error's code.
@@ -54,12 +64,18 @@ func (e *Error) Unwrap() error {
 	return e.err
 }
 
-// CodeOf returns the code of err: the code of the first *Error in its chain,
-// CodeCanceled or CodeDeadlineExceeded for the context errors, and
-// CodeUnknown for anything else. It must not be called with a nil error.
+// CodeOf returns the code of err: CodeOK for nil, the code of the first
+// *Error in its chain, CodeCanceled or CodeDeadlineExceeded for the context
+// errors, and CodeUnknown for anything else. So CodeOf(err).String() names
+// the outcome of any call, "ok" for a success:
+//
+//	res, err := next(ctx, call)
+//	logger.Info("call", "method", call.Method, "code", protows.CodeOf(err))
 func CodeOf(err error) Code {
 	var perr *Error
 	switch {
+	case err == nil:
+		return CodeOK
 	case errors.As(err, &perr):
 		return perr.code
 	case errors.Is(err, context.Canceled):
@@ -78,5 +94,5 @@ func AsError(err error) *Error {
 	if errors.As(err, &perr) {
 		return perr
 	}
-	return &Error{code: CodeOf(err), err: err}
+	return &Error{code: errorCode(CodeOf(err)), err: err}
 }

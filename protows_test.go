@@ -80,11 +80,34 @@ func TestCodeOf(t *testing.T) {
 		{context.Canceled, protows.CodeCanceled},
 		{fmt.Errorf("op: %w", context.DeadlineExceeded), protows.CodeDeadlineExceeded},
 		{io.EOF, protows.CodeUnknown},
+		{nil, protows.CodeOK},
 	}
 	for _, tt := range tests {
 		if got := protows.CodeOf(tt.err); got != tt.want {
 			t.Errorf("CodeOf(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+// A logging interceptor writes CodeOf(err) for every call: a success reads
+// as "ok", and no error ever carries CodeOK.
+func TestCodeOK(t *testing.T) {
+	if s := protows.CodeOf(nil).String(); s != "ok" {
+		t.Errorf("CodeOf(nil).String() = %q, want ok", s)
+	}
+	if got := protows.NewError(protows.CodeOK, io.EOF).Code(); got != protows.CodeUnknown {
+		t.Errorf("NewError(CodeOK).Code() = %v, want unknown", got)
+	}
+	if got := protows.Errorf(protows.CodeOK, "x").Code(); got != protows.CodeUnknown {
+		t.Errorf("Errorf(CodeOK).Code() = %v, want unknown", got)
+	}
+	if got := protows.AsError(nil).Code(); got != protows.CodeUnknown {
+		t.Errorf("AsError(nil).Code() = %v, want unknown", got)
+	}
+	// The wire's text form reads error codes: "ok" is none.
+	var c protows.Code
+	if err := c.UnmarshalText([]byte("ok")); err == nil {
+		t.Errorf("UnmarshalText(ok) = %v, want an error", c)
 	}
 }
 

@@ -201,11 +201,7 @@ func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
 	start := time.Now()
 	res, err := c.serve(ctx, call, req)
 	call.end(res, err)
-	outcome := "ok"
-	if err != nil {
-		outcome = protows.CodeOf(err).String()
-	}
-	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(start))
+	c.srv.cfg.Metrics.CallDone(call.method.Name, protows.CodeOf(err).String(), time.Since(start))
 }
 
 // serve calls the method, turning a panic that escaped the Handler's own
