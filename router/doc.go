@@ -37,7 +37,19 @@
 // # Interceptors
 //
 // Interceptors wrap every call, outermost first: router-wide ones
-// (WithInterceptors), then the method's timeout (WithTimeout) and its own
-// interceptors (WithHandlerInterceptors). Panic recovery is always
-// outermost.
+// (WithInterceptors), then the method's timeout and its own interceptors
+// (WithHandlerInterceptors). Panic recovery is always outermost.
+//
+// # Timeouts
+//
+// WithTimeout bounds unary calls only, so that one option given to a whole
+// service bounds its request-reply methods without ending its
+// subscriptions:
+//
+//	chatv1.RegisterChatServiceHandler(r, svc, router.WithTimeout(5*time.Second))
+//	// Send gets 5 s; Watch lives until the client leaves.
+//
+// A stream that should end by itself after a while takes WithStreamTimeout.
+// The client's own deadline is the client's business: when its context
+// ends it sends CANCEL, which cancels the handler's context.
 package router

@@ -93,8 +93,9 @@ var (
 type HandlerOption func(*handlerConfig)
 
 type handlerConfig struct {
-	interceptors []Interceptor
-	timeout      time.Duration
+	interceptors  []Interceptor
+	timeout       time.Duration // unary calls
+	streamTimeout time.Duration // server streams
 }
 
 // WithHandlerInterceptors adds interceptors for this method only, inside
@@ -103,11 +104,26 @@ func WithHandlerInterceptors(is ...Interceptor) HandlerOption {
 	return func(c *handlerConfig) { c.interceptors = append(c.interceptors, is...) }
 }
 
-// WithTimeout bounds the handler's run: its context expires after d and
-// the call ends with deadline_exceeded if the handler returns its
-// context's error. Zero means no timeout.
+// WithTimeout bounds the run of a unary handler: its context expires
+// after d, and the call ends with deadline_exceeded if the handler returns
+// its context's error. It does not apply to server streams, which live as
+// long as their subscription (a room's Watch lasts minutes or hours), so it
+// can be given to a whole service's RegisterXHandler: its unary methods get
+// the deadline, its streams do not. Bound streams with WithStreamTimeout.
+// Zero means no timeout.
 func WithTimeout(d time.Duration) HandlerOption {
 	return func(c *handlerConfig) { c.timeout = d }
+}
+
+// WithStreamTimeout bounds the whole life of a server stream: after d its
+// handler's context expires, and the stream ends with STREAM_END
+// deadline_exceeded if the handler returns its context's error (which
+// Send returns too once the context ended). It does not apply to unary
+// calls. Use it for streams with a natural end, such as an export, never
+// for subscriptions that should last as long as the client wants them.
+// Zero (the default) means no timeout.
+func WithStreamTimeout(d time.Duration) HandlerOption {
+	return func(c *handlerConfig) { c.streamTimeout = d }
 }
 
 // Stream sends the messages of a server stream. Send returns an error once
@@ -273,8 +289,12 @@ func (r *Router) register(method string, stream bool, newReq func() proto.Messag
 	for i := len(hc.interceptors) - 1; i >= 0; i-- {
 		h = hc.interceptors[i](h)
 	}
-	if hc.timeout > 0 {
-		h = timeoutInterceptor(hc.timeout)(h)
+	timeout := hc.timeout
+	if stream {
+		timeout = hc.streamTimeout
+	}
+	if timeout > 0 {
+		h = timeoutInterceptor(timeout)(h)
 	}
 	for i := len(r.interceptors) - 1; i >= 0; i-- {
 		h = r.interceptors[i](h)

@@ -217,7 +217,9 @@ func ExampleHandleServerStream() {
 func TestLogCalls(t *testing.T) {
 	var buf strings.Builder
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	r := router.New(router.WithInterceptors(router.LogCalls(l)))
+	var debug strings.Builder
+	dl := slog.New(slog.NewTextHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := router.New(router.WithInterceptors(router.LogCalls(l), router.LogCalls(dl)))
 	if err := router.HandleUnary(r, echo, echoFn); err != nil {
 		t.Fatal(err)
 	}
@@ -236,5 +238,9 @@ func TestLogCalls(t *testing.T) {
 	// The success is below the level; the failure is logged with its code.
 	if strings.Contains(out, echo) || !strings.Contains(out, "method=/t.S/Typed") || !strings.Contains(out, "code=not_found") || !strings.Contains(out, `err="no such room"`) {
 		t.Fatalf("log:\n%s", out)
+	}
+	// At debug level the success shows, with the code of no error.
+	if !strings.Contains(debug.String(), "method="+echo+" code=ok") {
+		t.Fatalf("debug log:\n%s", debug.String())
 	}
 }
