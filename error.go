@@ -11,8 +11,9 @@ import (
 // sees; clients get it back from every failed call. Find it in a chain with
 // errors.As, or read just the code with CodeOf.
 type Error struct {
-	code Code
-	err  error
+	code   Code
+	err    error
+	method string // the failed call's method, when a client named it
 }
 
 // NewError returns an error with the given code that wraps underlying. The
@@ -51,12 +52,34 @@ func (e *Error) Message() string {
 	return e.err.Error()
 }
 
-// Error implements error as "code: message".
+// Method returns the full name of the method whose call failed, as
+// WithMethod recorded it (the Go client does for every error its calls
+// return), or "".
+func (e *Error) Method() string {
+	return e.method
+}
+
+// WithMethod returns a copy of e that names the method whose call failed:
+// Method returns it and Error reads "protows: code: /pkg.S/M: message".
+// The code, Message (the wire form) and the cause stay as they were, so
+// the name never travels on the wire when the error is passed on.
+func (e *Error) WithMethod(method string) *Error {
+	named := *e
+	named.method = method
+	return &named
+}
+
+// Error implements error as "protows: code: message", with the method
+// before the message when one was recorded (WithMethod).
 func (e *Error) Error() string {
-	if msg := e.Message(); msg != "" {
-		return "protows: " + e.code.String() + ": " + msg
+	s := "protows: " + e.code.String()
+	if e.method != "" {
+		s += ": " + e.method
 	}
-	return "protows: " + e.code.String()
+	if msg := e.Message(); msg != "" {
+		s += ": " + msg
+	}
+	return s
 }
 
 // Unwrap returns the cause, for errors.Is and errors.As.

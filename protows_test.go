@@ -127,6 +127,23 @@ func TestErrorWraps(t *testing.T) {
 	}
 }
 
+func TestErrorWithMethod(t *testing.T) {
+	err := protows.Errorf(protows.CodeUnimplemented, "unknown method with id 0xd2600009: %w", io.EOF)
+	named := err.WithMethod("/chat.v1.ChatService/Sned")
+	if got, want := named.Error(), "protows: unimplemented: /chat.v1.ChatService/Sned: unknown method with id 0xd2600009: EOF"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if named.Method() != "/chat.v1.ChatService/Sned" || named.Code() != err.Code() || named.Message() != err.Message() || !errors.Is(named, io.EOF) {
+		t.Errorf("WithMethod changed more than the method: %q %v %q", named.Method(), named.Code(), named.Message())
+	}
+	if err.Method() != "" || err.Error() != "protows: unimplemented: unknown method with id 0xd2600009: EOF" {
+		t.Errorf("WithMethod changed the original: %v", err)
+	}
+	if got := protows.NewError(protows.CodeCanceled, nil).WithMethod("/S/M").Error(); got != "protows: canceled: /S/M" {
+		t.Errorf("Error() without a message = %q", got)
+	}
+}
+
 func TestMethodID(t *testing.T) {
 	// Published FNV-1a 32 test values, and the ids the golden vectors use.
 	tests := []struct {

@@ -19,22 +19,50 @@ import (
 // returns a CodeDeadlineExceeded or CodeCanceled error. When the connection
 // drops with the call in flight, the call fails with CodeUnavailable
 // wrapping ErrConnectionLost, unless it was made with Idempotent. Every
-// error is a *protows.Error: the server's, or one of these.
+// error is a *protows.Error that names the method (protows.Error.Method):
+// the server's, or one of these.
 func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto.Message, opts ...CallOption) (*Res, error) {
 	if _, ok := any(new(Res)).(proto.Message); !ok {
-		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res))
+		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res)).WithMethod(method)
 	}
-	payload, err := c.preparePayload(method, req)
+	cc := newCallConfig(opts)
+	call := &Call{Method: method, Request: req, md: cc.metadata, cc: &cc, newRes: func() (proto.Message, error) {
+		_, msg, err := newResponse[Res](cc.initResponse)
+		return msg, err
+	}}
+	msg, err := c.unary(ctx, call)
+	if err != nil {
+		return nil, nameError(method, err)
+	}
+	res, ok := any(msg).(*Res)
+	if !ok {
+		return nil, protows.Errorf(protows.CodeInternal, "client: an interceptor returned %T, not %T", msg, new(Res)).WithMethod(method)
+	}
+	if cc.replyMD != nil {
+		*cc.replyMD = call.replyMD
+	}
+	return res, nil
+}
+
+// invokeUnary is the innermost UnaryFunc: it makes the call on the
+// connection, retrying an idempotent one after a drop.
+func (c *Client) invokeUnary(ctx context.Context, call *Call) (proto.Message, error) {
+	res, err := c.doUnary(ctx, call)
+	return res, nameError(call.Method, err)
+}
+
+func (c *Client) doUnary(ctx context.Context, call *Call) (proto.Message, error) {
+	method := call.Method
+	payload, err := c.preparePayload(method, call.Request)
 	if err != nil {
 		return nil, err
 	}
-	cc := newCallConfig(opts)
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer c.releaseSlot()
 	tries := 1
-	if cc.idempotent {
+	if call.cc.idempotent {
 		tries += c.cfg.retryAttempts
 	}
 	var dead *conn
@@ -43,7 +71,7 @@ func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto
 		if err != nil {
 			return nil, err
 		}
-		env, err := cn.unary(ctx, method, payload, cc.metadata)
+		env, err := cn.unary(ctx, method, payload, call.md)
 		if errors.Is(err, errLinkDown) {
 			// Never sent: not a retry, whatever the method.
 			dead = cn
@@ -58,17 +86,15 @@ func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto
 		if err != nil {
 			return nil, err
 		}
-		res, msg, err := newResponse[Res](cc.initResponse)
+		msg, err := call.newRes()
 		if err != nil {
-			return nil, protows.Errorf(protows.CodeInternal, "client: reply of %s: %w", method, err)
+			return nil, protows.Errorf(protows.CodeInternal, "client: reply: %w", err)
 		}
 		if err := c.cfg.codec.UnmarshalPayload(env.GetPayload(), msg); err != nil {
-			return nil, protows.Errorf(protows.CodeInternal, "client: decode reply of %s: %w", method, err)
+			return nil, protows.Errorf(protows.CodeInternal, "client: decode reply: %w", err)
 		}
-		if cc.replyMD != nil {
-			*cc.replyMD = env.GetMetadata()
-		}
-		return res, nil
+		call.replyMD = env.GetMetadata()
+		return msg, nil
 	}
 }
 
@@ -79,7 +105,7 @@ func (c *Client) preparePayload(method string, req proto.Message) ([]byte, error
 	}
 	payload, err := c.cfg.codec.AppendPayload(nil, req)
 	if err != nil {
-		return nil, protows.Errorf(protows.CodeInternal, "client: encode request of %s: %w", method, err)
+		return nil, protows.Errorf(protows.CodeInternal, "client: encode request: %w", err)
 	}
 	return payload, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/protows/protows"
@@ -40,6 +43,10 @@ type Client struct {
 	ready   chan struct{} // closed when cur is set or the client stopped
 	stopErr error         // set when the client stopped
 	streams map[*streamCore]struct{}
+
+	// The call functions, wrapped in the interceptors (chain).
+	unary  UnaryFunc
+	stream StreamFunc
 }
 
 // Dial connects to the protows server at rawURL (ws:// or wss://) and
@@ -67,6 +74,7 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 		done:    make(chan struct{}),
 	}
 	c.slots = make(chan struct{}, c.cfg.maxInFlight)
+	c.chain()
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.setState(StateConnecting, nil)
 	cn, aerr := c.connect(ctx, false)
@@ -178,15 +186,55 @@ func (c *Client) connect(ctx context.Context, newToken bool) (*conn, *attemptErr
 
 // handshakeError describes a refused upgrade (docs/PROTOCOL.md, section 1.2).
 func handshakeError(resp *http.Response) *attemptError {
-	// gorilla keeps up to 1 KiB of the body and needs no Close.
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	act, code := classifyHandshake(resp.StatusCode)
-	ae := &attemptError{act: act, err: protows.Errorf(code, "client: handshake refused: HTTP %d: %s",
-		resp.StatusCode, strings.TrimSpace(string(body)))}
+	ae := &attemptError{act: act, err: protows.Errorf(code, "client: handshake refused: %s", describeRefusal(resp))}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
 		ae.retryAfter = time.Duration(s) * time.Second
 	}
 	return ae
+}
+
+// maxRefusalText is the most bytes of a refusal's body that an error
+// quotes.
+const maxRefusalText = 200
+
+// describeRefusal says why a server refused the upgrade: the status and,
+// when the body is a short plain-text reason (a protows server's, say), the
+// reason. A foreign endpoint's page (an HTML 200 from a web server, a
+// proxy's error page) is named by its status and type, never copied into
+// the error: it would flood logs and say nothing.
+func describeRefusal(resp *http.Response) string {
+	status := fmt.Sprintf("HTTP %d", resp.StatusCode)
+	if text := http.StatusText(resp.StatusCode); text != "" {
+		status += " " + text
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		status = "not a WebSocket endpoint: " + status
+	}
+	ctype := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ctype); err == nil && mt != "text/plain" || err != nil && ctype != "" {
+		return fmt.Sprintf("%s (a %s body)", status, ctype)
+	}
+	// gorilla keeps up to 1 KiB of the body and needs no Close.
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	text, _, _ := strings.Cut(strings.TrimSpace(strings.ToValidUTF8(string(body), "\uFFFD")), "\n")
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(text))
+	if len(text) > maxRefusalText {
+		cut := maxRefusalText
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	if text == "" {
+		return status
+	}
+	return status + ": " + text
 }
 
 // attach makes cn the current connection and re-opens the streams that

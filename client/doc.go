@@ -23,13 +23,35 @@
 // # Errors
 //
 // Every error a call returns is a *protows.Error; protows.CodeOf(err) gives
-// its code. The server's errors arrive as they were sent. The client adds:
+// its code, and its Method the method of the call, which its text names too
+// (a mistyped method reads "protows: unimplemented:
+// /chat.v1.ChatService/Sned: unknown method with id 0xd2600009", where the
+// server, which got only the id from the Protobuf codec, could not name
+// it). The server's errors arrive as they were sent (Message is the
+// server's). The client adds:
 // CodeDeadlineExceeded and CodeCanceled when the call's context ended (the
 // server got a CANCEL); CodeUnavailable wrapping ErrConnectionLost when the
 // connection dropped with the call in flight; CodeCanceled wrapping
 // ErrClosed after Close; CodeResourceExhausted for a request larger than
 // WithMaxMessageSize and for a stream whose reader fell behind; and, after
 // the server told the client to stop, the code of the close-code table.
+//
+// A refused handshake names the HTTP status and, when the body is a short
+// plain-text reason (as a protows server sends), the reason; a foreign
+// endpoint's page (an HTML 200, a proxy's 502 page) is never copied into
+// the error.
+//
+// # Interceptors
+//
+// WithInterceptors wraps every call in Interceptors, the first outermost:
+// WrapUnary sees a unary call and its response, WrapStream sees the opening
+// of a stream and returns a Stream, which may be wrapped to see its
+// messages and its end. Interceptors set request metadata with
+// Call.SetMetadata (a request id, a trace context), and see each call once:
+// retries and re-opens after a reconnection happen beneath them. LogCalls
+// logs every call; package otelprotows traces them.
+//
+//	c, err := client.Dial(ctx, url, client.WithInterceptors(client.LogCalls(logger)))
 //
 // # Reconnection
 //

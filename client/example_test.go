@@ -16,6 +16,7 @@ import (
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/proto"
 )
 
 func Example() {
@@ -52,7 +53,7 @@ func Example() {
 	fmt.Println("stream error:", stream.Err())
 	// Output:
 	// hello
-	// not_found protows: not_found: no such room
+	// not_found protows: not_found: /protows.test.v1.TestService/Fail: no such room
 	// 1
 	// 2
 	// 3
@@ -113,7 +114,19 @@ func ExampleWithTokenSource() {
 
 // startExampleServer serves the test service on a loopback port.
 func startExampleServer() (url string, stop func()) {
-	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
+	// The server echoes a request's x-request-id in its reply's metadata,
+	// for ExampleWithInterceptors_metadata.
+	echoID := func(next router.HandlerFunc) router.HandlerFunc {
+		return func(ctx context.Context, call *router.Call) (proto.Message, error) {
+			if tc, ok := transport.CallFromContext(ctx); ok {
+				if id, ok := tc.Metadata()["x-request-id"]; ok {
+					tc.SetReplyMetadata("x-request-id", id)
+				}
+			}
+			return next(ctx, call)
+		}
+	}
+	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)), router.WithInterceptors(echoID))
 	if err := testservice.Register(r); err != nil {
 		log.Fatal(err)
 	}

@@ -55,6 +55,7 @@ type config struct {
 	streamBuffer  int
 	maxInFlight   int
 	retryAttempts int
+	interceptors  []Interceptor
 	rnd           func(int64) int64
 }
 

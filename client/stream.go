@@ -43,13 +43,11 @@ import (
 //		use(stream.Msg())
 //	}
 type ServerStream[Res any] struct {
-	core *streamCore
-	msg  *Res
-	seq  uint64
-	gap  bool
-	// err is a message that did not decode: it ends the stream for the
-	// reader even when the server had already ended it, with messages
-	// still queued.
+	s      Stream // the client's own, or an interceptor's around it
+	method string
+	msg    *Res
+	// err is an interceptor's message of the wrong type: it ends the
+	// stream for the reader.
 	err error
 }
 
@@ -61,23 +59,122 @@ type ServerStream[Res any] struct {
 // While the client is reconnecting, opening waits for the connection, within
 // ctx. The error is non-nil only when the stream could not be opened at all
 // (ctx ended, the client stopped, the request does not encode); a refusal
-// by the server arrives through Err.
+// by the server arrives through Err. Errors name the method
+// (protows.Error.Method).
 func CallServerStream[Res any](ctx context.Context, c *Client, method string, req proto.Message, opts ...CallOption) (*ServerStream[Res], error) {
 	if _, ok := any(new(Res)).(proto.Message); !ok {
-		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res))
+		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res)).WithMethod(method)
 	}
-	payload, err := c.preparePayload(method, req)
+	cc := newCallConfig(opts)
+	call := &Call{Method: method, ServerStream: true, Request: req, md: cc.metadata, cc: &cc, newRes: func() (proto.Message, error) {
+		_, msg, err := newResponse[Res](cc.initResponse)
+		return msg, err
+	}}
+	st, err := c.stream(ctx, call)
+	if err != nil {
+		return nil, nameError(method, err)
+	}
+	return &ServerStream[Res]{s: st, method: method}, nil
+}
+
+// Receive waits for the next message and reports whether there is one. It
+// returns false when the stream ended: see Err.
+func (s *ServerStream[Res]) Receive() bool {
+	if s.err != nil || !s.s.Receive() {
+		s.msg = nil
+		return false
+	}
+	msg := s.s.Msg()
+	res, ok := any(msg).(*Res)
+	if !ok {
+		s.err = protows.Errorf(protows.CodeInternal, "client: an interceptor returned %T, not %T", msg, new(Res)).WithMethod(s.method)
+		_ = s.s.Close()
+		s.msg = nil
+		return false
+	}
+	s.msg = res
+	return true
+}
+
+// Msg returns the message of the last successful Receive.
+func (s *ServerStream[Res]) Msg() *Res {
+	return s.msg
+}
+
+// Gap reports whether messages may be missing just before the message Msg
+// returns. It is true in two cases:
+//
+//   - The stream was re-opened (after a reconnection, or after the server
+//     ended it with CodeUnavailable or an unrequested CodeCanceled). Messages
+//     the server produced between the end and the re-open are missing, and
+//     the server's handler started again from the request: a stream of
+//     events continues from "now", a stream that replays state replays it.
+//   - The message is a room message (Seq is not 0) whose number does not
+//     follow the previous room message of the stream: it skips ahead (the
+//     server could not deliver the messages in between, say a broadcast lost
+//     between nodes) or goes back (the numbering restarted).
+//
+// Messages with Seq 0 never start or hide a gap. Applications that must not
+// miss messages resume from a position of their own when Gap is true (reload
+// the state, or ask for the messages after the last one they have).
+func (s *ServerStream[Res]) Gap() bool {
+	return s.msg != nil && s.s.Gap()
+}
+
+// Seq returns the room sequence number of the message Msg returns
+// (docs/PROTOCOL.md, section 3.5): consecutive room messages of one stream
+// carry consecutive numbers. It is 0 for a message that is not sequenced (an
+// ordinary stream message, or one sent to a single member). Numbers of
+// different streams, and of one stream before and after Gap reported a
+// re-open, are not comparable.
+func (s *ServerStream[Res]) Seq() uint64 {
+	if s.msg == nil {
+		return 0
+	}
+	return s.s.Seq()
+}
+
+// Err returns why the stream ended: nil when the server ended it cleanly or
+// Close was called, else a *protows.Error that names the method (the
+// server's, CodeCanceled or CodeDeadlineExceeded when ctx ended,
+// CodeUnavailable when the connection dropped and the stream was not
+// re-opened, CodeResourceExhausted when the reader fell more than the stream
+// buffer behind, CodeInternal when a message did not decode, even one that
+// arrived before the server ended the stream). It returns nil while the
+// stream is open.
+func (s *ServerStream[Res]) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return nameError(s.method, s.s.Err())
+}
+
+// Close stops the stream: the client sends CANCEL if the stream is still
+// open, and Receive returns false from then on. It always returns nil.
+func (s *ServerStream[Res]) Close() error {
+	_ = s.s.Close()
+	return nil
+}
+
+// openStream is the innermost StreamFunc: it opens the stream on the
+// connection and returns the client's own Stream.
+func (c *Client) openStream(ctx context.Context, call *Call) (Stream, error) {
+	st, err := c.doOpenStream(ctx, call)
+	return st, nameError(call.Method, err)
+}
+
+func (c *Client) doOpenStream(ctx context.Context, call *Call) (Stream, error) {
+	payload, err := c.preparePayload(call.Method, call.Request)
 	if err != nil {
 		return nil, err
 	}
-	cc := newCallConfig(opts)
 	s := &streamCore{
 		cl:       c,
-		method:   method,
+		method:   call.Method,
 		payload:  payload,
-		metadata: cc.metadata,
-		initRes:  cc.initResponse,
-		resub:    !cc.noResubscribe,
+		metadata: call.md,
+		newRes:   call.newRes,
+		resub:    !call.cc.noResubscribe,
 		wake:     make(chan struct{}, 1),
 	}
 	if err := c.acquire(ctx); err != nil {
@@ -109,12 +206,25 @@ func CallServerStream[Res any](ctx context.Context, c *Client, method string, re
 		}
 		dead = cn
 	}
-	return &ServerStream[Res]{core: s}, nil
+	return &rawStream{core: s}, nil
 }
 
-// Receive waits for the next message and reports whether there is one. It
-// returns false when the stream ended: see Err.
-func (s *ServerStream[Res]) Receive() bool {
+// rawStream is the client's own Stream: it decodes each message into a new
+// response message.
+type rawStream struct {
+	core *streamCore
+	msg  proto.Message
+	seq  uint64
+	gap  bool
+	// err is a message that did not decode: it ends the stream for the
+	// reader even when the server had already ended it, with messages
+	// still queued.
+	err error
+}
+
+var _ Stream = (*rawStream)(nil)
+
+func (s *rawStream) Receive() bool {
 	if s.err != nil {
 		return false
 	}
@@ -123,72 +233,32 @@ func (s *ServerStream[Res]) Receive() bool {
 		s.msg, s.seq, s.gap = nil, 0, false
 		return false
 	}
-	res, msg, err := newResponse[Res](s.core.initRes)
+	msg, err := s.core.newRes()
 	if err == nil {
 		err = s.core.cl.cfg.codec.UnmarshalPayload(it.payload, msg)
 	}
 	if err != nil {
-		s.err = protows.Errorf(protows.CodeInternal, "client: decode message of %s: %w", s.core.method, err)
+		s.err = protows.Errorf(protows.CodeInternal, "client: decode stream message: %w", err).WithMethod(s.core.method)
 		s.core.cancel(s.err, false)
 		s.msg, s.seq, s.gap = nil, 0, false
 		return false
 	}
-	s.msg, s.seq, s.gap = res, it.seq, it.gap
+	s.msg, s.seq, s.gap = msg, it.seq, it.gap
 	return true
 }
 
-// Msg returns the message of the last successful Receive.
-func (s *ServerStream[Res]) Msg() *Res {
-	return s.msg
-}
+func (s *rawStream) Msg() proto.Message { return s.msg }
+func (s *rawStream) Seq() uint64        { return s.seq }
+func (s *rawStream) Gap() bool          { return s.gap }
 
-// Gap reports whether messages may be missing just before the message Msg
-// returns. It is true in two cases:
-//
-//   - The stream was re-opened (after a reconnection, or after the server
-//     ended it with CodeUnavailable or an unrequested CodeCanceled). Messages
-//     the server produced between the end and the re-open are missing, and
-//     the server's handler started again from the request: a stream of
-//     events continues from "now", a stream that replays state replays it.
-//   - The message is a room message (Seq is not 0) whose number does not
-//     follow the previous room message of the stream: it skips ahead (the
-//     server could not deliver the messages in between, say a broadcast lost
-//     between nodes) or goes back (the numbering restarted).
-//
-// Messages with Seq 0 never start or hide a gap. Applications that must not
-// miss messages resume from a position of their own when Gap is true (reload
-// the state, or ask for the messages after the last one they have).
-func (s *ServerStream[Res]) Gap() bool {
-	return s.gap
-}
-
-// Seq returns the room sequence number of the message Msg returns
-// (docs/PROTOCOL.md, section 3.5): consecutive room messages of one stream
-// carry consecutive numbers. It is 0 for a message that is not sequenced (an
-// ordinary stream message, or one sent to a single member). Numbers of
-// different streams, and of one stream before and after Gap reported a
-// re-open, are not comparable.
-func (s *ServerStream[Res]) Seq() uint64 {
-	return s.seq
-}
-
-// Err returns why the stream ended: nil when the server ended it cleanly or
-// Close was called, else a *protows.Error (the server's, CodeCanceled or
-// CodeDeadlineExceeded when ctx ended, CodeUnavailable when the connection
-// dropped and the stream was not re-opened, CodeResourceExhausted when the
-// reader fell more than the stream buffer behind, CodeInternal when a message
-// did not decode, even one that arrived before the server ended the stream).
-// It returns nil while the stream is open.
-func (s *ServerStream[Res]) Err() error {
+func (s *rawStream) Err() error {
 	if s.err != nil {
 		return s.err
 	}
-	return s.core.result()
+	return nameError(s.core.method, s.core.result())
 }
 
-// Close stops the stream: the client sends CANCEL if the stream is still
-// open, and Receive returns false from then on. It always returns nil.
-func (s *ServerStream[Res]) Close() error {
+func (s *rawStream) Close() error {
 	s.core.cancel(nil, true)
 	return nil
 }
@@ -207,7 +277,7 @@ type streamCore struct {
 	method   string
 	payload  []byte
 	metadata map[string]string
-	initRes  func(proto.Message) error // WithResponseInitializer
+	newRes   func() (proto.Message, error) // a new response message, initialized
 	resub    bool
 	stopCtx  func() bool
 	wake     chan struct{} // signalled when items or the end arrive
@@ -264,7 +334,7 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		if len(s.queue) >= s.cl.cfg.streamBuffer {
 			s.mu.Unlock()
 			s.cancel(protows.Errorf(protows.CodeResourceExhausted,
-				"client: stream %s: reader fell %d messages behind", s.method, len(s.queue)), false)
+				"client: the stream's reader fell %d messages behind", len(s.queue)), false)
 			return
 		}
 		seq := env.GetSeq()
