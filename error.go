@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error is the error of a failed call: a Code and a message, wrapping the
@@ -60,7 +61,8 @@ func (e *Error) Method() string {
 }
 
 // WithMethod returns a copy of e that names the method whose call failed:
-// Method returns it and Error reads "protows: code: /pkg.S/M: message".
+// Method returns it and Error reads "protows: code: /pkg.S/M: message"
+// (or "protows: code: message" when the message names the method already).
 // The code, Message (the wire form) and the cause stay as they were, so
 // the name never travels on the wire when the error is passed on.
 func (e *Error) WithMethod(method string) *Error {
@@ -73,10 +75,11 @@ func (e *Error) WithMethod(method string) *Error {
 // before the message when one was recorded (WithMethod).
 func (e *Error) Error() string {
 	s := "protows: " + e.code.String()
-	if e.method != "" {
+	msg := e.Message()
+	if e.method != "" && !strings.Contains(msg, e.method) {
 		s += ": " + e.method
 	}
-	if msg := e.Message(); msg != "" {
+	if msg != "" {
 		s += ": " + msg
 	}
 	return s

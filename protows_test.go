@@ -142,6 +142,10 @@ func TestErrorWithMethod(t *testing.T) {
 	if got := protows.NewError(protows.CodeCanceled, nil).WithMethod("/S/M").Error(); got != "protows: canceled: /S/M" {
 		t.Errorf("Error() without a message = %q", got)
 	}
+	// A message that names the method already is not prefixed again.
+	if got := protows.Errorf(protows.CodeUnimplemented, "unknown method /S/M").WithMethod("/S/M").Error(); got != "protows: unimplemented: unknown method /S/M" {
+		t.Errorf("Error() of a message naming the method = %q", got)
+	}
 }
 
 func TestMethodID(t *testing.T) {
