@@ -2,7 +2,6 @@ package transport
 
 import (
 	"io"
-	"log/slog"
 	"time"
 	"unicode/utf8"
 
@@ -82,6 +81,9 @@ func (c *Conn) shed() {
 	c.mu.Unlock()
 	if first {
 		c.logger().Warn("protows: server overloaded, shedding connection", "max_calls", c.srv.cfg.MaxCalls)
+		if c.srv.load != nil {
+			c.srv.load.ConnShed()
+		}
 	}
 	c.drainWith(protows.CloseTryAgainLater, "server overloaded")
 }
@@ -174,12 +176,13 @@ func (c *Conn) finish(end readEnd) {
 	reason := c.reason
 	c.mu.Unlock()
 	s.cfg.Metrics.ConnClosed(c.codec.Name(), int(code))
-	level := slog.LevelInfo
-	if code == protows.CloseNormal || code == protows.CloseGoingAway {
-		level = slog.LevelDebug // routine: not worth a line per client at scale
-	}
-	if s.cfg.Logger.Enabled(&c.ctx, level) {
-		c.logger().Log(&c.ctx, level, "protows: connection closed", "code", int(code), "reason", reason)
+	if lvl := s.cfg.ConnLogLevel; s.cfg.Logger.Enabled(&c.ctx, lvl) {
+		attrs := []any{"ip", c.ip, "subprotocol", c.codec.Name(), "code", int(code), "reason", reason,
+			"duration", time.Since(s.epoch) - c.opened}
+		if p := c.principal.Load(); p != nil {
+			attrs = append(attrs, "subject", p.Subject)
+		}
+		c.logger().Log(&c.ctx, lvl, "protows: connection closed", attrs...)
 	}
 	// Before release: once Shutdown returned, every Done is closed.
 	c.mu.Lock()

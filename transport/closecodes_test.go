@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,7 +160,8 @@ func TestOverloaded(t *testing.T) {
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			b, extra := newBlocker(t)
-			ts := startServer(t, transport.Config{MaxCalls: 3}, extra)
+			m := &shedMetrics{}
+			ts := startServer(t, transport.Config{MaxCalls: 3, Metrics: m}, extra)
 			a := dial(t, ts.url, c, nil)
 			a.send(a.request(1, blockMethod, &testv1.EchoRequest{Text: "a"}))
 			b.waitStarted(t, 1)
@@ -197,6 +199,9 @@ func TestOverloaded(t *testing.T) {
 				t.Fatalf("the accepted call's reply: %v", e)
 			}
 			cl.expectClose(protows.CloseTryAgainLater)
+			if n := m.shed.Load(); n != 1 {
+				t.Errorf("LoadMetrics.ConnShed counted %d connections, want 1", n)
+			}
 
 			// The other connection was not affected.
 			if e := a.recv(); e.GetId() != 1 || e.GetKind() != protowsv1.Kind_KIND_REPLY {
@@ -208,6 +213,16 @@ func TestOverloaded(t *testing.T) {
 		})
 	}
 }
+
+// shedMetrics counts shed connections (transport.LoadMetrics).
+type shedMetrics struct {
+	transport.NopMetrics
+	shed atomic.Int32
+}
+
+var _ transport.LoadMetrics = (*shedMetrics)(nil)
+
+func (m *shedMetrics) ConnShed() { m.shed.Add(1) }
 
 // TestForbidden: Config.Authorize refuses authenticated principals with
 // ERROR permission_denied and close 4503, for a handshake token, a first

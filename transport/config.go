@@ -196,6 +196,15 @@ type Config struct {
 	// Logger receives the server's structured logs. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// ConnLogLevel is the level of the two lines each connection logs:
+	// "protows: connection open" (conn id, remote address, client IP,
+	// subprotocol, subject when authenticated in the handshake) and
+	// "protows: connection closed" (the same ids, the close code sent or
+	// received, 1006 when none, its reason and how long the connection
+	// lived). The zero value is slog.LevelInfo; slog.LevelDebug keeps them
+	// out of a busy server's logs, and a level below the Logger's minimum
+	// (slog.LevelDebug-4 for most handlers) turns them off.
+	ConnLogLevel slog.Level
 	// Metrics receives the server's measurements. Nil means none.
 	Metrics Metrics
 }

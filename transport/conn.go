@@ -80,6 +80,8 @@ type Conn struct {
 	// Owned by the reader (read).
 	tokens  float64
 	lastMsg time.Duration // when the last message came, since srv.epoch: a monotonic time in 8 bytes
+
+	opened time.Duration // when the connection opened, since srv.epoch, for the close's log line
 }
 
 // connState is where a connection is in its life. It only moves forward

@@ -11,11 +11,13 @@
 //	})
 //	mux := http.NewServeMux()
 //	mux.Handle("/ws", srv)
+//	mux.Handle("GET /readyz", srv.ReadyHandler()) // 503 from the start of Shutdown
+//	mux.Handle("GET /healthz", srv.LiveHandler())
 //	hs := transport.NewHTTPServer(":8080", mux) // ReadHeaderTimeout: slowloris
 //	go hs.ListenAndServe()
 //	...
-//	hs.Shutdown(ctx)  // stops accepting; hijacked WebSockets are not its
-//	srv.Shutdown(ctx) // ends streams, drains unary calls, then closes with 1001
+//	srv.Shutdown(ctx) // not ready; ends streams, drains unary calls, closes with 1001
+//	hs.Shutdown(ctx)  // then stop accepting HTTP: the probes answered meanwhile
 //
 // # Defaults
 //
@@ -154,11 +156,23 @@
 // expires, the remaining calls are cancelled, connections are dropped and
 // Shutdown returns.
 //
+// # Health probes
+//
+// Server.ReadyHandler serves a load balancer's readiness probe: 200 until
+// Shutdown starts, 503 from then on (set before any connection is told to
+// leave), and 503 while any ReadyCheck given to it fails (a broker's
+// connection, say). Server.LiveHandler serves a liveness probe, which
+// stays 200 through a drain and fails only when the server's bookkeeping
+// is wedged. Call Server.Shutdown before http.Server.Shutdown, so that the
+// probes are answered while the connections drain (docs/DEPLOYMENT.md).
+//
 // # Observability
 //
-// Logs go to Config.Logger (log/slog) with the connection id, remote
-// address, close code and reason. Measurements go to Config.Metrics; the
-// prommetrics package adapts them to Prometheus, jwtauth provides a JWT
+// Logs go to Config.Logger (log/slog). Each connection logs one line when
+// it opens and one when it closes (with the close code, its reason and the
+// connection's lifetime) at Config.ConnLogLevel, Info by default.
+// Measurements go to Config.Metrics (LoadMetrics adds shed connections);
+// the prommetrics package adapts them to Prometheus, jwtauth provides a JWT
 // Authenticator. Both are separate packages so that servers that do not
 // use them do not link their dependencies.
 package transport

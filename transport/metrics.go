@@ -29,6 +29,16 @@ type Metrics interface {
 	SendQueueDropped()
 }
 
+// LoadMetrics is an optional interface of a Metrics, found by type
+// assertion: the load the server sheds, which a Metrics without it sees
+// only as 1013 close codes, long after the overload.
+type LoadMetrics interface {
+	// ConnShed counts a connection shed because the server ran
+	// Config.MaxCalls calls: the REQUEST beyond the limit got ERROR
+	// unavailable, and the connection drains and closes with 1013.
+	ConnShed()
+}
+
 // NopMetrics is a Metrics that records nothing.
 type NopMetrics struct{}
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,6 +32,7 @@ type Server struct {
 	workers  *workerPool   // runs handlers and writers on warm goroutines
 	epoch    time.Time     // the zero of the connections' monotonic clocks
 	idleGap  time.Duration // the readers' idleGap; other values in tests
+	load     LoadMetrics   // cfg.Metrics's, when it has them
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -65,6 +65,7 @@ func NewServer(h Handler, cfg Config) *Server {
 		epoch:    time.Now(),
 		idleGap:  idleGap,
 	}
+	s.load, _ = cfg.Metrics.(LoadMetrics)
 	if s.origins.all {
 		cfg.Logger.Warn("protows: AllowedOrigins has \"*\": any web page may open connections to this server")
 	}
@@ -227,6 +228,7 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 		codec:    cd,
 		metadata: md,
 		cancel:   cancel,
+		opened:   time.Since(s.epoch),
 	}
 	c.ctx = connContext{Context: ctx, conn: c}
 	// gorilla's wire limit; a compressed message is checked again after
@@ -252,8 +254,12 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 	}
 	s.cfg.Metrics.ConnOpened(cd.Name())
 	// c.logger() allocates: an idle connection keeps no logger of its own.
-	if s.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
-		c.logger().Debug("protows: connection open", "subprotocol", cd.Name())
+	if lvl := s.cfg.ConnLogLevel; s.cfg.Logger.Enabled(ctx, lvl) {
+		attrs := []any{"ip", ip, "subprotocol", cd.Name()}
+		if p != nil {
+			attrs = append(attrs, "subject", p.Subject)
+		}
+		c.logger().Log(ctx, lvl, "protows: connection open", attrs...)
 	}
 
 	c.mu.Lock()

@@ -17,6 +17,11 @@
 //	sent_bytes_total{subprotocol}                 counter
 //	handler_duration_seconds{method,outcome}      histogram
 //	send_queue_drops_total                        counter
+//	connections_shed_total                        counter (transport.LoadMetrics)
+//
+// The hub's rooms and brokers have their own adapter, package
+// github.com/protows/protows/hub/prommetrics; deploy/grafana has a
+// dashboard of both.
 package prommetrics
 
 import (
@@ -39,9 +44,13 @@ type Metrics struct {
 	bytesOut     *prometheus.CounterVec
 	handlerTime  *prometheus.HistogramVec
 	sendQueueDrp prometheus.Counter
+	shed         prometheus.Counter
 }
 
-var _ transport.Metrics = (*Metrics)(nil)
+var (
+	_ transport.Metrics     = (*Metrics)(nil)
+	_ transport.LoadMetrics = (*Metrics)(nil)
+)
 
 // New creates the collectors and registers them with reg (for example
 // prometheus.DefaultRegisterer, or a prometheus.NewRegistry()).
@@ -69,8 +78,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"method", "outcome"}),
 		sendQueueDrp: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "send_queue_drops_total",
 			Help: "Connections closed with 4008 because their send queue overflowed."}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_shed_total",
+			Help: "Connections shed because the server ran Config.MaxCalls calls: they drain and close with 1013."}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.total, m.closed, m.rejected, m.msgsIn, m.msgsOut, m.bytesIn, m.bytesOut, m.handlerTime, m.sendQueueDrp} {
+	for _, c := range []prometheus.Collector{m.open, m.total, m.closed, m.rejected, m.msgsIn, m.msgsOut, m.bytesIn, m.bytesOut, m.handlerTime, m.sendQueueDrp, m.shed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -112,3 +123,6 @@ func (m *Metrics) CallDone(method, outcome string, d time.Duration) {
 
 // SendQueueDropped implements transport.Metrics.
 func (m *Metrics) SendQueueDropped() { m.sendQueueDrp.Inc() }
+
+// ConnShed implements transport.LoadMetrics.
+func (m *Metrics) ConnShed() { m.shed.Inc() }

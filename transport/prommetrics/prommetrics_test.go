@@ -108,3 +108,22 @@ protows_connections_open{subprotocol="protows.v1.proto"} 0
 		t.Fatalf("handler histograms: %d", n)
 	}
 }
+
+// TestShed: shed connections are counted apart from their 1013 closes.
+func TestShed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := prommetrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ConnShed()
+	m.ConnShed()
+	want := `
+# HELP protows_connections_shed_total Connections shed because the server ran Config.MaxCalls calls: they drain and close with 1013.
+# TYPE protows_connections_shed_total counter
+protows_connections_shed_total 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "protows_connections_shed_total"); err != nil {
+		t.Fatal(err)
+	}
+}
