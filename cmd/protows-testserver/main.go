@@ -13,8 +13,11 @@
 // signed HS256 with a key generated at start, issuer "protows-testserver",
 // audience "protows-test". Only loopback clients may mint tokens.
 //
-// SIGTERM or SIGINT shuts down gracefully: running calls finish, then every
-// connection closes with 1001.
+// GET /readyz answers 200 until shutdown starts and 503 from then on;
+// GET /healthz answers 200 while the server is live (docs/DEPLOYMENT.md).
+//
+// SIGTERM or SIGINT shuts down gracefully: /readyz fails at once, running
+// calls finish, then every connection closes with 1001.
 package main
 
 import (
@@ -114,6 +117,8 @@ func run() error {
 	}
 	ws := transport.NewServer(r, cfg)
 	mux.Handle("/ws", ws)
+	mux.Handle("GET /readyz", ws.ReadyHandler())
+	mux.Handle("GET /healthz", ws.LiveHandler())
 	if *static != "" {
 		mux.Handle("/", http.FileServer(http.Dir(*static)))
 	}
@@ -138,9 +143,13 @@ func run() error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = hs.Shutdown(sctx) // stops listening; hijacked WebSockets are ours
-	if err := ws.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	// The transport first, so that /readyz answers 503 while the
+	// connections drain; then the HTTP server (hijacked WebSockets are
+	// not its).
+	werr := ws.Shutdown(sctx)
+	_ = hs.Shutdown(sctx)
+	if werr != nil {
+		return fmt.Errorf("shutdown: %w", werr)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -22,6 +22,7 @@ import (
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/testservice"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -82,6 +83,72 @@ func TestTestServer(t *testing.T) {
 	}
 	_, _, err = ws.ReadMessage()
 	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("want close 1001, got %v", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// TestProbes: the test server serves /readyz and /healthz; on SIGTERM
+// readiness fails while a call still runs, before its connection gets the
+// 1001 close, and liveness stays up.
+func TestProbes(t *testing.T) {
+	cmd, base := start(t)
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	probe := func(path string) int {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if probe("/readyz") != 200 || probe("/healthz") != 200 {
+		t.Fatal("not ready and live at start")
+	}
+	d := websocket.Dialer{Subprotocols: []string{codec.JSONName}}
+	ws, _, err := d.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := codec.JSON()
+	payload, _ := c.AppendPayload(nil, &testv1.SleepRequest{Delay: durationpb.New(time.Second)})
+	frame, _ := codec.MarshalFrame(c, &protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REQUEST, Method: testservice.SleepMethod, Payload: payload})
+	if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the call runs
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); probe("/readyz") != http.StatusServiceUnavailable; {
+		if time.Now().After(deadline) {
+			t.Fatal("readyz never failed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("the connection ended before readiness failed: %v", err)
+	default:
+	}
+	if probe("/healthz") != 200 {
+		t.Error("healthz failed during the drain")
+	}
+	if err := <-closed; !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Fatalf("want close 1001, got %v", err)
 	}
 	if err := cmd.Wait(); err != nil {

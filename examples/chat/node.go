@@ -158,6 +158,12 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 	// Prometheus scrapes this without an Origin; like the rest of the
 	// demo, it listens on loopback unless -addr says otherwise.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}))
+	// A load balancer's probes (docs/DEPLOYMENT.md): readiness fails as
+	// soon as shutdown starts; liveness stays up through the drain. NATS
+	// is not a readiness condition: when it is down every node would be
+	// unready at once, and each still serves its own members.
+	mux.Handle("GET /readyz", n.ws.ReadyHandler())
+	mux.Handle("GET /healthz", n.ws.LiveHandler())
 	if err := handlePage(mux, cfg.Web); err != nil {
 		_ = n.hub.Close()
 		n.closeNATS()
@@ -174,16 +180,17 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 	return n, nil
 }
 
-// shutdown stops the node gracefully: no new HTTP requests, memberships
+// shutdown stops the node gracefully: /readyz fails at once, memberships
 // end (their streams end with unavailable, which tells clients to come
-// back), running calls answer, connections close with 1001, and the
-// node leaves the cluster.
+// back), running calls answer, connections close with 1001, the node
+// leaves the cluster, and then the HTTP server stops, so that the probes
+// were answered throughout the drain.
 func (n *node) shutdown(ctx context.Context) error {
-	herr := n.hs.Shutdown(ctx)
-	// Watch calls last as long as their membership: end them first, or
-	// the transport's drain would wait for them until ctx expires.
-	cerr := n.hub.Close()
+	// The transport's drain ends the Watch streams and cancels their
+	// handlers' contexts, which ends their memberships.
 	werr := n.ws.Shutdown(ctx)
+	cerr := n.hub.Close()
+	herr := n.hs.Shutdown(ctx)
 	n.closeNATS()
 	if err := <-n.served; !errors.Is(err, http.ErrServerClosed) {
 		herr = errors.Join(herr, err)
