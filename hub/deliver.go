@@ -2,10 +2,13 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"time"
 
 	"github.com/protows/protows/codec"
 	hubv1 "github.com/protows/protows/gen/go/protows/hub/v1"
+	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -78,9 +81,13 @@ func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 	// Room for the envelope heads and tails of most members, short ids and
 	// sequence numbers; codec.AppendStreamMessage grows it when that is not enough.
 	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
+	n := 0
 	for _, m := range r.members {
-		h.deliver(m, pl, r.seq)
+		if h.deliver(m, pl, r.seq) {
+			n++
+		}
 	}
+	h.cfg.Metrics.Delivered(n)
 }
 
 func (h *Hub[T]) toAllRooms(pl *payload[T]) {
@@ -107,54 +114,72 @@ func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
 		}
 	}
 	h.mu.Unlock()
+	n := 0
 	for _, m := range ms {
 		// Under the room's lock, so that it does not overtake or split a
 		// room delivery, and is not sent after the member left.
 		m.room.mu.Lock()
-		h.deliver(m, pl, 0)
+		if h.deliver(m, pl, 0) {
+			n++
+		}
 		m.room.mu.Unlock()
 	}
+	h.cfg.Metrics.Delivered(n)
 	return len(ms)
 }
 
-// deliver queues pl to m. The caller holds m.room.mu.
-func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) {
+// deliver queues pl to m and reports whether it did; a member that is
+// leaving is skipped, a failure counted as a drop. The caller holds
+// m.room.mu.
+func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
 	select {
 	case <-m.done:
-		return
+		return false
 	default:
 	}
 	if m.ctx.Err() != nil {
-		return // the call ended; Join is about to remove m
+		return false // the call ended; Join is about to remove m
 	}
 	if m.ep == nil {
 		msg, err := pl.message()
 		if err != nil {
 			h.log.Error("protows hub: decode broadcast", "err", err)
-			return
+			h.cfg.Metrics.Dropped("encode")
+			return false
 		}
 		if err := m.stream.Send(msg); err != nil {
+			h.cfg.Metrics.Dropped("send")
 			m.end(err)
+			return false
 		}
-		return
+		return true
 	}
 	c := m.ep.Codec()
 	b, err := pl.forCodec(c)
 	if err != nil {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
-		return
+		h.cfg.Metrics.Dropped("encode")
+		return false
 	}
 	elem, arena, err := codec.AppendStreamMessage(c, pl.arena, m.info.CallID, b, seq)
 	if err != nil {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
-		return
+		h.cfg.Metrics.Dropped("encode")
+		return false
 	}
 	pl.arena = arena
 	if err := m.ep.EnqueueParts(elem); err != nil {
 		// The transport closes the connection (4008 when its queue was
 		// full); the other members are not held up.
+		if errors.Is(err, transport.ErrSlowConsumer) {
+			h.cfg.Metrics.Dropped("slow_consumer")
+		} else {
+			h.cfg.Metrics.Dropped("closed")
+		}
 		m.end(err)
+		return false
 	}
+	return true
 }
 
 // hole makes every local room skip a sequence number, so that members see
@@ -228,7 +253,9 @@ func (h *Hub[T]) publishLocked(ctx context.Context, w *hubv1.Message) error {
 	// The broker does not keep the message, so one buffer serves them all
 	// but the largest (a state message can be big).
 	h.pubBuf = appendWire(h.pubBuf[:0], w)
+	start := time.Now()
 	err := h.cfg.Broker.Publish(ctx, h.pubBuf)
+	h.cfg.Metrics.Published(kindNames[w.GetKind()], time.Since(start), err)
 	if cap(h.pubBuf) > maxPubBuf {
 		h.pubBuf = nil
 	}

@@ -68,6 +68,14 @@
 // nodes are not ordered with each other, but every member of a node sees
 // one order, the one of the room's sequence numbers there.
 //
+// # Metrics
+//
+// Config.Metrics receives the hub's measurements: members, broadcasts by
+// kind and origin, deliveries, drops by reason (slow consumers above all),
+// gaps in the messages of other nodes, and the broker's publishes with
+// their errors and latency. Package hub/prommetrics adapts them to
+// Prometheus; deploy/grafana has a dashboard.
+//
 // # Concurrency
 //
 // A Hub's methods are safe for concurrent use, from any handler. Join

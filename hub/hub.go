@@ -104,6 +104,10 @@ type Config[T proto.Message] struct {
 	PresenceTTL time.Duration
 	// Logger receives the hub's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics receives the hub's measurements: members, broadcasts,
+	// deliveries, drops, gaps and the broker's publishes. Nil means none;
+	// package hub/prommetrics adapts them to Prometheus.
+	Metrics Metrics
 }
 
 // Member is one membership of a room: one server stream, on one connection
@@ -237,6 +241,9 @@ func (m *member[T]) end(err error) {
 func New[T proto.Message](cfg Config[T]) (*Hub[T], error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NopMetrics{}
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
@@ -395,6 +402,7 @@ func (h *Hub[T]) add(m *member[T]) error {
 	}
 	set[m] = struct{}{}
 	h.mu.Unlock()
+	h.cfg.Metrics.MemberJoined()
 
 	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_JOIN, Members: wireMembers([]Member{m.info})})
 	h.emit([]PresenceEvent{{Member: m.info, Joined: true}})
@@ -424,6 +432,7 @@ func (h *Hub[T]) remove(m *member[T]) {
 		}
 	}
 	h.mu.Unlock()
+	h.cfg.Metrics.MemberLeft()
 
 	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_LEAVE, Members: wireMembers([]Member{m.info})})
 	h.emit([]PresenceEvent{{Member: m.info, Joined: false}})
@@ -458,6 +467,7 @@ func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
 	if h.isClosed() {
 		return ErrClosed
 	}
+	h.cfg.Metrics.Broadcast(kindRoom, originLocal)
 	pl := h.newPayload(msg)
 	h.mu.Lock()
 	r := h.rooms[room]
@@ -475,6 +485,7 @@ func (h *Hub[T]) BroadcastAll(ctx context.Context, msg T) error {
 	if h.isClosed() {
 		return ErrClosed
 	}
+	h.cfg.Metrics.Broadcast(kindAll, originLocal)
 	pl := h.newPayload(msg)
 	h.toAllRooms(pl)
 	return h.publishPayload(ctx, &hubv1.Message{Kind: hubv1.Kind_KIND_ALL}, pl)
@@ -493,6 +504,7 @@ func (h *Hub[T]) SendTo(ctx context.Context, target string, msg T) error {
 	if !ok {
 		return fmt.Errorf("%w: malformed target %q", ErrUnknownMember, target)
 	}
+	h.cfg.Metrics.Broadcast(kindDirect, originLocal)
 	pl := h.newPayload(msg)
 	if node == h.node {
 		if h.toTarget(connID, callID, pl) == 0 {

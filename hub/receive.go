@@ -16,6 +16,7 @@ func (h *Hub[T]) receive(data []byte) {
 	w, err := unmarshalWire(data)
 	if err != nil {
 		h.log.Warn("protows hub: dropped a broker message", "err", err)
+		h.cfg.Metrics.Dropped("malformed")
 		return
 	}
 	if w.GetOrigin() == h.node {
@@ -177,6 +178,7 @@ func (h *Hub[T]) note(origin string, t tracking) {
 		h.log.Info("protows hub: hearing from a node", "node", origin)
 	}
 	if t.lost {
+		h.cfg.Metrics.Gap(t.missed)
 		if !t.isNew {
 			h.log.Warn("protows hub: missed messages from a node", "node", origin, "missed", t.missed)
 		}
@@ -194,6 +196,7 @@ func (h *Hub[T]) route(w *hubv1.Message) {
 	case hubv1.Kind_KIND_BROADCAST:
 		h.receiveBroadcast(w)
 	case hubv1.Kind_KIND_ALL:
+		h.cfg.Metrics.Broadcast(kindAll, originRemote)
 		h.toAllRooms(h.remotePayload(w.GetPayload()))
 	case hubv1.Kind_KIND_DIRECT:
 		h.receiveDirect(w)
@@ -206,6 +209,7 @@ func (h *Hub[T]) route(w *hubv1.Message) {
 
 // receiveBroadcast delivers the payload to the local members of the room.
 func (h *Hub[T]) receiveBroadcast(w *hubv1.Message) {
+	h.cfg.Metrics.Broadcast(kindRoom, originRemote)
 	h.mu.Lock()
 	r := h.rooms[w.GetRoom()]
 	h.mu.Unlock()
@@ -219,6 +223,7 @@ func (h *Hub[T]) receiveBroadcast(w *hubv1.Message) {
 func (h *Hub[T]) receiveDirect(w *hubv1.Message) {
 	node, connID, callID, ok := parseTarget(w.GetTarget())
 	if ok && node == h.node {
+		h.cfg.Metrics.Broadcast(kindDirect, originRemote)
 		h.toTarget(connID, callID, h.remotePayload(w.GetPayload()))
 	}
 }

@@ -17,6 +17,7 @@ import (
 	chatv1 "github.com/protows/protows/gen/go/examples/chat/v1"
 	"github.com/protows/protows/hub"
 	"github.com/protows/protows/hub/natsbroker"
+	hubmetrics "github.com/protows/protows/hub/prommetrics"
 	"github.com/protows/protows/reflection"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
@@ -96,11 +97,29 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 	}
 
 	n := &node{url: "http://" + cfg.Listener.Addr().String(), origins: origins, tokens: toks, served: make(chan error, 1)}
+	// Each node has its own registry (no global state): the nodes of
+	// -cluster share a process but not their figures.
+	reg := prometheus.NewRegistry()
+	metrics, err := prommetrics.New(reg)
+	var roomMetrics *hubmetrics.Metrics
+	if err == nil {
+		roomMetrics, err = hubmetrics.New(reg)
+	}
+	if err == nil {
+		err = reg.Register(collectors.NewGoCollector())
+	}
+	if err == nil {
+		err = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	pres := newPresence(cfg.Now)
 	hcfg := hub.Config[*chatv1.RoomEvent]{
 		Node:     cfg.Name,
 		Presence: pres.event,
 		Logger:   cfg.Logger,
+		Metrics:  roomMetrics,
 	}
 	if cfg.NATSURL != "" {
 		n.nc, err = nats.Connect(cfg.NATSURL,
@@ -131,18 +150,6 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 			n.closeNATS()
 			return nil, err
 		}
-	}
-	// Each node has its own registry (no global state): the nodes of
-	// -cluster share a process but not their figures.
-	reg := prometheus.NewRegistry()
-	metrics, err := prommetrics.New(reg)
-	if err == nil {
-		err = reg.Register(collectors.NewGoCollector())
-	}
-	if err != nil {
-		_ = n.hub.Close()
-		n.closeNATS()
-		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	tcfg := transport.Config{
 		AllowedOrigins: origins,

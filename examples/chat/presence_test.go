@@ -189,6 +189,7 @@ func TestMetrics(t *testing.T) {
 		`(?m)^protows_messages_received_total\{subprotocol="protows.v1.json"\} [1-9]`,
 		`(?m)^protows_handler_duration_seconds_count\{method="/examples.chat.v1.ChatService/ListRooms",outcome="ok"\} 1$`,
 		`(?m)^go_goroutines `,
+		`(?m)^protows_hub_members 0$`,
 	}
 	// The transport counts a call just after its reply leaves: poll.
 	var missing []string
