@@ -12,9 +12,11 @@
 //   - router: typed handlers, interceptors and dispatch.
 //   - reflection: server reflection, off by default, registered on a router
 //     so that generic tools can list, describe and call its services.
-//   - client: the Go client.
+//   - client: the Go client, with interceptors.
 //   - hub: rooms that broadcast typed streams to their members, with
-//     presence; hub/natsbroker joins the hubs of several nodes over NATS.
+//     presence; hub/natsbroker joins the hubs of several nodes over NATS,
+//     hub/prommetrics exports the hub's metrics to Prometheus.
+//   - otelprotows: OpenTelemetry tracing of server and client calls.
 //
 // Commands: cmd/protoc-gen-protows generates Go handlers and clients,
 // cmd/protoc-gen-protows-es TypeScript clients (an npm package),
@@ -30,5 +32,11 @@
 //
 //	if protows.CodeOf(err) == protows.CodeNotFound { ... }
 //
-// docs/PROTOCOL.md describes the wire protocol itself.
+// CodeOf(nil) is CodeOK, whose String is "ok", so code that reports every
+// call's outcome writes CodeOf(err) for successes too; no error carries it.
+// Errors from the Go client name the method of the failed call
+// (Error.Method).
+//
+// docs/PROTOCOL.md describes the wire protocol itself; docs/DEPLOYMENT.md
+// how to run servers in production.
 package protows
