@@ -205,7 +205,10 @@ export class Conn {
   abandon(code: number, reason: string): void {
     if (this.#ended) return;
     const ws = this.ws;
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    // Node's ws emits "error" when a socket still connecting is terminated,
+    // and an error event without a listener would crash the process.
+    ws.onerror = () => {};
     try {
       // Node's ws: drop the socket now; a half-open peer never answers a close.
       const terminate = (ws as { terminate?: () => void }).terminate;
