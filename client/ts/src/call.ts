@@ -15,8 +15,9 @@ import {
 import { backoffDelay, type Backoff } from "./backoff.js";
 import type { Codec, WireEnvelope } from "./codec.js";
 import type { Conn } from "./conn.js";
-import { connectionLost, isConnectionLost, ProtowsError, wireError } from "./error.js";
+import { connectionLost, isConnectionLost, ProtowsError, wireError, withMethod } from "./error.js";
 import { Kind } from "./gen/protows/v1/protows_pb.js";
+import { chain, type CallFn, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "./interceptor.js";
 import { methodId, methodName } from "./method.js";
 
 /**
@@ -61,14 +62,17 @@ export interface CallOptions {
    * message (StreamMessageInfo), synchronously, just before the iteration
    * yields that message, so the call always describes the message the loop
    * body receives next. An exception it throws ends the stream (the
-   * iteration throws it, and a CANCEL goes to the server).
+   * iteration throws it, and a CANCEL goes to the server). It is called
+   * as messages come from the server, inside the client's interceptors:
+   * one that drops or adds messages breaks that pairing.
    */
   onMessageInfo?: (info: StreamMessageInfo) => void;
   /**
    * Unary calls: called with the REPLY's metadata (docs/PROTOCOL.md section
    * 3.4; an empty object when the server set none) just before the call
    * resolves with the response. With `idempotent`, only the reply that
-   * resolves the call is reported.
+   * resolves the call is reported; with interceptors, the metadata of the
+   * response they return (UnaryResponse.metadata).
    */
   onReplyMetadata?: (metadata: Record<string, string>) => void;
 }
@@ -103,48 +107,85 @@ export type StreamOptions = Pick<CallOptions, "signal" | "resubscribe" | "metada
 
 const maxIdempotentRetries = 3;
 
-// Calls makes the calls of one client: it waits for a ready connection
-// (which the client provides), sends, and sorts out what comes back.
+// Calls makes the calls of one client: it runs them through the
+// interceptors, waits for a ready connection (which the client provides),
+// sends, and sorts out what comes back. Every ProtowsError a call fails
+// with names its method.
 export class Calls {
   readonly #codec: Codec;
   readonly #backoff: Backoff;
   readonly #requestTimeoutMs: number;
   readonly #waitConnected: (signal: AbortSignal) => Promise<Conn>;
+  readonly #interceptors: readonly Interceptor[];
 
-  constructor(codec: Codec, backoff: Backoff, requestTimeoutMs: number, waitConnected: (signal: AbortSignal) => Promise<Conn>) {
+  constructor(
+    codec: Codec,
+    backoff: Backoff,
+    requestTimeoutMs: number,
+    waitConnected: (signal: AbortSignal) => Promise<Conn>,
+    interceptors: readonly Interceptor[],
+  ) {
     this.#codec = codec;
     this.#backoff = backoff;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#waitConnected = waitConnected;
+    this.#interceptors = [...interceptors];
   }
 
-  // unary makes a unary call: on every connection it gets, until it has a
-  // reply, an error, or (not idempotent, or out of retries) loses its
-  // connection.
+  // unary makes a unary call through the interceptors.
   async unary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     request: MessageInitShape<I>,
     options: CallOptions,
   ): Promise<MessageShape<O>> {
+    const name = methodName(method);
     const ctl = new CallControl(options.signal, options.timeoutMs ?? this.#requestTimeoutMs);
     try {
-      const req = this.request(method, request, options.metadata);
+      const req: UnaryRequest = {
+        stream: false,
+        method: method as DescMethodUnary,
+        methodName: name,
+        message: create(method.input, request),
+        metadata: { ...options.metadata },
+        signal: ctl.signal,
+      };
+      const idempotent = options.idempotent === true;
+      const res = await chain(this.#interceptors, (r) => this.#unary(r, idempotent))(req);
+      if (res.stream) {
+        throw mixedUp();
+      }
+      options.onReplyMetadata?.(res.metadata);
+      return res.message as MessageShape<O>;
+    } catch (err) {
+      throw withMethod(err, name);
+    } finally {
+      ctl.dispose();
+    }
+  }
+
+  // #unary is the end of a unary call's interceptor chain: the call, on
+  // every connection it gets, until it has a reply, an error, or (not
+  // idempotent, or out of retries) loses its connection. (A request an
+  // interceptor turned into a stream's fails when the server's answer is
+  // not a REPLY.)
+  async #unary(r: UnaryRequest | StreamRequest, idempotent: boolean): Promise<UnaryResponse> {
+    try {
+      const env = this.envelope(r.method, r.message, r.metadata);
       for (let attempt = 0; ; attempt++) {
-        const conn = await this.#waitConnected(ctl.signal);
+        const conn = await this.#waitConnected(r.signal);
         try {
-          const env = await exchangeUnary(conn, req, ctl.signal);
-          const res = this.#codec.decodePayload(method.output, env.payload) as MessageShape<O>;
-          options.onReplyMetadata?.({ ...env.metadata });
-          return res;
+          const reply = await exchangeUnary(conn, env, r.signal);
+          const message = this.#codec.decodePayload(r.method.output, reply.payload) as MessageShape<DescMessage>;
+          return { stream: false, method: r.method as DescMethodUnary, methodName: r.methodName, message, metadata: { ...reply.metadata } };
         } catch (err) {
-          if (options.idempotent === true && attempt < maxIdempotentRetries && isConnectionLost(err)) {
+          if (idempotent && attempt < maxIdempotentRetries && isConnectionLost(err)) {
             continue;
           }
           throw err;
         }
       }
-    } finally {
-      ctl.dispose();
+    } catch (err) {
+      throw withMethod(err, r.methodName);
     }
   }
 
@@ -157,7 +198,7 @@ export class Calls {
     request: MessageInitShape<I>,
     timeoutMs: number,
   ): Promise<MessageShape<O>> {
-    const req = this.request(method, request, undefined);
+    const req = this.envelope(method, create(method.input, request), undefined);
     const ctl = new CallControl(undefined, timeoutMs);
     try {
       const env = await exchangeUnary(conn, req, ctl.signal);
@@ -167,26 +208,61 @@ export class Calls {
     }
   }
 
-  // stream makes a server-streaming call and re-opens it when its
-  // connection ends or the server goes away (options.resubscribe).
+  // stream makes a server-streaming call through the interceptors, when
+  // the iteration starts.
   async *stream<I extends DescMessage, O extends DescMessage>(
     method: DescMethodServerStreaming<I, O>,
     request: MessageInitShape<I>,
     options: StreamOptions,
   ): AsyncGenerator<MessageShape<O>> {
-    const resubscribe = options.resubscribe ?? true;
+    const name = methodName(method);
     const ctl = new CallControl(options.signal, 0);
     try {
-      const req = this.request(method, request, options.metadata);
+      const req: StreamRequest = {
+        stream: true,
+        method: method as DescMethodServerStreaming,
+        methodName: name,
+        message: create(method.input, request),
+        metadata: { ...options.metadata },
+        signal: ctl.signal,
+      };
+      const inner: CallFn = (r) =>
+        Promise.resolve<StreamResponse>({
+          stream: true,
+          method: r.method as DescMethodServerStreaming,
+          methodName: r.methodName,
+          message: this.#stream(r, options),
+        });
+      const res = await chain(this.#interceptors, inner)(req);
+      if (!res.stream) {
+        throw mixedUp();
+      }
+      yield* res.message as AsyncIterable<MessageShape<O>>;
+    } catch (err) {
+      throw withMethod(err, name);
+    } finally {
+      ctl.dispose();
+    }
+  }
+
+  // #stream is the end of a stream's interceptor chain: the stream's
+  // messages, re-opened when its connection ends or the server goes away
+  // (options.resubscribe).
+  async *#stream(r: UnaryRequest | StreamRequest, options: StreamOptions): AsyncGenerator<MessageShape<DescMessage>> {
+    const resubscribe = options.resubscribe ?? true;
+    const signal = r.signal;
+    try {
+      const method = r.method;
+      const req = this.envelope(method, r.message, r.metadata);
       let unavailableAttempt = 0;
       // The gap state, as in the Go client's streamCore: gapPending after a
       // re-open, lastSeq the last non-zero seq since the stream was opened.
       let gapPending = false;
       let lastSeq = 0;
       for (;;) {
-        const conn = await this.#waitConnected(ctl.signal);
+        const conn = await this.#waitConnected(signal);
         if (conn.ended) continue; // ended between the wait and now: wait for the next
-        const sub = new Subscription(conn, conn.allocId(), ctl.signal);
+        const sub = new Subscription(conn, conn.allocId(), signal);
         try {
           conn.send([{ ...req, id: sub.id }]);
         } catch (err) {
@@ -200,7 +276,7 @@ export class Calls {
             switch (item.kind) {
               case "message": {
                 unavailableAttempt = 0;
-                const msg = this.#codec.decodePayload(method.output, item.payload) as MessageShape<O>;
+                const msg = this.#codec.decodePayload(method.output, item.payload) as MessageShape<DescMessage>;
                 const seq = item.seq;
                 const gap = gapPending || seqSkips(lastSeq, seq);
                 gapPending = false;
@@ -219,7 +295,7 @@ export class Calls {
                   // of the new stream are not comparable with these.
                   gapPending = true;
                   lastSeq = 0;
-                  await sleep(backoffDelay(this.#backoff, unavailableAttempt++), ctl.signal);
+                  await sleep(backoffDelay(this.#backoff, unavailableAttempt++), signal);
                   resend = true;
                   break;
                 }
@@ -238,15 +314,14 @@ export class Calls {
           sub.dispose();
         }
       }
-    } finally {
-      ctl.dispose();
+    } catch (err) {
+      throw withMethod(err, r.methodName);
     }
   }
 
-  // request makes the REQUEST envelope of a call, without its id; the
+  // envelope makes the REQUEST envelope of a call, without its id; the
   // codec says whether the method goes by id or by name.
-  request(method: DescMethod, init: unknown, metadata: Record<string, string> | undefined): WireEnvelope {
-    const msg = create(method.input, init as MessageInitShape<DescMessage>);
+  envelope(method: DescMethod, msg: MessageShape<DescMessage>, metadata: Record<string, string> | undefined): WireEnvelope {
     const name = methodName(method);
     const env: WireEnvelope = { id: 0, kind: Kind.REQUEST, payload: this.#codec.encodePayload(method.input, msg) };
     if (this.#codec.sendsMethodId) {
@@ -308,6 +383,12 @@ function exchangeUnary(conn: Conn, req: WireEnvelope, signal: AbortSignal): Prom
       reject(new ProtowsError("unavailable", "send failed", { cause: err }));
     }
   });
+}
+
+// mixedUp is the error of a call whose interceptor answered a unary call
+// with a stream, or a stream with a unary response.
+function mixedUp(): ProtowsError {
+  return new ProtowsError("internal", "an interceptor mixed up a unary call and a stream");
 }
 
 // seqSkips reports whether the room sequence number seq does not follow

@@ -1,15 +1,18 @@
 // The Client: one connection to a protows server that stays up. It puts
 // together the connection and its heartbeat (conn.ts), the reconnect
 // (reconnect.ts), calls and streams (call.ts) and authentication
-// (auth.ts), and reports its state.
+// (auth.ts), reports its state, and fails fast while it has never
+// connected.
 
 import type { DescMessage, DescMethodServerStreaming, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Auth, type TokenProvider } from "./auth.js";
 import { resolveBackoff, type Backoff, type BackoffOptions } from "./backoff.js";
 import { CallControl, Calls, type CallOptions, type StreamOptions } from "./call.js";
+import { closeAction, stopCode } from "./closecode.js";
 import { jsonCodec, protoCodec, type Codec } from "./codec.js";
 import { CallIds, Conn, type ConnConfig, type HeartbeatOptions, type WebSocketConstructor } from "./conn.js";
 import { ProtowsError } from "./error.js";
+import type { Interceptor } from "./interceptor.js";
 import { methodName } from "./method.js";
 import { Reconnect } from "./reconnect.js";
 
@@ -31,7 +34,21 @@ export interface StateChange {
   readonly closeCode?: number;
   /** reconnecting, closed: the close reason the server gave. */
   readonly closeReason?: string;
-  /** closed: why the client stopped, unless close() was called. */
+  /**
+   * reconnecting, closed: true when the connection attempt that failed
+   * never opened: the WebSocket handshake failed (the server is down or
+   * refused it, the host, port or path is wrong, TLS failed) or did not
+   * finish within connectTimeoutMs. A browser reports all of these as a
+   * 1006 close and nothing more.
+   */
+  readonly neverOpened?: boolean;
+  /**
+   * closed: why the client stopped, unless close() was called.
+   * reconnecting: why the connection attempt failed, when it failed before
+   * the connection was ready (never opened, or closed during the handshake
+   * or authentication): "cannot connect to <url>: ...". Until the client
+   * has connected once, it is also the error calls fail with.
+   */
   readonly error?: ProtowsError;
 }
 
@@ -57,12 +74,30 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
   /** Heartbeat settings; false turns application pings off. */
   heartbeat?: HeartbeatOptions | false;
-  /** The default timeout of unary calls in ms, including the wait for a connection; 0 (the default) means none. */
+  /**
+   * The default timeout of unary calls in ms, including the wait for a
+   * connection; 0 (the default) means none. Calls do not hang on a server
+   * that cannot be reached: until the client has connected once, a failed
+   * connection attempt fails them (see Client).
+   */
   requestTimeoutMs?: number;
   /** How long opening a connection (and authenticating) may take, in ms. Default 10000. */
   connectTimeoutMs?: number;
   /** Called on every state change. */
   onStateChange?: (change: StateChange) => void;
+  /**
+   * Interceptors wrap every unary call and server stream the client makes
+   * (generated clients and createClient included): the first sees the
+   * request first and the response last. See Interceptor.
+   */
+  interceptors?: readonly Interceptor[];
+}
+
+// What the client knows about a connection attempt that failed before it
+// was ready, for the state change that follows.
+interface Failure {
+  readonly neverOpened: boolean;
+  readonly error: ProtowsError;
 }
 
 interface Waiter {
@@ -73,12 +108,22 @@ interface Waiter {
 /**
  * Client is a connection to a protows server that stays up: it reconnects
  * with backoff, re-authenticates, reopens streams and pings. It connects
- * when created; close() ends it.
+ * when created; close() ends it. `Client.connect(options)` is the other
+ * way to make one: it waits for the first connection and fails when it
+ * cannot be made, like the Go client's `Dial`.
  *
- * Calls made while the client is (re)connecting wait for the connection,
- * up to their timeout. Calls in flight when the connection drops fail with
- * `unavailable` (its `cause` a ConnectionLostError), unless marked
- * idempotent.
+ * Until the client has connected once, calls fail fast: a connection
+ * attempt that fails (refused, wrong path, timed out, closed during the
+ * handshake) fails the calls waiting for it with `unavailable` ("cannot
+ * connect to <url>: ..."), and calls made while the next attempt is
+ * scheduled fail at once with the same error; the client keeps trying in
+ * the background and reports each failure as a `reconnecting` state change
+ * with that `error` (and `neverOpened`). A refused token is the exception:
+ * the client asks the token provider for another and the calls wait for
+ * the attempt with it. Once the client has connected, calls made while it
+ * reconnects wait for the connection, up to their timeout. Calls in flight
+ * when the connection drops fail with `unavailable` (its `cause` a
+ * ConnectionLostError), unless marked idempotent.
  */
 export class Client {
   readonly #codec: Codec;
@@ -94,6 +139,14 @@ export class Client {
   #closed = false; // close() called or a close code said stop
   #terminal: ProtowsError | undefined;
   #waiters = new Set<Waiter>();
+  // A connection was ready once: from then on, calls wait for reconnects.
+  #everReady = false;
+  // Client.connect: the first failed attempt stops the client.
+  #dial = false;
+  // Until the first connection: the error of the last failed attempt.
+  #connectError: ProtowsError | undefined;
+  // The failure of the attempt that just ended, for its state change.
+  #failure: Failure | undefined;
   #rttMs: number | undefined;
   #pingWaiters = new Set<{ resolve(rtt: number): void; reject(err: unknown): void }>();
 
@@ -116,12 +169,18 @@ export class Client {
       ids: new CallIds(),
     };
     this.#backoff = resolveBackoff(options.backoff);
-    this.#calls = new Calls(this.#codec, this.#backoff, options.requestTimeoutMs ?? 0, (signal) => this.#waitConnected(signal));
+    this.#calls = new Calls(
+      this.#codec,
+      this.#backoff,
+      options.requestTimeoutMs ?? 0,
+      (signal) => this.#waitConnected(signal),
+      options.interceptors ?? [],
+    );
     this.#auth = new Auth(options.token, options.tokenRefreshMarginMs ?? 60_000, connectTimeoutMs, this.#calls);
     this.#reconnect = new Reconnect(this.#backoff, {
       connect: () => this.#connect(),
       reconnecting: (attempt, delayMs, closeCode, closeReason) =>
-        this.#setState({ state: "reconnecting", attempt, delayMs, closeCode, closeReason }),
+        this.#setState({ state: "reconnecting", attempt, delayMs, closeCode, closeReason, ...this.#failure }),
       stop: (err, code, reason) => this.#stop(err, code, reason),
       closed: () => this.#closed,
       afterRejectedToken: (unauth) => this.#auth.afterRejected(unauth),
@@ -131,6 +190,29 @@ export class Client {
     }
     this.#setState({ state: "connecting" });
     this.#connect();
+  }
+
+  /**
+   * connect makes a client and resolves with it once its first connection
+   * is ready (opened and, with a token, authenticated), as the Go client's
+   * `Dial` does. When that first attempt fails, the client is closed and
+   * the promise rejects with a ProtowsError saying why: "cannot connect to
+   * <url>: ...", `unavailable` (or the code of a close that stops the
+   * client, such as `unauthenticated` for a refused token).
+   * connectTimeoutMs bounds the wait. After that the client is the same
+   * as one made with `new Client`.
+   */
+  static async connect(options: ClientOptions): Promise<Client> {
+    const client = new Client(options);
+    // Set before anything can happen: the constructor's events come later.
+    client.#dial = true;
+    try {
+      await client.#waitConnected(new AbortController().signal);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    return client;
   }
 
   /** The current connection state. */
@@ -258,6 +340,10 @@ export class Client {
     if (conn !== undefined && conn.ready) {
       return Promise.resolve(conn);
     }
+    if (conn === undefined && this.#connectError !== undefined) {
+      // Never connected, and the next attempt is not under way: fail fast.
+      return Promise.reject(this.#connectError);
+    }
     return new Promise<Conn>((resolve, reject) => {
       if (signal.aborted) {
         reject(signal.reason);
@@ -312,6 +398,8 @@ export class Client {
       return;
     }
     conn.markReady();
+    this.#everReady = true;
+    this.#connectError = undefined;
     conn.timer("healthy", () => this.#reconnect.healthy(), this.#backoff.resetAfterMs);
     this.#setState({ state: "connected" });
     const ws = [...this.#waiters];
@@ -323,7 +411,30 @@ export class Client {
     if (this.#conn !== conn) return;
     this.#conn = undefined;
     if (this.#closed) return;
-    this.#reconnect.afterClose(code, reason);
+    if (conn.ready) {
+      this.#failure = undefined;
+      this.#reconnect.afterClose(code, reason);
+      return;
+    }
+    // An attempt that failed before the connection was ready.
+    const error = connectFailure(this.#connConfig.url, conn, code, reason);
+    this.#failure = { neverOpened: !conn.opened, error };
+    if (!this.#everReady) {
+      if (this.#dial) {
+        this.#stop(error, code, reason);
+        return;
+      }
+      // A refused or expired token is the client's to fix: it asks the
+      // provider for another and tries again (or stops, failing the calls).
+      const action = closeAction(code);
+      if (action === "token" || action === "refresh") {
+        this.#connectError = undefined;
+      } else {
+        this.#connectError = error;
+        this.#failWaiters(error);
+      }
+    }
+    this.#reconnect.afterClose(code, reason, error);
   }
 
   #pong(rtt: number): void {
@@ -337,6 +448,27 @@ export class Client {
     this.#closed = true;
     this.#terminal = err;
     this.#failWaiters(err);
-    this.#setState({ state: "closed", closeCode: code, closeReason: reason, error: err });
+    this.#setState({ state: "closed", closeCode: code, closeReason: reason, ...this.#failure, error: err });
   }
+}
+
+// connectFailure is the error of a connection attempt that ended before
+// the connection was ready: the WebSocket did not open, or it closed
+// during the handshake or authentication. Its code is the one the client
+// stops with after such a close, else unavailable: also for a refused
+// handshake whose HTTP status the WebSocket named (Node's ws does), so
+// that the client behaves in Node as in a browser, which never names it.
+function connectFailure(url: string, conn: Conn, code: number, reason: string): ProtowsError {
+  const action = closeAction(code);
+  const detail = conn.error?.message;
+  const closed = `${code}${reason === "" ? "" : ` ${reason}`}${detail === undefined ? "" : `: ${detail}`}`;
+  return new ProtowsError(
+    action === "stop" ? stopCode(code) : action === "token" ? "unauthenticated" : "unavailable",
+    `cannot connect to ${url}: ${
+      conn.opened
+        ? `the connection closed before it was ready (${closed})`
+        : `the WebSocket did not open (${closed}): the server is down or refused it, or the host, port or path is wrong`
+    }`,
+    { cause: conn.error },
+  );
 }

@@ -88,6 +88,10 @@ export class Conn {
   readonly calls = new Map<number, CallHandler>();
   // The handshake finished: calls may use the connection.
   #ready = false;
+  // The WebSocket opened (the HTTP upgrade succeeded).
+  #opened = false;
+  // What the WebSocket's error event said, if anything.
+  #error: Error | undefined;
   #ended = false;
   #closeCode: number = CloseCode.Abnormal;
   #closeReason = "";
@@ -107,13 +111,28 @@ export class Conn {
     const ws = new config.WebSocket(config.url, [config.codec.subprotocol]);
     this.ws = ws;
     ws.binaryType = "arraybuffer";
-    this.timer("connect", () => this.abandon(4000, "connect timeout"), config.connectTimeoutMs);
+    this.timer("connect", () => this.abandon(4000, `not ready within ${config.connectTimeoutMs} ms`), config.connectTimeoutMs);
     ws.onopen = () => this.#onOpen();
     ws.onmessage = (ev: { data: unknown }) => this.#onMessage(ev.data);
     ws.onclose = (ev: { code?: number; reason?: string }) => this.#onClose(ev.code ?? CloseCode.Abnormal, ev.reason ?? "");
-    ws.onerror = () => {
-      // A close event follows; it carries what there is to know.
+    ws.onerror = (ev: { error?: unknown; message?: unknown }) => {
+      // A close event follows. A browser says nothing more; Node's ws
+      // says why ("connect ECONNREFUSED ...", "Unexpected server
+      // response: 404"), and so may other WebSockets.
+      this.#error ??=
+        ev?.error instanceof Error ? ev.error : typeof ev?.message === "string" && ev.message !== "" ? new Error(ev.message) : undefined;
     };
+  }
+
+  // Whether the WebSocket opened: false when the attempt failed in the
+  // handshake (refused, wrong path, timed out).
+  get opened(): boolean {
+    return this.#opened;
+  }
+
+  // What the WebSocket's error event said went wrong, if anything.
+  get error(): Error | undefined {
+    return this.#error;
   }
 
   // Whether calls may use the connection: the handshake finished.
@@ -232,6 +251,7 @@ export class Conn {
 
   #onOpen(): void {
     if (this.#ended) return;
+    this.#opened = true;
     const want = this.#config.codec.subprotocol;
     if (this.ws.protocol !== want) {
       this.abandon(CloseCode.ProtocolError, `server chose subprotocol "${this.ws.protocol}"`);

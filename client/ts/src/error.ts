@@ -13,14 +13,37 @@ export class ProtowsError extends Error {
   readonly code: CodeName;
   /** The message without the code: what the server sent as Error.message. */
   readonly rawMessage: string;
+  /**
+   * The full name of the method of the call that failed
+   * ("/protows.test.v1.TestService/Echo"), which the message names too:
+   * every error a call or stream fails with has it. Undefined for errors
+   * that concern the connection rather than one call (StateChange.error).
+   */
+  readonly method: string | undefined;
 
-  constructor(code: CodeName | number, message: string, options?: { cause?: unknown }) {
+  constructor(code: CodeName | number, message: string, options?: { cause?: unknown; method?: string }) {
     const name = typeof code === "number" ? codeName(code) : code;
-    super(message === "" ? `protows: ${name}` : `protows: ${name}: ${message}`, options);
+    const method = options?.method;
+    super(
+      `protows: ${method === undefined ? "" : `${method}: `}${name}${message === "" ? "" : `: ${message}`}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "ProtowsError";
     this.code = name;
     this.rawMessage = message;
+    this.method = method;
   }
+}
+
+// withMethod returns err naming the method of the call it failed: a copy,
+// as one error may be shared by the calls of a connection that ended.
+// Other errors, and errors that name a method already, are returned as
+// they are.
+export function withMethod(err: unknown, method: string): unknown {
+  if (!(err instanceof ProtowsError) || err.method !== undefined) {
+    return err;
+  }
+  return new ProtowsError(err.code, err.rawMessage, { cause: err.cause, method });
 }
 
 /**

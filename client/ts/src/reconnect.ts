@@ -42,14 +42,15 @@ export class Reconnect {
   }
 
   // afterClose applies the close-code table to the client's connection
-  // that ended with code.
-  afterClose(code: number, reason: string): void {
+  // that ended with code. failure, when the connection never became
+  // ready, is the error to stop with.
+  afterClose(code: number, reason: string, failure?: ProtowsError): void {
     switch (closeAction(code)) {
       case "stop":
-        this.#hooks.stop(new ProtowsError(stopCode(code), closedBy(code, reason)), code, reason);
+        this.#hooks.stop(failure ?? new ProtowsError(stopCode(code), closedBy(code, reason)), code, reason);
         return;
       case "token":
-        void this.#afterRejectedToken(code, reason);
+        void this.#afterRejectedToken(code, reason, failure);
         return;
       case "now":
       case "refresh": // the next connection asks the token provider first
@@ -73,8 +74,8 @@ export class Reconnect {
     this.#timer = undefined;
   }
 
-  async #afterRejectedToken(code: number, reason: string): Promise<void> {
-    const stop = await this.#hooks.afterRejectedToken(new ProtowsError("unauthenticated", closedBy(code, reason)));
+  async #afterRejectedToken(code: number, reason: string, failure: ProtowsError | undefined): Promise<void> {
+    const stop = await this.#hooks.afterRejectedToken(failure ?? new ProtowsError("unauthenticated", closedBy(code, reason)));
     if (this.#hooks.closed()) return;
     if (stop !== undefined) {
       this.#hooks.stop(stop, code, reason);

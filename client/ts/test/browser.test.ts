@@ -1,10 +1,12 @@
 // Browser end to end: Debian's Chromium, headless, driven by playwright-core,
 // loads a page served by the Go test server (-static) that calls
-// TestService in both codecs through the browser's WebSocket, and keeps
-// working across a server restart. The test asserts what the page shows.
+// TestService in both codecs through the browser's WebSocket and an
+// interceptor, keeps working across a server restart, and fails fast at a
+// wrong path and a closed port. The test asserts what the page shows.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import net, { type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import * as esbuild from "esbuild";
@@ -80,8 +82,18 @@ function streamOf(s: string): { got: number; restarts: number } {
   return m === null ? { got: 0, restarts: -1 } : { got: Number(m[1]), restarts: Number(m[2]) };
 }
 
+// freePort returns a loopback port nothing listens on (it did a moment ago).
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
 test("the page calls in both codecs and survives a server restart", async () => {
-  await page.goto(`${server.httpUrl}/index.html`);
+  const closedPort = await freePort();
+  await page.goto(`${server.httpUrl}/index.html?closedPort=${closedPort}`);
   for (const codec of ["proto", "json"]) {
     const sub = codec === "proto" ? "protows.v1.proto" : "protows.v1.json";
     assert.equal(
@@ -107,5 +119,23 @@ test("the page calls in both codecs and survives a server restart", async () => 
     assert.equal(await text(`second-${codec}`), `echo=second ${codec} «ü» <&> sub=${sub} count=1,2,3 fail=not_found:nope`);
   }
   assert.equal(await text("methods"), "Echo,Fail,Sleep,Count,Whoami");
+  assert.equal(await text("intercepted"), "stream Count,unary Echo,unary Fail,unary Whoami");
+
+  // Fail fast: a browser learns nothing but 1006, and says so.
+  const wsHost = server.addr;
+  const didNotOpen = "the WebSocket did not open (1006): the server is down or refused it, or the host, port or path is wrong";
+  assert.equal(
+    await waitText("failfast-path", (s) => s !== ""),
+    `unavailable|protows: unavailable: cannot connect to ws://${wsHost}/nope: ${didNotOpen}|fast`,
+  );
+  assert.equal(
+    await waitText("failfast-port", (s) => s !== ""),
+    `unavailable|protows: unavailable: cannot connect to ws://127.0.0.1:${closedPort}/ws: ${didNotOpen}|fast`,
+  );
+  const echo = "/protows.test.v1.TestService/Echo";
+  assert.equal(
+    await waitText("failfast-call", (s) => s !== ""),
+    `unavailable|protows: ${echo}: unavailable: cannot connect to ws://${wsHost}/nope: ${didNotOpen}|method=${echo}|neverOpened=true|closeCode=1006|error=unavailable`,
+  );
   assert.deepEqual(pageErrors, []);
 });

@@ -27,13 +27,20 @@ function ms(n: number) {
   return create(DurationSchema, { seconds: BigInt(Math.floor(n / 1000)), nanos: (n % 1000) * 1_000_000 });
 }
 
-function isCode(code: string): (err: unknown) => boolean {
+function isCode(code: string, method?: string): (err: unknown) => boolean {
   return (err) => {
     assert.ok(err instanceof ProtowsError, `not a ProtowsError: ${String(err)}`);
     assert.equal(err.code, code, err.message);
+    if (method !== undefined) {
+      // Errors the client makes up name the call's method too.
+      assert.equal(err.method, method);
+      assert.ok(err.message.startsWith(`protows: ${method}: ${code}`), err.message);
+    }
     return true;
   };
 }
+
+const sleepName = "/protows.test.v1.TestService/Sleep";
 
 // A client whose states are recorded, closed by the returned dispose.
 function newClient(opts: Omit<ClientOptions, "WebSocket">): { client: Client; states: StateChange[] } {
@@ -126,7 +133,7 @@ for (const codec of ["proto", "json"] as const) {
           const p = client.unary(TestService.method.sleep, { delay: ms(30_000) }, { signal: ac.signal });
           setTimeout(() => ac.abort(), 20);
           const start = Date.now();
-          await assert.rejects(p, isCode("canceled"));
+          await assert.rejects(p, isCode("canceled", sleepName));
           assert.ok(Date.now() - start < 1000);
         }
         for (let i = 0; i < 5; i++) {
@@ -160,7 +167,7 @@ for (const codec of ["proto", "json"] as const) {
       const { client } = newClient({ url: server.url, codec, requestTimeoutMs: 150 });
       try {
         const start = Date.now();
-        await assert.rejects(client.unary(TestService.method.sleep, { delay: ms(5_000) }), isCode("deadline_exceeded"));
+        await assert.rejects(client.unary(TestService.method.sleep, { delay: ms(5_000) }), isCode("deadline_exceeded", sleepName));
         assert.ok(Date.now() - start < 1500);
         await assert.rejects(client.unary(TestService.method.sleep, { delay: ms(5_000) }, { timeoutMs: 50 }), isCode("deadline_exceeded"));
         const ok = await client.unary(TestService.method.sleep, { delay: ms(10) });
@@ -175,8 +182,8 @@ for (const codec of ["proto", "json"] as const) {
       const p = client.unary(TestService.method.sleep, { delay: ms(5_000) });
       await waitFor(() => client.state === "connected");
       client.close();
-      await assert.rejects(p, isCode("canceled"));
-      await assert.rejects(client.unary(TestService.method.echo, {}), isCode("canceled"));
+      await assert.rejects(p, isCode("canceled", sleepName));
+      await assert.rejects(client.unary(TestService.method.echo, {}), isCode("canceled", "/protows.test.v1.TestService/Echo"));
       assert.equal(states.at(-1)?.state, "closed");
     });
   });
@@ -219,7 +226,7 @@ for (const codec of ["proto", "json"] as const) {
           [reset],
         );
         const lost = await inFlight!;
-        isCode("unavailable")(lost);
+        isCode("unavailable", sleepName)(lost);
         // The cause says the outcome is unknown: the connection was lost.
         const cause = (lost as ProtowsError).cause;
         assert.ok(cause instanceof ConnectionLostError, `cause: ${String(cause)}`);

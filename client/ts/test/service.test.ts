@@ -20,6 +20,7 @@ import {
   type StreamOptions,
   type WebSocketConstructor,
 } from "../src/index.js";
+import { methodId } from "../src/protocol.js";
 import { TestService, type CountResponse, type EchoResponse } from "../../../gen/ts/protows/test/v1/test_pb.js";
 import { GoServer } from "./goserver.js";
 import { BlackholeProxy } from "./proxy.js";
@@ -139,6 +140,43 @@ for (const codec of ["proto", "json"] as const) {
       }
     });
 
+    test("a method the server lacks: the error names it, by name in both codecs", async () => {
+      // x.v1.S is not served: in the binary codec the server only sees the
+      // method's id, and the client adds the name.
+      const client = new Client({ url: server.url, codec, WebSocket: WS });
+      try {
+        const svc = createClient(service(false), client) as unknown as {
+          constructor$(req: { text: string }): Promise<unknown>;
+          watch(req: { text: string }): AsyncIterable<unknown>;
+        };
+        await assert.rejects(svc.constructor$({ text: "a" }), (err) => {
+          assert.ok(err instanceof ProtowsError, String(err));
+          assert.equal(err.code, "unimplemented");
+          assert.equal(err.method, "/x.v1.S/Constructor");
+          assert.equal(err.message, `protows: /x.v1.S/Constructor: unimplemented: ${err.rawMessage}`);
+          assert.equal(
+            err.rawMessage,
+            codec === "proto" ? `unknown method with id 0x${methodId("/x.v1.S/Constructor").toString(16).padStart(8, "0")}` : "unknown method /x.v1.S/Constructor",
+          );
+          return true;
+        });
+        await assert.rejects(
+          (async () => {
+            for await (const _ of svc.watch({ text: "b" })) assert.fail("no message can come");
+          })(),
+          (err) => {
+            assert.ok(err instanceof ProtowsError, String(err));
+            assert.equal(err.code, "unimplemented");
+            assert.equal(err.method, "/x.v1.S/Watch");
+            assert.ok(err.message.startsWith("protows: /x.v1.S/Watch: unimplemented: unknown method"), err.message);
+            return true;
+          },
+        );
+      } finally {
+        client.close();
+      }
+    });
+
     test("an idempotent method is retried after the connection is lost; another fails with ConnectionLostError", async () => {
       // The proxy swallows the traffic of the first connection: the two
       // calls go out and no reply comes back, until the heartbeat gives up
@@ -161,6 +199,7 @@ for (const codec of ["proto", "json"] as const) {
         const err = await whoami;
         assert.ok(err instanceof ProtowsError, `whoami failed: ${String(err)}`);
         assert.equal(err.code, "unavailable");
+        assert.equal(err.method, "/protows.test.v1.TestService/Whoami");
         assert.ok(err.cause instanceof ConnectionLostError, `cause: ${String(err.cause)}`);
         assert.equal(err.cause.closeCode, 4002);
         // The retry went over a new connection.

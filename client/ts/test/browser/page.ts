@@ -1,10 +1,11 @@
 // The browser end-to-end page: bundled by esbuild (browser.test.ts) and
 // served by the Go test server's -static. It calls TestService through the
 // generated client (protoc-gen-protows-es) in both codecs with the
-// browser's own WebSocket, keeps a stream open through
-// server restarts, and writes what happens into the DOM, which the test
-// reads.
-import { Client, ProtowsError, type ConnectionState } from "@protows/client";
+// browser's own WebSocket, through an interceptor, keeps a stream open
+// through server restarts, tries a wrong path and a closed port (the
+// ?closedPort= of the page's URL), and writes what happens into the DOM,
+// which the test reads.
+import { Client, ProtowsError, type ConnectionState, type Interceptor, type StateChange } from "@protows/client";
 import { TestService } from "../../../../gen/ts/protows/test/v1/test_pb.js";
 import { TestServiceClient } from "../../../../gen/ts/protows/test/v1/test_protows.js";
 
@@ -27,11 +28,20 @@ function show(id: string, text: string): void {
 
 const clients = new Map<CodecName, TestServiceClient>();
 
+// The calls the interceptor saw, by kind and method.
+const intercepted = new Set<string>();
+const seen: Interceptor = (next) => (req) => {
+  intercepted.add(`${req.stream ? "stream" : "unary"} ${req.method.name}`);
+  show("intercepted", [...intercepted].sort().join(","));
+  return next(req);
+};
+
 for (const codec of codecs) {
   const client = new Client({
     url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
     codec,
     backoff: { initialMs: 50, maxMs: 500 },
+    interceptors: [seen],
     onStateChange: (s) => {
       const state: ConnectionState = s.state;
       show(`${codec}-state`, state);
@@ -87,6 +97,44 @@ for (const codec of codecs) {
   })();
 }
 
+function describe(err: unknown): string {
+  return err instanceof ProtowsError ? `${err.code}|${err.message}` : `not a ProtowsError: ${String(err)}`;
+}
+
+// Fail fast: Client.connect at a wrong path and at a closed port rejects,
+// and a call on a new Client at a wrong path fails, with a state change
+// that says why. A browser sees a 1006 close in every case.
+async function failFast(): Promise<void> {
+  const ws = location.protocol === "https:" ? "wss" : "ws";
+  const urls = {
+    path: `${ws}://${location.host}/nope`,
+    port: `${ws}://${location.hostname}:${new URLSearchParams(location.search).get("closedPort")}/ws`,
+  };
+  for (const [name, url] of Object.entries(urls)) {
+    const start = performance.now();
+    try {
+      (await Client.connect({ url })).close();
+      show(`failfast-${name}`, "connected");
+    } catch (err) {
+      show(`failfast-${name}`, `${describe(err)}|${performance.now() - start < 5000 ? "fast" : "slow"}`);
+    }
+  }
+  const states: StateChange[] = [];
+  const client = new Client({ url: urls.path, backoff: { initialMs: 100, maxMs: 100 }, onStateChange: (s) => states.push(s) });
+  try {
+    await new TestServiceClient(client).echo({ text: "x" });
+    show("failfast-call", "answered");
+  } catch (err) {
+    const r = states.find((s) => s.state === "reconnecting");
+    show(
+      "failfast-call",
+      `${describe(err)}|method=${err instanceof ProtowsError ? err.method : ""}|neverOpened=${r?.neverOpened}|closeCode=${r?.closeCode}|error=${r?.error?.code}`,
+    );
+  } finally {
+    client.close();
+  }
+}
+
 declare global {
   interface Window {
     protowsCalls(phase: string): Promise<void>;
@@ -94,6 +142,7 @@ declare global {
 }
 window.protowsCalls = calls;
 void calls("first");
+void failFast();
 // Referenced so that the bundle shows the runtime works without the
 // generated client too.
 show("methods", TestService.methods.map((m) => m.name).join(","));
