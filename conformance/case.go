@@ -67,6 +67,9 @@ type Case struct {
 	// Codecs are the codecs the case runs in ("proto", "json"); empty means
 	// both.
 	Codecs []string `json:"codecs,omitempty"`
+	// Exclusive runs the case alone: it needs the whole server (its
+	// server-wide call limit, say).
+	Exclusive bool `json:"exclusive,omitempty"`
 	// Steps are taken in order; the case fails at the first that fails.
 	Steps []*Step `json:"steps"`
 

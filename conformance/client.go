@@ -391,10 +391,6 @@ func (r *caseRun) runClientCase() error {
 // test behind d, up to opts.Parallel at once.
 func RunClient(ctx context.Context, suites []*Suite, d *Driver, opts Options) *Report {
 	rep := newReport(opts)
-	type job struct {
-		c  *Case
-		cn string
-	}
 	var jobs []job
 	for _, s := range suites {
 		for _, c := range s.Cases {
@@ -408,22 +404,15 @@ func RunClient(ctx context.Context, suites []*Suite, d *Driver, opts Options) *R
 			}
 		}
 	}
-	sem := make(chan struct{}, max(opts.Parallel, 1))
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			res := Result{Case: j.c.FullName(), Codec: j.cn, Mode: ModeClient, Sections: j.c.Sections}
-			start := time.Now()
-			r := newCaseRun(ctx, j.c, j.cn)
-			r.driver = d
-			err := r.runClientCase()
-			res.Duration = time.Since(start)
-			res.Transcript = r.log.text()
-			rep.finish(&res, err)
-		})
-	}
-	wg.Wait()
+	runJobs(jobs, opts.Parallel, func(j job) {
+		res := Result{Case: j.c.FullName(), Codec: j.cn, Mode: ModeClient, Sections: j.c.Sections}
+		start := time.Now()
+		r := newCaseRun(ctx, j.c, j.cn)
+		r.driver = d
+		err := r.runClientCase()
+		res.Duration = time.Since(start)
+		res.Transcript = r.log.text()
+		rep.finish(&res, err)
+	})
 	return rep
 }

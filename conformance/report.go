@@ -83,14 +83,16 @@ func newReport(o Options) *Report {
 
 // finish classifies a case's error against the pending list and adds it.
 func (r *Report) finish(res *Result, err error) {
-	reason, pending := r.pending.lookup(r.Target, res.Case, res.Codec)
-	res.Pending = reason
+	entry, pending := r.pending.lookup(r.Target, res.Case, res.Codec)
+	if pending {
+		res.Pending = entry.Why
+	}
 	switch {
-	case err == nil && !pending:
+	case err == nil && (!pending || entry.Flaky):
 		res.Outcome = OutcomePass
 	case err == nil:
 		res.Outcome = OutcomeUnexpectedPass
-		res.Error = "listed as pending (" + reason + ") but passes: remove it from the pending list"
+		res.Error = "listed as pending (" + entry.Why + ") but passes: remove it from the pending list"
 	case pending:
 		res.Outcome = OutcomeExpectedFail
 		res.Error = err.Error()
@@ -199,18 +201,21 @@ type PendingEntry struct {
 	Targets []string `json:"targets"`
 	// Why is the reason, with the issue.
 	Why string `json:"why"`
+	// Flaky marks a defect that shows in some runs only: a pass is not
+	// an unexpected pass.
+	Flaky bool `json:"flaky,omitempty"`
 }
 
-func (p *Pending) lookup(target, name, codecName string) (string, bool) {
+func (p *Pending) lookup(target, name, codecName string) (*PendingEntry, bool) {
 	if p == nil {
-		return "", false
+		return nil, false
 	}
-	for _, e := range p.Entries {
+	for i, e := range p.Entries {
 		if e.Case == name && slices.Contains(e.Targets, target) && (len(e.Codecs) == 0 || slices.Contains(e.Codecs, codecName)) {
-			return e.Why, true
+			return &p.Entries[i], true
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // ParsePending reads a pending list.

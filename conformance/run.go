@@ -343,6 +343,11 @@ func (r *caseRun) expect(p *peer, x *Expect, deadline time.Time) error {
 			return errors.New("an undecodable frame")
 		}
 		for k, got := range it.envs {
+			if matched == len(want) {
+				// The rest of the frame is for the next steps.
+				p.unread(item{ev: it.ev, envs: it.envs[k:], raw: it.raw[k:]})
+				break
+			}
 			if r.answerPing(p, it.raw[k]) {
 				continue
 			}

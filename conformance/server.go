@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -201,9 +202,11 @@ func (r *caseRun) mintToken(t *TokenSpec) (string, error) {
 }
 
 // RunServer runs the server-mode cases of suites against the target and
-// returns their results, case by case and codec by codec.
+// returns their results, case by case and codec by codec. Up to
+// opts.Parallel cases run at once; a case marked exclusive runs alone.
 func RunServer(ctx context.Context, suites []*Suite, target ServerTarget, opts Options) *Report {
 	rep := newReport(opts)
+	var shared, exclusive []job
 	for _, profile := range Profiles {
 		for _, s := range suites {
 			for _, c := range s.Cases {
@@ -214,25 +217,54 @@ func RunServer(ctx context.Context, suites []*Suite, target ServerTarget, opts O
 					if !c.RunsIn(cn) || !opts.codecSelected(cn) {
 						continue
 					}
-					res := Result{Case: c.FullName(), Codec: cn, Mode: ModeServer, Profile: profile, Sections: c.Sections}
-					if target.URLs[profile] == "" {
-						res.Outcome = OutcomeNotRun
-						res.Error = fmt.Sprintf("no URL for profile %q", profile)
-						rep.add(res)
-						continue
+					if c.Exclusive {
+						exclusive = append(exclusive, job{c, cn})
+					} else {
+						shared = append(shared, job{c, cn})
 					}
-					start := time.Now()
-					r := newCaseRun(ctx, c, cn)
-					r.server = &target
-					err := r.runServerCase()
-					res.Duration = time.Since(start)
-					res.Transcript = r.log.text()
-					rep.finish(&res, err)
 				}
 			}
 		}
 	}
+	run := func(j job) {
+		res := Result{Case: j.c.FullName(), Codec: j.cn, Mode: ModeServer, Profile: j.c.Profile, Sections: j.c.Sections}
+		if target.URLs[j.c.Profile] == "" {
+			res.Outcome = OutcomeNotRun
+			res.Error = fmt.Sprintf("no URL for profile %q", j.c.Profile)
+			rep.add(res)
+			return
+		}
+		start := time.Now()
+		r := newCaseRun(ctx, j.c, j.cn)
+		r.server = &target
+		err := r.runServerCase()
+		res.Duration = time.Since(start)
+		res.Transcript = r.log.text()
+		rep.finish(&res, err)
+	}
+	runJobs(shared, opts.Parallel, run)
+	runJobs(exclusive, 1, run)
 	return rep
+}
+
+// job is a case in a codec.
+type job struct {
+	c  *Case
+	cn string
+}
+
+// runJobs runs jobs, up to parallel at once.
+func runJobs(jobs []job, parallel int, run func(job)) {
+	sem := make(chan struct{}, max(parallel, 1))
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			run(j)
+		})
+	}
+	wg.Wait()
 }
 
 func (r *caseRun) runServerCase() (err error) {
