@@ -427,7 +427,7 @@ func (c *Case) check() error {
 		if n := s.actions(); n != 1 {
 			return fmt.Errorf("step %d has %d actions, want 1", i+1, n)
 		}
-		server := s.Open != nil || s.Cut || s.ExpectPing
+		server := s.Open != nil || s.ExpectPing
 		client := s.Do != nil || s.Accept != nil || s.Result != nil || s.ExpectNoConnection != 0
 		if c.Mode == ModeServer && client || c.Mode == ModeClient && (server || s.Conn != "") {
 			return fmt.Errorf("step %d does not belong in a %s case", i+1, c.Mode)

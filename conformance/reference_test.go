@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/protows/protows/conformance"
+	"github.com/protows/protows/conformance/clients/go/driver"
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
@@ -164,5 +165,35 @@ func TestGoServer(t *testing.T) {
 	}
 	target := referenceServers(t)
 	rep := conformance.RunServer(t.Context(), suites, target, options(t, "go-server"))
+	finish(t, rep)
+}
+
+// TestGoClient runs every client case in both codecs against the Go
+// client, through its driver (conformance/clients/go) in process.
+func TestGoClient(t *testing.T) {
+	suites, err := conformance.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdR, cmdW := io.Pipe()
+	evR, evW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := driver.Serve(t.Context(), cmdR, evW)
+		evW.Close()
+		done <- err
+	}()
+	d := conformance.NewDriver(evR, cmdW)
+	if _, err := d.WaitReady(t.Context(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rep := conformance.RunClient(t.Context(), suites, d, options(t, "go-client"))
+	if err := d.Send(map[string]any{"op": "quit"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("driver: %v", err)
+	}
+	cmdW.Close()
 	finish(t, rep)
 }

@@ -248,7 +248,7 @@ func (r *caseRun) sendRaw(p *peer, raw *Raw) error {
 	if err != nil {
 		return fmt.Errorf("hex: %w", err)
 	}
-	data = append(data, raw.Text...)
+	data = append(data, r.expand(raw.Text)...)
 	if raw.Fill != nil {
 		b, err := hex.DecodeString(raw.Fill.Byte)
 		if err != nil || len(b) != 1 {

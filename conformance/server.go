@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -172,9 +175,15 @@ func (r *caseRun) open(name string, h *Handshake) error {
 // expand replaces $name in a header value or host with a bound string
 // variable.
 func (r *caseRun) expand(s string) string {
-	for k, v := range r.vars {
-		if str, ok := v.(string); ok {
-			s = strings.ReplaceAll(s, "$"+k, str)
+	// Longer names first, so that $ab is not read as $a followed by b.
+	names := slices.Collect(maps.Keys(r.vars))
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	for _, k := range names {
+		switch v := r.vars[k].(type) {
+		case string:
+			s = strings.ReplaceAll(s, "$"+k, v)
+		case float64:
+			s = strings.ReplaceAll(s, "$"+k, strconv.FormatFloat(v, 'f', -1, 64))
 		}
 	}
 	return s

@@ -244,6 +244,14 @@ func envelopeForm(e *protowsv1.Envelope, c codec.Codec, calls map[uint32]string)
 	if e.GetMethod() != "" {
 		m["method"] = e.GetMethod()
 	}
+	switch {
+	case e.GetMethod() != "" && e.GetMethodId() != 0:
+		m["methodForm"] = "both"
+	case e.GetMethod() != "":
+		m["methodForm"] = "name"
+	case e.GetMethodId() != 0:
+		m["methodForm"] = "id"
+	}
 	if e.GetMethodId() != 0 {
 		m["methodId"] = float64(e.GetMethodId())
 		if _, ok := m["method"]; !ok {
