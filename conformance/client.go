@@ -242,6 +242,22 @@ func (r *caseRun) clientStep(s *Step) error {
 		}
 	case s.Wait != 0:
 		return r.commonStep(nil, s)
+	case s.Close != nil && r.current != nil:
+		// A server closes as PROTOCOL.md section 10.1 says: the close
+		// frame, up to 1 s for the client's, then the end of the TCP
+		// connection, which some clients wait for before they report
+		// the close.
+		if err := r.commonStep(r.current, s); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(time.Second)
+		for {
+			it, err := r.current.next(r.ctx, deadline)
+			if err != nil || it.ev.kind == eventClose || it.ev.kind == eventEnd {
+				break
+			}
+		}
+		return r.current.ws.nc.Close()
 	}
 	if r.current == nil {
 		return errors.New("no connection was accepted yet")
