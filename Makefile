@@ -15,7 +15,7 @@ GO_PKGS := ./...
 HASH := \#
 BREAKING_AGAINST := .git$(HASH)$(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo branch=main || echo ref=HEAD)
 
-.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test chromium bench scale fuzz clean
+.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench scale fuzz clean
 
 all: test
 
@@ -32,13 +32,13 @@ demo-cluster:
 	go run ./examples/chat -cluster 3 $(DEMO_FLAGS)
 
 ## test: everything CI checks, from a fresh clone.
-test: deps check-generated lint gotest guide npm-test
+test: deps check-generated lint gotest guide npm-test conformance
 
 deps: node_modules/.installed tools
 	go mod download
 	cd tools && go mod download
 
-node_modules/.installed: package.json package-lock.json client/ts/package.json cmd/protoc-gen-protows-es/package.json examples/chat/web/package.json
+node_modules/.installed: package.json package-lock.json client/ts/package.json cmd/protoc-gen-protows-es/package.json examples/chat/web/package.json conformance/clients/ts/package.json
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -69,9 +69,10 @@ lint: deps
 	go mod tidy -diff
 
 ## gotest: the Go tests, but for the guide's (make guide runs it alone, so
-## that its builds do not compete with timing-sensitive tests).
+## that its builds do not compete with timing-sensitive tests) and the
+## conformance suite's (make conformance runs them).
 gotest:
-	go test -race -count=1 $$(go list $(GO_PKGS) | grep -v '/examples/startertest$$')
+	go test -race -count=1 $$(go list $(GO_PKGS) | grep -v -e '/examples/startertest$$' -e '/conformance')
 
 ## guide: follow docs/GETTING-STARTED.md in a scratch directory outside the
 ## checkout, as a new project does (examples/startertest): the checkout
@@ -90,6 +91,27 @@ guide: deps
 npm-test: deps chromium
 	npm test -w client/ts
 	npm test -w examples/chat/web
+
+## conformance: the conformance suite (docs/CONFORMANCE.md). Every server
+## case in both codecs against the Go server and every client case against
+## the Go client (go test ./conformance/...), then every client case
+## against the TypeScript runtime in Node.js and in headless Chromium,
+## through their drivers (conformance/clients/ts). Cases of the pending
+## list (conformance/pending.json) are expected to fail; one that passes
+## fails the run. Per-case reports go to conformance/out/. The Go tests run
+## without -race: many cases bound the server's timing, which the race
+## detector slows several times; gotest covers the server under -race.
+## About a minute on 2 cores.
+CONFORMANCE_OUT := conformance/out
+CONFORMANCE := $(CONFORMANCE_OUT)/protows-conformance client -q -pending reference
+conformance: deps chromium
+	mkdir -p $(CONFORMANCE_OUT)
+	go test -count=1 ./conformance/...
+	npm run build -w client/ts
+	npm run build -w conformance/clients/ts
+	go build -o $(CONFORMANCE_OUT)/protows-conformance ./conformance/cmd/protows-conformance
+	$(CONFORMANCE) -target ts-node -report $(CONFORMANCE_OUT)/ts-node.txt -json $(CONFORMANCE_OUT)/ts-node.json -- node conformance/clients/ts/dist/node.js
+	$(CONFORMANCE) -target ts-chromium -report $(CONFORMANCE_OUT)/ts-chromium.txt -json $(CONFORMANCE_OUT)/ts-chromium.json -- node conformance/clients/ts/dist/chromium.js
 
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)

@@ -197,3 +197,80 @@ func TestGoClient(t *testing.T) {
 	cmdW.Close()
 	finish(t, rep)
 }
+
+// TestRunnerCatchesFailures runs cases that are wrong on purpose
+// (testdata/broken) against the Go server and client: each must fail, for
+// the expected reason, so that a passing suite means something.
+func TestRunnerCatchesFailures(t *testing.T) {
+	suites, err := conformance.LoadFS(os.DirFS("testdata"), "broken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"broken/wrong-payload":           `payload.text: want "b", got "a"`,
+		"broken/wrong-close-code":        "close code 1002",
+		"broken/unexpected-envelope":     `unexpected envelope {"id":1,"kind":"pong"}`,
+		"broken/not-silent":              "want silence",
+		"broken/no-close":                "no close within 300ms",
+		"broken/wrong-status":            "HTTP status",
+		"broken/wrong-raw":               "message is",
+		"broken/wrong-driver-result":     `event: want "reply", got "error"`,
+		"broken/client-never-reconnects": "did not connect within 500ms",
+	}
+	rep := conformance.RunServer(t.Context(), suites, referenceServers(t), conformance.Options{Target: "broken"})
+
+	cmdR, cmdW := io.Pipe()
+	evR, evW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := driver.Serve(t.Context(), cmdR, evW)
+		evW.Close()
+		done <- err
+	}()
+	d := conformance.NewDriver(evR, cmdW)
+	if _, err := d.WaitReady(t.Context(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	crep := conformance.RunClient(t.Context(), suites, d, conformance.Options{Target: "broken"})
+	_ = d.Send(map[string]any{"op": "quit"})
+	if err := <-done; err != nil {
+		t.Errorf("driver: %v", err)
+	}
+	cmdW.Close()
+
+	results := append(rep.Results, crep.Results...)
+	if len(results) != len(want) {
+		t.Errorf("%d results, want %d", len(results), len(want))
+	}
+	for _, r := range results {
+		if r.Outcome != conformance.OutcomeFail {
+			t.Errorf("%s: %s, want FAIL", r.Case, r.Outcome)
+			continue
+		}
+		if !strings.Contains(r.Error, want[r.Case]) {
+			t.Errorf("%s failed with %q, want it to say %q", r.Case, r.Error, want[r.Case])
+		}
+	}
+
+	// A pending case that fails is expected; one that passes fails the run.
+	p, err := conformance.ParsePending([]byte(`{"pending":[{"case":"broken/wrong-payload","targets":["broken"],"why":"a test"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = conformance.RunServer(t.Context(), suites, referenceServers(t), conformance.Options{Target: "broken", Pending: p, Run: regexp.MustCompile("wrong-payload")})
+	if len(rep.Results) != 1 || rep.Results[0].Outcome != conformance.OutcomeExpectedFail || len(rep.Failed()) != 0 {
+		t.Errorf("pending failing case: %+v", rep.Results)
+	}
+	good, err := conformance.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = conformance.ParsePending([]byte(`{"pending":[{"case":"kinds/unary-reply","targets":["broken"],"why":"a test"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = conformance.RunServer(t.Context(), good, referenceServers(t), conformance.Options{Target: "broken", Pending: p, Run: regexp.MustCompile("^kinds/unary-reply$"), Codecs: []string{"proto"}})
+	if len(rep.Failed()) != 1 || rep.Failed()[0].Outcome != conformance.OutcomeUnexpectedPass {
+		t.Errorf("pending passing case: %+v", rep.Results)
+	}
+}
