@@ -110,7 +110,7 @@ func options(t *testing.T, target string) conformance.Options {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := conformance.Options{Pending: pending, Target: target, Parallel: 4}
+	o := conformance.Options{Pending: pending, Target: target, Parallel: 8}
 	if re := os.Getenv("PROTOWS_CONFORMANCE_RUN"); re != "" {
 		o.Run = regexp.MustCompile(re)
 	}
