@@ -43,7 +43,7 @@ const (
 	// POST /token to mint tokens.
 	ProfileAuth = "auth"
 	// ProfileTuned: short heartbeat, a small server-wide call limit, an
-	// Origin allowlist and compression.
+	// Origin allowlist, compression and server reflection.
 	ProfileTuned = "tuned"
 )
 

@@ -18,6 +18,7 @@ import (
 	"github.com/protows/protows/conformance"
 	"github.com/protows/protows/conformance/clients/go/driver"
 	"github.com/protows/protows/internal/testservice"
+	"github.com/protows/protows/reflection"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 )
@@ -42,6 +43,7 @@ func referenceServers(t *testing.T) conformance.ServerTarget {
 		conformance.ProfileAuth: {Authenticator: iss.Authenticator(), AuthTimeout: time.Second},
 		// protows-testserver -ping-interval 200ms -read-timeout 1s -max-calls 4
 		//   -allow-origin https://app.example.com,https://*.example.com -compression
+		//   -reflection
 		conformance.ProfileTuned: {
 			PingInterval:      200 * time.Millisecond,
 			ReadTimeout:       time.Second,
@@ -56,6 +58,11 @@ func referenceServers(t *testing.T) conformance.ServerTarget {
 		r := router.New(router.WithLogger(logger))
 		if err := testservice.Register(r); err != nil {
 			t.Fatal(err)
+		}
+		if profile == conformance.ProfileTuned {
+			if err := reflection.Register(r); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ws := transport.NewServer(r, cfg)
 		mux := http.NewServeMux()

@@ -192,7 +192,7 @@ func (r *caseRun) send(p *peer, s *Send) error {
 			}
 			encoded = append(encoded, b)
 		}
-		data := r.codec.AppendFrame(nil, encoded)
+		data := codec.AppendFrame(r.codec, nil, encoded...)
 		if len(f) == 1 {
 			r.log.add("-> %s", show(f[0]))
 		} else {

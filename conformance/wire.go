@@ -14,7 +14,8 @@ import (
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
-	_ "github.com/protows/protows/gen/go/protows/test/v1" // registers TestService
+	_ "github.com/protows/protows/gen/go/protows/reflection/v1" // registers ReflectionService
+	_ "github.com/protows/protows/gen/go/protows/test/v1"       // registers TestService
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -36,7 +37,7 @@ type method struct {
 }
 
 // methods are the methods of every service linked into the runner: the
-// test service and protows.v1.AuthService.
+// test service, protows.v1.AuthService and the reflection service.
 var methods, methodsByID = func() (map[string]*method, map[uint32]*method) {
 	byName := map[string]*method{}
 	byID := map[uint32]*method{}
