@@ -41,13 +41,13 @@ func referenceServers(t *testing.T) conformance.ServerTarget {
 		conformance.ProfileDefault: {},
 		// protows-testserver -auth jwt -auth-timeout 1s
 		conformance.ProfileAuth: {Authenticator: iss.Authenticator(), AuthTimeout: time.Second},
-		// protows-testserver -ping-interval 200ms -read-timeout 1s -max-calls 4
+		// protows-testserver -ping-interval 200ms -read-timeout 1s -max-calls 16
 		//   -allow-origin https://app.example.com,https://*.example.com -compression
 		//   -reflection
 		conformance.ProfileTuned: {
 			PingInterval:      200 * time.Millisecond,
 			ReadTimeout:       time.Second,
-			MaxCalls:          4,
+			MaxCalls:          16,
 			AllowedOrigins:    []string{"https://app.example.com", "https://*.example.com"},
 			EnableCompression: true,
 		},
