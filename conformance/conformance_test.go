@@ -76,10 +76,10 @@ func TestFrames(t *testing.T) {
 		for _, n := range []int{0, 125, 126, 65535, 65536, 200000} {
 			payload := bytes.Repeat([]byte{byte(n)}, n)
 			a, b := net.Pipe()
-			go func() {
+			go func(a net.Conn) {
 				_, _ = a.Write(appendFrame(nil, frame{fin: true, opcode: opBinary, payload: payload}, client))
 				a.Close()
-			}()
+			}(a)
 			r := &wsConn{nc: b, br: bufio.NewReader(b), client: !client}
 			f, err := r.readFrame()
 			if err != nil || !f.fin || f.opcode != opBinary || !bytes.Equal(f.payload, payload) {
@@ -87,10 +87,10 @@ func TestFrames(t *testing.T) {
 			}
 			// The other side refuses a frame masked the wrong way.
 			a, b = net.Pipe()
-			go func() {
+			go func(a net.Conn) {
 				_, _ = a.Write(appendFrame(nil, frame{fin: true, opcode: opBinary, payload: payload}, client))
 				a.Close()
-			}()
+			}(a)
 			w := &wsConn{nc: b, br: bufio.NewReader(b), client: client}
 			if _, err := w.readFrame(); err == nil {
 				t.Fatalf("client=%v n=%d: a frame masked the wrong way was read", client, n)
