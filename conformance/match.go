@@ -88,14 +88,11 @@ func matchAt(path string, want, got any, vars map[string]any) error {
 		return nil
 	case map[string]any:
 		if alts, ok := w["$oneOf"].([]any); ok && len(w) == 1 {
-			var errs []string
 			for _, a := range alts {
 				trial := maps.Clone(vars)
-				if err := matchAt(path, a, got, trial); err == nil {
+				if matchAt(path, a, got, trial) == nil {
 					maps.Copy(vars, trial)
 					return nil
-				} else {
-					errs = append(errs, err.Error())
 				}
 			}
 			return fail("none of %s matched %s", show(alts), show(got))

@@ -28,7 +28,8 @@ type Options struct {
 	Target string
 	// Progress receives a line per case as it ends; nil means none.
 	Progress io.Writer
-	// Parallel is how many client-mode cases run at once; zero means 1.
+	// Parallel is how many cases run at once (a case marked exclusive runs
+	// alone); zero means 1.
 	Parallel int
 }
 

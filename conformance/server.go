@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -286,6 +285,3 @@ func (r *caseRun) runServerCase() (err error) {
 	}
 	return r.runSteps(steps)
 }
-
-// errNotRun marks a case that could not be run.
-var errNotRun = errors.New("not run")
