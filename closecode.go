@@ -17,7 +17,8 @@ const (
 	CloseGoingAway CloseCode = 1001
 	// CloseProtocolError: the peer broke the protocol: a kind a client may
 	// not send, kind 0, a REQUEST with id 0 or with the id of a call in
-	// flight.
+	// flight, a WebSocket frame RFC 6455 forbids (a 64-bit length with its
+	// most significant bit set, say).
 	CloseProtocolError CloseCode = 1002
 	// CloseUnsupportedData: the wrong frame type for the negotiated codec,
 	// a text frame on the Protobuf codec or a binary frame on the JSON
@@ -28,7 +29,8 @@ const (
 	// link dead), and what a browser reports for a refused upgrade.
 	CloseAbnormal CloseCode = 1006
 	// CloseInvalidPayload: a frame that does not decode, or holds more than
-	// 1024 envelopes.
+	// 1024 envelopes; a text message that is not UTF-8 (RFC 6455 section
+	// 8.1); compressed data that does not inflate.
 	CloseInvalidPayload CloseCode = 1007
 	// CloseMessageTooBig: a message over the configured limit, counted
 	// after decompression.
@@ -48,7 +50,8 @@ const (
 	CloseSlowConsumer CloseCode = 4008
 	// CloseTokenExpired: the credential expired and was not refreshed.
 	CloseTokenExpired CloseCode = 4009
-	// CloseRateLimited: the client exceeded the rate limit.
+	// CloseRateLimited: the client exceeded the rate limit, which counts
+	// its envelopes and its WebSocket ping and pong frames.
 	CloseRateLimited CloseCode = 4029
 	// CloseUnauthenticated: authentication failed or did not come in time.
 	CloseUnauthenticated CloseCode = 4501

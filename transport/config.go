@@ -115,9 +115,10 @@ type Config struct {
 	// resource_exhausted.
 	MaxInFlight int
 	// RateLimit is the sustained number of envelopes per second a
-	// connection may send, with RateBurst the bucket size. Zero means the
-	// defaults; a negative RateLimit disables the limit. Exceeding it
-	// closes the connection with 4029.
+	// connection may send, with RateBurst the bucket size; WebSocket ping
+	// and pong frames count as envelopes (a ping costs a pong written).
+	// Zero means the defaults; a negative RateLimit disables the limit.
+	// Exceeding it closes the connection with 4029.
 	RateLimit float64
 	// RateBurst is the token bucket size of RateLimit. Zero means
 	// DefaultRateBurst.

@@ -24,8 +24,8 @@
 // The zero Config is a safe server with the limits of the protocol's
 // section 11: messages up to 1 MiB (after decompression; larger close
 // with 1009), 128 calls in flight per connection (the excess gets ERROR
-// resource_exhausted), 1000 envelopes per second with a burst of 2000
-// (beyond: close 4029), a send queue of 1024 envelopes and 4 MiB
+// resource_exhausted), 1000 envelopes per second with a burst of 2000,
+// WebSocket ping and pong frames included (beyond: close 4029), a send queue of 1024 envelopes and 4 MiB
 // (overflow: close 4008), no server-wide limit of running calls
 // (Config.MaxCalls), pings every 25 s, a read timeout of 60 s (close 4002), a write
 // deadline of 10 s on every write, a handshake timeout of 10 s, and an

@@ -1,12 +1,14 @@
 package transport
 
 import (
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	protows "github.com/protows/protows"
@@ -36,12 +38,60 @@ const (
 func (c *Conn) startReading() {
 	now := time.Now()
 	c.extendDeadline(now)
-	c.ws.SetPongHandler(func(string) error {
-		c.extendDeadline(time.Now())
-		return nil
-	})
+	c.ws.SetPongHandler(c.pongFrame)
+	c.ws.SetPingHandler(c.pingFrame)
 	c.lastMsg = now.Sub(c.srv.epoch)
 	c.tokens = float64(c.srv.cfg.RateBurst)
+}
+
+// countControl counts a ping or pong frame, which gorilla reads and hands
+// to its handlers (pingFrame, pongFrame) on the reader, inside NextReader.
+// Control frames count against the envelope rate limit like envelopes:
+// each ping costs a pong written, and nothing else would bound a flood of
+// them. It reports whether the frame is within the limit; beyond it the
+// connection closes with 4029 at once, and the reader drains what still
+// comes until the client's close frame, as after any close.
+func (c *Conn) countControl() bool {
+	now := time.Now()
+	c.extendDeadline(now)
+	since := now.Sub(c.srv.epoch)
+	c.refill(since - c.lastMsg)
+	c.lastMsg = since
+	if c.allow() {
+		return true
+	}
+	c.closeNow(protows.CloseRateLimited, "rate limit exceeded")
+	return false
+}
+
+// pongFrame handles a pong frame: an answer to the server's ping, or an
+// unsolicited one (RFC 6455 allows both).
+func (c *Conn) pongFrame(string) error {
+	c.countControl()
+	return nil
+}
+
+// pingFrame answers a ping frame with a pong, as gorilla's default handler
+// does, while the connection is within its rate limit and not closing.
+func (c *Conn) pingFrame(data string) error {
+	if !c.countControl() || c.closeSent.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	closing := c.state.closeDecided()
+	c.mu.Unlock()
+	if closing {
+		return nil
+	}
+	// WriteControl may run beside the writer: gorilla serializes them.
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.srv.cfg.WriteTimeout))
+	var ne net.Error
+	if err == nil || errors.Is(err, websocket.ErrCloseSent) || (errors.As(err, &ne) && ne.Timeout()) {
+		// A pong that times out means a client that does not read: the
+		// writer's deadline and the heartbeat deal with it.
+		return nil
+	}
+	return err
 }
 
 // read is the connection's reader: it reads and processes messages one
@@ -126,13 +176,24 @@ func (c *Conn) handleMessage(mt int, r io.Reader) (end readEnd, more, hop bool) 
 	}
 	bp, err := c.readMessage(r, cfg.MaxMessageSize)
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
+		switch {
+		case errors.Is(err, errTooLarge):
 			c.closeNow(protows.CloseMessageTooBig, fmt.Sprintf("message larger than %d bytes", cfg.MaxMessageSize))
+			return 0, true, hop
+		case isInflateError(err):
+			c.closeNow(protows.CloseInvalidPayload, "compressed data is corrupt")
 			return 0, true, hop
 		}
 		return c.readFailed(err), false, false
 	}
 	cfg.Metrics.MessageIn(c.codec.Name(), len(*bp))
+	if mt == websocket.TextMessage && !utf8.Valid(*bp) {
+		// RFC 6455, section 8.1: an endpoint that receives a text
+		// message that is not UTF-8 fails the connection with 1007.
+		c.srv.bufs.put(bp)
+		c.closeNow(protows.CloseInvalidPayload, "text message is not valid UTF-8")
+		return 0, true, hop
+	}
 	envs, err := c.codec.DecodeFrame(*bp)
 	if err != nil {
 		c.srv.bufs.put(bp)
@@ -194,6 +255,16 @@ func (c *Conn) readMessage(r io.Reader, limit int64) (*[]byte, error) {
 	}
 }
 
+// isInflateError reports whether err, from reading a message, says that
+// its permessage-deflate data is corrupt. Errors of the link itself come
+// from gorilla as a *websocket.CloseError (1006) or a net.Error, never as
+// these: compress/flate's own, and io.ErrUnexpectedEOF, which flate
+// returns for compressed data that ends inside a block.
+func isInflateError(err error) bool {
+	var ce flate.CorruptInputError
+	return errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // readFailed handles the end of reading: a close frame from the client, a
 // heartbeat timeout, a message over gorilla's wire limit, a frame gorilla
 // found malformed, or a dead link.
@@ -210,8 +281,26 @@ func (c *Conn) readFailed(err error) readEnd {
 		}
 		return endNow // the client sends nothing after its close frame
 	case errors.Is(err, websocket.ErrReadLimit):
-		// gorilla sent close 1009 itself; the message is still arriving.
-		c.closeCode.CompareAndSwap(0, uint32(protows.CloseMessageTooBig))
+		// gorilla sends close 1009 itself for a message over the wire
+		// limit, but returns the same error without a close frame for a
+		// frame length of 2^63 or more (the most significant bit of a
+		// 64-bit length set, which RFC 6455 section 5.2 forbids, or
+		// fragments adding up past 2^63-1): a protocol error. Writing a
+		// close frame fails with ErrCloseSent when gorilla sent its own.
+		msg := websocket.FormatCloseMessage(int(protows.CloseProtocolError), "frame length out of range")
+		err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.cfg.WriteTimeout))
+		switch {
+		case err == nil:
+			c.closeSent.Store(true)
+			if c.closeCode.CompareAndSwap(0, uint32(protows.CloseProtocolError)) {
+				c.mu.Lock()
+				c.reason = "frame length out of range"
+				c.mu.Unlock()
+			}
+		case errors.Is(err, websocket.ErrCloseSent):
+			c.closeCode.CompareAndSwap(0, uint32(protows.CloseMessageTooBig))
+		}
+		// The message is still arriving, or the rest of a bad frame.
 	case errors.As(err, &ne) && ne.Timeout():
 		if c.closeSent.Load() {
 			return endNow // the client had closeGrace to answer our close frame
