@@ -61,7 +61,7 @@ func (c *Conn) closeAfterError(errCode protows.Code, msg string, code protows.Cl
 		c.closeLocked(protows.CloseInternalError, "internal error", true)
 		return
 	}
-	_ = c.enqueueLocked(codec.Parts{Body: elem})
+	_ = c.enqueueLocked(codec.Parts{Body: elem}, false)
 	c.closeLocked(code, reason, true)
 }
 
@@ -111,7 +111,9 @@ func (c *Conn) drainWith(code protows.CloseCode, reason string) {
 	}
 	c.mu.Unlock()
 	for _, call := range streams {
-		if call.end(nil, protows.Errorf(protows.CodeUnavailable, "%s", msg)) {
+		// No waiting for room: Shutdown must not be held up by a
+		// client that does not read.
+		if call.end(nil, protows.Errorf(protows.CodeUnavailable, "%s", msg), false) {
 			call.cancel()
 		}
 	}
@@ -221,15 +223,24 @@ func (c *Conn) lingerClose() {
 // maxCloseReason is the most bytes of reason a close frame holds.
 const maxCloseReason = 123
 
-// truncateReason cuts s to at most 123 bytes without splitting a UTF-8
-// sequence.
+// truncateReason cuts s to at most 123 bytes of valid UTF-8: a close
+// frame whose reason is not UTF-8 is a protocol error.
 func truncateReason(s string) string {
-	if len(s) <= maxCloseReason {
-		return s
-	}
-	s = s[:maxCloseReason]
+	s = truncateUTF8(s, maxCloseReason)
 	for len(s) > 0 && !utf8.ValidString(s) {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8
+// sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

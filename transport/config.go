@@ -109,6 +109,11 @@ type Config struct {
 
 	// MaxMessageSize is the largest message accepted, after decompression.
 	// Zero means DefaultMaxMessageSize. Larger messages close with 1009.
+	// The limit is symmetric: the server sends no message larger either
+	// (PROTOCOL.md section 11), so configure clients with the same value.
+	// A reply over it is replaced by ERROR resource_exhausted, an error
+	// has its message cut, a stream message is refused to Call.Send
+	// (ErrMessageTooLarge); the connection stays.
 	MaxMessageSize int64
 	// MaxInFlight is the most calls that run at once on one connection.
 	// Zero means DefaultMaxInFlight. Excess requests get ERROR
@@ -124,17 +129,24 @@ type Config struct {
 	// DefaultRateBurst.
 	RateBurst int
 	// SendQueue is the most envelopes queued for one connection. Zero
-	// means DefaultSendQueue. Overflow closes the connection with 4008.
+	// means DefaultSendQueue. Stream messages and broadcasts that overflow
+	// it close the connection with 4008; answers to the client's own
+	// envelopes (PONGs, replies, errors, STREAM_ENDs) wait for room
+	// instead, and while the reader waits it reads no more, so a client
+	// that sends faster than it reads its answers is slowed down by TCP,
+	// not cut off.
 	SendQueue int
-	// MaxQueueBytes is the most bytes of encoded envelopes queued for one
-	// connection and not yet written (including the batch being written).
-	// Zero means DefaultMaxQueueBytes; a negative value disables the byte
-	// limit (SendQueue still applies). An envelope that would take the
-	// queue beyond it closes the connection with 4008, except that an
-	// empty queue (the batch being written aside) always takes one
-	// envelope, however large: at most about twice the limit plus two
-	// envelopes are held. A broadcast shared by many connections counts
-	// in full on each of them.
+	// MaxQueueBytes is the most bytes of encoded envelopes held for one
+	// connection: queued, plus the batch the writer is writing. Zero means
+	// DefaultMaxQueueBytes; a negative value disables the byte limit
+	// (SendQueue still applies). An envelope that would take the bytes
+	// held beyond it counts as an overflow (see SendQueue), except that
+	// when nothing is held one envelope of any size (at most
+	// MaxMessageSize) is taken: the bytes held never exceed
+	// max(MaxQueueBytes, MaxMessageSize). Beside them the writer holds a
+	// copy of the frame it is writing (at most 64 KiB, or one envelope).
+	// A broadcast shared by many connections counts in full on each of
+	// them.
 	MaxQueueBytes int64
 
 	// MaxCalls caps the calls running at once on the whole server (all

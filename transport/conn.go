@@ -3,8 +3,10 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +25,12 @@ var (
 	// ErrSlowConsumer: the send queue was full, so the connection is
 	// being closed with 4008.
 	ErrSlowConsumer = errors.New("transport: send queue full (slow consumer)")
+	// ErrMessageTooLarge: the envelope's frame would be larger than
+	// Config.MaxMessageSize. That limit is symmetric: the server sends no
+	// message larger than the largest it takes (PROTOCOL.md section 11),
+	// so a client that accepts what it may send never gets a message it
+	// cannot take. The envelope is not sent; the connection stays.
+	ErrMessageTooLarge = errors.New("transport: envelope larger than the message size limit")
 )
 
 // Conn is one WebSocket connection of a Server. Handlers reach it through
@@ -168,8 +176,10 @@ func (c *Conn) setStateLocked(to connState) bool {
 	case stateClosingNow, stateClosed:
 		c.w.queue, c.w.queued = nil, 0
 		c.stopTimersLocked()
+		c.wakeLocked()
 	case stateClosingFlush:
 		c.stopTimersLocked()
+		c.wakeLocked()
 	}
 	return true
 }
@@ -244,7 +254,9 @@ func (c *Conn) Done() <-chan struct{} {
 // queued on many connections (encode once, broadcast to many). When the
 // queue is full (Config.SendQueue envelopes or Config.MaxQueueBytes) the
 // connection is closed with 4008 and ErrSlowConsumer is returned; after a
-// close was decided, ErrClosed.
+// close was decided, ErrClosed. An envelope whose frame would be larger
+// than Config.MaxMessageSize is not queued: ErrMessageTooLarge, and the
+// connection stays.
 //
 // Enqueue knows nothing of calls: to send a STREAM_MESSAGE of a call, use
 // Call.Enqueue, which refuses once the call has ended, so that nothing
@@ -258,44 +270,135 @@ func (c *Conn) Enqueue(elem []byte) error {
 // copies them straight into the frame, so a Body shared by many connections
 // is never copied into a per-connection envelope.
 func (c *Conn) EnqueueParts(p codec.Parts) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.enqueueLocked(p)
+	return c.enqueue(p, false)
 }
 
-func (c *Conn) enqueueLocked(elem codec.Parts) error {
-	if c.state.closeDecided() {
-		return ErrClosed
-	}
+func (c *Conn) enqueue(p codec.Parts, wait bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enqueueLocked(p, wait)
+}
+
+// enqueueLocked queues elem. What does not fit in the queue closes the
+// connection with 4008 (a slow consumer), unless wait is set: elem then
+// answers one of the client's own envelopes (a PONG, a refusal, the end
+// of a call), and the caller waits until the writer has made room. A
+// client that sends faster than it reads its answers is thereby slowed
+// down, not cut off: when the reader waits it stops reading, and TCP
+// carries the back pressure to the client; a client that reads nothing
+// at all is cut off by the write timeout. Broadcasts and stream messages
+// never wait: they are what a slow consumer falls behind on.
+//
+// The queue holds at most Config.SendQueue envelopes, and its bytes
+// together with those of the batch being written at most
+// Config.MaxQueueBytes, except that when nothing is held one envelope of
+// any size (up to the message size limit) is taken. c.mu must be held; it
+// is released while waiting.
+func (c *Conn) enqueueLocked(elem codec.Parts, wait bool) error {
 	cfg := &c.srv.cfg
-	// An empty queue takes any one envelope, even while a batch is being
-	// written: a client that reads every reply before asking again is
-	// never cut off, however large the replies.
-	pending := c.w.queued + c.w.inWrite
-	if len(c.w.queue) >= cfg.SendQueue ||
-		(cfg.MaxQueueBytes > 0 && c.w.queued > 0 && pending+int64(elem.Len()) > cfg.MaxQueueBytes) {
-		cfg.Metrics.SendQueueDropped()
-		cfg.Logger.Warn("protows: slow consumer", "conn", c.id, "remote", c.remote, "queued", len(c.w.queue), "bytes", pending)
-		c.closeLocked(protows.CloseSlowConsumer, "slow consumer: send queue overflowed", false)
-		return ErrSlowConsumer
+	n := int64(elem.Len())
+	for {
+		if c.state.closeDecided() {
+			return ErrClosed
+		}
+		// An envelope alone is a frame of its own length, in both codecs
+		// (an element of a Protobuf frame carries its tag and length).
+		if n > cfg.MaxMessageSize {
+			return ErrMessageTooLarge
+		}
+		held := c.w.queued + c.w.inWrite
+		if len(c.w.queue) < cfg.SendQueue &&
+			(cfg.MaxQueueBytes <= 0 || held == 0 || held+n <= cfg.MaxQueueBytes) {
+			break
+		}
+		if !wait {
+			cfg.Metrics.SendQueueDropped()
+			cfg.Logger.Warn("protows: slow consumer", "conn", c.id, "remote", c.remote, "queued", len(c.w.queue), "bytes", held)
+			c.closeLocked(protows.CloseSlowConsumer, "slow consumer: send queue overflowed", false)
+			return ErrSlowConsumer
+		}
+		if c.w.room == nil {
+			c.w.room = make(chan struct{})
+		}
+		room := c.w.room
+		c.signal() // even when corked: the writer is what makes room
+		c.mu.Unlock()
+		<-room
+		c.mu.Lock()
 	}
 	c.w.queue = append(c.w.queue, elem)
-	c.w.queued += int64(elem.Len())
+	c.w.queued += n
 	if !c.w.corked {
 		c.signal()
 	}
 	return nil
 }
 
-// send queues an envelope the transport itself produced. One that does not
-// encode is the transport's own failure: the connection closes with 1011.
+// send queues an envelope the transport itself produced on the reader, an
+// answer to the client (a PONG, a refusal): it waits for room in the
+// queue (see enqueueLocked). One that does not encode is the transport's
+// own failure: the connection closes with 1011.
 func (c *Conn) send(e *protowsv1.Envelope) {
 	elem, err := c.codec.AppendEnvelope(nil, e)
 	if err != nil {
 		c.internalError(e, err)
 		return
 	}
-	_ = c.Enqueue(elem)
+	c.answer(e, elem, true)
+}
+
+// answer queues elem, the encoding of e, an envelope that answers one of
+// the client's own (a PONG, a refusal, a call's REPLY, ERROR or
+// STREAM_END), waiting for room in the queue when wait is set. An answer
+// whose frame would be larger than the message size limit, which the
+// client need not accept (PROTOCOL.md section 11), is replaced: a REPLY by
+// ERROR resource_exhausted, an error whose message is too long by the
+// same error with its message cut until it fits. The call gets its
+// answer, and the connection stays.
+func (c *Conn) answer(e *protowsv1.Envelope, elem []byte, wait bool) {
+	err := c.enqueue(codec.Parts{Body: elem}, wait)
+	if !errors.Is(err, ErrMessageTooLarge) {
+		return
+	}
+	limit := c.srv.cfg.MaxMessageSize
+	size := len(elem)
+	fb := &protowsv1.Envelope{Id: e.GetId(), Kind: e.GetKind()}
+	code, msg := protowsv1.Code(protows.CodeResourceExhausted), fmt.Sprintf("%s of %d bytes is larger than the message size limit (%d bytes)", kindWord(e.GetKind()), size, limit)
+	if e.GetError() != nil {
+		code, msg = e.GetError().GetCode(), e.GetError().GetMessage()
+	} else {
+		fb.Kind = protowsv1.Kind_KIND_ERROR
+	}
+	c.logger().Warn("protows: answer larger than the message size limit", "id", e.GetId(), "kind", e.GetKind().String(), "bytes", size, "limit", limit)
+	for {
+		fb.Error = &protowsv1.Error{Code: code, Message: msg}
+		elem, err := c.codec.AppendEnvelope(nil, fb)
+		if err != nil {
+			c.internalError(fb, err)
+			return
+		}
+		err = c.enqueue(codec.Parts{Body: elem}, wait)
+		if !errors.Is(err, ErrMessageTooLarge) {
+			return
+		}
+		if msg == "" {
+			// A limit too small for an empty ERROR: nothing can answer.
+			c.internalError(fb, err)
+			return
+		}
+		msg = truncateUTF8(msg, len(msg)/2)
+	}
+}
+
+// kindWord names an envelope kind in messages.
+func kindWord(k protowsv1.Kind) string {
+	switch k {
+	case protowsv1.Kind_KIND_REPLY:
+		return "reply"
+	case protowsv1.Kind_KIND_STREAM_END:
+		return "stream end"
+	}
+	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
 }
 
 // sendError queues an ERROR envelope.

@@ -25,11 +25,13 @@
 // section 11: messages up to 1 MiB (after decompression; larger close
 // with 1009), 128 calls in flight per connection (the excess gets ERROR
 // resource_exhausted), 1000 envelopes per second with a burst of 2000,
-// WebSocket ping and pong frames included (beyond: close 4029), a send queue of 1024 envelopes and 4 MiB
-// (overflow: close 4008), no server-wide limit of running calls
-// (Config.MaxCalls), pings every 25 s, a read timeout of 60 s (close 4002), a write
-// deadline of 10 s on every write, a handshake timeout of 10 s, and an
-// in-band authentication deadline of 10 s (close 4501).
+// WebSocket ping and pong frames included (beyond: close 4029), a send
+// queue of 1024 envelopes and 4 MiB (overflow: close 4008), no
+// server-wide limit of running calls (Config.MaxCalls), pings every 25 s,
+// a read timeout of 60 s (close 4002), a write deadline of 10 s on every
+// write, a handshake timeout of 10 s, and an in-band authentication
+// deadline of 10 s (close 4501). Text messages must be UTF-8 (RFC 6455;
+// otherwise close 1007).
 //
 // # Handshake
 //
@@ -119,10 +121,18 @@
 // on every member's connection; Conn.EnqueueParts and Call.EnqueueParts
 // take an envelope in pieces (codec.Parts), so that members with envelopes
 // of their own share the payload and the writer copies it once, into the
-// frame. A full queue (Config.SendQueue envelopes
-// or Config.MaxQueueBytes bytes) closes the connection with 4008 at once
-// (the queue is dropped, memory stays bounded) and the enqueue returns
-// ErrSlowConsumer; other connections are not affected.
+// frame. A stream message or broadcast that finds the queue full
+// (Config.SendQueue envelopes or Config.MaxQueueBytes bytes) closes the
+// connection with 4008 at once (the queue is dropped, memory stays
+// bounded) and the enqueue returns ErrSlowConsumer; other connections are
+// not affected. Answers to the client's own envelopes (PONGs, refusals,
+// the REPLY, ERROR or STREAM_END of a call) wait for room instead: the
+// reader stops reading meanwhile, so TCP slows down a client that sends
+// faster than it reads, and the write timeout cuts off one that reads
+// nothing. No message larger than Config.MaxMessageSize is sent, the
+// limit of what the server accepts (a symmetric limit): an oversized
+// reply becomes ERROR resource_exhausted for its call, an oversized
+// stream message is refused to the sender with ErrMessageTooLarge.
 //
 // CANCEL ends a call at once with ERROR canceled (unary) or STREAM_END
 // canceled (stream) and then cancels the handler's context; what the

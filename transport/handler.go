@@ -97,7 +97,10 @@ func (c *Call) SetReplyMetadata(key, value string) {
 // Send queues msg as a STREAM_MESSAGE of this call. It returns ErrCallEnded
 // once the call ended, and the connection's error when it is closing
 // (ErrClosed, or ErrSlowConsumer when this very message overflowed the
-// send queue). Send does not wait for the message to be written.
+// send queue). A message too large to send (its frame over
+// Config.MaxMessageSize) is not sent: Send returns a resource_exhausted
+// error wrapping ErrMessageTooLarge, and the stream goes on. Send does not
+// wait for the message to be written.
 func (c *Call) Send(msg proto.Message) error {
 	if !c.method.ServerStream {
 		return errUnaryStream
@@ -111,18 +114,26 @@ func (c *Call) Send(msg proto.Message) error {
 	if err != nil {
 		return protows.Errorf(protows.CodeInternal, "encode stream message: %w", err)
 	}
-	return c.Enqueue(elem)
+	err = c.Enqueue(elem)
+	if errors.Is(err, ErrMessageTooLarge) {
+		// Returned by the handler, it ends the stream with this code.
+		return protows.Errorf(protows.CodeResourceExhausted, "stream message of %d bytes, the limit is %d: %w",
+			len(elem), c.conn.srv.cfg.MaxMessageSize, err)
+	}
+	return err
 }
 
 // Enqueue queues elem, a STREAM_MESSAGE of this call already encoded with
 // the connection's codec (codec.Codec.AppendEnvelope, with the call's id),
 // like Conn.Enqueue: elem is only read, so one encoding may be queued on
 // many calls. Unlike Conn.Enqueue it refuses with ErrCallEnded once the
-// call's terminal envelope was queued, atomically with the end, so nothing
-// is ever sent for a call after its STREAM_END or ERROR, even while a
-// CANCEL races a broadcast. Otherwise it returns the connection's error
-// (ErrClosed, or ErrSlowConsumer when elem overflowed the send queue). It
-// returns an error on a unary call.
+// call ended, whose terminal envelope is then the next and last thing
+// queued for it, so nothing is ever sent for a call after its STREAM_END
+// or ERROR, even while a CANCEL races a broadcast. Otherwise it returns
+// the connection's error (ErrClosed, or ErrSlowConsumer when elem
+// overflowed the send queue), or ErrMessageTooLarge (elem is not sent,
+// the stream and the connection go on). It returns an error on a unary
+// call.
 func (c *Call) Enqueue(elem []byte) error {
 	return c.EnqueueParts(codec.Parts{Body: elem})
 }
@@ -143,14 +154,23 @@ func (c *Call) EnqueueParts(p codec.Parts) error {
 }
 
 // end ends the call with the outcome of its handler, or with err when
-// cancelled. It reports false when the call had already ended.
-func (c *Call) end(res proto.Message, err error) bool {
+// cancelled, and queues its terminal envelope, waiting for room in the
+// send queue when wait is set (see Conn.enqueueLocked). It reports false
+// when the call had already ended.
+//
+// The call is marked ended before its terminal envelope is queued, and
+// outside c.mu, so that a broadcast to the call (Call.EnqueueParts) is
+// never held up by an end that waits: nothing is queued for the call
+// after it was marked ended, so the terminal envelope still comes last.
+func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.ended {
+		c.mu.Unlock()
 		return false
 	}
 	c.ended = true
+	md := c.replyMD
+	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
 	env := &protowsv1.Envelope{Id: c.id}
 	switch {
@@ -164,7 +184,7 @@ func (c *Call) end(res proto.Message, err error) bool {
 		env.Error = wireerr.ToWire(err)
 	default:
 		env.Kind = protowsv1.Kind_KIND_REPLY
-		env.Metadata = c.replyMD
+		env.Metadata = md
 		if res != nil {
 			payload, perr := c.conn.codec.AppendPayload(nil, res)
 			if perr != nil {
@@ -181,16 +201,18 @@ func (c *Call) end(res proto.Message, err error) bool {
 		// What the handler produced does not encode (reply metadata that
 		// is not UTF-8, say): the client still learns how the call ended.
 		c.conn.logger().Error("protows: cannot encode the end of a call", "method", c.method.Name, "id", c.id, "err", eerr)
-		fallback := &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{
+		env = &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{
 			Code: protowsv1.Code(protows.CodeInternal), Message: "internal error: the reply does not encode",
 		}}
 		if c.method.ServerStream {
-			fallback.Kind = protowsv1.Kind_KIND_STREAM_END
+			env.Kind = protowsv1.Kind_KIND_STREAM_END
 		}
-		c.conn.send(fallback) // fails only when the codec is broken: 1011
-		return true
+		if elem, eerr = c.conn.codec.AppendEnvelope(nil, env); eerr != nil {
+			c.conn.internalError(env, eerr) // only a broken codec gets here: 1011
+			return true
+		}
 	}
-	_ = c.conn.Enqueue(elem)
+	c.conn.answer(env, elem, wait)
 	return true
 }
 
@@ -200,7 +222,7 @@ func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
 	defer call.cancel()
 	start := time.Now()
 	res, err := c.serve(ctx, call, req)
-	call.end(res, err)
+	call.end(res, err, true)
 	c.srv.cfg.Metrics.CallDone(call.method.Name, protows.CodeOf(err).String(), time.Since(start))
 }
 

@@ -358,7 +358,7 @@ func (c *Conn) handleEnvelope(e *protowsv1.Envelope) bool {
 		c.mu.Lock()
 		call := c.calls[e.GetId()]
 		c.mu.Unlock()
-		if call != nil && call.end(nil, protows.Errorf(protows.CodeCanceled, "canceled by the client")) {
+		if call != nil && call.end(nil, protows.Errorf(protows.CodeCanceled, "canceled by the client"), true) {
 			call.cancel()
 		}
 		return true

@@ -64,7 +64,7 @@ func TestConnStateNames(t *testing.T) {
 // followed in its state alone.
 func bareConn() *Conn {
 	srv := &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}.withDefaults()}
-	c := &Conn{srv: srv, id: "test"}
+	c := &Conn{srv: srv, id: "test", codec: codec.Proto()}
 	c.w.stopped = true
 	return c
 }

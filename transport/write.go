@@ -19,10 +19,24 @@ type writer struct {
 	queued  int64         // bytes in queue
 	inWrite int64         // bytes of the batch being written
 	pingTmr *time.Timer
+	// room is made by an answer waiting for room in the queue
+	// (enqueueLocked), and closed by wakeLocked when room may have
+	// appeared.
+	room    chan struct{}
 	running bool // a writer goroutine runs (at most one at a time)
 	pingDue bool // the ping timer fired: the writer sends a ping
 	corked  bool // the reader is processing a frame: wake the writer after it
 	stopped bool // reading ended (finish): no writer starts any more
+}
+
+// wakeLocked wakes the answers waiting for room in the queue: the writer
+// took the queue or finished writing it, or the connection is closing.
+// c.mu must be held.
+func (c *Conn) wakeLocked() {
+	if c.w.room != nil {
+		close(c.w.room)
+		c.w.room = nil
+	}
 }
 
 // signal makes sure a writer runs. The writer is started on demand and
@@ -113,6 +127,7 @@ func (c *Conn) writeLoop() {
 		c.w.queue = c.w.spare
 		c.w.spare = nil
 		c.w.inWrite, c.w.queued = c.w.queued, 0
+		c.wakeLocked()
 		ping := c.w.pingDue
 		c.w.pingDue = false
 		closing, flush := c.state.closeDecided(), c.state == stateClosingFlush
@@ -129,6 +144,7 @@ func (c *Conn) writeLoop() {
 		clear(batch)
 		c.mu.Lock()
 		c.w.inWrite = 0
+		c.wakeLocked()
 		if cap(batch) <= 64 { // keep a small spare; let bursts be collected
 			c.w.spare = batch[:0]
 		}
