@@ -69,6 +69,21 @@ type Config struct {
 	// every origin: only for servers that authenticate every connection
 	// with a token and use no cookies (NewServer logs a warning).
 	AllowedOrigins []string
+	// AllowedHosts lists the hosts this server answers to, as the Host
+	// header names them: a host name or IP literal, with a port
+	// ("localhost:8080") or without one (any port). A handshake whose Host
+	// is not listed is refused with 403, whether it comes from a browser
+	// or not. Empty means: when AllowedOrigins is empty too (same origin
+	// only), a browser's handshake (one with an Origin header) that
+	// arrived on a loopback address must name a loopback host
+	// ("localhost", a name under ".localhost", 127.0.0.0/8, [::1]), and
+	// others are not checked. The same-origin rule trusts the Host, which
+	// is whatever name the browser resolved: without this check a page on
+	// http://evil.example:8080 whose name resolves to the server's address
+	// (DNS rebinding) would pass as the server's own origin. A server
+	// reached by names of its own on a private network should list them
+	// here (or set AllowedOrigins).
+	AllowedHosts []string
 
 	// Authenticator validates tokens. Nil means every connection is
 	// anonymous and Authenticate is answered with unimplemented.

@@ -57,7 +57,10 @@
 //
 // Browsers let any page open a WebSocket to any server, sending the page's
 // Origin; cookies go along. The default therefore allows only the
-// request's own origin (scheme, host and port). AllowedOrigins takes exact
+// request's own origin (scheme, host and port), and, because the
+// request's host is whatever name the browser resolved (DNS rebinding),
+// only hosts the server serves: Config.AllowedHosts, or without it, on a
+// loopback address, loopback names only (403 otherwise). AllowedOrigins takes exact
 // origins and patterns with one leading wildcard label:
 // "https://*.example.com" matches "https://a.example.com" but neither
 // "https://example.com", "https://a.b.example.com" nor

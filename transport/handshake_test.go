@@ -1,7 +1,9 @@
 package transport_test
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -79,6 +81,75 @@ func TestOriginDefaultSameOrigin(t *testing.T) {
 		if resp == nil || resp.StatusCode != tc.want {
 			t.Fatalf("origin %s: %v, want %d", tc.origin, resp, tc.want)
 		}
+	}
+}
+
+// TestDNSRebinding: under the same-origin default, a browser page whose
+// host name resolves to the server's loopback address (DNS rebinding) is
+// same-origin to the browser, but names a host the server does not serve:
+// refused. Loopback names pass; AllowedHosts lists the names explicitly.
+func TestDNSRebinding(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    transport.Config
+		host   string // "" leaves the dialed 127.0.0.1:port
+		origin string // a scheme and host; the port is the server's
+		want   int
+	}{
+		{"rebound name", transport.Config{}, "evil.example", "http://evil.example", http.StatusForbidden},
+		{"rebound name, trailing dot", transport.Config{}, "evil.example.", "http://evil.example.", http.StatusForbidden},
+		{"loopback IP", transport.Config{}, "", "http://127.0.0.1", http.StatusSwitchingProtocols},
+		{"localhost", transport.Config{}, "localhost", "http://localhost", http.StatusSwitchingProtocols},
+		{"a name under localhost", transport.Config{}, "app.localhost", "http://app.localhost", http.StatusSwitchingProtocols},
+		{"IPv6 loopback", transport.Config{}, "[::1]", "http://[::1]", http.StatusSwitchingProtocols},
+		{"not a browser", transport.Config{}, "evil.example", "", http.StatusSwitchingProtocols},
+		{"allowlisted origin", transport.Config{AllowedOrigins: []string{"http://evil.example:PORT"}}, "evil.example", "http://evil.example", http.StatusSwitchingProtocols},
+		{"allowed host", transport.Config{AllowedHosts: []string{"chat.example.com"}}, "chat.example.com", "http://chat.example.com", http.StatusSwitchingProtocols},
+		{"allowed host and port", transport.Config{AllowedHosts: []string{"Chat.Example.com:PORT"}}, "chat.example.com", "http://chat.example.com", http.StatusSwitchingProtocols},
+		{"allowed host, other port", transport.Config{AllowedHosts: []string{"chat.example.com:1"}}, "chat.example.com", "http://chat.example.com", http.StatusForbidden},
+		{"host not listed", transport.Config{AllowedHosts: []string{"chat.example.com"}}, "", "http://127.0.0.1", http.StatusForbidden},
+		{"host not listed, not a browser", transport.Config{AllowedHosts: []string{"chat.example.com"}}, "evil.example", "", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The port is known once the server runs; PORT in the
+			// configuration stands for it.
+			cfg := tc.cfg
+			ts := startServerWithPort(t, func(port string) transport.Config {
+				fix := func(l []string) []string {
+					out := make([]string, len(l))
+					for i, s := range l {
+						out[i] = strings.ReplaceAll(s, "PORT", port)
+					}
+					return out
+				}
+				cfg.AllowedOrigins, cfg.AllowedHosts = fix(cfg.AllowedOrigins), fix(cfg.AllowedHosts)
+				return cfg
+			})
+			port := ts.http.Listener.Addr().(*net.TCPAddr).Port
+			hdr := http.Header{}
+			if tc.host != "" {
+				hdr.Set("Host", fmt.Sprintf("%s:%d", tc.host, port))
+			}
+			if tc.origin != "" {
+				hdr.Set("Origin", fmt.Sprintf("%s:%d", tc.origin, port))
+			}
+			cl, resp, err := dialErr(ts.url, codec.JSON(), hdr)
+			if cl != nil {
+				cl.ws.Close()
+			}
+			if resp == nil {
+				t.Fatalf("no response: %v", err)
+			}
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == http.StatusForbidden {
+				body, _ := io.ReadAll(resp.Body)
+				if !strings.Contains(string(body), "not allowed") {
+					t.Fatalf("body %q", body)
+				}
+			}
+		})
 	}
 }
 

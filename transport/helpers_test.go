@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,18 @@ type testServer struct {
 
 func startServer(t testing.TB, cfg transport.Config, extra ...func(*router.Router)) *testServer {
 	t.Helper()
+	return startServerWithPort(t, func(string) transport.Config { return cfg }, extra...)
+}
+
+// startServerWithPort is startServer for a configuration that depends on
+// the server's port.
+func startServerWithPort(t testing.TB, config func(port string) transport.Config, extra ...func(*router.Router)) *testServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	r := router.New(router.WithLogger(quietLogger()))
 	if err := testservice.Register(r); err != nil {
 		t.Fatal(err)
@@ -50,6 +64,8 @@ func startServer(t testing.TB, cfg transport.Config, extra ...func(*router.Route
 	}
 	srv := transport.NewServer(r, cfg)
 	hs := httptest.NewUnstartedServer(srv)
+	_ = hs.Listener.Close()
+	hs.Listener = ln
 	hs.Config.ReadHeaderTimeout = 5 * time.Second
 	hs.Start()
 	ts := &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}

@@ -57,7 +57,7 @@ func NewServer(h Handler, cfg Config) *Server {
 	s := &Server{
 		h:        h,
 		cfg:      cfg,
-		origins:  newOriginChecker(cfg.AllowedOrigins),
+		origins:  newOriginChecker(cfg.AllowedOrigins, cfg.AllowedHosts),
 		idPrefix: hex.EncodeToString(rnd[:]),
 		conns:    make(map[*Conn]struct{}),
 		perIP:    make(map[string]int),
@@ -120,6 +120,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if q := r.URL.Query(); (q.Has("access_token") || q.Has("token")) && !s.cfg.AllowQueryToken {
 		s.reject(w, "query_token", http.StatusBadRequest, "tokens in the URL are refused: use the Authorization header or "+AuthenticateMethod)
+		return
+	}
+	if !s.origins.hostAllowed(r) {
+		s.reject(w, "host", http.StatusForbidden, "host not allowed")
 		return
 	}
 	if !s.origins.allowed(r) {
