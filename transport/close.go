@@ -96,6 +96,7 @@ func (c *Conn) drainWith(code protows.CloseCode, reason string) {
 	c.mu.Lock()
 	if c.setStateLocked(stateDraining) {
 		c.drainCode, c.drainReason = code, reason
+		c.drainTmr = time.AfterFunc(c.srv.cfg.DrainTimeout, c.drainExpired)
 	}
 	msg := reason
 	if c.drainReason != "" {
@@ -119,6 +120,36 @@ func (c *Conn) drainWith(code protows.CloseCode, reason string) {
 	}
 	c.mu.Lock()
 	c.closeIfDrainedLocked()
+	c.mu.Unlock()
+}
+
+// drainExpired ends a drain whose handlers did not all return within
+// Config.DrainTimeout: a handler that ignores its context would otherwise
+// hold its connection open for as long as it runs. The calls still
+// running end with ERROR unavailable (their outcome is unknown, as after
+// a dropped connection), their contexts are cancelled, and the connection
+// closes with the drain's code after what is queued. What the handlers
+// return later is discarded.
+func (c *Conn) drainExpired() {
+	c.mu.Lock()
+	if c.state != stateDraining {
+		c.mu.Unlock()
+		return
+	}
+	calls := make([]*Call, 0, len(c.calls))
+	for _, call := range c.calls {
+		calls = append(calls, call)
+	}
+	reason := c.drainReason
+	c.mu.Unlock()
+	c.logger().Warn("protows: handlers still running at the end of the drain timeout", "calls", len(calls), "drain_timeout", c.srv.cfg.DrainTimeout)
+	for _, call := range calls {
+		if call.end(nil, protows.Errorf(protows.CodeUnavailable, "%s: the call did not finish in time", reason), false) {
+			call.cancel()
+		}
+	}
+	c.mu.Lock()
+	c.closeLocked(c.drainCode, c.drainReason, true)
 	c.mu.Unlock()
 }
 

@@ -39,6 +39,9 @@ const (
 	// DefaultCompressionMinSize is the smallest frame compressed when
 	// compression is on.
 	DefaultCompressionMinSize = 1024
+	// DefaultDrainTimeout bounds how long a draining connection waits for
+	// its handlers.
+	DefaultDrainTimeout = 30 * time.Second
 	// DefaultRetryAfter is the delay suggested with HTTP 503.
 	DefaultRetryAfter = 5 * time.Second
 	// DefaultReadBufferSize is small on purpose: gorilla holds the read
@@ -174,6 +177,16 @@ type Config struct {
 	// single calls, moves their clients to less loaded servers.
 	MaxCalls int
 
+	// DrainTimeout bounds how long a draining connection (Server.Shutdown,
+	// or MaxCalls shedding it) waits for its running handlers before it
+	// closes. Zero means DefaultDrainTimeout. When it expires, the calls
+	// still running end with ERROR unavailable, their contexts are
+	// cancelled, and the connection closes with 1001 (or 1013) after what
+	// is queued, so that a handler that ignores its context cannot hold
+	// its connection open. Shutdown's context still bounds the whole
+	// shutdown: when it expires first, connections are dropped.
+	DrainTimeout time.Duration
+
 	// PingInterval is the period of WebSocket pings. Zero means
 	// DefaultPingInterval.
 	PingInterval time.Duration
@@ -249,6 +262,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.AuthTimeout, DefaultAuthTimeout)
 	def(&c.RetryAfter, DefaultRetryAfter)
+	def(&c.DrainTimeout, DefaultDrainTimeout)
 	def(&c.PingInterval, DefaultPingInterval)
 	def(&c.ReadTimeout, DefaultReadTimeout)
 	def(&c.WriteTimeout, DefaultWriteTimeout)

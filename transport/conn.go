@@ -69,8 +69,9 @@ type Conn struct {
 	busyReads   uint8
 	w           writer // the send queue and the writer's flags
 	auth        authTimers
-	reason      string // close reason
-	drainReason string // draining's close reason, also the message of refused calls
+	drainTmr    *time.Timer // Config.DrainTimeout, from the start of draining
+	reason      string      // close reason
+	drainReason string      // draining's close reason, also the message of refused calls
 	calls       map[uint32]*Call
 	running     int // handler goroutines not yet returned
 	// done is made by the first Done and closed on entering stateEnded:
@@ -188,6 +189,9 @@ func (c *Conn) setStateLocked(to connState) bool {
 // none has anything left to do.
 func (c *Conn) stopTimersLocked() {
 	c.auth.stop()
+	if c.drainTmr != nil {
+		c.drainTmr.Stop()
+	}
 	if c.w.pingTmr != nil {
 		c.w.pingTmr.Stop()
 	}

@@ -165,9 +165,12 @@
 // hub's Join, returns then), lets running unary handlers finish and writes
 // their replies, then closes every connection with 1001 and waits for the
 // connection goroutines to end. Stream handlers must watch their context
-// (after the STREAM_END, Send returns ErrCallEnded): when Shutdown's context
-// expires, the remaining calls are cancelled, connections are dropped and
-// Shutdown returns.
+// (after the STREAM_END, Send returns ErrCallEnded). A connection whose
+// handlers have not all returned after Config.DrainTimeout (30 s) ends
+// their calls with ERROR unavailable, cancels them and closes with 1001
+// all the same, so a handler that ignores its context cannot hold its
+// connection open. When Shutdown's context expires, the remaining calls
+// are cancelled, connections are dropped and Shutdown returns.
 //
 // # Health probes
 //

@@ -277,9 +277,9 @@ func (s *Server) serveConn(remote string, ws *websocket.Conn, cd codec.Codec, ip
 // Shutdown stops accepting connections, refuses new calls with
 // unavailable, ends every server stream at once with STREAM_END
 // unavailable and cancels its handler's context, waits for the running
-// handlers (unary calls run to their end) and writes their replies, closes
-// every connection with 1001, and returns when all connection goroutines
-// ended. When ctx expires first, the remaining connections are dropped
+// handlers (unary calls run to their end, for at most Config.DrainTimeout)
+// and writes their replies, closes every connection with 1001, and
+// returns when all connection goroutines ended. When ctx expires first, the remaining connections are dropped
 // (their contexts cancelled, their TCP connections closed) and ctx's error
 // is returned at once, without waiting for handlers that ignore their
 // context. Shutdown does not stop the http.Server the

@@ -303,3 +303,57 @@ func TestShutdownEndsHubRooms(t *testing.T) {
 		t.Fatalf("%d members left after shutdown", n)
 	}
 }
+
+// TestDrainTimeout: handlers that ignore their context cannot hold a
+// draining connection open: at the drain timeout their calls end with
+// ERROR unavailable and the connection closes with 1001, well before
+// Shutdown's own deadline; what the handlers return later is discarded.
+func TestDrainTimeout(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(c.Name(), func(t *testing.T) {
+			release := make(chan struct{})
+			started := make(chan struct{}, 2)
+			ts := startServer(t, transport.Config{DrainTimeout: 200 * time.Millisecond}, func(r *router.Router) {
+				err := router.HandleUnary(r, gateMethod, func(ctx context.Context, req *testv1.SleepRequest) (*testv1.SleepResponse, error) {
+					started <- struct{}{}
+					<-release // ignores ctx
+					return &testv1.SleepResponse{}, nil
+				})
+				if err == nil {
+					err = router.HandleServerStream(r, roomMethod, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.CountResponse]) error {
+						started <- struct{}{}
+						<-release // ignores ctx
+						return nil
+					})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			cl := dial(t, ts.url, c, nil)
+			cl.send(cl.request(1, gateMethod, &testv1.SleepRequest{}), cl.request(2, roomMethod, &testv1.CountRequest{}))
+			<-started
+			<-started
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			begin := time.Now()
+			shutdown := make(chan error, 1)
+			go func() { shutdown <- ts.Shutdown(ctx) }()
+			// The stream ends at once, the unary call at the drain timeout.
+			wantError(t, cl.recv(), protowsv1.Kind_KIND_STREAM_END, protows.CodeUnavailable)
+			e := cl.recv()
+			if e.GetId() != 1 {
+				t.Fatalf("want the unary call's end, got %v", e)
+			}
+			wantError(t, e, protowsv1.Kind_KIND_ERROR, protows.CodeUnavailable)
+			cl.expectClose(websocket.CloseGoingAway)
+			if d := time.Since(begin); d < 200*time.Millisecond || d > 3*time.Second {
+				t.Fatalf("closed after %v, want about the drain timeout", d)
+			}
+			close(release)
+			if err := <-shutdown; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		})
+	}
+}
