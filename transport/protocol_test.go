@@ -386,3 +386,46 @@ func TestFarOversizedMessageGetsItsCloseCode(t *testing.T) {
 	}
 	checkServing(t, ts, codec.Proto())
 }
+
+// TestJSONKinds: in the JSON codec a kind is a name; an unknown name or a
+// number makes the frame undecodable (1007), while a known kind a client
+// may not send, or none, is a protocol violation (1002).
+func TestJSONKinds(t *testing.T) {
+	ts := startServer(t, transport.Config{})
+	for _, tc := range []struct {
+		frame string
+		code  protows.CloseCode
+	}{
+		{`{"id":1,"kind":"bogus"}`, protows.CloseInvalidPayload},
+		{`{"id":1,"kind":"PING"}`, protows.CloseInvalidPayload},
+		{`{"id":1,"kind":7}`, protows.CloseInvalidPayload},
+		{`{"id":1,"kind":"reply"}`, protows.CloseProtocolError},
+		{`{"id":1}`, protows.CloseProtocolError},
+	} {
+		t.Run(tc.frame, func(t *testing.T) {
+			cl := dial(t, ts.url, codec.JSON(), nil)
+			cl.sendRaw(websocket.TextMessage, []byte(tc.frame))
+			cl.expectClose(tc.code)
+		})
+	}
+}
+
+// TestPongMayOvertakeReplies: a PING is answered when it is read, a
+// REQUEST when its handler returns: the PONG of a PING sent after a
+// REQUEST may come first (PROTOCOL.md section 7), so a PONG is no barrier.
+func TestPongMayOvertakeReplies(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(c.Name(), func(t *testing.T) {
+			ts := startServer(t, transport.Config{})
+			cl := dial(t, ts.url, c, nil)
+			cl.send(cl.request(1, testservice.SleepMethod, &testv1.SleepRequest{Delay: durationpb.New(100 * time.Millisecond)}),
+				&protowsv1.Envelope{Id: 2, Kind: protowsv1.Kind_KIND_PING})
+			if e := cl.recv(); e.GetKind() != protowsv1.Kind_KIND_PONG || e.GetId() != 2 {
+				t.Fatalf("want the PONG first, got %v", e)
+			}
+			if e := cl.recv(); e.GetKind() != protowsv1.Kind_KIND_REPLY || e.GetId() != 1 {
+				t.Fatalf("want the REPLY, got %v", e)
+			}
+		})
+	}
+}
