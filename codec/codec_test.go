@@ -266,3 +266,34 @@ func TestNewRegistry(t *testing.T) {
 		t.Error("NewRegistry accepted no codec")
 	}
 }
+
+// TestJSONStringsAsJSONStringify: the JSON codec escapes strings outside
+// the payload (methods, error messages, metadata) as JSON.stringify does,
+// as it leaves payloads as protojson wrote them: U+2028 and U+2029 as they
+// are, which encoding/json alone would escape.
+func TestJSONStringsAsJSONStringify(t *testing.T) {
+	for _, tc := range []struct{ msg, want string }{
+		{"a\u2028b\u2029c", "a\u2028b\u2029c"},
+		{`a\u2028`, `a\\u2028`},                                         // the text: an escaped backslash
+		{"\\\u2028", "\\\\\u2028"},                                      // a backslash, then U+2028
+		{`\\u2029`, `\\\\u2029`},                                        // two backslashes, then text
+		{"\x01\b\f\n\r\t\x7f<>&\"", `\u0001\b\f\n\r\t` + "\x7f<>&\\\""}, // as JSON.stringify
+		{"\u2028", "\u2028"},
+		{"x\u202a", "x\u202a"}, // a neighbour, never escaped
+	} {
+		e := &protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{Code: 5, Message: tc.msg},
+			Metadata: map[string]string{tc.msg: tc.msg}}
+		got, err := codec.JSON().AppendEnvelope([]byte("prefix"), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `prefix{"id":1,"kind":"error","error":{"code":"not_found","message":"` + tc.want + `"},"metadata":{"` + tc.want + `":"` + tc.want + `"}}`
+		if string(got) != want {
+			t.Errorf("%q:\n got %s\nwant %s", tc.msg, got, want)
+		}
+		envs, err := codec.JSON().DecodeFrame(got[len("prefix"):])
+		if err != nil || envs[0].GetError().GetMessage() != tc.msg || envs[0].GetMetadata()[tc.msg] != tc.msg {
+			t.Errorf("%q does not round-trip: %v %v", tc.msg, envs, err)
+		}
+	}
+}

@@ -90,8 +90,18 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 		"cancel": {{Id: 9, Kind: protowsv1.Kind_KIND_CANCEL}},
 		"error": {withErr(6, protowsv1.Kind_KIND_ERROR,
 			protowsv1.Code_CODE_NOT_FOUND, "salle « café » introuvable 🚫")},
+		// ERROR id 0 is about the connection, not a call (PROTOCOL.md
+		// section 4.4): the authentication deadline passed.
 		"error_connection": {withErr(0, protowsv1.Kind_KIND_ERROR,
-			protowsv1.Code_CODE_RESOURCE_EXHAUSTED, "too many calls in flight")},
+			protowsv1.Code_CODE_UNAUTHENTICATED, "no authentication within 10s")},
+		// U+2028 and U+2029 go out as they are in every string, as
+		// JSON.stringify writes them (PROTOCOL.md section 5), while a
+		// backslash followed by u2028 stays an escaped backslash.
+		"line_separators": {
+			{Id: 5, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(&protowsv1.AuthenticateResponse{Subject: "a\u2028b\u2029c"}),
+				Metadata: map[string]string{"note": "x\u2028y \\u2028"}},
+			withErr(6, protowsv1.Kind_KIND_ERROR, protowsv1.Code_CODE_NOT_FOUND, "line\u2028para\u2029end"),
+		},
 		// Server reflection (docs/PROTOCOL.md, section 13): a request for
 		// the file of a service, and a reply with a (small) file.
 		"reflection_request": {requestTo(reflectionv1.ReflectionServiceFileContainingSymbolMethod, 10,

@@ -98,6 +98,7 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 	if w := e.GetError(); w != nil {
 		je.Error = &jsonError{Code: protows.Code(w.GetCode()), Message: w.GetMessage()}
 	}
+	start := len(dst)
 	buf := bytes.NewBuffer(dst)
 	enc := json.NewEncoder(buf)
 	// Browsers' JSON.stringify does not escape <, > and &; neither do we, so
@@ -107,7 +108,37 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 		return dst, fmt.Errorf("codec: encode envelope: %w", err)
 	}
 	out := buf.Bytes()
-	return out[:len(out)-1], nil // Encode ends with a newline
+	out = out[:len(out)-1] // Encode ends with a newline
+	return append(out[:start], unescapeLineSeparators(out[start:])...), nil
+}
+
+// unescapeLineSeparators turns the escapes \u2028 and \u2029 in b, valid
+// JSON, back into the characters U+2028 and U+2029, in place. encoding/json
+// escapes them in every string, whatever SetEscapeHTML says, while
+// JSON.stringify (and protojson, in payloads) writes them as they are; the
+// protocol writes them as they are everywhere (PROTOCOL.md section 5), so
+// that Go and JavaScript write the same bytes. Other escapes are copied
+// whole, so that the escaped backslash of \\u2028 (the text "\u2028") is
+// not taken for the start of one.
+func unescapeLineSeparators(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u202`)) {
+		return b
+	}
+	out := b[:0]
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c != '\\' || i+1 == len(b):
+			out = append(out, c)
+			i++
+		case i+5 < len(b) && string(b[i+1:i+5]) == "u202" && (b[i+5] == '8' || b[i+5] == '9'):
+			out = append(out, 0xe2, 0x80, 0xa8+b[i+5]-'8') // UTF-8 of U+2028, U+2029
+			i += 6
+		default:
+			out = append(out, c, b[i+1])
+			i += 2
+		}
+	}
+	return out
 }
 
 // AppendFrameParts writes one element as it is and several as a JSON array.

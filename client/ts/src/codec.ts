@@ -174,13 +174,6 @@ const kindNames: Record<number, string> = {
 };
 const kindValues = new Map<string, Kind>(Object.entries(kindNames).map(([n, s]) => [s, Number(n) as Kind]));
 
-// Go's encoding/json escapes U+2028 and U+2029 (JSON.stringify does not);
-// they can only occur inside strings, so escaping them everywhere is safe.
-const lineSeparators = /[\u2028\u2029]/g;
-function escapeLineSeparators(s: string): string {
-  return s.replace(lineSeparators, (c) => (c === "\u2028" ? "\\u2028" : "\\u2029"));
-}
-
 function writeJSONEnvelope(e: WireEnvelope): string {
   const parts: string[] = [];
   if (e.id !== 0) parts.push(`"id":${e.id}`);
@@ -305,11 +298,11 @@ export function jsonCodec(): Codec {
       if (envelopes.length === 0) {
         throw new CodecError("a frame must carry at least one envelope");
       }
-      const text =
-        envelopes.length === 1
-          ? writeJSONEnvelope(envelopes[0]!)
-          : `[${envelopes.map(writeJSONEnvelope).join(",")}]`;
-      return escapeLineSeparators(text);
+      // Strings as JSON.stringify writes them, U+2028 and U+2029 as they
+      // are: the Go codec writes the same (PROTOCOL.md section 5).
+      return envelopes.length === 1
+        ? writeJSONEnvelope(envelopes[0]!)
+        : `[${envelopes.map(writeJSONEnvelope).join(",")}]`;
     },
     decodeFrame(data: Uint8Array | string): WireEnvelope[] {
       if (typeof data !== "string") {

@@ -55,11 +55,11 @@ test("JSON reader refuses bad frames", () => {
   assert.throws(() => c.decodeFrame(new Uint8Array([1])), CodecError);
 });
 
-test("JSON writer escapes U+2028/2029 as Go does and sorts keys by code point", () => {
+test("JSON writer leaves U+2028/2029 as they are, as JSON.stringify and Go do, and sorts keys by code point", () => {
   const out = jsonCodec().encodeFrame([
-    { id: 1, kind: Kind.REQUEST, method: "/a.B/C", payload: { text: "a\u2028b\u2029" }, metadata: { "\u{1F600}": "1", "\uFFFD": "2", b: "", a: "<&>" } },
+    { id: 1, kind: Kind.REQUEST, method: "/a.B/C", payload: { text: "a\u2028b\u2029" }, metadata: { "\u{1F600}": "1", "\uFFFD": "2", b: "", a: "<&>", n: "x\u2028\\u2029" } },
   ]);
-  assert.equal(out, '{"id":1,"kind":"request","method":"/a.B/C","payload":{"text":"a\\u2028b\\u2029"},"metadata":{"a":"<&>","b":"","\uFFFD":"2","\u{1F600}":"1"}}');
+  assert.equal(out, '{"id":1,"kind":"request","method":"/a.B/C","payload":{"text":"a\u2028b\u2029"},"metadata":{"a":"<&>","b":"","n":"x\u2028\\\\u2029","\uFFFD":"2","\u{1F600}":"1"}}');
 });
 
 test("Protobuf reader refuses bad frames", () => {
