@@ -148,6 +148,11 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
 			return false
 		}
 		if err := m.stream.Send(msg); err != nil {
+			if errors.Is(err, transport.ErrMessageTooLarge) {
+				h.log.Warn("protows hub: broadcast larger than the message size limit", "room", m.info.Room, "member", m.info.ID())
+				h.cfg.Metrics.Dropped("too_large")
+				return false // as below: a missed message, the membership stays
+			}
 			h.cfg.Metrics.Dropped("send")
 			m.end(err)
 			return false
@@ -169,6 +174,14 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
 	}
 	pl.arena = arena
 	if err := m.ep.EnqueueParts(elem); err != nil {
+		if errors.Is(err, transport.ErrMessageTooLarge) {
+			// Larger than the connection sends (its message size limit):
+			// this member misses the message, which its next message
+			// shows (seq skips), and stays.
+			h.log.Warn("protows hub: broadcast larger than the message size limit", "room", m.info.Room, "member", m.info.ID(), "bytes", elem.Len())
+			h.cfg.Metrics.Dropped("too_large")
+			return false
+		}
 		// The transport closes the connection (4008 when its queue was
 		// full); the other members are not held up.
 		if errors.Is(err, transport.ErrSlowConsumer) {

@@ -21,8 +21,10 @@
 //
 // A connection leaves its rooms when it closes, when the client cancels the
 // stream, or when a handler calls Leave. Members lists a room's members on
-// every node and Rooms the rooms that have any; Config.Presence turns joins
-// and leaves into messages for the room.
+// every node and Rooms the rooms that have any; MembersPage and RoomsPage
+// list them a page at a time, for replies that must stay below the
+// transport's message size limit. Config.Presence turns joins and leaves
+// into messages for the room.
 //
 // # Encode once
 //

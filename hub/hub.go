@@ -575,10 +575,7 @@ func (h *Hub[T]) Members(room string) []Member {
 	}
 	h.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
-		if !out[i].JoinedAt.Equal(out[j].JoinedAt) {
-			return out[i].JoinedAt.Before(out[j].JoinedAt)
-		}
-		return out[i].ID() < out[j].ID()
+		return memberAfter(out[j], out[i].JoinedAt, out[i].ID())
 	})
 	return out
 }

@@ -30,7 +30,9 @@ type Metrics interface {
 	// "slow_consumer" (the member's send queue overflowed, so its
 	// connection closes with 4008), "closed" (its call or connection
 	// ended during the delivery), "encode" (the message does not encode
-	// in the member's codec), "send" (the member's Stream.Send failed).
+	// in the member's codec), "send" (the member's Stream.Send failed),
+	// "too_large" (the message is larger than the member's connection
+	// sends: the member misses it, its seq skips, and it stays).
 	// A broker message that does not decode counts once, as "malformed".
 	Dropped(reason string)
 	// Gap counts a loss of messages from another node, which every local
