@@ -86,25 +86,28 @@ func (s *chatService) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv
 	return &chatv1.SendResponse{}, nil
 }
 
-// GetPresence lists the room's members on every node.
+// GetPresence lists a page of the room's members on every node.
 func (s *chatService) GetPresence(_ context.Context, req *chatv1.GetPresenceRequest) (*chatv1.GetPresenceResponse, error) {
 	if err := checkRoom(req.GetRoom()); err != nil {
 		return nil, err
 	}
-	members := s.hub.Members(req.GetRoom())
-	res := &chatv1.GetPresenceResponse{Members: make([]*chatv1.Member, 0, len(members))}
+	members, next, err := s.hub.MembersPage(req.GetRoom(), req.GetPageToken(), pageSize(req.GetPageSize()))
+	if err != nil {
+		return nil, protows.Errorf(protows.CodeInvalidArgument, "%w", err)
+	}
+	res := &chatv1.GetPresenceResponse{Members: make([]*chatv1.Member, 0, len(members)), NextPageToken: next}
 	for _, m := range members {
 		res.Members = append(res.Members, memberOf(m))
 	}
 	return res, nil
 }
 
-// ListRooms lists the rooms that have members on any node, with the
-// number of people in each, as presence counts them (one per subject,
+// ListRooms lists a page of the rooms that have members on any node, with
+// the number of people in each, as presence counts them (one per subject,
 // however many connections they have).
-func (s *chatService) ListRooms(context.Context, *chatv1.ListRoomsRequest) (*chatv1.ListRoomsResponse, error) {
-	rooms := s.hub.Rooms()
-	res := &chatv1.ListRoomsResponse{Rooms: make([]*chatv1.Room, 0, len(rooms))}
+func (s *chatService) ListRooms(_ context.Context, req *chatv1.ListRoomsRequest) (*chatv1.ListRoomsResponse, error) {
+	rooms, next := s.hub.RoomsPage(req.GetPageToken(), pageSize(req.GetPageSize()))
+	res := &chatv1.ListRoomsResponse{Rooms: make([]*chatv1.Room, 0, len(rooms)), NextPageToken: next}
 	for _, r := range rooms {
 		n := people(s.hub.Members(r.Name))
 		if n == 0 {
@@ -113,4 +116,23 @@ func (s *chatService) ListRooms(context.Context, *chatv1.ListRoomsRequest) (*cha
 		res.Rooms = append(res.Rooms, &chatv1.Room{Name: r.Name, Members: uint32(n)})
 	}
 	return res, nil
+}
+
+// The page sizes of ListRooms and GetPresence: a page of the largest size
+// stays far below the message size limit (1 MiB), with room names of 64
+// characters and members of a few hundred bytes.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// pageSize returns the page size a request asks for, within the limits.
+func pageSize(n uint32) int {
+	switch {
+	case n == 0:
+		return defaultPageSize
+	case n > maxPageSize:
+		return maxPageSize
+	}
+	return int(n)
 }

@@ -49,7 +49,9 @@
 // Watch is a room membership (hub.Join) whose stream brings the room's
 // messages and join and leave events; Send broadcasts to a room the caller
 // watches (failed_precondition otherwise); GetPresence and ListRooms read
-// the hub. Rooms are 1 to 64 characters, messages 1 to 4096 bytes.
+// the hub a page at a time (page_size 100 by default, at most 1000, and
+// next_page_token), because a node's whole list may not fit one reply.
+// Rooms are 1 to 64 characters, messages 1 to 4096 bytes.
 //
 // Presence is per person (a token's subject), not per connection: the
 // room hears of a person's first membership and of the end of their last

@@ -309,9 +309,15 @@ async function resyncMembers(room: string, signal: AbortSignal): Promise<void> {
   const pending: RoomEvent[] = [];
   app.pending = pending;
   try {
-    const res = await chat.getPresence({ room }, { signal, timeoutMs: callTimeoutMs });
-    if (app.pending !== pending || signal.aborted) return;
-    const next = new Map(res.members.map((m) => [m.connectionId, m]));
+    // A page at a time: a crowded room's list may not fit one reply.
+    const next = new Map<string, Member>();
+    let pageToken = "";
+    do {
+      const res = await chat.getPresence({ room, pageSize: 1000, pageToken }, { signal, timeoutMs: callTimeoutMs });
+      if (app.pending !== pending || signal.aborted) return;
+      for (const m of res.members) next.set(m.connectionId, m);
+      pageToken = res.nextPageToken;
+    } while (pageToken !== "");
     // Replayed in order: each is right whether the answer saw it or not.
     for (const ev of pending) applyPresence(next, ev);
     app.members = next;

@@ -409,11 +409,19 @@ func (*SendResponse) Descriptor() ([]byte, []int) {
 	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{5}
 }
 
-// GetPresenceRequest names a room.
+// GetPresenceRequest names a room, and a page of its members: a room's
+// list may be too long for one reply (the message size limit), so it is
+// read a page at a time.
 type GetPresenceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room.
-	Room          string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// The most members in the reply: 0 means 100, and more than 1000 means
+	// 1000.
+	PageSize uint32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Where the page starts: "" for the first page, else the
+	// next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -455,11 +463,27 @@ func (x *GetPresenceRequest) GetRoom() string {
 	return ""
 }
 
-// GetPresenceResponse lists the members of a room.
+func (x *GetPresenceRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetPresenceRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetPresenceResponse lists members of a room.
 type GetPresenceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The members, by the time they joined.
-	Members       []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	// The page_token of the next page; "" when this page is the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,9 +525,22 @@ func (x *GetPresenceResponse) GetMembers() []*Member {
 	return nil
 }
 
-// ListRoomsRequest is empty.
+func (x *GetPresenceResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ListRoomsRequest asks for a page of the rooms.
 type ListRoomsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most rooms in the reply: 0 means 100, and more than 1000 means
+	// 1000.
+	PageSize uint32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Where the page starts: "" for the first page, else the
+	// next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -538,11 +575,27 @@ func (*ListRoomsRequest) Descriptor() ([]byte, []int) {
 	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
+func (x *ListRoomsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRoomsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListRoomsResponse lists rooms.
 type ListRoomsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The rooms, by name.
-	Rooms         []*Room `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	Rooms []*Room `protobuf:"bytes,1,rep,name=rooms,proto3" json:"rooms,omitempty"`
+	// The page_token of the next page; "" when this page is the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -582,6 +635,13 @@ func (x *ListRoomsResponse) GetRooms() []*Room {
 		return x.Rooms
 	}
 	return nil
+}
+
+func (x *ListRoomsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // Room summarizes a room.
@@ -663,14 +723,22 @@ const file_examples_chat_v1_chat_proto_rawDesc = "" +
 	"\vSendRequest\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\"\x0e\n" +
-	"\fSendResponse\"(\n" +
+	"\fSendResponse\"d\n" +
 	"\x12GetPresenceRequest\x12\x12\n" +
-	"\x04room\x18\x01 \x01(\tR\x04room\"I\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"q\n" +
 	"\x13GetPresenceResponse\x122\n" +
-	"\amembers\x18\x01 \x03(\v2\x18.examples.chat.v1.MemberR\amembers\"\x12\n" +
-	"\x10ListRoomsRequest\"A\n" +
+	"\amembers\x18\x01 \x03(\v2\x18.examples.chat.v1.MemberR\amembers\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"N\n" +
+	"\x10ListRoomsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"i\n" +
 	"\x11ListRoomsResponse\x12,\n" +
-	"\x05rooms\x18\x01 \x03(\v2\x16.examples.chat.v1.RoomR\x05rooms\"4\n" +
+	"\x05rooms\x18\x01 \x03(\v2\x16.examples.chat.v1.RoomR\x05rooms\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"4\n" +
 	"\x04Room\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\amembers\x18\x02 \x01(\rR\amembers2\xd8\x02\n" +

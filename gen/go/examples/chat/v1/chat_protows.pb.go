@@ -63,9 +63,9 @@ type ChatServiceHandler interface {
 	// Send posts a message to a room; every member of the room, the sender's
 	// own Watch stream included, receives it as a RoomEvent.
 	Send(context.Context, *SendRequest) (*SendResponse, error)
-	// GetPresence returns the members of a room.
+	// GetPresence returns the members of a room, a page at a time.
 	GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error)
-	// ListRooms returns the rooms that have members.
+	// ListRooms returns the rooms that have members, a page at a time.
 	ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error)
 }
 
@@ -157,7 +157,7 @@ func (c *ChatServiceClient) Send(ctx context.Context, req *SendRequest, opts ...
 	return client.CallUnary[SendResponse](ctx, c.client, ChatServiceSendMethod, req, opts...)
 }
 
-// GetPresence returns the members of a room.
+// GetPresence returns the members of a room, a page at a time.
 //
 // It returns the response, or an error whose protows.Code says why the
 // call failed.
@@ -166,7 +166,7 @@ func (c *ChatServiceClient) GetPresence(ctx context.Context, req *GetPresenceReq
 	return client.CallUnary[GetPresenceResponse](ctx, c.client, ChatServiceGetPresenceMethod, req, append([]client.CallOption{client.Idempotent()}, opts...)...)
 }
 
-// ListRooms returns the rooms that have members.
+// ListRooms returns the rooms that have members, a page at a time.
 //
 // It returns the response, or an error whose protows.Code says why the
 // call failed.

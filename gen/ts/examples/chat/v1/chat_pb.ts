@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file examples/chat/v1/chat.proto.
  */
 export const file_examples_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIiIKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJIkAKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyIhIKEExpc3RSb29tc1JlcXVlc3QiOgoRTGlzdFJvb21zUmVzcG9uc2USJQoFcm9vbXMYASADKAsyFi5leGFtcGxlcy5jaGF0LnYxLlJvb20iJQoEUm9vbRIMCgRuYW1lGAEgASgJEg8KB21lbWJlcnMYAiABKA0y2AIKC0NoYXRTZXJ2aWNlEkYKBVdhdGNoEh4uZXhhbXBsZXMuY2hhdC52MS5XYXRjaFJlcXVlc3QaGy5leGFtcGxlcy5jaGF0LnYxLlJvb21FdmVudDABEkUKBFNlbmQSHS5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXF1ZXN0Gh4uZXhhbXBsZXMuY2hhdC52MS5TZW5kUmVzcG9uc2USXwoLR2V0UHJlc2VuY2USJC5leGFtcGxlcy5jaGF0LnYxLkdldFByZXNlbmNlUmVxdWVzdBolLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXNwb25zZSIDkAIBElkKCUxpc3RSb29tcxIiLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVxdWVzdBojLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVzcG9uc2UiA5ACAUI7WjlnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vZXhhbXBsZXMvY2hhdC92MTtjaGF0djFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDTLYAgoLQ2hhdFNlcnZpY2USRgoFV2F0Y2gSHi5leGFtcGxlcy5jaGF0LnYxLldhdGNoUmVxdWVzdBobLmV4YW1wbGVzLmNoYXQudjEuUm9vbUV2ZW50MAESRQoEU2VuZBIdLmV4YW1wbGVzLmNoYXQudjEuU2VuZFJlcXVlc3QaHi5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXNwb25zZRJfCgtHZXRQcmVzZW5jZRIkLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GiUuZXhhbXBsZXMuY2hhdC52MS5HZXRQcmVzZW5jZVJlc3BvbnNlIgOQAgESWQoJTGlzdFJvb21zEiIuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXF1ZXN0GiMuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXNwb25zZSIDkAIBQjtaOWdpdGh1Yi5jb20vcHJvdG93cy9wcm90b3dzL2dlbi9nby9leGFtcGxlcy9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * WatchRequest names the room to join.
@@ -209,7 +209,9 @@ export const SendResponseSchema: GenMessage<SendResponse> = /*@__PURE__*/
   messageDesc(file_examples_chat_v1_chat, 5);
 
 /**
- * GetPresenceRequest names a room.
+ * GetPresenceRequest names a room, and a page of its members: a room's
+ * list may be too long for one reply (the message size limit), so it is
+ * read a page at a time.
  *
  * @generated from message examples.chat.v1.GetPresenceRequest
  */
@@ -220,6 +222,22 @@ export type GetPresenceRequest = Message<"examples.chat.v1.GetPresenceRequest"> 
    * @generated from field: string room = 1;
    */
   room: string;
+
+  /**
+   * The most members in the reply: 0 means 100, and more than 1000 means
+   * 1000.
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * Where the page starts: "" for the first page, else the
+   * next_page_token of the previous page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
 };
 
 /**
@@ -230,7 +248,7 @@ export const GetPresenceRequestSchema: GenMessage<GetPresenceRequest> = /*@__PUR
   messageDesc(file_examples_chat_v1_chat, 6);
 
 /**
- * GetPresenceResponse lists the members of a room.
+ * GetPresenceResponse lists members of a room.
  *
  * @generated from message examples.chat.v1.GetPresenceResponse
  */
@@ -241,6 +259,13 @@ export type GetPresenceResponse = Message<"examples.chat.v1.GetPresenceResponse"
    * @generated from field: repeated examples.chat.v1.Member members = 1;
    */
   members: Member[];
+
+  /**
+   * The page_token of the next page; "" when this page is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -251,11 +276,26 @@ export const GetPresenceResponseSchema: GenMessage<GetPresenceResponse> = /*@__P
   messageDesc(file_examples_chat_v1_chat, 7);
 
 /**
- * ListRoomsRequest is empty.
+ * ListRoomsRequest asks for a page of the rooms.
  *
  * @generated from message examples.chat.v1.ListRoomsRequest
  */
 export type ListRoomsRequest = Message<"examples.chat.v1.ListRoomsRequest"> & {
+  /**
+   * The most rooms in the reply: 0 means 100, and more than 1000 means
+   * 1000.
+   *
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * Where the page starts: "" for the first page, else the
+   * next_page_token of the previous page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -277,6 +317,13 @@ export type ListRoomsResponse = Message<"examples.chat.v1.ListRoomsResponse"> & 
    * @generated from field: repeated examples.chat.v1.Room rooms = 1;
    */
   rooms: Room[];
+
+  /**
+   * The page_token of the next page; "" when this page is the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -353,7 +400,7 @@ export const ChatService: GenService<{
     output: typeof SendResponseSchema;
   },
   /**
-   * GetPresence returns the members of a room.
+   * GetPresence returns the members of a room, a page at a time.
    *
    * @generated from rpc examples.chat.v1.ChatService.GetPresence
    */
@@ -363,7 +410,7 @@ export const ChatService: GenService<{
     output: typeof GetPresenceResponseSchema;
   },
   /**
-   * ListRooms returns the rooms that have members.
+   * ListRooms returns the rooms that have members, a page at a time.
    *
    * @generated from rpc examples.chat.v1.ChatService.ListRooms
    */

@@ -65,7 +65,7 @@ export class ChatServiceClient {
   }
 
   /**
-   * GetPresence returns the members of a room.
+   * GetPresence returns the members of a room, a page at a time.
    *
    * The promise rejects with a ProtowsError when the call fails.
    *
@@ -79,7 +79,7 @@ export class ChatServiceClient {
   }
 
   /**
-   * ListRooms returns the rooms that have members.
+   * ListRooms returns the rooms that have members, a page at a time.
    *
    * The promise rejects with a ProtowsError when the call fails.
    *
