@@ -9,18 +9,18 @@ import (
 	"github.com/protows/protows/transport"
 )
 
-// smallConn is a fake connection whose message size limit is max bytes,
-// as a transport.Conn refuses larger envelopes.
-type smallConn struct {
-	*fakeConn
+// smallCall is a fake stream call whose connection's message size limit
+// is max bytes: it refuses larger envelopes, as a transport.Call does.
+type smallCall struct {
+	fakeCall
 	max int
 }
 
-func (s smallConn) EnqueueParts(p codec.Parts) error {
+func (s smallCall) EnqueueParts(p codec.Parts) error {
 	if p.Len() > s.max {
 		return transport.ErrMessageTooLarge
 	}
-	return s.fakeConn.EnqueueParts(p)
+	return s.fakeCall.EnqueueParts(p)
 }
 
 // TestOversizedBroadcast: a broadcast larger than a member's connection
@@ -29,12 +29,13 @@ func (s smallConn) EnqueueParts(p codec.Parts) error {
 // it.
 func TestOversizedBroadcast(t *testing.T) {
 	h := newHub(t, Config[*msg]{})
-	small := smallConn{newFake("small", codec.Proto()), 200}
-	big := newFake("big", codec.Proto())
-	for id, ep := range map[string]endpoint{"small": small, "big": big} {
+	small, big := newFake("small", codec.Proto()), newFake("big", codec.Proto())
+	for _, s := range []Stream[*msg]{smallCall{small.call(1), 200}, big.call(1)} {
 		ctx, cancel := context.WithCancel(context.Background())
-		m := &member[*msg]{ctx: ctx, ep: ep, done: make(chan struct{}),
-			info: Member{Node: h.node, ConnID: id, CallID: 1, Room: "r"}}
+		m, err := h.newMember(ctx, "r", s)
+		if err != nil {
+			t.Fatal(err)
+		}
 		j := &joined{cancel: cancel, err: make(chan error, 1), id: m.info.ID()}
 		go func() { j.err <- h.join(ctx, m) }()
 		waitFor(t, func() bool { return hasMember(h.Members("r"), j.id) })

@@ -16,10 +16,8 @@ import (
 func joinAt(t *testing.T, h *Hub[*msg], room, conn string, at time.Time) *joined {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &member[*msg]{
-		ctx: ctx, ep: newFake(conn, codec.Proto()), done: make(chan struct{}),
-		info: Member{Node: h.node, ConnID: conn, CallID: 1, Room: room, JoinedAt: at},
-	}
+	m := fakeMember(t, ctx, h, room, newFake(conn, codec.Proto()).call(1), conn)
+	m.info.JoinedAt = at
 	j := &joined{cancel: cancel, err: make(chan error, 1), id: m.info.ID()}
 	go func() { j.err <- h.join(ctx, m) }()
 	waitFor(t, func() bool { return hasMember(h.Members(room), j.id) })
