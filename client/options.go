@@ -166,7 +166,10 @@ func WithLogger(l *slog.Logger) Option {
 // accepts. A request that would exceed it fails locally with
 // CodeResourceExhausted instead of making the server close the connection
 // (1009); a larger incoming message ends the connection. Zero or less keeps
-// the default, 1 MiB, the server's default limit.
+// the default, 1 MiB, the server's default limit. The limit is symmetric
+// (docs/PROTOCOL.md section 11): a protows server sends no message larger
+// than its own limit (an oversized reply becomes ERROR
+// resource_exhausted), so set the same value on both sides.
 func WithMaxMessageSize(n int) Option {
 	return optionFunc(func(cfg *config) {
 		if n > 0 {
