@@ -40,7 +40,8 @@
 // none is supported, and for a token in the URL query (access_token or
 // token; AllowQueryToken lifts this); 401 with WWW-Authenticate for an
 // invalid Authorization bearer token; 403 for an Origin that is not
-// allowed; 503 with Retry-After when MaxConns or MaxConnsPerIP is reached
+// allowed, or a Host the server does not serve (see Origin
+// considerations); 503 with Retry-After when MaxConns or MaxConnsPerIP is reached
 // or the server is shutting down. A failed upgrade is logged and never
 // followed by a write. The HTTP server must set ReadHeaderTimeout itself
 // (slowloris): the Server only sees requests whose headers were read.
