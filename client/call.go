@@ -147,6 +147,10 @@ func (s *unarySink) lost(_ *conn, _ uint32, err error) {
 // unary makes one unary call on cn. It returns errLinkDown when cn ended
 // before the request was queued: the request never reached the server.
 func (cn *conn) unary(ctx context.Context, method string, payload []byte, md map[string]string) (*protowsv1.Envelope, error) {
+	if ctx.Err() != nil {
+		// Not sent: once sent, its reply could win the race below.
+		return nil, ctxError(ctx)
+	}
 	s := &unarySink{ch: make(chan unaryResult, 1)}
 	id, err := cn.register(s)
 	if err != nil {
