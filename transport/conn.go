@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -367,7 +366,7 @@ func (c *Conn) answer(e *protowsv1.Envelope, elem []byte, wait bool) {
 	limit := c.srv.cfg.MaxMessageSize
 	size := len(elem)
 	fb := &protowsv1.Envelope{Id: e.GetId(), Kind: e.GetKind()}
-	code, msg := protowsv1.Code(protows.CodeResourceExhausted), fmt.Sprintf("%s of %d bytes is larger than the message size limit (%d bytes)", kindWord(e.GetKind()), size, limit)
+	code, msg := protowsv1.Code(protows.CodeResourceExhausted), fmt.Sprintf("reply of %d bytes is larger than the message size limit (%d bytes)", size, limit)
 	if e.GetError() != nil {
 		code, msg = e.GetError().GetCode(), e.GetError().GetMessage()
 	} else {
@@ -392,17 +391,6 @@ func (c *Conn) answer(e *protowsv1.Envelope, elem []byte, wait bool) {
 		}
 		msg = truncateUTF8(msg, len(msg)/2)
 	}
-}
-
-// kindWord names an envelope kind in messages.
-func kindWord(k protowsv1.Kind) string {
-	switch k {
-	case protowsv1.Kind_KIND_REPLY:
-		return "reply"
-	case protowsv1.Kind_KIND_STREAM_END:
-		return "stream end"
-	}
-	return strings.ToLower(strings.TrimPrefix(k.String(), "KIND_"))
 }
 
 // sendError queues an ERROR envelope.
