@@ -52,6 +52,11 @@ func (c *Client) invokeUnary(ctx context.Context, call *Call) (proto.Message, er
 }
 
 func (c *Client) doUnary(ctx context.Context, call *Call) (proto.Message, error) {
+	if ctx.Err() != nil {
+		// A call whose context ended before it began is not sent: once
+		// sent, its reply could win the race with the context.
+		return nil, ctxError(ctx)
+	}
 	method := call.Method
 	payload, err := c.preparePayload(method, call.Request)
 	if err != nil {
@@ -147,10 +152,6 @@ func (s *unarySink) lost(_ *conn, _ uint32, err error) {
 // unary makes one unary call on cn. It returns errLinkDown when cn ended
 // before the request was queued: the request never reached the server.
 func (cn *conn) unary(ctx context.Context, method string, payload []byte, md map[string]string) (*protowsv1.Envelope, error) {
-	if ctx.Err() != nil {
-		// Not sent: once sent, its reply could win the race below.
-		return nil, ctxError(ctx)
-	}
 	s := &unarySink{ch: make(chan unaryResult, 1)}
 	id, err := cn.register(s)
 	if err != nil {
