@@ -6,6 +6,7 @@ import (
 )
 
 func TestBackoffDefaults(t *testing.T) {
+	t.Parallel()
 	b := Backoff{}.withDefaults()
 	want := Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, ResetAfter: 30 * time.Second}
 	if b != want {
@@ -17,6 +18,7 @@ func TestBackoffDefaults(t *testing.T) {
 }
 
 func TestBackoffCeiling(t *testing.T) {
+	t.Parallel()
 	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 3}.withDefaults()
 	want := []time.Duration{100, 300, 900, 1000, 1000, 1000}
 	for n, w := range want {
@@ -34,6 +36,7 @@ func TestBackoffCeiling(t *testing.T) {
 // source is asked for exactly the ceiling, and the real source stays in
 // range.
 func TestBackoffFullJitter(t *testing.T) {
+	t.Parallel()
 	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second}.withDefaults()
 	for n := range 6 {
 		var asked int64
@@ -60,6 +63,7 @@ func TestBackoffFullJitter(t *testing.T) {
 }
 
 func TestTokenRefreshAt(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name  string
@@ -86,6 +90,7 @@ func TestTokenRefreshAt(t *testing.T) {
 }
 
 func TestTruncateReason(t *testing.T) {
+	t.Parallel()
 	long := ""
 	for range 60 {
 		long += "é" // 2 bytes each
@@ -100,6 +105,7 @@ func TestTruncateReason(t *testing.T) {
 }
 
 func TestStateString(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[State]string{StateConnecting: "connecting", StateConnected: "connected",
 		StateReconnecting: "reconnecting", StateClosed: "closed", 0: "state_0", 9: "state_9"} {
 		if s.String() != want {

@@ -166,6 +166,7 @@ func (c *Client) connect(ctx context.Context, newToken bool) (*conn, *attemptErr
 		HandshakeTimeout: c.cfg.dialTimeout,
 		TLSClientConfig:  c.cfg.tls,
 		Subprotocols:     []string{c.cfg.codec.Name()},
+		NetDialContext:   c.cfg.netDial,
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
 	defer cancel()

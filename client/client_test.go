@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/protows/protows"
@@ -87,13 +88,18 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// forCodecs runs f for each codec, in parallel subtests.
 func forCodecs(t *testing.T, f func(t *testing.T, c codec.Codec)) {
 	for _, c := range codecs {
-		t.Run(c.Name(), func(t *testing.T) { f(t, c) })
+		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
+			f(t, c)
+		})
 	}
 }
 
 func TestUnaryEcho(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		reqs := make(chan *protowsv1.Envelope, 1)
 		fs := newFakeServer(t, func(fc *fakeConn) {
@@ -137,6 +143,7 @@ func TestUnaryEcho(t *testing.T) {
 }
 
 func TestUnaryServerError(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		fs := newFakeServer(t, func(fc *fakeConn) {
 			fc.serve(func(env *protowsv1.Envelope) {
@@ -154,6 +161,7 @@ func TestUnaryServerError(t *testing.T) {
 }
 
 func TestUnaryBadInput(t *testing.T) {
+	t.Parallel()
 	fs := newFakeServer(t, func(fc *fakeConn) { fc.serve(fc.echo) })
 	c := dial(t, fs.url)
 	_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, "Echo", &testv1.EchoRequest{})
@@ -179,52 +187,58 @@ func TestUnaryBadInput(t *testing.T) {
 // call returns deadline_exceeded on time and the server gets a CANCEL for
 // the call's id; a cancelled context gives canceled likewise.
 func TestDeadlineSendsCancel(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
-		reqs := make(chan uint32, 2)
-		cancels := make(chan uint32, 2)
-		fs := newFakeServer(t, func(fc *fakeConn) {
-			fc.serve(func(env *protowsv1.Envelope) {
-				switch env.GetKind() {
-				case protowsv1.Kind_KIND_REQUEST:
-					reqs <- env.GetId() // and never answer
-				case protowsv1.Kind_KIND_CANCEL:
-					cancels <- env.GetId()
-					// A late reply for a cancelled call is discarded.
-					fc.write(&protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_REPLY})
-				}
-			})
-		})
-		c := dial(t, fs.url, client.WithCodec(cd))
-
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := client.CallUnary[testv1.SleepResponse](ctx, c, sleepMethod, &testv1.SleepRequest{})
-		if protows.CodeOf(err) != protows.CodeDeadlineExceeded {
-			t.Fatalf("err = %v, want deadline_exceeded", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("call returned after %v, deadline was 100ms", d)
-		}
-		if id, cid := <-reqs, <-cancels; id != cid {
-			t.Errorf("CANCEL for id %d, request had id %d", cid, id)
-		}
-
-		ctx, cancel = context.WithCancel(context.Background())
-		go func() { <-reqs; cancel() }()
-		_, err = client.CallUnary[testv1.SleepResponse](ctx, c, sleepMethod, &testv1.SleepRequest{})
-		if protows.CodeOf(err) != protows.CodeCanceled {
-			t.Fatalf("err = %v, want canceled", err)
-		}
-		<-cancels
-		// The connection is fine afterwards.
-		if c.State() != client.StateConnected {
-			t.Errorf("state = %v", c.State())
-		}
+		synctest.Test(t, func(t *testing.T) { testDeadlineSendsCancel(t, cd) })
 	})
 }
 
+func testDeadlineSendsCancel(t *testing.T, cd codec.Codec) {
+	reqs := make(chan uint32, 2)
+	cancels := make(chan uint32, 2)
+	fs := newMemFake(t, nil, func(fc *fakeConn) {
+		fc.serve(func(env *protowsv1.Envelope) {
+			switch env.GetKind() {
+			case protowsv1.Kind_KIND_REQUEST:
+				reqs <- env.GetId() // and never answer
+			case protowsv1.Kind_KIND_CANCEL:
+				cancels <- env.GetId()
+				// A late reply for a cancelled call is discarded.
+				fc.write(&protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_REPLY})
+			}
+		})
+	})
+	c := fs.dial(t, client.WithCodec(cd))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := client.CallUnary[testv1.SleepResponse](ctx, c, sleepMethod, &testv1.SleepRequest{})
+	if protows.CodeOf(err) != protows.CodeDeadlineExceeded {
+		t.Fatalf("err = %v, want deadline_exceeded", err)
+	}
+	if d := time.Since(start); d != 100*time.Millisecond {
+		t.Errorf("call returned after %v, want at its deadline, 100ms", d)
+	}
+	if id, cid := <-reqs, <-cancels; id != cid {
+		t.Errorf("CANCEL for id %d, request had id %d", cid, id)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { <-reqs; cancel() }()
+	_, err = client.CallUnary[testv1.SleepResponse](ctx, c, sleepMethod, &testv1.SleepRequest{})
+	if protows.CodeOf(err) != protows.CodeCanceled {
+		t.Fatalf("err = %v, want canceled", err)
+	}
+	<-cancels
+	// The connection is fine afterwards.
+	if c.State() != client.StateConnected {
+		t.Errorf("state = %v", c.State())
+	}
+}
+
 func TestServerStream(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		fs := newFakeServer(t, func(fc *fakeConn) {
 			fc.serve(func(env *protowsv1.Envelope) {
@@ -294,6 +308,7 @@ func TestServerStream(t *testing.T) {
 
 // TestStreamCancel: ending the stream's context, or Close, sends CANCEL.
 func TestStreamCancel(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		cancels := make(chan uint32, 2)
 		opened := make(chan uint32, 2)
@@ -349,6 +364,7 @@ func TestStreamCancel(t *testing.T) {
 // TestStreamBufferOverflow: a reader that does not keep up loses its stream
 // (resource_exhausted, CANCEL sent) and nothing else.
 func TestStreamBufferOverflow(t *testing.T) {
+	t.Parallel()
 	cancels := make(chan uint32, 1)
 	fs := newFakeServer(t, func(fc *fakeConn) {
 		fc.serve(func(env *protowsv1.Envelope) {
@@ -384,33 +400,47 @@ func TestStreamBufferOverflow(t *testing.T) {
 // TestServerPing: the client answers a server's PING with a PONG of the
 // same id, and measures the round trip of its own PINGs.
 func TestServerPing(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
-		pong := make(chan uint32, 1)
-		fs := newFakeServer(t, func(fc *fakeConn) {
-			fc.write(&protowsv1.Envelope{Id: 77, Kind: protowsv1.Kind_KIND_PING})
-			fc.serve(func(env *protowsv1.Envelope) {
-				if env.GetKind() == protowsv1.Kind_KIND_PONG {
+		synctest.Test(t, func(t *testing.T) { testServerPing(t, cd) })
+	})
+}
+
+func testServerPing(t *testing.T, cd codec.Codec) {
+	const lag = 10 * time.Millisecond // the fake's delay before each PONG
+	pong := make(chan uint32, 1)
+	fs := newMemFake(t, nil, func(fc *fakeConn) {
+		fc.write(&protowsv1.Envelope{Id: 77, Kind: protowsv1.Kind_KIND_PING})
+		for {
+			envs, err := fc.read()
+			if err != nil {
+				return
+			}
+			for _, env := range envs {
+				switch env.GetKind() {
+				case protowsv1.Kind_KIND_PING:
+					time.Sleep(lag)
+					fc.write(&protowsv1.Envelope{Id: env.GetId(), Kind: protowsv1.Kind_KIND_PONG})
+				case protowsv1.Kind_KIND_PONG:
 					pong <- env.GetId()
 				}
-			})
-		})
-		c := dial(t, fs.url, client.WithCodec(cd))
-		if id := <-pong; id != 77 {
-			t.Errorf("PONG id %d, want 77", id)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for c.RTT() == 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if rtt := c.RTT(); rtt <= 0 || rtt > time.Second {
-			t.Errorf("RTT = %v", rtt)
+			}
 		}
 	})
+	c := fs.dial(t, client.WithCodec(cd))
+	if id := <-pong; id != 77 {
+		t.Errorf("PONG id %d, want 77", id)
+	}
+	time.Sleep(time.Second) // on the bubble's clock: the client's first PING has had its PONG
+	if rtt := c.RTT(); rtt != lag {
+		t.Errorf("RTT = %v, want %v", rtt, lag)
+	}
 }
 
 // TestServerProtocolViolation: an envelope kind a server may not send makes
 // the client close with 1002 and connect again.
 func TestServerProtocolViolation(t *testing.T) {
+	t.Parallel()
 	codes := make(chan int, 1)
 	fs := newFakeServer(t, func(fc *fakeConn) {
 		if fc.n == 1 {
@@ -437,6 +467,7 @@ func TestServerProtocolViolation(t *testing.T) {
 }
 
 func TestOriginAndHeaders(t *testing.T) {
+	t.Parallel()
 	got := make(chan http.Header, 1)
 	fs := newFakeServer(t, func(fc *fakeConn) {
 		got <- fc.req.Header
@@ -454,6 +485,7 @@ func TestOriginAndHeaders(t *testing.T) {
 }
 
 func TestDialErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		status int
@@ -483,6 +515,7 @@ func TestDialErrors(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
+	t.Parallel()
 	closed := make(chan int, 1)
 	fs := newFakeServer(t, func(fc *fakeConn) {
 		for {
@@ -526,7 +559,8 @@ func TestClose(t *testing.T) {
 // TestTLS: wss with the server's certificate trusted through WithTLSConfig;
 // without it the handshake fails verification and Dial says unavailable.
 func TestTLS(t *testing.T) {
-	fs := startFake(t, nil, func(fc *fakeConn) { fc.serve(fc.echo) }, true)
+	t.Parallel()
+	fs := startFake(t, nil, func(fc *fakeConn) { fc.serve(fc.echo) }, onTLS)
 	if !strings.HasPrefix(fs.url, "wss://") {
 		t.Fatalf("url %s", fs.url)
 	}
@@ -543,9 +577,14 @@ func TestTLS(t *testing.T) {
 // TestMaxInFlight: calls beyond the cap wait for a slot instead of reaching
 // the server; a waiting call's context still bounds it.
 func TestMaxInFlight(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testMaxInFlight)
+}
+
+func testMaxInFlight(t *testing.T) {
 	reqs := make(chan *protowsv1.Envelope, 4)
 	release := make(chan struct{})
-	fs := newFakeServer(t, func(fc *fakeConn) {
+	fs := newMemFake(t, nil, func(fc *fakeConn) {
 		fc.serve(func(env *protowsv1.Envelope) {
 			if env.GetKind() != protowsv1.Kind_KIND_REQUEST {
 				return
@@ -557,7 +596,7 @@ func TestMaxInFlight(t *testing.T) {
 			}()
 		})
 	})
-	c := dial(t, fs.url, client.WithMaxInFlight(1))
+	c := fs.dial(t, client.WithMaxInFlight(1))
 	first := make(chan error, 1)
 	go func() {
 		_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{Text: "1"})
@@ -574,10 +613,11 @@ func TestMaxInFlight(t *testing.T) {
 		_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{Text: "2"})
 		second <- err
 	}()
+	synctest.Wait() // the second call waits for a slot
 	select {
 	case env := <-reqs:
 		t.Fatalf("request %d reached the server while the cap was reached", env.GetId())
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	close(release)
 	if err := <-first; err != nil {
@@ -590,6 +630,7 @@ func TestMaxInFlight(t *testing.T) {
 }
 
 func TestDialContextEnds(t *testing.T) {
+	t.Parallel()
 	// A server that accepts TCP but never answers the handshake.
 	fs := newRejectingServer(t, func(r *http.Request) (int, string) {
 		<-r.Context().Done()

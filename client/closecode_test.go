@@ -74,6 +74,7 @@ func closeTable() string {
 // with testdata/close_codes.golden (go test -update rewrites it), and must
 // appear verbatim in the docs.
 func TestCloseCodeTable(t *testing.T) {
+	t.Parallel()
 	got := closeTable()
 	golden := "testdata/close_codes.golden"
 	if *update {
@@ -98,6 +99,7 @@ func TestCloseCodeTable(t *testing.T) {
 }
 
 func TestClassifyCloseRanges(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		code protows.CloseCode
 		want action

@@ -12,15 +12,20 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/memnet"
 )
 
 // fakeServer is a scriptable protows server for fault tests: each accepted
-// connection is handed to handle, which speaks the protocol by hand.
+// connection is handed to handle, which speaks the protocol by hand. It
+// runs on loopback TCP, or on an in-memory network (newMemFake) for tests
+// in a testing/synctest bubble.
 type fakeServer struct {
 	t          *testing.T
-	srv        *httptest.Server
+	srv        *httptest.Server   // on TCP
+	mem        *memnet.HTTPServer // in memory
 	url        string
 	handshakes atomic.Int32 // HTTP requests, upgraded or not
 	accepted   atomic.Int32 // upgraded connections
@@ -34,6 +39,13 @@ type fakeServer struct {
 	wg     sync.WaitGroup
 }
 
+// The networks a fakeServer runs on.
+const (
+	onTCP = iota
+	onTLS
+	inMemory
+)
+
 func newFakeServer(t *testing.T, handle func(fc *fakeConn)) *fakeServer {
 	t.Helper()
 	return newRejectingServer(t, nil, handle)
@@ -42,18 +54,25 @@ func newFakeServer(t *testing.T, handle func(fc *fakeConn)) *fakeServer {
 // newRejectingServer is newFakeServer with a reject function.
 func newRejectingServer(t *testing.T, reject func(r *http.Request) (int, string), handle func(fc *fakeConn)) *fakeServer {
 	t.Helper()
-	return startFake(t, reject, handle, false)
+	return startFake(t, reject, handle, onTCP)
 }
 
-// startFake starts a fakeServer, with TLS (wss) when tls is set.
-func startFake(t *testing.T, reject func(r *http.Request) (int, string), handle func(fc *fakeConn), tls bool) *fakeServer {
+// newMemFake is newRejectingServer on an in-memory network; call it in a
+// synctest bubble, and dial it with fs.dial.
+func newMemFake(t *testing.T, reject func(r *http.Request) (int, string), handle func(fc *fakeConn)) *fakeServer {
+	t.Helper()
+	return startFake(t, reject, handle, inMemory)
+}
+
+// startFake starts a fakeServer on network (onTCP, onTLS or inMemory).
+func startFake(t *testing.T, reject func(r *http.Request) (int, string), handle func(fc *fakeConn), network int) *fakeServer {
 	t.Helper()
 	fs := &fakeServer{t: t, handle: handle, reject: reject}
 	up := websocket.Upgrader{
 		Subprotocols: []string{codec.ProtoName, codec.JSONName},
 		CheckOrigin:  func(*http.Request) bool { return true },
 	}
-	fs.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fs.handshakes.Add(1)
 		if fs.reject != nil {
 			if status, body := fs.reject(r); status != 0 {
@@ -79,15 +98,29 @@ func startFake(t *testing.T, reject func(r *http.Request) (int, string), handle 
 		c, _ := codec.DefaultRegistry().Lookup(ws.Subprotocol())
 		fc := &fakeConn{ws: ws, codec: c, req: r, n: int(fs.accepted.Add(1))}
 		fs.handle(fc)
-	}))
-	if tls {
-		fs.srv.StartTLS()
-	} else {
-		fs.srv.Start()
+	})
+	switch network {
+	case inMemory:
+		fs.mem = memnet.NewHTTPServer(h)
+		fs.url = fs.mem.WebSocketURL()
+	case onTLS:
+		fs.srv = httptest.NewTLSServer(h)
+		fs.url = "ws" + strings.TrimPrefix(fs.srv.URL, "http")
+	default:
+		fs.srv = httptest.NewServer(h)
+		fs.url = "ws" + strings.TrimPrefix(fs.srv.URL, "http")
 	}
-	fs.url = "ws" + strings.TrimPrefix(fs.srv.URL, "http")
 	t.Cleanup(fs.close)
 	return fs
+}
+
+// dial connects a client to fs, on fs's network.
+func (fs *fakeServer) dial(t *testing.T, opts ...client.Option) *client.Client {
+	t.Helper()
+	if fs.mem != nil {
+		opts = append(opts, client.WithNetDial(fs.mem.Listener.DialContext))
+	}
+	return dial(t, fs.url, opts...)
 }
 
 func (fs *fakeServer) close() {
@@ -97,7 +130,11 @@ func (fs *fakeServer) close() {
 		ws.Close()
 	}
 	fs.mu.Unlock()
-	fs.srv.Close()
+	if fs.mem != nil {
+		fs.mem.Close()
+	} else {
+		fs.srv.Close()
+	}
 	fs.wg.Wait()
 }
 
@@ -179,11 +216,12 @@ func (fc *fakeConn) echo(env *protowsv1.Envelope) {
 	}
 }
 
-// freezeProxy is a TCP proxy that can silently stop forwarding, in both
-// directions, while keeping the connections open: a half-open link.
+// freezeProxy is a proxy that can silently stop forwarding, in both
+// directions, while keeping the connections open: a half-open link. It
+// runs on loopback TCP (newFreezeProxy) or in memory (newMemFreezeProxy).
 type freezeProxy struct {
 	ln     net.Listener
-	target string
+	dialUp func() (net.Conn, error) // connects to the target
 	mu     sync.Mutex
 	conns  []net.Conn
 	flags  []*atomic.Bool                   // frozen, one per accepted connection
@@ -197,7 +235,18 @@ func newFreezeProxy(t *testing.T, target string) *freezeProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &freezeProxy{ln: ln, target: target}
+	return startFreezeProxy(t, ln, func() (net.Conn, error) { return net.Dial("tcp", target) })
+}
+
+// newMemFreezeProxy is a freezeProxy in front of an in-memory server;
+// dial it with p.dial.
+func newMemFreezeProxy(t *testing.T, target *memnet.Listener) *freezeProxy {
+	t.Helper()
+	return startFreezeProxy(t, memnet.Listen(), target.Dial)
+}
+
+func startFreezeProxy(t *testing.T, ln net.Listener, dialUp func() (net.Conn, error)) *freezeProxy {
+	p := &freezeProxy{ln: ln, dialUp: dialUp}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -206,6 +255,12 @@ func newFreezeProxy(t *testing.T, target string) *freezeProxy {
 
 func (p *freezeProxy) addr() string { return p.ln.Addr().String() }
 
+// dial connects a client to path on the in-memory proxy p.
+func (p *freezeProxy) dial(t *testing.T, path string, opts ...client.Option) *client.Client {
+	t.Helper()
+	return dial(t, "ws://"+p.addr()+path, append(opts, client.WithNetDial(p.ln.(*memnet.Listener).DialContext))...)
+}
+
 func (p *freezeProxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -213,15 +268,15 @@ func (p *freezeProxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := net.Dial("tcp", p.target)
+		out, err := p.dialUp()
 		if err != nil {
 			in.Close()
 			continue
 		}
 		// A small receive buffer, so that a paused proxy pushes back on
 		// the server quickly.
-		if tcp, ok := out.(*net.TCPConn); ok {
-			tcp.SetReadBuffer(16 << 10)
+		if rb, ok := out.(interface{ SetReadBuffer(int) error }); ok {
+			rb.SetReadBuffer(16 << 10)
 		}
 		frozen := new(atomic.Bool)
 		gate := new(atomic.Pointer[chan struct{}])

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/protows/protows"
@@ -23,7 +24,12 @@ import (
 // requests. after, when set, runs in the connection's goroutine once the
 // stream sent sendBefore messages (0: never).
 func streamServer(t *testing.T, sendBefore int, after func(fc *fakeConn)) *fakeServer {
-	return newFakeServer(t, func(fc *fakeConn) {
+	return newFakeServer(t, streamHandler(sendBefore, after))
+}
+
+// streamHandler is the connection handler of streamServer.
+func streamHandler(sendBefore int, after func(fc *fakeConn)) func(fc *fakeConn) {
+	return func(fc *fakeConn) {
 		streamID := make(chan uint32, 1)
 		done := make(chan struct{})
 		go func() {
@@ -62,7 +68,7 @@ func streamServer(t *testing.T, sendBefore int, after func(fc *fakeConn)) *fakeS
 			break
 		}
 		<-done
-	})
+	}
 }
 
 // readUntilGap reads the stream until the first message after a
@@ -85,6 +91,7 @@ func readUntilGap(t *testing.T, st *client.ServerStream[testv1.CountResponse]) (
 // each, the stream is re-opened on the next connection and the reader sees
 // no error, only Gap on the first message of the new connection.
 func TestResubscribe(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		end  func(fc *fakeConn)
@@ -125,6 +132,7 @@ func TestResubscribe(t *testing.T) {
 // TestNoResubscribe: a stream opened with NoResubscribe ends with
 // unavailable when the connection drops.
 func TestNoResubscribe(t *testing.T) {
+	t.Parallel()
 	fs := streamServer(t, 2, (*fakeConn).drop)
 	c := dial(t, fs.url, fastOptions(nil)...)
 	st, err := client.CallServerStream[testv1.CountResponse](testCtx(t), c, countMethod, &testv1.CountRequest{}, client.NoResubscribe())
@@ -144,8 +152,10 @@ func TestNoResubscribe(t *testing.T) {
 // fails with unavailable (its outcome is unknown) and an idempotent one is
 // sent again on the next connection and succeeds.
 func TestInFlightCalls(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		var requests atomic.Int32
+		firstRequest := make(chan struct{})
 		fs := newFakeServer(t, func(fc *fakeConn) {
 			fc.serve(func(env *protowsv1.Envelope) {
 				if env.GetKind() != protowsv1.Kind_KIND_REQUEST {
@@ -153,7 +163,10 @@ func TestInFlightCalls(t *testing.T) {
 				}
 				// The first connection takes two requests and drops.
 				if fc.n == 1 {
-					if requests.Add(1) == 2 {
+					switch requests.Add(1) {
+					case 1:
+						close(firstRequest)
+					case 2:
 						fc.drop()
 					}
 					return
@@ -168,9 +181,7 @@ func TestInFlightCalls(t *testing.T) {
 			_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{Text: "plain"})
 			plain <- err
 		}()
-		for requests.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
+		<-firstRequest
 		res, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{Text: "again"}, client.Idempotent())
 		if err != nil || res.GetText() != "again" {
 			t.Errorf("idempotent call: %v, %v", res, err)
@@ -189,10 +200,15 @@ func TestInFlightCalls(t *testing.T) {
 // TestCallWaitsWhileReconnecting: a call made while the client reconnects
 // waits for the connection, within its context.
 func TestCallWaitsWhileReconnecting(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testCallWaitsWhileReconnecting)
+}
+
+func testCallWaitsWhileReconnecting(t *testing.T) {
 	release := make(chan struct{})
 	var handshakes atomic.Int32
 	// The second handshake waits for release.
-	fs := newRejectingServer(t, func(*http.Request) (int, string) {
+	fs := newMemFake(t, func(*http.Request) (int, string) {
 		if handshakes.Add(1) == 2 {
 			<-release
 		}
@@ -205,12 +221,16 @@ func TestCallWaitsWhileReconnecting(t *testing.T) {
 		fc.serve(fc.echo)
 	})
 	states := make(chan stateChange, 16)
-	c := dial(t, fs.url, fastOptions(states)...)
+	c := fs.dial(t, fastOptions(states)...)
 	waitState(t, states, client.StateReconnecting)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
+	start := time.Now()
 	if _, err := client.CallUnary[testv1.EchoResponse](ctx, c, echoMethod, &testv1.EchoRequest{}); protows.CodeOf(err) != protows.CodeDeadlineExceeded {
 		t.Errorf("call while down: %v, want deadline_exceeded", err)
+	}
+	if d := time.Since(start); d != 50*time.Millisecond {
+		t.Errorf("call while down returned after %v, want its deadline, 50ms", d)
 	}
 	close(release)
 	if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
@@ -223,59 +243,68 @@ func TestCallWaitsWhileReconnecting(t *testing.T) {
 // the client reconnects (through the proxy, which forwards new
 // connections) and resubscribes.
 func TestHalfOpen(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
-		fs := streamServer(t, 0, nil)
-		proxy := newFreezeProxy(t, fs.srv.Listener.Addr().String())
-		const interval, timeout = 100 * time.Millisecond, 200 * time.Millisecond
-		states := make(chan stateChange, 16)
-		c := dial(t, "ws://"+proxy.addr()+"/", append(fastOptions(states),
-			client.WithCodec(cd), client.WithHeartbeat(interval, timeout))...)
-		st, err := client.CallServerStream[testv1.CountResponse](testCtx(t), c, countMethod, &testv1.CountRequest{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !st.Receive() {
-			t.Fatal(st.Err())
-		}
-		// Drain the stream in the background while the link is frozen.
-		gap := make(chan uint32, 1)
-		go func() {
-			for st.Receive() {
-				if st.Gap() {
-					gap <- st.Msg().GetN()
-					return
-				}
-			}
-		}()
-		proxy.freeze()
-		frozen := time.Now()
-		sc := waitState(t, states, client.StateReconnecting)
-		detected := time.Since(frozen)
-		t.Logf("half-open link detected after %v (interval %v, timeout %v)", detected, interval, timeout)
-		// The slack covers the heartbeat's tick and a loaded machine.
-		if limit := interval + timeout + 250*time.Millisecond; detected > limit {
-			t.Errorf("detected after %v, want within %v", detected, limit)
-		}
-		if !errors.Is(sc.err, client.ErrConnectionLost) {
-			t.Errorf("reconnecting because of %v", sc.err)
-		}
-		waitState(t, states, client.StateConnected)
-		select {
-		case n := <-gap:
-			if n != 1 {
-				t.Errorf("first message after the gap is %d, want 1", n)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("stream not resubscribed")
-		}
-		st.Close()
+		synctest.Test(t, func(t *testing.T) { testHalfOpen(t, cd) })
 	})
+}
+
+func testHalfOpen(t *testing.T, cd codec.Codec) {
+	fs := newMemFake(t, nil, streamHandler(0, nil))
+	proxy := newMemFreezeProxy(t, fs.mem.Listener)
+	const interval, timeout = 100 * time.Millisecond, 200 * time.Millisecond
+	states := make(chan stateChange, 16)
+	c := proxy.dial(t, "/", append(fastOptions(states),
+		client.WithCodec(cd), client.WithHeartbeat(interval, timeout))...)
+	st, err := client.CallServerStream[testv1.CountResponse](testCtx(t), c, countMethod, &testv1.CountRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Receive() {
+		t.Fatal(st.Err())
+	}
+	// Drain the stream in the background while the link is frozen.
+	gap := make(chan uint32, 1)
+	go func() {
+		for st.Receive() {
+			if st.Gap() {
+				gap <- st.Msg().GetN()
+				return
+			}
+		}
+	}()
+	proxy.freeze()
+	frozen := time.Now()
+	sc := waitState(t, states, client.StateReconnecting)
+	detected := time.Since(frozen)
+	// On the bubble's clock the bounds are exact: the next PING goes
+	// out within interval and a tick of the heartbeat (a quarter of the
+	// smaller of interval and timeout), and the first tick past its
+	// timeout gives up.
+	tick := min(interval, timeout) / 4
+	if detected <= timeout || detected > interval+timeout+2*tick {
+		t.Errorf("detected after %v, want after %v and within %v", detected, timeout, interval+timeout+2*tick)
+	}
+	if !errors.Is(sc.err, client.ErrConnectionLost) {
+		t.Errorf("reconnecting because of %v", sc.err)
+	}
+	waitState(t, states, client.StateConnected)
+	select {
+	case n := <-gap:
+		if n != 1 {
+			t.Errorf("first message after the gap is %d, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream not resubscribed")
+	}
+	st.Close()
 }
 
 // TestCloseCodes checks the client's reaction to each class of close code
 // (docs/CLIENTS.md): reconnect or stop, and with which error calls fail when
 // it stops. Stopping means no second handshake, ever.
 func TestCloseCodes(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		code      int
 		reconnect bool
@@ -302,36 +331,40 @@ func TestCloseCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.code), func(t *testing.T) {
-			fs := newFakeServer(t, func(fc *fakeConn) {
-				if fc.n == 1 {
-					fc.closeWith(tt.code, "test")
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				fs := newMemFake(t, nil, func(fc *fakeConn) {
+					if fc.n == 1 {
+						fc.closeWith(tt.code, "test")
+						return
+					}
+					fc.serve(fc.echo)
+				})
+				states := make(chan stateChange, 16)
+				c := fs.dial(t, fastOptions(states)...)
+				if tt.reconnect {
+					waitState(t, states, client.StateReconnecting)
+					waitState(t, states, client.StateConnected)
+					if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
+						t.Errorf("call after reconnect: %v", err)
+					}
 					return
 				}
-				fc.serve(fc.echo)
-			})
-			states := make(chan stateChange, 16)
-			c := dial(t, fs.url, fastOptions(states)...)
-			if tt.reconnect {
-				waitState(t, states, client.StateReconnecting)
-				waitState(t, states, client.StateConnected)
-				if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
-					t.Errorf("call after reconnect: %v", err)
+				sc := waitState(t, states, client.StateClosed)
+				if protows.CodeOf(sc.err) != tt.stopCode {
+					t.Errorf("closed because of %v, want code %v", sc.err, tt.stopCode)
 				}
-				return
-			}
-			sc := waitState(t, states, client.StateClosed)
-			if protows.CodeOf(sc.err) != tt.stopCode {
-				t.Errorf("closed because of %v, want code %v", sc.err, tt.stopCode)
-			}
-			_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{})
-			if protows.CodeOf(err) != tt.stopCode {
-				t.Errorf("call after stop: err = %v, want code %v", err, tt.stopCode)
-			}
-			// Several backoff periods later, still one handshake.
-			time.Sleep(200 * time.Millisecond)
-			if n := fs.handshakes.Load(); n != 1 {
-				t.Errorf("%d handshakes after close %d, want 1", n, tt.code)
-			}
+				_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{})
+				if protows.CodeOf(err) != tt.stopCode {
+					t.Errorf("call after stop: err = %v, want code %v", err, tt.stopCode)
+				}
+				// Many backoff periods later (on the bubble's clock), still
+				// one handshake.
+				time.Sleep(time.Minute)
+				if n := fs.handshakes.Load(); n != 1 {
+					t.Errorf("%d handshakes after close %d, want 1", n, tt.code)
+				}
+			})
 		})
 	}
 }
@@ -341,38 +374,47 @@ func TestCloseCodes(t *testing.T) {
 // (backoff) is immediate, while after 1013 and 4029 (overloaded, rate
 // limited) it waits at least Initial.
 func TestReconnectDelays(t *testing.T) {
-	const initial = 400 * time.Millisecond
+	t.Parallel()
 	for _, tt := range []struct {
-		code            int // 0: drop without a close frame
-		atLeast, atMost time.Duration
+		code  int // 0: drop without a close frame
+		delay time.Duration
 	}{
-		{1001, 0, initial * 3 / 4},
-		{0, 0, initial * 3 / 4},
-		{1013, initial, 5 * initial},
-		{4029, initial, 5 * initial},
+		{1001, 0},
+		{0, 0},
+		{1013, reconnectInitial},
+		{4029, reconnectInitial},
 	} {
 		t.Run(fmt.Sprint(tt.code), func(t *testing.T) {
-			fs := newFakeServer(t, func(fc *fakeConn) {
-				switch {
-				case fc.n > 1:
-					fc.serve(nil)
-				case tt.code == 0:
-					fc.drop()
-				default:
-					fc.closeWith(tt.code, "test")
-				}
-			})
-			states := make(chan stateChange, 16)
-			dial(t, fs.url, client.WithBackoff(client.Backoff{Initial: initial}),
-				client.WithStateFunc(func(s client.State, err error) { states <- stateChange{s, err} }),
-				client.WithRand(func(int64) int64 { return 0 }))
-			waitState(t, states, client.StateReconnecting)
-			start := time.Now()
-			waitState(t, states, client.StateConnected)
-			if d := time.Since(start); d < tt.atLeast || d > tt.atMost {
-				t.Errorf("reconnected after %v, want between %v and %v", d, tt.atLeast, tt.atMost)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testReconnectDelay(t, tt.code, tt.delay) })
 		})
+	}
+}
+
+// reconnectInitial is the backoff's Initial in TestReconnectDelays.
+const reconnectInitial = 400 * time.Millisecond
+
+func testReconnectDelay(t *testing.T, code int, delay time.Duration) {
+	fs := newMemFake(t, nil, func(fc *fakeConn) {
+		switch {
+		case fc.n > 1:
+			fc.serve(nil)
+		case code == 0:
+			fc.drop()
+		default:
+			fc.closeWith(code, "test")
+		}
+	})
+	states := make(chan stateChange, 16)
+	fs.dial(t, client.WithBackoff(client.Backoff{Initial: reconnectInitial}),
+		client.WithStateFunc(func(s client.State, err error) { states <- stateChange{s, err} }),
+		client.WithRand(func(int64) int64 { return 0 }))
+	waitState(t, states, client.StateReconnecting)
+	start := time.Now()
+	waitState(t, states, client.StateConnected)
+	// On the bubble's clock, dialing takes no time.
+	if d := time.Since(start); d != delay {
+		t.Errorf("reconnected after %v, want %v", d, delay)
 	}
 }
 
@@ -381,13 +423,18 @@ func TestReconnectDelays(t *testing.T) {
 // fail at once, and start again from Initial after a connection stayed up
 // for ResetAfter.
 func TestBackoffGrowsAndResets(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testBackoffGrowsAndResets)
+}
+
+func testBackoffGrowsAndResets(t *testing.T) {
 	const initial = 100 * time.Millisecond
 	var (
 		mu    sync.Mutex
 		times []time.Time
 	)
 	dropped := make(chan time.Time, 8)
-	fs := newRejectingServer(t, func(*http.Request) (int, string) {
+	fs := newMemFake(t, func(*http.Request) (int, string) {
 		mu.Lock()
 		times = append(times, time.Now())
 		mu.Unlock()
@@ -405,7 +452,7 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 		fc.drop()
 	})
 	states := make(chan stateChange, 16)
-	dial(t, fs.url, client.WithBackoff(client.Backoff{Initial: initial, Max: time.Second, Multiplier: 2, ResetAfter: 2 * initial}),
+	fs.dial(t, client.WithBackoff(client.Backoff{Initial: initial, Max: time.Second, Multiplier: 2, ResetAfter: 2 * initial}),
 		client.WithRand(func(n int64) int64 { return n - 1 }),
 		client.WithStateFunc(func(s client.State, err error) { states <- stateChange{s, err} }))
 	var drops []time.Time
@@ -418,19 +465,13 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// times[i] is handshake i+1; drops[i] is the end of connection i+1.
-	// Each delay is at least its ceiling; on top of it comes the time to
-	// notice the drop and dial, which a loaded machine stretches, so the
-	// growth and the reset are checked as ratios.
+	// On the bubble's clock noticing the drop and dialing take no time, so
+	// each delay is its ceiling less the jitter source's 1 ns.
 	want := []time.Duration{initial, 2 * initial, 4 * initial, initial}
-	got := make([]time.Duration, len(want))
 	for i, w := range want {
-		got[i] = times[i+1].Sub(drops[i])
-		if got[i] < w-10*time.Millisecond {
-			t.Errorf("delay before attempt %d = %v, want at least %v", i+2, got[i], w)
+		if got := times[i+1].Sub(drops[i]); got != w-1 {
+			t.Errorf("delay before attempt %d = %v, want %v", i+2, got, w-1)
 		}
-	}
-	if !(got[0] < got[1] && got[1] < got[2] && got[3] < got[2]/2) {
-		t.Errorf("delays %v: want growing, then back to Initial after a healthy connection", got)
 	}
 }
 
@@ -438,51 +479,57 @@ func TestBackoffGrowsAndResets(t *testing.T) {
 // source once; the same token again means stop (one handshake in all), a
 // different one means reconnect with it.
 func TestUnauthorizedNeedsNewToken(t *testing.T) {
+	t.Parallel()
 	for _, rotate := range []bool{false, true} {
 		t.Run(fmt.Sprintf("rotate=%v", rotate), func(t *testing.T) {
-			auths := make(chan string, 4)
-			fs := newFakeServer(t, func(fc *fakeConn) {
-				auths <- fc.req.Header.Get("Authorization")
-				if fc.n == 1 {
-					fc.write(&protowsv1.Envelope{Kind: protowsv1.Kind_KIND_ERROR,
-						Error: &protowsv1.Error{Code: protowsv1.Code_CODE_UNAUTHENTICATED, Message: "token revoked"}})
-					fc.closeWith(4501, "unauthenticated")
-					return
-				}
-				fc.serve(fc.echo)
-			})
-			var calls atomic.Int32
-			tokens := func(context.Context) (string, time.Time, error) {
-				n := calls.Add(1)
-				if !rotate {
-					n = 1
-				}
-				return fmt.Sprintf("t%d", n), time.Time{}, nil
-			}
-			states := make(chan stateChange, 16)
-			dial(t, fs.url, append(fastOptions(states), client.WithTokenSource(tokens))...)
-			if got := <-auths; got != "Bearer t1" {
-				t.Errorf("first handshake: Authorization %q", got)
-			}
-			if !rotate {
-				sc := waitState(t, states, client.StateClosed)
-				if protows.CodeOf(sc.err) != protows.CodeUnauthenticated || !strings.Contains(sc.err.Error(), "token revoked") {
-					t.Errorf("closed because of %v", sc.err)
-				}
-				time.Sleep(200 * time.Millisecond)
-				if n := fs.handshakes.Load(); n != 1 {
-					t.Errorf("%d handshakes, want 1", n)
-				}
-				if n := calls.Load(); n != 2 {
-					t.Errorf("token source asked %d times, want 2", n)
-				}
-				return
-			}
-			waitState(t, states, client.StateConnected)
-			if got := <-auths; got != "Bearer t2" {
-				t.Errorf("second handshake: Authorization %q, want Bearer t2", got)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testUnauthorizedNeedsNewToken(t, rotate) })
 		})
+	}
+}
+
+func testUnauthorizedNeedsNewToken(t *testing.T, rotate bool) {
+	auths := make(chan string, 4)
+	fs := newMemFake(t, nil, func(fc *fakeConn) {
+		auths <- fc.req.Header.Get("Authorization")
+		if fc.n == 1 {
+			fc.write(&protowsv1.Envelope{Kind: protowsv1.Kind_KIND_ERROR,
+				Error: &protowsv1.Error{Code: protowsv1.Code_CODE_UNAUTHENTICATED, Message: "token revoked"}})
+			fc.closeWith(4501, "unauthenticated")
+			return
+		}
+		fc.serve(fc.echo)
+	})
+	var calls atomic.Int32
+	tokens := func(context.Context) (string, time.Time, error) {
+		n := calls.Add(1)
+		if !rotate {
+			n = 1
+		}
+		return fmt.Sprintf("t%d", n), time.Time{}, nil
+	}
+	states := make(chan stateChange, 16)
+	fs.dial(t, append(fastOptions(states), client.WithTokenSource(tokens))...)
+	if got := <-auths; got != "Bearer t1" {
+		t.Errorf("first handshake: Authorization %q", got)
+	}
+	if !rotate {
+		sc := waitState(t, states, client.StateClosed)
+		if protows.CodeOf(sc.err) != protows.CodeUnauthenticated || !strings.Contains(sc.err.Error(), "token revoked") {
+			t.Errorf("closed because of %v", sc.err)
+		}
+		time.Sleep(time.Minute) // on the bubble's clock
+		if n := fs.handshakes.Load(); n != 1 {
+			t.Errorf("%d handshakes, want 1", n)
+		}
+		if n := calls.Load(); n != 2 {
+			t.Errorf("token source asked %d times, want 2", n)
+		}
+		return
+	}
+	waitState(t, states, client.StateConnected)
+	if got := <-auths; got != "Bearer t2" {
+		t.Errorf("second handshake: Authorization %q, want Bearer t2", got)
 	}
 }
 
@@ -491,6 +538,7 @@ func TestUnauthorizedNeedsNewToken(t *testing.T) {
 // shutdown) is opened again after a backoff, on the same connection; with
 // NoResubscribe the reader gets the error.
 func TestStreamUnavailableReopens(t *testing.T) {
+	t.Parallel()
 	var opens atomic.Int32
 	fs := newFakeServer(t, func(fc *fakeConn) {
 		fc.serve(func(env *protowsv1.Envelope) {
@@ -546,6 +594,7 @@ func TestStreamUnavailableReopens(t *testing.T) {
 // (401 without a token source, 403, 400: one more handshake in all) or is
 // retried with backoff (503).
 func TestReconnectRefused(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		status int
 		stop   protows.Code // 0: keeps trying
@@ -556,41 +605,46 @@ func TestReconnectRefused(t *testing.T) {
 		{http.StatusServiceUnavailable, 0},
 	} {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
-			var n atomic.Int32
-			fs := newRejectingServer(t, func(*http.Request) (int, string) {
-				if n.Add(1) > 1 {
-					return tt.status, "refused"
-				}
-				return 0, ""
-			}, (*fakeConn).drop)
-			states := make(chan stateChange, 16)
-			dial(t, fs.url, client.WithBackoff(client.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}),
-				client.WithStateFunc(func(s client.State, err error) {
-					select {
-					case states <- stateChange{s, err}:
-					default:
-					}
-				}))
-			if tt.stop == 0 {
-				// 503 waits at least Initial each time: a few attempts, not a storm.
-				deadline := time.Now().Add(5 * time.Second)
-				for n.Load() < 4 && time.Now().Before(deadline) {
-					time.Sleep(5 * time.Millisecond)
-				}
-				if got := n.Load(); got < 4 {
-					t.Errorf("%d handshakes, want the client to keep trying", got)
-				}
-				return
-			}
-			sc := waitState(t, states, client.StateClosed)
-			if protows.CodeOf(sc.err) != tt.stop {
-				t.Errorf("closed because of %v, want %v", sc.err, tt.stop)
-			}
-			time.Sleep(100 * time.Millisecond) // several backoff ceilings
-			if got := n.Load(); got != 2 {
-				t.Errorf("%d handshakes, want 2", got)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testReconnectRefused(t, tt.status, tt.stop) })
 		})
+	}
+}
+
+func testReconnectRefused(t *testing.T, status int, stop protows.Code) {
+	var n atomic.Int32
+	fs := newMemFake(t, func(*http.Request) (int, string) {
+		if n.Add(1) > 1 {
+			return status, "refused"
+		}
+		return 0, ""
+	}, (*fakeConn).drop)
+	const initial = 10 * time.Millisecond
+	states := make(chan stateChange, 16)
+	fs.dial(t, client.WithBackoff(client.Backoff{Initial: initial, Max: 2 * initial}),
+		client.WithStateFunc(func(s client.State, err error) {
+			select {
+			case states <- stateChange{s, err}:
+			default:
+			}
+		}))
+	if stop == 0 {
+		// 503 waits at least Initial each time: attempts go on,
+		// but at most one per Initial, not a storm.
+		const period = time.Second
+		time.Sleep(period)
+		if got := n.Load(); got < 4 || got > 1+int32(period/initial) {
+			t.Errorf("%d handshakes in %v, want the client to keep trying, at most every %v", got, period, initial)
+		}
+		return
+	}
+	sc := waitState(t, states, client.StateClosed)
+	if protows.CodeOf(sc.err) != stop {
+		t.Errorf("closed because of %v, want %v", sc.err, stop)
+	}
+	time.Sleep(time.Minute) // many backoff ceilings, on the bubble's clock
+	if got := n.Load(); got != 2 {
+		t.Errorf("%d handshakes, want 2", got)
 	}
 }
 
@@ -598,13 +652,18 @@ func TestReconnectRefused(t *testing.T) {
 // and reconnects at once, with jitter below Initial, however many times in a
 // row it happens (with the backoff the delays would double: 1x, 2x, 4x).
 func TestTokenExpiredReconnectsAtOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testTokenExpiredReconnectsAtOnce)
+}
+
+func testTokenExpiredReconnectsAtOnce(t *testing.T) {
 	const initial = 300 * time.Millisecond
 	var (
 		mu    sync.Mutex
 		times []time.Time
 		auths []string
 	)
-	fs := newRejectingServer(t, func(r *http.Request) (int, string) {
+	fs := newMemFake(t, func(r *http.Request) (int, string) {
 		mu.Lock()
 		times = append(times, time.Now())
 		auths = append(auths, r.Header.Get("Authorization"))
@@ -619,7 +678,7 @@ func TestTokenExpiredReconnectsAtOnce(t *testing.T) {
 	})
 	var asked atomic.Int32
 	states := make(chan stateChange, 32)
-	dial(t, fs.url, client.WithBackoff(client.Backoff{Initial: initial, Max: 10 * initial}),
+	fs.dial(t, client.WithBackoff(client.Backoff{Initial: initial, Max: 10 * initial}),
 		client.WithRand(func(n int64) int64 { return n - 1 }), // the jitter at its maximum
 		client.WithTokenSource(func(context.Context) (string, time.Time, error) {
 			return fmt.Sprintf("t%d", asked.Add(1)), time.Now().Add(time.Hour), nil
@@ -634,10 +693,11 @@ func TestTokenExpiredReconnectsAtOnce(t *testing.T) {
 		t.Errorf("handshakes carried %v, want %v", auths, want)
 	}
 	for i := 1; i < len(times); i++ {
-		// Each delay is the jitter's maximum, just below Initial, plus the
-		// time to dial: far below the backoff's 2x and 4x.
-		if d := times[i].Sub(times[i-1]); d < initial-10*time.Millisecond || d > initial*7/4 {
-			t.Errorf("handshake %d came %v after the previous, want about %v", i+1, d, initial)
+		// Each delay is the jitter's maximum, 1 ns below Initial (dialing
+		// takes no time on the bubble's clock), never the backoff's 2x
+		// and 4x.
+		if d := times[i].Sub(times[i-1]); d != initial-1 {
+			t.Errorf("handshake %d came %v after the previous, want %v", i+1, d, initial-1)
 		}
 	}
 }

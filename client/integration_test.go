@@ -13,13 +13,16 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/protows/protows"
 	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
+	"github.com/protows/protows/internal/memnet"
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
@@ -39,12 +42,23 @@ type recMetrics struct {
 	closes   []int
 	outcomes map[string][]string // method -> outcomes
 	dropped  atomic.Int32
+	changed  chan struct{} // gets a value after each record
+}
+
+func newRecMetrics() *recMetrics { return &recMetrics{changed: make(chan struct{}, 1)} }
+
+func (m *recMetrics) notify() {
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (m *recMetrics) ConnClosed(_ string, code int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closes = append(m.closes, code)
+	m.notify()
 }
 
 func (m *recMetrics) CallDone(method, outcome string, _ time.Duration) {
@@ -54,9 +68,26 @@ func (m *recMetrics) CallDone(method, outcome string, _ time.Duration) {
 		m.outcomes = make(map[string][]string)
 	}
 	m.outcomes[method] = append(m.outcomes[method], outcome)
+	m.notify()
 }
 
-func (m *recMetrics) SendQueueDropped() { m.dropped.Add(1) }
+func (m *recMetrics) SendQueueDropped() {
+	m.dropped.Add(1)
+	m.notify()
+}
+
+// waitFor waits until cond holds, checking it again after each record.
+func (m *recMetrics) waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-m.changed:
+		case <-timeout:
+			t.Fatalf("the server never recorded %s", what)
+		}
+	}
+}
 
 func (m *recMetrics) closeCodes() []int {
 	m.mu.Lock()
@@ -70,9 +101,11 @@ func (m *recMetrics) outcomesOf(method string) []string {
 	return append([]string(nil), m.outcomes[method]...)
 }
 
-// realServer is the test service on the real transport, on loopback.
+// realServer is the test service on the real transport, on loopback or on
+// an in-memory network (startMemReal).
 type realServer struct {
 	addr       string
+	mem        *memAddr // nil on loopback
 	url        string
 	ws         *transport.Server
 	hs         *http.Server
@@ -87,7 +120,51 @@ type realServer struct {
 // issuer serves anonymous connections.
 func startReal(t testing.TB, addr string, cfg transport.Config, issuer *testservice.TokenIssuer) *realServer {
 	t.Helper()
-	s := &realServer{metrics: &recMetrics{}, served: make(chan error, 1)}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveReal(t, ln, nil, cfg, issuer)
+}
+
+// memAddr is an address of the in-memory network that servers take over
+// in turn, as a restarted server takes its predecessor's port.
+type memAddr struct {
+	ln atomic.Pointer[memnet.Listener]
+}
+
+// DialContext connects to the server at a, if any.
+func (a *memAddr) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if ln := a.ln.Load(); ln != nil {
+		return ln.DialContext(ctx, network, addr)
+	}
+	return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+}
+
+// startMemReal is startReal on the in-memory address at (a new one when
+// nil), for tests in a synctest bubble; dial it with s.dial.
+func startMemReal(t testing.TB, at *memAddr, cfg transport.Config, issuer *testservice.TokenIssuer) *realServer {
+	t.Helper()
+	if at == nil {
+		at = new(memAddr)
+	}
+	ln := memnet.Listen()
+	at.ln.Store(ln)
+	return serveReal(t, ln, at, cfg, issuer)
+}
+
+// dial connects a client to s, on s's network.
+func (s *realServer) dial(t *testing.T, opts ...client.Option) *client.Client {
+	t.Helper()
+	if s.mem != nil {
+		opts = append(opts, client.WithNetDial(s.mem.DialContext))
+	}
+	return dial(t, s.url, opts...)
+}
+
+func serveReal(t testing.TB, ln net.Listener, mem *memAddr, cfg transport.Config, issuer *testservice.TokenIssuer) *realServer {
+	t.Helper()
+	s := &realServer{mem: mem, metrics: newRecMetrics(), served: make(chan error, 1)}
 	// Count the calls running, so that tests can wait for a call to
 	// have started on the server.
 	running := func(next router.HandlerFunc) router.HandlerFunc {
@@ -107,10 +184,6 @@ func startReal(t testing.TB, addr string, cfg transport.Config, issuer *testserv
 		cfg.Authenticator = issuer.Authenticator()
 	}
 	s.ws = transport.NewServer(r, cfg)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.addr = ln.Addr().String()
 	s.url = "ws://" + s.addr + "/ws"
 	mux := http.NewServeMux()
@@ -156,6 +229,7 @@ func (s *realServer) shutdown(d time.Duration) error {
 }
 
 func TestRealCalls(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
 		c := dial(t, srv.url, client.WithCodec(cd))
@@ -225,6 +299,7 @@ func TestRealCalls(t *testing.T) {
 // other, around the sizes the reader's buffer is allocated for (the
 // previous message's), each read whole and intact.
 func TestRealMessageSizes(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
 		c := dial(t, srv.url, client.WithCodec(cd))
@@ -245,32 +320,34 @@ func TestRealMessageSizes(t *testing.T) {
 // returns deadline_exceeded at the deadline, and the server's handler is
 // cancelled (its outcome is "canceled") instead of running to the end.
 func TestRealSlowReply(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
-		srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
-		c := dial(t, srv.url, client.WithCodec(cd))
-		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-		defer cancel()
-		start := time.Now()
-		_, err := client.CallUnary[testv1.SleepResponse](ctx, c, sleepMethod,
-			&testv1.SleepRequest{Delay: durationpb.New(30 * time.Second)})
-		if protows.CodeOf(err) != protows.CodeDeadlineExceeded {
-			t.Fatalf("err = %v, want deadline_exceeded", err)
-		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("returned after %v", d)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for len(srv.metrics.outcomesOf(sleepMethod)) == 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if got := srv.metrics.outcomesOf(sleepMethod); len(got) != 1 || got[0] != "canceled" {
-			t.Errorf("server outcomes of Sleep: %v, want [canceled]", got)
-		}
-		// The connection carries on.
-		if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
-			t.Error(err)
-		}
+		synctest.Test(t, func(t *testing.T) { testRealSlowReply(t, cd) })
 	})
+}
+
+func testRealSlowReply(t *testing.T, cd codec.Codec) {
+	srv := startMemReal(t, nil, transport.Config{}, nil)
+	c := srv.dial(t, client.WithCodec(cd))
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := client.CallUnary[testv1.SleepResponse](ctx, c, sleepMethod,
+		&testv1.SleepRequest{Delay: durationpb.New(30 * time.Second)})
+	if protows.CodeOf(err) != protows.CodeDeadlineExceeded {
+		t.Fatalf("err = %v, want deadline_exceeded", err)
+	}
+	if d := time.Since(start); d != 150*time.Millisecond {
+		t.Errorf("returned after %v, want at the deadline, 150ms", d)
+	}
+	srv.metrics.waitFor(t, "the outcome of Sleep", func() bool { return len(srv.metrics.outcomesOf(sleepMethod)) > 0 })
+	if got := srv.metrics.outcomesOf(sleepMethod); len(got) != 1 || got[0] != "canceled" {
+		t.Errorf("server outcomes of Sleep: %v, want [canceled]", got)
+	}
+	// The connection carries on.
+	if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestRealRestart: the server goes away under an open stream (its graceful
@@ -278,86 +355,102 @@ func TestRealSlowReply(t *testing.T) {
 // connection at its deadline) and a new one starts on the same address. The
 // client reconnects, and the stream continues with a gap, from 1.
 func TestRealRestart(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
-		srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
-		states := make(chan stateChange, 16)
-		c := dial(t, srv.url, append(fastOptions(states), client.WithCodec(cd))...)
-		ctx := testCtx(t)
-		st, err := client.CallServerStream[testv1.CountResponse](ctx, c, countMethod,
-			&testv1.CountRequest{Interval: durationpb.New(5 * time.Millisecond)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 3 && st.Receive(); i++ {
-		}
-		srv.stopWithin(t, 100*time.Millisecond)
-		sc := waitState(t, states, client.StateReconnecting)
-		if !errors.Is(sc.err, client.ErrConnectionLost) {
-			t.Errorf("reconnecting because of %v", sc.err)
-		}
-		srv2 := startReal(t, srv.addr, transport.Config{}, nil)
-		_, first := readUntilGap(t, st)
-		if first != 1 {
-			t.Errorf("first message after the restart is %d, want 1", first)
-		}
-		if n := srv2.handshakes.Load(); n != 1 {
-			t.Errorf("%d handshakes on the new server, want 1", n)
-		}
-		st.Close()
+		synctest.Test(t, func(t *testing.T) { testRealRestart(t, cd) })
 	})
+}
+
+func testRealRestart(t *testing.T, cd codec.Codec) {
+	srv := startMemReal(t, nil, transport.Config{}, nil)
+	states := make(chan stateChange, 16)
+	c := srv.dial(t, append(fastOptions(states), client.WithCodec(cd))...)
+	ctx := testCtx(t)
+	st, err := client.CallServerStream[testv1.CountResponse](ctx, c, countMethod,
+		&testv1.CountRequest{Interval: durationpb.New(5 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3 && st.Receive(); i++ {
+	}
+	srv.stopWithin(t, 100*time.Millisecond)
+	sc := waitState(t, states, client.StateReconnecting)
+	if !errors.Is(sc.err, client.ErrConnectionLost) {
+		t.Errorf("reconnecting because of %v", sc.err)
+	}
+	srv2 := startMemReal(t, srv.mem, transport.Config{}, nil)
+	_, first := readUntilGap(t, st)
+	if first != 1 {
+		t.Errorf("first message after the restart is %d, want 1", first)
+	}
+	if n := srv2.handshakes.Load(); n != 1 {
+		t.Errorf("%d handshakes on the new server, want 1", n)
+	}
+	st.Close()
 }
 
 // TestRealShutdown: a graceful shutdown lets the running call finish, then
 // closes with 1001; the client reconnects at once to the server that
 // replaces it.
 func TestRealShutdown(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
-		srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
-		states := make(chan stateChange, 16)
-		c := dial(t, srv.url, append(fastOptions(states), client.WithCodec(cd))...)
-		slow := make(chan error, 1)
-		go func() {
-			_, err := client.CallUnary[testv1.SleepResponse](testCtx(t), c, sleepMethod,
-				&testv1.SleepRequest{Delay: durationpb.New(200 * time.Millisecond)})
-			slow <- err
-		}()
-		for deadline := time.Now().Add(5 * time.Second); srv.running.Load() == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		srv.stop(t)
-		if err := <-slow; err != nil {
-			t.Errorf("call running during the shutdown: %v", err)
-		}
-		sc := waitState(t, states, client.StateReconnecting)
-		if !strings.Contains(sc.err.Error(), "1001") {
-			t.Errorf("reconnecting because of %v, want close 1001", sc.err)
-		}
-		if codes := srv.metrics.closeCodes(); len(codes) != 1 || codes[0] != 1001 {
-			t.Errorf("server closed with %v, want [1001]", codes)
-		}
-		startReal(t, srv.addr, transport.Config{}, nil)
-		waitState(t, states, client.StateConnected)
-		if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
-			t.Error(err)
-		}
+		synctest.Test(t, func(t *testing.T) { testRealShutdown(t, cd) })
 	})
+}
+
+func testRealShutdown(t *testing.T, cd codec.Codec) {
+	srv := startMemReal(t, nil, transport.Config{}, nil)
+	states := make(chan stateChange, 16)
+	c := srv.dial(t, append(fastOptions(states), client.WithCodec(cd))...)
+	slow := make(chan error, 1)
+	go func() {
+		_, err := client.CallUnary[testv1.SleepResponse](testCtx(t), c, sleepMethod,
+			&testv1.SleepRequest{Delay: durationpb.New(200 * time.Millisecond)})
+		slow <- err
+	}()
+	synctest.Wait() // the call is sent and its handler sleeps
+	if n := srv.running.Load(); n != 1 {
+		t.Fatalf("%d calls running on the server, want 1", n)
+	}
+	srv.stop(t)
+	if err := <-slow; err != nil {
+		t.Errorf("call running during the shutdown: %v", err)
+	}
+	sc := waitState(t, states, client.StateReconnecting)
+	if !strings.Contains(sc.err.Error(), "1001") {
+		t.Errorf("reconnecting because of %v, want close 1001", sc.err)
+	}
+	if codes := srv.metrics.closeCodes(); len(codes) != 1 || codes[0] != 1001 {
+		t.Errorf("server closed with %v, want [1001]", codes)
+	}
+	startMemReal(t, srv.mem, transport.Config{}, nil)
+	waitState(t, states, client.StateConnected)
+	if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestRealHalfOpen: the link to the real server goes silent; the heartbeat
 // finds out within interval + timeout and the client reconnects.
 func TestRealHalfOpen(t *testing.T) {
-	srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
-	proxy := newFreezeProxy(t, srv.addr)
+	t.Parallel()
+	synctest.Test(t, testRealHalfOpen)
+}
+
+func testRealHalfOpen(t *testing.T) {
+	srv := startMemReal(t, nil, transport.Config{}, nil)
+	proxy := newMemFreezeProxy(t, srv.mem.ln.Load())
 	const interval, timeout = 100 * time.Millisecond, 150 * time.Millisecond
 	states := make(chan stateChange, 16)
-	c := dial(t, "ws://"+proxy.addr()+"/ws", append(fastOptions(states), client.WithHeartbeat(interval, timeout))...)
+	c := proxy.dial(t, "/ws", append(fastOptions(states), client.WithHeartbeat(interval, timeout))...)
 	proxy.freeze()
 	frozen := time.Now()
 	waitState(t, states, client.StateReconnecting)
-	d, limit := time.Since(frozen), interval+timeout+250*time.Millisecond
-	t.Logf("half-open link detected after %v (interval %v, timeout %v)", d, interval, timeout)
-	if d > limit {
-		t.Errorf("detected after %v, want within %v", d, limit)
+	// Exact bounds on the bubble's clock, as in TestHalfOpen.
+	d, tick := time.Since(frozen), min(interval, timeout)/4
+	if d <= timeout || d > interval+timeout+2*tick {
+		t.Errorf("detected after %v, want after %v and within %v", d, timeout, interval+timeout+2*tick)
 	}
 	waitState(t, states, client.StateConnected)
 	if _, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{}); err != nil {
@@ -372,9 +465,14 @@ func TestRealHalfOpen(t *testing.T) {
 // reconnects and resubscribes. The fake-server test TestResubscribe covers
 // a 4008 close frame that arrives.
 func TestRealSlowConsumer(t *testing.T) {
-	srv := startReal(t, "127.0.0.1:0", transport.Config{SendQueue: 16, WriteTimeout: 200 * time.Millisecond}, nil)
-	proxy := newFreezeProxy(t, srv.addr)
-	c := dial(t, "ws://"+proxy.addr()+"/ws", fastOptions(nil)...)
+	t.Parallel()
+	synctest.Test(t, testRealSlowConsumer)
+}
+
+func testRealSlowConsumer(t *testing.T) {
+	srv := startMemReal(t, nil, transport.Config{SendQueue: 16, WriteTimeout: 200 * time.Millisecond}, nil)
+	proxy := newMemFreezeProxy(t, srv.mem.ln.Load())
+	c := proxy.dial(t, "/ws", fastOptions(nil)...)
 	st, err := client.CallServerStream[testv1.CountResponse](testCtx(t), c, countMethod,
 		&testv1.CountRequest{Interval: durationpb.New(time.Millisecond)})
 	if err != nil {
@@ -393,22 +491,15 @@ func TestRealSlowConsumer(t *testing.T) {
 			client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{Padding: make([]byte, 64<<10)})
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.metrics.dropped.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if srv.metrics.dropped.Load() == 0 {
-		t.Fatalf("the server's send queue did not overflow; echo outcomes %d, closes %v", len(srv.metrics.outcomesOf(echoMethod)), srv.metrics.closeCodes())
-	}
+	srv.metrics.waitFor(t, "a send queue overflow", func() bool { return srv.metrics.dropped.Load() > 0 })
 	proxy.resume()
 	_, first := readUntilGap(t, st)
 	if first != 1 {
 		t.Errorf("first message after the gap is %d, want 1", first)
 	}
+	// The server records the close when the connection's goroutines ended.
+	srv.metrics.waitFor(t, "a close", func() bool { return len(srv.metrics.closeCodes()) > 0 })
 	codes := srv.metrics.closeCodes()
-	for deadline := time.Now().Add(5 * time.Second); len(codes) == 0 && time.Now().Before(deadline); codes = srv.metrics.closeCodes() {
-		time.Sleep(5 * time.Millisecond) // the server records the close when its goroutines ended
-	}
 	// 4008 when the close frame got through before the write timeout, 1006
 	// when the blocked link kept it out; the client reconnects either way.
 	t.Logf("server close codes %v", codes)
@@ -443,6 +534,7 @@ func (ts *tokenSource) get(context.Context) (string, time.Time, error) {
 // handshake, so the server closes with 4501 after its deadline): the client
 // stops. Either way the server sees exactly one handshake.
 func TestRealBadToken(t *testing.T) {
+	t.Parallel()
 	issuer, err := testservice.NewTokenIssuer()
 	if err != nil {
 		t.Fatal(err)
@@ -463,42 +555,51 @@ func TestRealBadToken(t *testing.T) {
 		}
 	})
 	t.Run("in band 4501", func(t *testing.T) {
-		srv := startReal(t, "127.0.0.1:0", transport.Config{AuthTimeout: 100 * time.Millisecond}, issuer)
-		states := make(chan stateChange, 16)
-		c := dial(t, srv.url, fastOptions(states)...)
-		sc := waitState(t, states, client.StateClosed)
-		if protows.CodeOf(sc.err) != protows.CodeUnauthenticated {
-			t.Errorf("closed because of %v", sc.err)
-		}
-		_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{})
-		if protows.CodeOf(err) != protows.CodeUnauthenticated {
-			t.Errorf("call: %v, want unauthenticated", err)
-		}
-		time.Sleep(300 * time.Millisecond) // several backoff ceilings
-		if n := srv.handshakes.Load(); n != 1 {
-			t.Errorf("%d handshakes, want 1", n)
-		}
-		if codes := srv.metrics.closeCodes(); len(codes) != 1 || codes[0] != 4501 {
-			t.Errorf("server close codes %v, want [4501]", codes)
-		}
+		synctest.Test(t, func(t *testing.T) { testRealBadTokenInBand(t, issuer) })
 	})
+}
+
+func testRealBadTokenInBand(t *testing.T, issuer *testservice.TokenIssuer) {
+	srv := startMemReal(t, nil, transport.Config{AuthTimeout: 100 * time.Millisecond}, issuer)
+	states := make(chan stateChange, 16)
+	c := srv.dial(t, fastOptions(states)...)
+	sc := waitState(t, states, client.StateClosed)
+	if protows.CodeOf(sc.err) != protows.CodeUnauthenticated {
+		t.Errorf("closed because of %v", sc.err)
+	}
+	_, err := client.CallUnary[testv1.EchoResponse](testCtx(t), c, echoMethod, &testv1.EchoRequest{})
+	if protows.CodeOf(err) != protows.CodeUnauthenticated {
+		t.Errorf("call: %v, want unauthenticated", err)
+	}
+	time.Sleep(time.Minute) // many backoff ceilings, on the bubble's clock
+	if n := srv.handshakes.Load(); n != 1 {
+		t.Errorf("%d handshakes, want 1", n)
+	}
+	if codes := srv.metrics.closeCodes(); len(codes) != 1 || codes[0] != 4501 {
+		t.Errorf("server close codes %v, want [4501]", codes)
+	}
 }
 
 // TestRealTokenRefresh: a token about to expire is replaced in band, on
 // the same connection.
 func TestRealTokenRefresh(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testRealTokenRefresh)
+}
+
+func testRealTokenRefresh(t *testing.T) {
 	issuer, err := testservice.NewTokenIssuer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startReal(t, "127.0.0.1:0", transport.Config{}, issuer)
+	srv := startMemReal(t, nil, transport.Config{}, issuer)
 	ts := &tokenSource{issuer: issuer, ttl: 3 * time.Second}
-	c := dial(t, srv.url, append(fastOptions(nil), client.WithTokenSource(ts.get))...)
+	c := srv.dial(t, append(fastOptions(nil), client.WithTokenSource(ts.get))...)
 	before, err := client.CallUnary[testv1.WhoamiResponse](testCtx(t), c, whoamiMethod, &testv1.WhoamiRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Past 3 s the first token is dead.
+	// Past 3 s (on the bubble's clock) the first token is dead.
 	time.Sleep(3100 * time.Millisecond)
 	after, err := client.CallUnary[testv1.WhoamiResponse](testCtx(t), c, whoamiMethod, &testv1.WhoamiRequest{})
 	if err != nil || after.GetSubject() != "alice" {
@@ -516,14 +617,19 @@ func TestRealTokenRefresh(t *testing.T) {
 // TestRealTokenExpired: when the refresh fails, the server closes with
 // 4009 at expiry; the client gets a new token and reconnects with it.
 func TestRealTokenExpired(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testRealTokenExpired)
+}
+
+func testRealTokenExpired(t *testing.T) {
 	issuer, err := testservice.NewTokenIssuer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startReal(t, "127.0.0.1:0", transport.Config{}, issuer)
+	srv := startMemReal(t, nil, transport.Config{}, issuer)
 	ts := &tokenSource{issuer: issuer, ttl: time.Second, fail: map[int32]bool{2: true}}
 	states := make(chan stateChange, 16)
-	c := dial(t, srv.url, append(fastOptions(states), client.WithTokenSource(ts.get))...)
+	c := srv.dial(t, append(fastOptions(states), client.WithTokenSource(ts.get))...)
 	sc := waitState(t, states, client.StateReconnecting)
 	t.Logf("reconnecting: %v", sc.err)
 	waitState(t, states, client.StateConnected)

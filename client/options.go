@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -57,6 +58,7 @@ type config struct {
 	retryAttempts int
 	interceptors  []Interceptor
 	rnd           func(int64) int64
+	netDial       func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newConfig(opts []Option) config {
@@ -202,6 +204,12 @@ func WithMaxInFlight(n int) Option {
 			cfg.maxInFlight = n
 		}
 	})
+}
+
+// withNetDial replaces the dialing of TCP connections, for tests on an
+// in-memory network (internal/memnet) in a testing/synctest bubble.
+func withNetDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return optionFunc(func(cfg *config) { cfg.netDial = dial })
 }
 
 // withRand replaces the jitter source, for tests.

@@ -47,6 +47,7 @@ func readSeqs(t *testing.T, st *client.ServerStream[testv1.CountResponse], n int
 // stream may be anything; after a re-open the numbers start afresh and the
 // re-open itself is the gap.
 func TestSeqGap(t *testing.T) {
+	t.Parallel()
 	// seqs[i] is the seq of message i+1 of the first connection's stream.
 	seqs := []uint64{5, 6, 0, 7, 9, 10, 10, 4, 5}
 	want := []string{"1:5", "2:6", "3:0", "4:7", "5:9(gap)", "6:10", "7:10", "8:4(gap)", "9:5"}
@@ -93,6 +94,7 @@ func TestSeqGap(t *testing.T) {
 // re-opened on the same connection; the re-open is a gap even when the new
 // numbers happen to follow the old ones.
 func TestSeqGapAfterServerEnd(t *testing.T) {
+	t.Parallel()
 	var opens atomic.Int32
 	fs := newFakeServer(t, func(fc *fakeConn) {
 		fc.serve(func(env *protowsv1.Envelope) {
@@ -128,16 +130,28 @@ func TestSeqGapAfterServerEnd(t *testing.T) {
 // roomServer is a real transport server whose only method,
 // /protows.test.v1.Rooms/Watch, joins the room named by the request's text.
 type roomServer struct {
-	hub   *hub.Hub[*testv1.CountResponse]
-	url   string
-	proxy *cutProxy
+	hub     *hub.Hub[*testv1.CountResponse]
+	url     string
+	proxy   *cutProxy
+	changed chan struct{} // gets a value after each join and leave
 }
 
 const watchMethod = "/protows.test.v1.Rooms/Watch"
 
 func startRoomServer(t *testing.T) *roomServer {
 	t.Helper()
-	h, err := hub.New(hub.Config[*testv1.CountResponse]{Logger: slog.New(slog.DiscardHandler)})
+	changed := make(chan struct{}, 1)
+	h, err := hub.New(hub.Config[*testv1.CountResponse]{
+		Logger: slog.New(slog.DiscardHandler),
+		// No presence messages: the hook only tells waitMembers to look.
+		Presence: func(hub.PresenceEvent) (*testv1.CountResponse, bool) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+			return nil, false
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,39 +183,37 @@ func startRoomServer(t *testing.T) *roomServer {
 		ws.Shutdown(ctx)
 		<-served
 	})
-	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p}
+	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p, changed: changed}
 }
 
 // waitMembers waits until room has n members.
 func (rs *roomServer) waitMembers(t *testing.T, room string, n int) []hub.Member {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m := rs.hub.Members(room)
-		if len(m) == n {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("room %s has %d members, want %d", room, len(m), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	var m []hub.Member
+	rs.waitFor(t, func() bool { m = rs.hub.Members(room); return len(m) == n },
+		func() string { return fmt.Sprintf("room %s has %d members, want %d", room, len(m), n) })
+	return m
 }
 
 // waitRejoin waits until room's only member is on another connection than
 // oldConn.
 func (rs *roomServer) waitRejoin(t *testing.T, room, oldConn string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m := rs.hub.Members(room)
-		if len(m) == 1 && m[0].ConnID != oldConn {
-			return
+	var m []hub.Member
+	rs.waitFor(t, func() bool { m = rs.hub.Members(room); return len(m) == 1 && m[0].ConnID != oldConn },
+		func() string { return fmt.Sprintf("room %s: members %v, want one on a new connection", room, m) })
+}
+
+// waitFor waits until cond holds, checking it after each join and leave.
+func (rs *roomServer) waitFor(t *testing.T, cond func() bool, failure func() string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for !cond() {
+		select {
+		case <-rs.changed:
+		case <-timeout:
+			t.Fatal(failure())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("room %s: members %v, want one on a new connection", room, m)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -210,6 +222,7 @@ func (rs *roomServer) waitRejoin(t *testing.T, room, oldConn string) {
 // the link drops, the stream re-joins the room and Gap marks its first
 // message.
 func TestRealHubSeq(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		rs := startRoomServer(t)
 		c := dial(t, rs.url, append(fastOptions(nil), client.WithCodec(cd))...)
