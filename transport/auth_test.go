@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -55,6 +56,7 @@ func (cl *client) whoami(id uint32) string {
 }
 
 func TestAuthHeader(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	ts := startServer(t, transport.Config{Authenticator: iss.Authenticator()})
 	for _, c := range codecs {
@@ -74,9 +76,11 @@ func TestAuthHeader(t *testing.T) {
 }
 
 func TestAuthInBand(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{Authenticator: iss.Authenticator()})
 
 			cl := dial(t, ts.url, c, nil)
@@ -112,50 +116,73 @@ func TestAuthInBand(t *testing.T) {
 }
 
 func TestAuthDeadline(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			ts := startServer(t, transport.Config{Authenticator: iss.Authenticator(), AuthTimeout: 200 * time.Millisecond})
-			cl := dial(t, ts.url, c, nil)
-			e := cl.recv()
-			if e.GetId() != 0 {
-				t.Fatalf("want ERROR id 0, got %v", e)
-			}
-			wantError(t, e, protowsv1.Kind_KIND_ERROR, protows.CodeUnauthenticated)
-			cl.expectClose(protows.CloseUnauthenticated)
-
-			// Authenticated in time: no close at the deadline.
-			ok := dial(t, ts.url, c, nil)
-			ok.authenticate(1, mint(t, iss, "alice", time.Hour))
-			time.Sleep(300 * time.Millisecond)
-			if sub := ok.whoami(2); sub != "alice" {
-				t.Fatal(sub)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testAuthDeadline(t, iss, c) })
 		})
+	}
+}
+
+func testAuthDeadline(t *testing.T, iss *testservice.TokenIssuer, c codec.Codec) {
+	const authTimeout = 200 * time.Millisecond
+	ts := startMemServer(t, transport.Config{Authenticator: iss.Authenticator(), AuthTimeout: authTimeout})
+	start := time.Now()
+	cl := ts.dial(t, c, nil)
+	e := cl.recv()
+	if e.GetId() != 0 {
+		t.Fatalf("want ERROR id 0, got %v", e)
+	}
+	wantError(t, e, protowsv1.Kind_KIND_ERROR, protows.CodeUnauthenticated)
+	cl.expectClose(protows.CloseUnauthenticated)
+	if d := time.Since(start); d != authTimeout {
+		t.Errorf("closed after %v, want at the deadline, %v", d, authTimeout)
+	}
+
+	// Authenticated in time: no close at the deadline.
+	ok := ts.dial(t, c, nil)
+	ok.authenticate(1, mint(t, iss, "alice", time.Hour))
+	time.Sleep(3 * authTimeout)
+	if sub := ok.whoami(2); sub != "alice" {
+		t.Fatal(sub)
 	}
 }
 
 func TestTokenExpiry(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			ts := startServer(t, transport.Config{Authenticator: iss.Authenticator()})
-			// JWT expiry has a resolution of one second.
-			cl := dial(t, ts.url, c, http.Header{"Authorization": {"Bearer " + mint(t, iss, "alice", time.Second)}})
-			// Refreshed before expiry: survives the first token's expiry.
-			refreshed := dial(t, ts.url, c, http.Header{"Authorization": {"Bearer " + mint(t, iss, "bob", time.Second)}})
-			if e := refreshed.authenticate(1, mint(t, iss, "bob", time.Hour)); e.GetKind() != protowsv1.Kind_KIND_REPLY {
-				t.Fatal(e)
-			}
-			cl.expectClose(protows.CloseTokenExpired)
-			if sub := refreshed.whoami(2); sub != "bob" {
-				t.Fatal(sub)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testTokenExpiry(t, iss, c) })
 		})
 	}
 }
 
+func testTokenExpiry(t *testing.T, iss *testservice.TokenIssuer, c codec.Codec) {
+	ts := startMemServer(t, transport.Config{Authenticator: iss.Authenticator()})
+	// JWT expiry has a resolution of one second; the bubble's clock
+	// starts on a whole second.
+	start := time.Now()
+	cl := ts.dial(t, c, http.Header{"Authorization": {"Bearer " + mint(t, iss, "alice", time.Second)}})
+	// Refreshed before expiry: survives the first token's expiry.
+	refreshed := ts.dial(t, c, http.Header{"Authorization": {"Bearer " + mint(t, iss, "bob", time.Second)}})
+	if e := refreshed.authenticate(1, mint(t, iss, "bob", time.Hour)); e.GetKind() != protowsv1.Kind_KIND_REPLY {
+		t.Fatal(e)
+	}
+	cl.expectClose(protows.CloseTokenExpired)
+	if d := time.Since(start); d != time.Second {
+		t.Errorf("closed %v after the token was minted, want at its expiry, 1s", d)
+	}
+	if sub := refreshed.whoami(2); sub != "bob" {
+		t.Fatal(sub)
+	}
+}
+
 func TestAuthenticateWithoutAuthenticator(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	cl := dial(t, ts.url, codec.JSON(), nil)
 	wantError(t, cl.authenticate(1, "x"), protowsv1.Kind_KIND_ERROR, protows.CodeUnimplemented)
@@ -168,6 +195,7 @@ func TestAuthenticateWithoutAuthenticator(t *testing.T) {
 // (HTTP 401) and in band (ERROR unauthenticated, close 4501); the server
 // keeps serving a good token afterwards.
 func TestBadTokens(t *testing.T) {
+	t.Parallel()
 	priv, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +233,7 @@ func TestBadTokens(t *testing.T) {
 	}
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{Authenticator: auth})
 			for name, tok := range bad {
 				_, resp, err := dialErr(ts.url, c, http.Header{"Authorization": {"Bearer " + tok}})

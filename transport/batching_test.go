@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
@@ -52,6 +53,7 @@ func streamFrames(t *testing.T, cl *client, n uint32) []int {
 // leaves in a frame of its own, in both codecs; with the default the same
 // stream shares frames (the writer is slower than the handler).
 func TestDisableBatching(t *testing.T) {
+	t.Parallel()
 	const n = 500 // below the send queue's 1024, which the delay lets fill
 	for _, c := range codecs {
 		for _, tc := range []struct {
@@ -63,6 +65,7 @@ func TestDisableBatching(t *testing.T) {
 			{"default", transport.Config{}},
 		} {
 			t.Run(c.Name()+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
 				ts := startServer(t, tc.cfg)
 				cl := dial(t, ts.url, c, nil)
 				sizes := streamFrames(t, cl, n)
@@ -85,30 +88,34 @@ func TestDisableBatching(t *testing.T) {
 // TestWriteDelay: a reply waits WriteDelay before it is written, and the
 // envelopes queued meanwhile go out with it.
 func TestWriteDelay(t *testing.T) {
+	t.Parallel()
 	const delay = 100 * time.Millisecond
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			ts := startServer(t, transport.Config{WriteDelay: delay})
-			cl := dial(t, ts.url, c, nil)
-			start := time.Now()
-			e := cl.call(1, testservice.EchoMethod, &testv1.EchoRequest{Text: "hi"})
-			if e.GetKind() != protowsv1.Kind_KIND_REPLY {
-				t.Fatalf("kind %v", e.GetKind())
-			}
-			if d := time.Since(start); d < delay {
-				t.Fatalf("reply after %v, before the write delay of %v", d, delay)
-			}
-			// Ten calls in one frame: their replies are queued within the
-			// delay of the first and share its frame.
-			var reqs []*protowsv1.Envelope
-			for id := uint32(2); id < 12; id++ {
-				reqs = append(reqs, cl.request(id, testservice.EchoMethod, &testv1.EchoRequest{Text: "x"}))
-			}
-			cl.send(reqs...)
-			envs := readFrame(t, cl)
-			if len(envs) != len(reqs) {
-				t.Fatalf("first frame held %d replies, want all %d", len(envs), len(reqs))
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				ts := startMemServer(t, transport.Config{WriteDelay: delay})
+				cl := ts.dial(t, c, nil)
+				start := time.Now()
+				e := cl.call(1, testservice.EchoMethod, &testv1.EchoRequest{Text: "hi"})
+				if e.GetKind() != protowsv1.Kind_KIND_REPLY {
+					t.Fatalf("kind %v", e.GetKind())
+				}
+				if d := time.Since(start); d != delay {
+					t.Fatalf("reply after %v, want after the write delay of %v", d, delay)
+				}
+				// Ten calls in one frame: their replies are queued within the
+				// delay of the first and share its frame.
+				var reqs []*protowsv1.Envelope
+				for id := uint32(2); id < 12; id++ {
+					reqs = append(reqs, cl.request(id, testservice.EchoMethod, &testv1.EchoRequest{Text: "x"}))
+				}
+				cl.send(reqs...)
+				envs := readFrame(t, cl)
+				if len(envs) != len(reqs) {
+					t.Fatalf("first frame held %d replies, want all %d", len(envs), len(reqs))
+				}
+			})
 		})
 	}
 }

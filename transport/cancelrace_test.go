@@ -21,6 +21,7 @@ const stormMethod = "/storm.v1.Storm/Watch"
 // no envelope of a call may follow its STREAM_END, and Call.Enqueue must
 // refuse with ErrCallEnded once the call ended.
 func TestNothingAfterTheEnd(t *testing.T) {
+	t.Parallel()
 	const (
 		streams      = 64
 		broadcasters = 4

@@ -7,6 +7,7 @@ import (
 )
 
 func TestTruncateReason(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want int

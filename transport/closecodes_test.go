@@ -37,6 +37,7 @@ func (b brokenCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, 
 // TestInternalError: an envelope the server cannot encode, even as an
 // ERROR internal, closes with 1011; a handler panic does not.
 func TestInternalError(t *testing.T) {
+	t.Parallel()
 	reg, err := codec.NewRegistry(brokenCodec{codec.Proto()}, brokenCodec{codec.JSON()})
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +45,7 @@ func TestInternalError(t *testing.T) {
 	for _, c := range codecs {
 		for _, kind := range []protowsv1.Kind{protowsv1.Kind_KIND_REQUEST, protowsv1.Kind_KIND_PING} {
 			t.Run(c.Name()+"/"+kind.String(), func(t *testing.T) {
+				t.Parallel()
 				ts := startServer(t, transport.Config{Codecs: reg})
 				cl := dial(t, ts.url, c, nil)
 				// A panic is the handler's failure: ERROR internal, the
@@ -73,6 +75,7 @@ const (
 // (strings that are not UTF-8) still ends the call with one envelope, and
 // the connection stays.
 func TestUnencodableReplies(t *testing.T) {
+	t.Parallel()
 	extra := func(r *router.Router) {
 		err := router.HandleUnary(r, badMetadataMethod, func(ctx context.Context, _ *testv1.EchoRequest) (*testv1.EchoResponse, error) {
 			call, _ := transport.CallFromContext(ctx)
@@ -157,8 +160,10 @@ func (b *blocker) waitStarted(t *testing.T, id uint32) {
 // streams, replies for its unary calls, then close 1013. Other
 // connections keep their calls.
 func TestOverloaded(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			b, extra := newBlocker(t)
 			m := &shedMetrics{}
 			ts := startServer(t, transport.Config{MaxCalls: 3, Metrics: m}, extra)
@@ -228,6 +233,7 @@ func (m *shedMetrics) ConnShed() { m.shed.Add(1) }
 // ERROR permission_denied and close 4503, for a handshake token, a first
 // in-band Authenticate and a refresh.
 func TestForbidden(t *testing.T) {
+	t.Parallel()
 	iss := newIssuer(t)
 	var (
 		mu     sync.Mutex

@@ -19,6 +19,7 @@ const subscribeMethod = "/conc.v1.Conc/Subscribe"
 // broadcasts of one shared encoded envelope to every connection. Run it
 // with -race. Each writer's messages must arrive complete and in order.
 func TestConcurrentWriters(t *testing.T) {
+	t.Parallel()
 	const (
 		conns       = 4
 		senders     = 8 // per connection, through router.Stream

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
@@ -19,8 +20,13 @@ const whoMethod = "/conndone.v1.ConnDone/Who"
 // the end whether it was first asked for before (one connection) or after
 // (the other) the connection ended.
 func TestConnContextAndDone(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testConnContextAndDone)
+}
+
+func testConnContextAndDone(t *testing.T) {
 	conns := make(chan *transport.Conn, 2)
-	ts := startServer(t, transport.Config{}, func(r *router.Router) {
+	ts := startMemServer(t, transport.Config{}, func(r *router.Router) {
 		err := router.HandleUnary(r, whoMethod, func(ctx context.Context, _ *testv1.CountRequest) (*testv1.CountResponse, error) {
 			conn, ok := transport.ConnFromContext(ctx)
 			if !ok {
@@ -36,7 +42,7 @@ func TestConnContextAndDone(t *testing.T) {
 	var got [2]*transport.Conn
 	var clients [2]*client
 	for i := range clients {
-		clients[i] = dial(t, ts.url, nil, nil)
+		clients[i] = ts.dial(t, nil, nil)
 		e := clients[i].call(1, whoMethod, &testv1.CountRequest{})
 		if e.GetKind() != protowsv1.Kind_KIND_REPLY {
 			t.Fatalf("reply: %v", e)

@@ -17,8 +17,10 @@ import (
 )
 
 func TestCalls(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{})
 			cl := dial(t, ts.url+"/ws", c, nil)
 
@@ -80,8 +82,10 @@ func TestCalls(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{})
 			cl := dial(t, ts.url, c, nil)
 			cl.send(cl.request(1, testservice.SleepMethod, &testv1.SleepRequest{Delay: durationpb.New(time.Minute)}))
@@ -119,6 +123,7 @@ const metadataMethod = "/md.v1.MD/Echo"
 // TestMetadata checks that request metadata reaches the handler and reply
 // metadata reaches the client.
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			cfg := transport.Config{ConnMetadata: func(r *http.Request) map[string]string {
@@ -155,8 +160,10 @@ func TestMetadata(t *testing.T) {
 // TestBatching sends a frame of 1024 PINGs (the most a frame may hold) and
 // checks that the 1024 PONGs come back in order, batched into few frames.
 func TestBatching(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{RateLimit: -1})
 			cl := dial(t, ts.url, c, nil)
 			envs := make([]*protowsv1.Envelope, 1024)

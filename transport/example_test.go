@@ -38,11 +38,17 @@ func ExampleNewServer() {
 	_, frame, _ := ws.ReadMessage()
 	fmt.Println(string(frame))
 
+	// The client reads while the server shuts down, and so answers its
+	// close frame at once.
+	closed := make(chan error, 1)
+	go func() {
+		_, _, err := ws.ReadMessage()
+		closed <- err
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)
-	_, _, err = ws.ReadMessage()
-	fmt.Println(err)
+	fmt.Println(<-closed)
 	ws.Close()
 	// Output:
 	// {"id":1,"kind":"reply","payload":{"text":"hi via protows.v1.json"}}

@@ -19,6 +19,7 @@ import (
 )
 
 func TestOriginAllowlist(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{AllowedOrigins: []string{"https://app.example.com", "https://*.example.com"}})
 	for _, tc := range []struct {
 		origin string
@@ -64,6 +65,7 @@ func TestOriginAllowlist(t *testing.T) {
 }
 
 func TestOriginDefaultSameOrigin(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	for _, tc := range []struct {
 		origin string
@@ -154,6 +156,7 @@ func TestDNSRebinding(t *testing.T) {
 }
 
 func TestSubprotocolNegotiation(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	d := websocket.Dialer{Subprotocols: []string{"v2.other", codec.JSONName, codec.ProtoName}}
 	ws, _, err := d.Dial(ts.url, nil)
@@ -190,6 +193,7 @@ func TestSubprotocolNegotiation(t *testing.T) {
 }
 
 func TestHandshakeRefusals(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	// Not a WebSocket request.
 	resp, err := http.Get(ts.http.URL)
@@ -210,7 +214,9 @@ func TestHandshakeRefusals(t *testing.T) {
 }
 
 func TestConnectionLimits(t *testing.T) {
+	t.Parallel()
 	t.Run("global", func(t *testing.T) {
+		t.Parallel()
 		ts := startServer(t, transport.Config{MaxConns: 2})
 		dial(t, ts.url, codec.Proto(), nil)
 		dial(t, ts.url, codec.Proto(), nil)
@@ -220,6 +226,7 @@ func TestConnectionLimits(t *testing.T) {
 		}
 	})
 	t.Run("per-ip", func(t *testing.T) {
+		t.Parallel()
 		ts := startServer(t, transport.Config{MaxConnsPerIP: 1, RetryAfter: 2e9})
 		dial(t, ts.url, codec.Proto(), nil)
 		_, resp, err := dialErr(ts.url, codec.Proto(), nil)
@@ -232,6 +239,7 @@ func TestConnectionLimits(t *testing.T) {
 // TestConnectBurst dials 1,000 times, 50 at once, against a limit of 20:
 // 20 are served, every other handshake gets 503, and the 20 still work.
 func TestConnectBurst(t *testing.T) {
+	t.Parallel()
 	const limit, total, parallel = 20, 1000, 50
 	ts := startServer(t, transport.Config{MaxConns: limit})
 	var (
@@ -279,6 +287,7 @@ func TestConnectBurst(t *testing.T) {
 }
 
 func TestCompressionOffByDefault(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	d := websocket.Dialer{Subprotocols: []string{codec.ProtoName}, EnableCompression: true}
 	ws, resp, err := d.Dial(ts.url, nil)
@@ -301,6 +310,7 @@ func TestCompressionOffByDefault(t *testing.T) {
 }
 
 func TestOriginWildcardIsExplicit(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{AllowedOrigins: []string{"*"}})
 	cl, resp, err := dialErr(ts.url, codec.Proto(), http.Header{"Origin": {"https://anywhere.example"}})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/memnet"
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
@@ -31,10 +32,12 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// testServer is a transport.Server serving TestService on loopback.
+// testServer is a transport.Server serving TestService on loopback
+// (startServer) or on an in-memory network (startMemServer).
 type testServer struct {
 	*transport.Server
-	http *httptest.Server
+	http *httptest.Server   // on loopback
+	mem  *memnet.HTTPServer // in memory
 	url  string
 }
 
@@ -51,7 +54,65 @@ func startServerWithPort(t testing.TB, config func(port string) transport.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	srv := newServer(t, config(strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), extra...)
+	hs := httptest.NewUnstartedServer(srv)
+	_ = hs.Listener.Close()
+	hs.Listener = ln
+	hs.Config.ReadHeaderTimeout = 5 * time.Second
+	hs.Start()
+	ts := &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+	t.Cleanup(func() {
+		ts.shutdown(t)
+		hs.Close()
+	})
+	return ts
+}
+
+// startMemServer is startServer on an in-memory network, for tests in a
+// testing/synctest bubble: there the server's timers (heartbeats,
+// deadlines, the close handshake's grace) run on the bubble's clock, and
+// take no time. Dial it with ts.dial.
+func startMemServer(t testing.TB, cfg transport.Config, extra ...func(*router.Router)) *testServer {
+	t.Helper()
+	srv := newServer(t, cfg, extra...)
+	hs := memnet.NewHTTPServer(srv)
+	ts := &testServer{Server: srv, mem: hs, url: hs.WebSocketURL()}
+	t.Cleanup(func() {
+		ts.shutdown(t)
+		hs.Close()
+	})
+	return ts
+}
+
+func (ts *testServer) shutdown(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// dial connects a client to ts, on ts's network.
+func (ts *testServer) dial(t testing.TB, c codec.Codec, hdr http.Header) *client {
+	t.Helper()
+	return dialOn(t, ts.dialer(), ts.url, c, hdr)
+}
+
+// dialErr is dial without a testing.TB.
+func (ts *testServer) dialErr(c codec.Codec, hdr http.Header) (*client, *http.Response, error) {
+	return dialWith(ts.dialer(), ts.url, c, hdr)
+}
+
+func (ts *testServer) dialer() websocket.Dialer {
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	if ts.mem != nil {
+		d.NetDialContext = ts.mem.Listener.DialContext
+	}
+	return d
+}
+
+func newServer(t testing.TB, cfg transport.Config, extra ...func(*router.Router)) *transport.Server {
+	t.Helper()
 	r := router.New(router.WithLogger(quietLogger()))
 	if err := testservice.Register(r); err != nil {
 		t.Fatal(err)
@@ -62,22 +123,7 @@ func startServerWithPort(t testing.TB, config func(port string) transport.Config
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	srv := transport.NewServer(r, cfg)
-	hs := httptest.NewUnstartedServer(srv)
-	_ = hs.Listener.Close()
-	hs.Listener = ln
-	hs.Config.ReadHeaderTimeout = 5 * time.Second
-	hs.Start()
-	ts := &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		hs.Close()
-	})
-	return ts
+	return transport.NewServer(r, cfg)
 }
 
 // client is a raw protocol client on gorilla/websocket.
@@ -90,7 +136,12 @@ type client struct {
 
 func dial(t testing.TB, url string, c codec.Codec, hdr http.Header) *client {
 	t.Helper()
-	cl, resp, err := dialErr(url, c, hdr)
+	return dialOn(t, websocket.Dialer{HandshakeTimeout: 5 * time.Second}, url, c, hdr)
+}
+
+func dialOn(t testing.TB, d websocket.Dialer, url string, c codec.Codec, hdr http.Header) *client {
+	t.Helper()
+	cl, resp, err := dialWith(d, url, c, hdr)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -104,7 +155,10 @@ func dial(t testing.TB, url string, c codec.Codec, hdr http.Header) *client {
 }
 
 func dialErr(url string, c codec.Codec, hdr http.Header) (*client, *http.Response, error) {
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	return dialWith(websocket.Dialer{HandshakeTimeout: 5 * time.Second}, url, c, hdr)
+}
+
+func dialWith(d websocket.Dialer, url string, c codec.Codec, hdr http.Header) (*client, *http.Response, error) {
 	if c != nil {
 		d.Subprotocols = []string{c.Name()}
 	}
@@ -158,6 +212,20 @@ func (cl *client) request(id uint32, method string, msg proto.Message) *protowsv
 		e.Method = method
 	}
 	return e
+}
+
+// setReadBuffer shrinks the client's receive buffer (a TCP socket's or
+// an in-memory connection's), so that a client that does not read pushes
+// back on the server soon.
+func (cl *client) setReadBuffer(n int) {
+	cl.t.Helper()
+	rb, ok := cl.ws.NetConn().(interface{ SetReadBuffer(int) error })
+	if !ok {
+		cl.t.Fatalf("%T has no receive buffer to set", cl.ws.NetConn())
+	}
+	if err := rb.SetReadBuffer(n); err != nil {
+		cl.t.Fatal(err)
+	}
 }
 
 // recv returns the next envelope, failing the test on a close or timeout.

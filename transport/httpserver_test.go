@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/protows/protows/codec"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/memnet"
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 )
 
 func TestNewHTTPServerDefaults(t *testing.T) {
+	t.Parallel()
 	h := http.NewServeMux()
 	hs := transport.NewHTTPServer("127.0.0.1:0", h)
 	for _, tc := range []struct {
@@ -42,6 +45,11 @@ func TestNewHTTPServerDefaults(t *testing.T) {
 // ReadHeaderTimeout, while a WebSocket served by the same http.Server
 // outlives it, and ReadTimeout and WriteTimeout too.
 func TestSlowloris(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testSlowloris)
+}
+
+func testSlowloris(t *testing.T) {
 	r := router.New(router.WithLogger(quietLogger()))
 	if err := testservice.Register(r); err != nil {
 		t.Fatal(err)
@@ -53,10 +61,8 @@ func TestSlowloris(t *testing.T) {
 	// Shorter: a cut at headerTimeout is ReadHeaderTimeout's.
 	hs.ReadTimeout = headerTimeout / 2
 	hs.WriteTimeout = headerTimeout / 2
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// In memory, so that the timeouts run on the bubble's clock.
+	ln := memnet.Listen()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	defer func() {
@@ -74,10 +80,10 @@ func TestSlowloris(t *testing.T) {
 
 	// A WebSocket opened first lives longer than the http.Server's
 	// timeouts.
-	ws := dial(t, url, codec.Proto(), nil)
+	ws := dialOn(t, websocket.Dialer{NetDialContext: ln.DialContext}, url, codec.Proto(), nil)
 	opened := time.Now()
 
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	conn, err := ln.Dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +116,11 @@ func TestSlowloris(t *testing.T) {
 		}
 		break
 	}
-	if after < headerTimeout || after > 3*time.Second {
-		t.Fatalf("cut off after %v, want about the header timeout %v", after, headerTimeout)
+	if after != headerTimeout {
+		t.Fatalf("cut off after %v, want at the header timeout %v", after, headerTimeout)
 	}
-	t.Logf("dribbling client cut off after %v (ReadHeaderTimeout %v)", after, headerTimeout)
 
+	time.Sleep(headerTimeout) // on the bubble's clock
 	if time.Since(opened) <= headerTimeout {
 		t.Fatal("the WebSocket is not older than the timeouts yet")
 	}

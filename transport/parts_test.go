@@ -19,6 +19,7 @@ const partsMethod = "/parts.v1.Parts/Watch"
 // one at a time, and checks that the client decodes each intact and that
 // the shared payload was not modified.
 func TestEnqueueParts(t *testing.T) {
+	t.Parallel()
 	const burst = 20
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {

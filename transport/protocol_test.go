@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,7 +24,7 @@ import (
 // checkServing proves the server still serves a fresh client.
 func checkServing(t *testing.T, ts *testServer, c codec.Codec) {
 	t.Helper()
-	cl := dial(t, ts.url, c, nil)
+	cl := ts.dial(t, c, nil)
 	if e := cl.call(1, testservice.EchoMethod, &testv1.EchoRequest{Text: "still here"}); e.GetKind() != protowsv1.Kind_KIND_REPLY {
 		t.Fatalf("server stopped serving: %v", e)
 	}
@@ -34,6 +34,7 @@ func checkServing(t *testing.T, ts *testServer, c codec.Codec) {
 // TestBadFrames sends each malformed input on its own connection and checks
 // the close code the protocol documents.
 func TestBadFrames(t *testing.T) {
+	t.Parallel()
 	huge := protowire.AppendVarint([]byte{0x0a}, 1<<63-1)
 	for _, tc := range []struct {
 		name  string
@@ -57,6 +58,7 @@ func TestBadFrames(t *testing.T) {
 		{"oversized json", codec.JSON(), websocket.TextMessage, bytes.Repeat([]byte(" "), 65<<10), protows.CloseMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{MaxMessageSize: 64 << 10})
 			cl := dial(t, ts.url, tc.codec, nil)
 			cl.sendRaw(tc.mt, tc.frame)
@@ -67,8 +69,10 @@ func TestBadFrames(t *testing.T) {
 }
 
 func TestProtocolViolations(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{})
 			for _, tc := range []struct {
 				name string
@@ -107,6 +111,7 @@ func TestProtocolViolations(t *testing.T) {
 		})
 	}
 	t.Run("unknown kind", func(t *testing.T) {
+		t.Parallel()
 		ts := startServer(t, transport.Config{})
 		cl := dial(t, ts.url, codec.Proto(), nil)
 		cl.send(&protowsv1.Envelope{Id: 1, Kind: 99})
@@ -115,8 +120,10 @@ func TestProtocolViolations(t *testing.T) {
 }
 
 func TestRequestErrors(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{MaxInFlight: 2})
 			cl := dial(t, ts.url, c, nil)
 
@@ -176,8 +183,10 @@ func TestRequestErrors(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{RateLimit: 10, RateBurst: 20})
 			cl := dial(t, ts.url, c, nil)
 			envs := make([]*protowsv1.Envelope, 50)
@@ -194,27 +203,40 @@ func TestRateLimit(t *testing.T) {
 // dropMetrics counts send queue overflows.
 type dropMetrics struct {
 	transport.NopMetrics
-	drops atomic.Int64
+	drops   atomic.Int64
+	dropped chan struct{} // closed at the first overflow
 }
 
-func (m *dropMetrics) SendQueueDropped() { m.drops.Add(1) }
+func newDropMetrics() *dropMetrics { return &dropMetrics{dropped: make(chan struct{})} }
+
+func (m *dropMetrics) SendQueueDropped() {
+	if m.drops.Add(1) == 1 {
+		close(m.dropped)
+	}
+}
+
+// waitDrop waits for the first overflow.
+func (m *dropMetrics) waitDrop(t *testing.T) {
+	t.Helper()
+	select {
+	case <-m.dropped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send queue never overflowed")
+	}
+}
 
 func TestSlowConsumer(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			m := &dropMetrics{}
+			t.Parallel()
+			m := newDropMetrics()
 			ts := startServer(t, transport.Config{SendQueue: 16, Metrics: m})
 			cl := dial(t, ts.url, c, nil)
-			_ = cl.ws.NetConn().(*net.TCPConn).SetReadBuffer(4096)
+			cl.setReadBuffer(4096)
 			// An endless stream to a client that does not read.
 			cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{}))
-			deadline := time.Now().Add(10 * time.Second)
-			for m.drops.Load() == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the send queue never overflowed")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			m.waitDrop(t)
 			cl.expectClose(protows.CloseSlowConsumer)
 			checkServing(t, ts, c)
 		})
@@ -222,38 +244,53 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 func TestHeartbeatTimeout(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			ts := startServer(t, transport.Config{PingInterval: 50 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
-			// This client answers pings (gorilla answers while reading):
-			// it stays connected past several read timeouts.
-			alive := dial(t, ts.url, c, nil)
-			go func() {
-				for {
-					if _, _, err := alive.ws.ReadMessage(); err != nil {
-						return
-					}
-				}
-			}()
-			// This one reads nothing, so it answers no ping.
-			dead := dial(t, ts.url, c, nil)
-			start := time.Now()
-			time.Sleep(400 * time.Millisecond) // longer than the read timeout
-			dead.ws.SetPingHandler(func(string) error { return nil })
-			dead.expectClose(protows.CloseHeartbeatTimeout)
-			if time.Since(start) > 5*time.Second {
-				t.Fatal("closed too late")
-			}
-			time.Sleep(400 * time.Millisecond)
-			_ = alive.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
-			if err := alive.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				t.Fatalf("the live client was dropped: %v", err)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testHeartbeatTimeout(t, c) })
 		})
 	}
 }
 
+func testHeartbeatTimeout(t *testing.T, c codec.Codec) {
+	const readTimeout = 300 * time.Millisecond
+	ts := startMemServer(t, transport.Config{PingInterval: 50 * time.Millisecond, ReadTimeout: readTimeout})
+	// This client answers pings (gorilla answers while reading): it
+	// stays connected past several read timeouts.
+	alive := ts.dial(t, c, nil)
+	aliveEnded := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := alive.ws.ReadMessage(); err != nil {
+				aliveEnded <- err
+				return
+			}
+		}
+	}()
+	// This one reads, but answers no ping.
+	dead := ts.dial(t, c, nil)
+	dead.ws.SetPingHandler(func(string) error { return nil })
+	start := time.Now()
+	dead.expectClose(protows.CloseHeartbeatTimeout)
+	// On the bubble's clock: the close comes when the silence reaches
+	// the read timeout, neither sooner nor later.
+	if d := time.Since(start); d != readTimeout {
+		t.Errorf("closed after %v of silence, want %v", d, readTimeout)
+	}
+	time.Sleep(3 * readTimeout)
+	select {
+	case err := <-aliveEnded:
+		t.Fatalf("the live client was dropped: %v", err)
+	default:
+	}
+	if err := alive.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
+		t.Fatalf("the live client was dropped: %v", err)
+	}
+}
+
 func TestCompressionBomb(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{EnableCompression: true, CompressionMinSize: 64, MaxMessageSize: 64 << 10})
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
@@ -297,14 +334,20 @@ func (m *closeMetrics) ConnClosed(_ string, code int) {
 	}
 }
 
-// TestClientNeverReads: a client that never reads at all cannot receive a
-// close frame; the server's queue overflows (4008), the pending write
-// misses its deadline, and the connection ends within about WriteTimeout.
+// TestClientNeverReads: a client that never reads at all overflows the
+// server's queue (4008) and never answers the close frame, so the server
+// drops the connection after the close handshake's grace (1 s).
 func TestClientNeverReads(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClientNeverReads)
+}
+
+func testClientNeverReads(t *testing.T) {
 	m := &closeMetrics{closed: make(chan int, 1)}
-	ts := startServer(t, transport.Config{SendQueue: 16, WriteTimeout: 300 * time.Millisecond, Metrics: m})
-	cl := dial(t, ts.url, codec.Proto(), nil)
-	_ = cl.ws.NetConn().(*net.TCPConn).SetReadBuffer(4096)
+	ts := startMemServer(t, transport.Config{SendQueue: 16, WriteTimeout: 300 * time.Millisecond, Metrics: m})
+	cl := ts.dial(t, codec.Proto(), nil)
+	cl.setReadBuffer(4096)
+	start := time.Now()
 	cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{}))
 	select {
 	case code := <-m.closed:
@@ -314,6 +357,12 @@ func TestClientNeverReads(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server kept a connection that never reads")
 	}
+	// The stream overflows the queue long before it fills the buffers,
+	// so the close frame is written, and the server waits for an answer
+	// for the grace only.
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the connection ended after %v, want within the close grace, 1s", d)
+	}
 	checkServing(t, ts, codec.Proto())
 }
 
@@ -321,6 +370,7 @@ func TestClientNeverReads(t *testing.T) {
 // each either gets served or ends with a documented close code, and the
 // server survives them all.
 func TestRandomFrames(t *testing.T) {
+	t.Parallel()
 	documented := map[protows.CloseCode]bool{
 		protows.CloseProtocolError: true, protows.CloseUnsupportedData: true,
 		protows.CloseInvalidPayload: true, protows.CloseMessageTooBig: true,
@@ -370,6 +420,7 @@ func TestRandomFrames(t *testing.T) {
 // client's writes and possibly destroying the close frame; the client must
 // be able to finish writing and read close 1009, every time.
 func TestFarOversizedMessageGetsItsCloseCode(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{MaxMessageSize: 1 << 10})
 	big := bytes.Repeat([]byte{0x0a}, 256<<10)
 	for i := range 10 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"testing"
-	"time"
 
 	protows "github.com/protows/protows"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
@@ -43,20 +42,16 @@ func registerFlood(t *testing.T) func(*router.Router) {
 // messages overflows the byte limit of the send queue long before its
 // count limit: close 4008.
 func TestSendQueueBytes(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			m := &dropMetrics{}
+			t.Parallel()
+			m := newDropMetrics()
 			ts := startServer(t, transport.Config{SendQueue: 1 << 20, MaxQueueBytes: 256 << 10, Metrics: m}, registerFlood(t))
 			cl := dial(t, ts.url, c, nil)
 			// The client reads nothing until the server gave up on it.
 			cl.send(cl.request(1, floodMethod, &testv1.CountRequest{}))
-			deadline := time.Now().Add(10 * time.Second)
-			for m.drops.Load() == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the byte limit of the send queue never overflowed")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			m.waitDrop(t)
 			cl.expectClose(protows.CloseSlowConsumer)
 			checkServing(t, ts, c)
 		})
@@ -66,8 +61,10 @@ func TestSendQueueBytes(t *testing.T) {
 // TestSendQueueBytesOneLargeEnvelope: an empty queue takes one envelope
 // larger than the byte limit; the limit is about backlog, not size.
 func TestSendQueueBytesOneLargeEnvelope(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			ts := startServer(t, transport.Config{MaxQueueBytes: 1024})
 			cl := dial(t, ts.url, c, nil)
 			pad := bytes.Repeat([]byte("p"), 16<<10)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,8 +27,10 @@ const workMethod = "/load.v1.Load/Work"
 // every call a handler started gets its reply before the 1001 close, and
 // the calls that arrive during the drain are refused with unavailable.
 func TestShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
 			var started atomic.Int64
 			ts := startServer(t, transport.Config{}, func(r *router.Router) {
 				err := router.HandleUnary(r, workMethod, func(ctx context.Context, req *testv1.SleepRequest) (*testv1.SleepResponse, error) {
@@ -129,6 +132,7 @@ const gateMethod = "/load.v1.Load/Gate"
 // untouched) and answers, then the 1001 close comes, and Shutdown returns
 // long before its deadline.
 func TestShutdownEndsStreams(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			started := make(chan struct{})
@@ -207,43 +211,49 @@ func TestShutdownEndsStreams(t *testing.T) {
 // TestShutdownOnlyStreams: connections whose only calls are endless
 // streams close with 1001 at once.
 func TestShutdownOnlyStreams(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
-			ts := startServer(t, transport.Config{})
-			var cls []*client
-			for range 3 {
-				cl := dial(t, ts.url, c, nil)
-				cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{Interval: durationpb.New(time.Hour)}))
-				cl.send(cl.request(2, testservice.CountMethod, &testv1.CountRequest{Interval: durationpb.New(time.Hour)}))
-				// The PING's PONG proves both REQUESTs were read.
-				cl.send(&protowsv1.Envelope{Id: 9, Kind: protowsv1.Kind_KIND_PING})
-				if e := cl.recv(); e.GetKind() != protowsv1.Kind_KIND_PONG {
-					t.Fatalf("want PONG, got %v", e)
-				}
-				cls = append(cls, cl)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			begin := time.Now()
-			if err := ts.Shutdown(ctx); err != nil {
-				t.Fatalf("Shutdown: %v", err)
-			}
-			if d := time.Since(begin); d > 5*time.Second {
-				t.Fatalf("Shutdown took %v", d)
-			}
-			for _, cl := range cls {
-				ended := map[uint32]bool{}
-				for range 2 {
-					e := cl.recv()
-					wantError(t, e, protowsv1.Kind_KIND_STREAM_END, protows.CodeUnavailable)
-					ended[e.GetId()] = true
-				}
-				if !ended[1] || !ended[2] {
-					t.Fatalf("streams ended: %v", ended)
-				}
-				cl.expectClose(websocket.CloseGoingAway)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) { testShutdownOnlyStreams(t, c) })
 		})
+	}
+}
+
+func testShutdownOnlyStreams(t *testing.T, c codec.Codec) {
+	ts := startMemServer(t, transport.Config{})
+	var cls []*client
+	for range 3 {
+		cl := ts.dial(t, c, nil)
+		cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{Interval: durationpb.New(time.Hour)}))
+		cl.send(cl.request(2, testservice.CountMethod, &testv1.CountRequest{Interval: durationpb.New(time.Hour)}))
+		// The PING's PONG proves both REQUESTs were read.
+		cl.send(&protowsv1.Envelope{Id: 9, Kind: protowsv1.Kind_KIND_PING})
+		if e := cl.recv(); e.GetKind() != protowsv1.Kind_KIND_PONG {
+			t.Fatalf("want PONG, got %v", e)
+		}
+		cls = append(cls, cl)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	begin := time.Now()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	for _, cl := range cls {
+		ended := map[uint32]bool{}
+		for range 2 {
+			e := cl.recv()
+			wantError(t, e, protowsv1.Kind_KIND_STREAM_END, protows.CodeUnavailable)
+			ended[e.GetId()] = true
+		}
+		if !ended[1] || !ended[2] {
+			t.Fatalf("streams ended: %v", ended)
+		}
+		cl.expectClose(websocket.CloseGoingAway)
 	}
 }
 
@@ -253,12 +263,17 @@ const roomMethod = "/load.v1.Load/Room"
 // STREAM_END unavailable and then 1001 when the server shuts down; their
 // Join returns, so the room empties.
 func TestShutdownEndsHubRooms(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testShutdownEndsHubRooms)
+}
+
+func testShutdownEndsHubRooms(t *testing.T) {
 	h, err := hub.New(hub.Config[*testv1.CountResponse]{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	ts := startServer(t, transport.Config{}, func(r *router.Router) {
+	ts := startMemServer(t, transport.Config{}, func(r *router.Router) {
 		err := router.HandleServerStream(r, roomMethod, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.CountResponse]) error {
 			return h.Join(ctx, "lobby", s)
 		})
@@ -268,15 +283,13 @@ func TestShutdownEndsHubRooms(t *testing.T) {
 	})
 	var cls []*client
 	for _, c := range codecs {
-		cl := dial(t, ts.url, c, nil)
+		cl := ts.dial(t, c, nil)
 		cl.send(cl.request(1, roomMethod, &testv1.CountRequest{}))
 		cls = append(cls, cl)
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(h.Members("lobby")) != len(cls); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d members, want %d", len(h.Members("lobby")), len(cls))
-		}
-		time.Sleep(time.Millisecond)
+	synctest.Wait() // the handlers wait in Join
+	if n := len(h.Members("lobby")); n != len(cls) {
+		t.Fatalf("%d members, want %d", n, len(cls))
 	}
 	if err := h.Broadcast(context.Background(), "lobby", &testv1.CountResponse{N: 7}); err != nil {
 		t.Fatal(err)

@@ -3,21 +3,26 @@ package transport
 import (
 	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-// waitIdle waits until n workers of p wait for a task.
-func waitIdle(t *testing.T, p *workerPool, n int32) {
+// The tests run in synctest bubbles: synctest.Wait returns once every
+// worker has reached its receive, so the idle count is exact, and the
+// idle timer runs on the bubble's clock.
+
+// wantIdle checks, once every goroutine of the bubble waits, that n workers
+// of p wait for a task.
+func wantIdle(t *testing.T, p *workerPool, n int32) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); p.idle.Load() != n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d idle workers, want %d", p.idle.Load(), n)
-		}
-		runtime.Gosched()
+	synctest.Wait()
+	if got := p.idle.Load(); got != n {
+		t.Fatalf("%d idle workers, want %d", got, n)
 	}
 }
 
 func TestWorkerPool(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		run  func(t *testing.T, p *workerPool)
@@ -26,35 +31,15 @@ func TestWorkerPool(t *testing.T) {
 			done := make(chan struct{})
 			p.run(func() { close(done) })
 			<-done
-			// The idle count rises just before the worker reaches its
-			// receive, so a task sent in that instant goes to a new
-			// goroutine (correctly). Try a few times: an idle worker must
-			// take one of the tasks.
-			atLeast := func(n int32) {
-				for deadline := time.Now().Add(5 * time.Second); p.idle.Load() < n; {
-					if time.Now().After(deadline) {
-						t.Fatalf("%d idle workers, want at least %d", p.idle.Load(), n)
-					}
-					runtime.Gosched()
-				}
-			}
-			reused := false
-			for attempt := 0; attempt < 50 && !reused; attempt++ {
-				atLeast(1)
-				time.Sleep(time.Millisecond)
-				before := p.idle.Load()
-				release := make(chan struct{})
-				running := make(chan struct{})
-				p.run(func() { close(running); <-release })
-				<-running
-				// A new goroutine would have left the idle ones waiting.
-				reused = p.idle.Load() == before-1
-				close(release)
-				atLeast(before)
-			}
-			if !reused {
-				t.Error("an idle worker never took the next task")
-			}
+			wantIdle(t, p, 1)
+			release := make(chan struct{})
+			running := make(chan struct{})
+			p.run(func() { close(running); <-release })
+			<-running
+			// A new goroutine would have left the idle one waiting.
+			wantIdle(t, p, 0)
+			close(release)
+			wantIdle(t, p, 1)
 		}},
 		{"busy workers leave new tasks to new goroutines", func(t *testing.T, p *workerPool) {
 			release := make(chan struct{})
@@ -66,13 +51,15 @@ func TestWorkerPool(t *testing.T) {
 				<-started // all three run at once: none waited for another
 			}
 			close(release)
-			waitIdle(t, p, 3)
+			wantIdle(t, p, 3)
 		}},
 		{"an idle worker exits after its idle time", func(t *testing.T, p *workerPool) {
 			p.idleFor = 10 * time.Millisecond
 			p.run(func() {})
-			waitIdle(t, p, 1)
-			waitIdle(t, p, 0)
+			time.Sleep(p.idleFor - time.Nanosecond)
+			wantIdle(t, p, 1)
+			time.Sleep(time.Nanosecond)
+			wantIdle(t, p, 0)
 			p.wait() // returns without stop: the worker is gone
 		}},
 		{"a task that ends its goroutine is accounted for", func(t *testing.T, p *workerPool) {
@@ -89,20 +76,23 @@ func TestWorkerPool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newWorkerPool()
-			tt.run(t, p)
-			p.stop()
-			p.stop() // idempotent
-			stopped := make(chan struct{})
-			go func() { p.wait(); close(stopped) }()
-			select {
-			case <-stopped:
-			case <-time.After(5 * time.Second):
-				t.Fatal("workers still running after stop")
-			}
-			if n := p.idle.Load(); n != 0 {
-				t.Fatalf("%d idle workers after stop", n)
-			}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				p := newWorkerPool()
+				tt.run(t, p)
+				p.stop()
+				p.stop() // idempotent
+				stopped := make(chan struct{})
+				go func() { p.wait(); close(stopped) }()
+				select {
+				case <-stopped:
+				case <-time.After(5 * time.Second):
+					t.Fatal("workers still running after stop")
+				}
+				if n := p.idle.Load(); n != 0 {
+					t.Fatalf("%d idle workers after stop", n)
+				}
+			})
 		})
 	}
 }
