@@ -20,6 +20,7 @@ import (
 // between must be refused (transport.Call.Enqueue), never sent after the
 // end.
 func TestNoBroadcastAfterCancel(t *testing.T) {
+	t.Parallel()
 	const streams = 32
 	for _, c := range []codec.Codec{codec.Proto(), codec.JSON()} {
 		t.Run(c.Name(), func(t *testing.T) {

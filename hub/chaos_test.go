@@ -15,6 +15,7 @@ import (
 // goroutines on three nodes at once, for the race detector and for lock
 // order: it must end, and every node must agree that the rooms are empty.
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	hubs := cluster(t, memoryBrokers(3), func(ev PresenceEvent) (*msg, bool) {
 		return &msg{Subject: ev.Member.ConnID}, true
 	})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/protows/protows/codec"
@@ -75,6 +76,11 @@ func checkPerPublisherOrder(t *testing.T, f *fakeConn, publishers []string, n in
 }
 
 func TestClusterBroadcastExactlyOnceInPublisherOrder(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterBroadcastExactlyOnceInPublisherOrder)
+}
+
+func testClusterBroadcastExactlyOnceInPublisherOrder(t *testing.T) {
 	hubs := cluster(t, memoryBrokers(3), nil)
 	var fakes []*fakeConn
 	for i, h := range hubs {
@@ -115,6 +121,11 @@ func TestClusterBroadcastExactlyOnceInPublisherOrder(t *testing.T) {
 }
 
 func TestClusterRemoteProtobufIsNotReencoded(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterRemoteProtobufIsNotReencoded)
+}
+
+func testClusterRemoteProtobufIsNotReencoded(t *testing.T) {
 	hubs := cluster(t, memoryBrokers(2), nil)
 	fp, fj := newFake("p", codec.Proto()), newFake("j", codec.JSON())
 	joinFake(t, hubs[1], "r", fp, 1)
@@ -138,6 +149,11 @@ func TestClusterRemoteProtobufIsNotReencoded(t *testing.T) {
 }
 
 func TestClusterPresenceAndSendTo(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterPresenceAndSendTo)
+}
+
+func testClusterPresenceAndSendTo(t *testing.T) {
 	hubs := cluster(t, memoryBrokers(3), func(ev PresenceEvent) (*msg, bool) {
 		verb := "left"
 		if ev.Joined {
@@ -207,6 +223,11 @@ func (c *crashable) Publish(ctx context.Context, m []byte) error {
 }
 
 func TestClusterDeadNodeTakesItsMembers(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterDeadNodeTakesItsMembers)
+}
+
+func testClusterDeadNodeTakesItsMembers(t *testing.T) {
 	bs := memoryBrokers(3)
 	dying := &crashable{Broker: bs[2]}
 	bs[2] = dying
@@ -238,6 +259,11 @@ func TestClusterDeadNodeTakesItsMembers(t *testing.T) {
 }
 
 func TestClusterLossShowsAsSequenceGap(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterLossShowsAsSequenceGap)
+}
+
+func testClusterLossShowsAsSequenceGap(t *testing.T) {
 	bs := memoryBrokers(2)
 	lossy := &crashable{Broker: bs[0]}
 	bs[0] = lossy
@@ -263,6 +289,11 @@ func TestClusterLossShowsAsSequenceGap(t *testing.T) {
 }
 
 func TestClusterLateNodeGetsLargeState(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterLateNodeGetsLargeState)
+}
+
+func testClusterLateNodeGetsLargeState(t *testing.T) {
 	net := NewMemoryNetwork()
 	first := cluster(t, []Broker{net.Broker()}, nil)[0]
 	const n = 2*stateChunk + 500 // three state messages
@@ -285,6 +316,11 @@ func TestClusterLateNodeGetsLargeState(t *testing.T) {
 }
 
 func TestClusterRestartedNodeReplacesItsOldSelf(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testClusterRestartedNodeReplacesItsOldSelf)
+}
+
+func testClusterRestartedNodeReplacesItsOldSelf(t *testing.T) {
 	net := NewMemoryNetwork()
 	old := &crashable{Broker: net.Broker()}
 	hubs := cluster(t, []Broker{net.Broker(), old}, nil)

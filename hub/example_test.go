@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/hub"
@@ -50,15 +49,14 @@ func ExampleConfig_presence() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	printed := make(chan string, 8)
 	go func() {
 		defer close(done)
 		// Outside a server (here, a test), messages go through the
 		// stream's Send.
-		_ = h.Join(ctx, "lobby", printer{})
+		_ = h.Join(ctx, "lobby", printer(printed))
 	}()
-	for len(h.Members("lobby")) == 0 {
-		time.Sleep(time.Millisecond) // wait for the join
-	}
+	<-printed // the member's own join: it is in the room
 	_ = h.Broadcast(context.Background(), "lobby", &protowsv1.AuthenticateResponse{Subject: "hello"})
 	cancel()
 	<-done
@@ -67,9 +65,11 @@ func ExampleConfig_presence() {
 	// hello
 }
 
-type printer struct{}
+// printer prints what it is sent, and hands it on.
+type printer chan<- string
 
-func (printer) Send(m *protowsv1.AuthenticateResponse) error {
+func (p printer) Send(m *protowsv1.AuthenticateResponse) error {
 	fmt.Println(m.GetSubject())
+	p <- m.GetSubject()
 	return nil
 }

@@ -191,7 +191,10 @@ func hasMember(ms []Member, id string) bool {
 }
 
 // waitFor polls cond (the hub offers no channel for presence changes of
-// other nodes) for up to 5 s.
+// other nodes) for up to 5 s. In a synctest bubble, where the tests that
+// use it run (all but TestChaos), the polls and the heartbeats and
+// presence TTLs they wait for run on the bubble's clock, and take no
+// time.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

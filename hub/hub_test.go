@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
@@ -31,6 +32,7 @@ func newHub(t *testing.T, cfg Config[*msg]) *Hub[*msg] {
 }
 
 func TestBroadcastEncodesOncePerCodec(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		proto, json  int
@@ -47,58 +49,66 @@ func TestBroadcastEncodesOncePerCodec(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := Config[*msg]{}
-			if tt.withBroker {
-				cfg.Broker = NewMemoryNetwork().Broker()
-			}
-			h := newHub(t, cfg)
-			var fakes []*fakeConn
-			var joins []*joined
-			for i := 0; i < tt.proto+tt.json; i++ {
-				c := codec.Proto()
-				if i >= tt.proto {
-					c = codec.JSON()
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				cfg := Config[*msg]{}
+				if tt.withBroker {
+					cfg.Broker = NewMemoryNetwork().Broker()
 				}
-				f := newFake(fmt.Sprintf("c%d", i), c)
-				fakes = append(fakes, f)
-				joins = append(joins, joinFake(t, h, "lobby", f, uint32(i+1)))
-			}
-			const n = 5
-			before := h.marshals.Load()
-			for i := 1; i <= n; i++ {
-				if err := h.Broadcast(context.Background(), "lobby", &msg{Subject: "pub", ExpiresAt: int64(i)}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if got := h.marshals.Load() - before; got != n*tt.wantPerBcast {
-				t.Errorf("%d payload encodings for %d broadcasts to %d members, want %d", got, n, len(fakes), n*tt.wantPerBcast)
-			}
-			for i, f := range fakes {
-				envs := f.received(t)
-				ms, seqs := f.messages(t)
-				if len(ms) != n {
-					t.Fatalf("%s got %d messages, want %d", f.id, len(ms), n)
-				}
-				for k := range ms {
-					if envs[k].GetId() != uint32(i+1) {
-						t.Errorf("%s: envelope id %d, want the call id %d", f.id, envs[k].GetId(), i+1)
+				h := newHub(t, cfg)
+				var fakes []*fakeConn
+				var joins []*joined
+				for i := 0; i < tt.proto+tt.json; i++ {
+					c := codec.Proto()
+					if i >= tt.proto {
+						c = codec.JSON()
 					}
-					if ms[k].GetExpiresAt() != int64(k+1) || seqs[k] != uint64(k+1) {
-						t.Errorf("%s: message %d is #%d with seq %d, want #%d seq %d", f.id, k, ms[k].GetExpiresAt(), seqs[k], k+1, k+1)
+					f := newFake(fmt.Sprintf("c%d", i), c)
+					fakes = append(fakes, f)
+					joins = append(joins, joinFake(t, h, "lobby", f, uint32(i+1)))
+				}
+				const n = 5
+				before := h.marshals.Load()
+				for i := 1; i <= n; i++ {
+					if err := h.Broadcast(context.Background(), "lobby", &msg{Subject: "pub", ExpiresAt: int64(i)}); err != nil {
+						t.Fatal(err)
 					}
 				}
-			}
-			for _, j := range joins {
-				j.cancel()
-				if err := j.end(t); !errors.Is(err, context.Canceled) {
-					t.Errorf("Join returned %v, want context.Canceled", err)
+				if got := h.marshals.Load() - before; got != n*tt.wantPerBcast {
+					t.Errorf("%d payload encodings for %d broadcasts to %d members, want %d", got, n, len(fakes), n*tt.wantPerBcast)
 				}
-			}
+				for i, f := range fakes {
+					envs := f.received(t)
+					ms, seqs := f.messages(t)
+					if len(ms) != n {
+						t.Fatalf("%s got %d messages, want %d", f.id, len(ms), n)
+					}
+					for k := range ms {
+						if envs[k].GetId() != uint32(i+1) {
+							t.Errorf("%s: envelope id %d, want the call id %d", f.id, envs[k].GetId(), i+1)
+						}
+						if ms[k].GetExpiresAt() != int64(k+1) || seqs[k] != uint64(k+1) {
+							t.Errorf("%s: message %d is #%d with seq %d, want #%d seq %d", f.id, k, ms[k].GetExpiresAt(), seqs[k], k+1, k+1)
+						}
+					}
+				}
+				for _, j := range joins {
+					j.cancel()
+					if err := j.end(t); !errors.Is(err, context.Canceled) {
+						t.Errorf("Join returned %v, want context.Canceled", err)
+					}
+				}
+			})
 		})
 	}
 }
 
 func TestSlowMemberIsDroppedAndBroadcastGoesOn(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testSlowMemberIsDroppedAndBroadcastGoesOn)
+}
+
+func testSlowMemberIsDroppedAndBroadcastGoesOn(t *testing.T) {
 	h := newHub(t, Config[*msg]{})
 	slow := newFake("slow", codec.Proto())
 	slow.limit = 3
@@ -136,6 +146,7 @@ func TestSlowMemberIsDroppedAndBroadcastGoesOn(t *testing.T) {
 }
 
 func TestJoinEnds(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		end   func(h *Hub[*msg], j *joined)
@@ -155,23 +166,27 @@ func TestJoinEnds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHub(t, Config[*msg]{})
-			other := joinFake(t, h, "other", newFake("c", codec.Proto()), 2)
-			j := joinFake(t, h, "r", newFake("c", codec.Proto()), 1)
-			tt.end(h, j)
-			if err := j.end(t); !tt.check(err) {
-				t.Fatalf("Join returned %v", err)
-			}
-			if ms := h.Members("r"); len(ms) != 0 {
-				t.Errorf("members after the end: %v", ms)
-			}
-			other.cancel()
-			_ = other.end(t)
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				h := newHub(t, Config[*msg]{})
+				other := joinFake(t, h, "other", newFake("c", codec.Proto()), 2)
+				j := joinFake(t, h, "r", newFake("c", codec.Proto()), 1)
+				tt.end(h, j)
+				if err := j.end(t); !tt.check(err) {
+					t.Fatalf("Join returned %v", err)
+				}
+				if ms := h.Members("r"); len(ms) != 0 {
+					t.Errorf("members after the end: %v", ms)
+				}
+				other.cancel()
+				_ = other.end(t)
+			})
 		})
 	}
 }
 
 func TestRefusals(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, Config[*msg]{})
 	_ = h.Close()
 	err := h.Join(context.Background(), "r", fakeStream(func(*msg) error { return nil }))
@@ -192,6 +207,11 @@ func TestRefusals(t *testing.T) {
 }
 
 func TestPresenceEvents(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testPresenceEvents)
+}
+
+func testPresenceEvents(t *testing.T) {
 	h := newHub(t, Config[*msg]{Presence: func(ev PresenceEvent) (*msg, bool) {
 		verb := "left"
 		if ev.Joined {
@@ -221,6 +241,11 @@ func TestPresenceEvents(t *testing.T) {
 }
 
 func TestSendTo(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testSendTo)
+}
+
+func testSendTo(t *testing.T) {
 	h := newHub(t, Config[*msg]{})
 	a, b := newFake("a", codec.Proto()), newFake("b", codec.Proto())
 	ja1 := joinFake(t, h, "r1", a, 1)
@@ -258,6 +283,11 @@ func TestSendTo(t *testing.T) {
 }
 
 func TestBroadcastAll(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testBroadcastAll)
+}
+
+func testBroadcastAll(t *testing.T) {
 	h := newHub(t, Config[*msg]{})
 	a, b := newFake("a", codec.Proto()), newFake("b", codec.JSON())
 	joinFake(t, h, "r1", a, 1)
@@ -295,6 +325,11 @@ type fakeStream func(*msg) error
 func (f fakeStream) Send(m *msg) error { return f(m) }
 
 func TestJoinWithPlainStream(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testJoinWithPlainStream)
+}
+
+func testJoinWithPlainStream(t *testing.T) {
 	h := newHub(t, Config[*msg]{})
 	var mu sync.Mutex
 	var got []string
@@ -327,6 +362,7 @@ func TestJoinWithPlainStream(t *testing.T) {
 // sequence numbers, on a stream that takes them (as a router handler's
 // does), under the stream's call id.
 func TestJoinWithEnqueuer(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, Config[*msg]{})
 	f := newFake("f", codec.JSON())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -365,6 +401,7 @@ func TestJoinWithEnqueuer(t *testing.T) {
 }
 
 func TestNodeNameValidated(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"a/b", "a.b", "a b", "a#b", "a*", "a>"} {
 		if _, err := New(Config[*msg]{Node: bad}); err == nil {
 			t.Errorf("node %q accepted", bad)

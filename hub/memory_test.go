@@ -8,6 +8,7 @@ import (
 )
 
 func TestMemoryNetwork(t *testing.T) {
+	t.Parallel()
 	net := NewMemoryNetwork()
 	net.queue = 4
 	a, b, c := net.Broker(), net.Broker(), net.Broker()

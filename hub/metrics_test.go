@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/protows/protows/codec"
@@ -58,6 +59,7 @@ func (m *recMetrics) get(f func(*recMetrics) int) int {
 // TestMetricsOfOneNode: members, broadcasts, deliveries and a slow
 // consumer's drop.
 func TestMetricsOfOneNode(t *testing.T) {
+	t.Parallel()
 	m := newRecMetrics()
 	h := newHub(t, Config[*msg]{Metrics: m})
 	slow := newFake("slow", codec.Proto())
@@ -101,6 +103,11 @@ func TestMetricsOfOneNode(t *testing.T) {
 // TestMetricsOfACluster: broadcasts from another node, a lost one counted
 // as a gap of one message, and the broker's publishes and their errors.
 func TestMetricsOfACluster(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testMetricsOfACluster)
+}
+
+func testMetricsOfACluster(t *testing.T) {
 	bs := memoryBrokers(2)
 	lossy := &crashable{Broker: bs[0]}
 	ms := []*recMetrics{newRecMetrics(), newRecMetrics()}

@@ -28,6 +28,7 @@ func (s smallCall) EnqueueParts(p codec.Parts) error {
 // (its seq skips); the membership stays, and members who can take it get
 // it.
 func TestOversizedBroadcast(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, Config[*msg]{})
 	small, big := newFake("small", codec.Proto()), newFake("big", codec.Proto())
 	for _, s := range []Stream[*msg]{smallCall{small.call(1), 200}, big.call(1)} {

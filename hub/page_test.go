@@ -30,6 +30,7 @@ func joinAt(t *testing.T, h *Hub[*msg], room, conn string, at time.Time) *joined
 
 // TestRoomsPage: pages of RoomsPage list every room once, in Rooms' order.
 func TestRoomsPage(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, Config[*msg]{})
 	var want []string
 	for i := range 250 {
@@ -77,6 +78,7 @@ func TestRoomsPage(t *testing.T) {
 // leaves between two pages does not shift the others; a token that is not
 // MembersPage's is refused.
 func TestMembersPage(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, Config[*msg]{})
 	base := time.Now()
 	var joins []*joined

@@ -50,6 +50,7 @@ func (b *recordingBroker) published() []string {
 // checks what it makes of them: members, nodes, requests for the other
 // node's state, and gaps in the sequence of a local room.
 func TestReceive(t *testing.T) {
+	t.Parallel()
 	const inc, inc2 = 7, 8
 	mem := func(conn string) *hubv1.Member {
 		return &hubv1.Member{ConnId: conn, CallId: 1, Room: "r", JoinedAtUnixNano: 1}

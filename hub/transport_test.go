@@ -35,6 +35,7 @@ func newHub(t *testing.T, cfg hub.Config[*Msg]) *hub.Hub[*Msg] {
 // with the call's id and the room's sequence, one encoding per codec,
 // Leave from a unary handler, and a closed connection leaving its rooms.
 func TestOverWebSocket(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, hub.Config[*Msg]{})
 	url := hubtest.Serve(t, h, transport.Config{})
 	var clients []*hubtest.Client
@@ -101,6 +102,7 @@ func TestOverWebSocket(t *testing.T) {
 // read: it is closed with 4008 and removed, while the member that reads
 // gets every broadcast.
 func TestSlowMemberGets4008(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, hub.Config[*Msg]{})
 	url := hubtest.Serve(t, h, transport.Config{SendQueue: 8, WriteTimeout: 5 * time.Second})
 	slow := hubtest.Dial(t, url, codec.Proto())
@@ -145,6 +147,7 @@ func TestSlowMemberGets4008(t *testing.T) {
 // TestGoClientReceivesTypedBroadcasts subscribes with the Go client: room
 // broadcasts arrive as typed messages of a server stream.
 func TestGoClientReceivesTypedBroadcasts(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, hub.Config[*Msg]{})
 	url := hubtest.Serve(t, h, transport.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -192,6 +195,7 @@ func (c countingStream) Send(m proto.Message) error { c.n.Add(1); return c.s.Sen
 // interceptor wrapped gets the room's messages through the wrapper's Send
 // (without sequence numbers), as router.Stream documents.
 func TestInterceptorWrappedStream(t *testing.T) {
+	t.Parallel()
 	h := newHub(t, hub.Config[*Msg]{})
 	var sends atomic.Int64
 	wrap := func(next router.HandlerFunc) router.HandlerFunc {

@@ -61,6 +61,7 @@ var goldenJoined = time.Unix(1795000000, 123456789)
 // messages encode to the frozen bytes, which the first version's decoder
 // reads as they were meant.
 func TestWireGolden(t *testing.T) {
+	t.Parallel()
 	for _, g := range goldenWire {
 		t.Run(g.file, func(t *testing.T) {
 			old, err := os.ReadFile(filepath.Join("testdata", "wire", g.file))

@@ -18,6 +18,7 @@ import (
 // appendWire writes what proto.Marshal writes, and unmarshalWire reads it
 // back as proto.Unmarshal does.
 func TestWireCodec(t *testing.T) {
+	t.Parallel()
 	msgs := []*hubv1.Message{
 		{Kind: hubv1.Kind_KIND_HEARTBEAT, Origin: "n"},
 		{Kind: -1, Origin: "negative kind", Seq: math.MaxUint64, Part: math.MaxUint64, More: true, Incarnation: 1},
@@ -55,6 +56,7 @@ func TestWireCodec(t *testing.T) {
 }
 
 func TestWireMembers(t *testing.T) {
+	t.Parallel()
 	joined := time.Unix(1795000000, 123456789)
 	ms := []Member{
 		{Node: "n1", ConnID: "c-1", CallID: 3, Subject: "alice", Room: "lobby", JoinedAt: joined},
@@ -81,6 +83,7 @@ func TestWireMembers(t *testing.T) {
 }
 
 func TestWireRejectsGarbage(t *testing.T) {
+	t.Parallel()
 	join := appendWire(nil, &hubv1.Message{Kind: hubv1.Kind_KIND_JOIN, Origin: "n1", Members: []*hubv1.Member{{ConnId: "c", Room: "lobby"}}})
 	for name, b := range map[string][]byte{
 		"empty":          nil,
@@ -101,6 +104,7 @@ func TestWireRejectsGarbage(t *testing.T) {
 // TestWireSkipsUnknown checks that a message of a later version, with
 // fields and a kind this one does not know, still decodes.
 func TestWireSkipsUnknown(t *testing.T) {
+	t.Parallel()
 	b := appendWire(nil, &hubv1.Message{Kind: 99, Origin: "n1", Seq: 5, Room: "r"})
 	b = append(b, 0xa2, 0x06, 3, 'n', 'e', 'w') // field 100, bytes "new"
 	b = append(b, 0x48, 0x01)                   // more, as a varint: known
