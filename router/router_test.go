@@ -83,6 +83,7 @@ func zeroID(t *testing.T) string {
 }
 
 func TestRegistrationErrors(t *testing.T) {
+	t.Parallel()
 	a, b := colliding(t)
 	zero := zeroID(t)
 	r := router.New()
@@ -132,6 +133,7 @@ func serve(t *testing.T, r *router.Router, method string, req proto.Message) (pr
 }
 
 func TestInterceptorsAndErrors(t *testing.T) {
+	t.Parallel()
 	var trace []string
 	tag := func(name string) router.Interceptor {
 		return func(next router.HandlerFunc) router.HandlerFunc {
@@ -215,6 +217,7 @@ func ExampleHandleServerStream() {
 }
 
 func TestLogCalls(t *testing.T) {
+	t.Parallel()
 	var buf strings.Builder
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var debug strings.Builder

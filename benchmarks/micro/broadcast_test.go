@@ -128,24 +128,42 @@ func (s *encodingStream) Send(m *benchv1.Sample) error {
 	return nil
 }
 
-// joinStreams joins n encodingStreams to room r of h and waits until they
-// are members. The returned function ends the memberships.
-func joinStreams(tb testing.TB, h *hub.Hub[*benchv1.Sample], c codec.Codec, n int) ([]*encodingStream, func()) {
+// hubWithStreams makes a hub with n encodingStreams in its room r, and
+// returns once they are members. leave ends the memberships.
+func hubWithStreams(tb testing.TB, c codec.Codec, n int) (h *hub.Hub[*benchv1.Sample], streams []*encodingStream, leave func()) {
 	tb.Helper()
+	joined := make(chan struct{}, n)
+	h, err := hub.New(hub.Config[*benchv1.Sample]{
+		Logger: slog.New(slog.DiscardHandler),
+		// No presence messages: the hook only counts the joins.
+		Presence: func(ev hub.PresenceEvent) (*benchv1.Sample, bool) {
+			if ev.Joined {
+				joined <- struct{}{}
+			}
+			return nil, false
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = h.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	streams := make([]*encodingStream, n)
+	streams = make([]*encodingStream, n)
 	done := make(chan struct{}, n)
 	for i := range streams {
 		streams[i] = &encodingStream{c: c}
 		go func() { _ = h.Join(ctx, "r", streams[i]); done <- struct{}{} }()
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(h.Members("r")) < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
+	timeout := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case <-joined:
+		case <-timeout:
 			cancel()
-			tb.Fatalf("%d of %d members joined", len(h.Members("r")), n)
+			tb.Fatalf("%d of %d members joined", i, n)
 		}
 	}
-	return streams, func() {
+	return h, streams, func() {
 		cancel()
 		for range n {
 			<-done
@@ -155,12 +173,7 @@ func joinStreams(tb testing.TB, h *hub.Hub[*benchv1.Sample], c codec.Codec, n in
 
 // TestHubBroadcastStreams: every in-memory member gets every broadcast.
 func TestHubBroadcastStreams(t *testing.T) {
-	h, err := hub.New(hub.Config[*benchv1.Sample]{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	streams, leave := joinStreams(t, h, codec.Proto(), 20)
+	h, streams, leave := hubWithStreams(t, codec.Proto(), 20)
 	defer leave()
 	for range 3 {
 		if err := h.Broadcast(context.Background(), "r", payload.New(payload.Small)); err != nil {
@@ -183,12 +196,7 @@ func TestHubBroadcastStreams(t *testing.T) {
 func BenchmarkHubBroadcast(b *testing.B) {
 	for _, c := range []codec.Codec{codec.Proto(), codec.JSON()} {
 		b.Run(c.Name(), func(b *testing.B) {
-			h, err := hub.New(hub.Config[*benchv1.Sample]{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer h.Close()
-			_, leave := joinStreams(b, h, c, members)
+			h, _, leave := hubWithStreams(b, c, members)
 			defer leave()
 			msg := payload.New(payload.Small)
 			b.ReportAllocs()

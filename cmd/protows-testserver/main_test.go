@@ -31,6 +31,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // reads the address line, mints a token, calls Whoami with it, and sees
 // the 1001 close of a graceful shutdown on SIGTERM.
 func TestTestServer(t *testing.T) {
+	t.Parallel()
 	cmd, base := start(t, "-auth", "jwt")
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
@@ -187,6 +188,7 @@ func start(t *testing.T, args ...string) (*exec.Cmd, string) {
 // TestReflectionFlag: -reflection serves the reflection service, which
 // is off without it.
 func TestReflectionFlag(t *testing.T) {
+	t.Parallel()
 	for _, on := range []bool{false, true} {
 		var args []string
 		if on {

@@ -69,6 +69,7 @@ func names(ms []*chatv1.Member) []string {
 // TestChatRoundTrip: two Go clients, one per codec, in one room, through
 // the authenticated WebSocket endpoint: presence, messages, rooms, leave.
 func TestChatRoundTrip(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{Name: "solo"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -131,6 +132,7 @@ func TestChatRoundTrip(t *testing.T) {
 }
 
 func TestChatRefusesBadCalls(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -179,6 +181,7 @@ func TestChatRefusesBadCalls(t *testing.T) {
 // only, including against DNS rebinding, where Host and Origin agree on a
 // foreign name; and a connection without a token gets nothing done.
 func TestOriginRefused(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{})
 	wsURL := "ws" + strings.TrimPrefix(n.url, "http") + "/ws"
 	port := n.url[strings.LastIndex(n.url, ":")+1:]
@@ -239,6 +242,7 @@ func TestOriginRefused(t *testing.T) {
 // TestTokenRefreshKeepsTheConnection: with 2 s tokens the client fetches
 // new ones in band and its connection outlives several of them.
 func TestTokenRefreshKeepsTheConnection(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{TokenTTL: minTokenTTL})
 	var fetched atomic.Int32
 	var reconnects atomic.Int32
@@ -273,6 +277,7 @@ func TestTokenRefreshKeepsTheConnection(t *testing.T) {
 }
 
 func TestPage(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{})
 	for _, tc := range []struct {
 		path, contentType, contains string

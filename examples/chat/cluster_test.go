@@ -17,6 +17,7 @@ import (
 // TestClusterOverNATS: clients of two nodes joined by an embedded NATS
 // server share a room: presence and messages cross between the nodes.
 func TestClusterOverNATS(t *testing.T) {
+	t.Parallel()
 	ns, err := startNATS()
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +87,7 @@ var nodeLine = regexp.MustCompile(`^chat: node (\S+): open (http://127\.0\.0\.1:
 // free ports), talks to every node, and shuts it down as SIGINT would:
 // promptly, although a room stream is open.
 func TestRun(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -159,6 +161,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args []string
 		bad  string
@@ -186,6 +189,7 @@ func TestParseFlags(t *testing.T) {
 }
 
 func TestNextAddrs(t *testing.T) {
+	t.Parallel()
 	got, err := nextAddrs("127.0.0.1:8080", 3)
 	if err != nil || !slices.Equal(got, []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"}) {
 		t.Fatalf("%v %v", got, err)

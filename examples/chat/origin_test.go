@@ -7,6 +7,7 @@ import (
 )
 
 func TestDefaultOrigins(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ip   string
 		want []string

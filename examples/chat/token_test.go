@@ -10,6 +10,7 @@ import (
 )
 
 func TestTokenEndpoint(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{TokenTTL: 90 * time.Second, Name: "n1"})
 	own := n.origins[0]
 	for _, tc := range []struct {
@@ -92,6 +93,7 @@ func TestTokenEndpoint(t *testing.T) {
 // A token of another key, an expired token and a token for another
 // audience are all refused: the authenticator checks what it should.
 func TestTokensRefuseForeignAndExpired(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	clock := func() time.Time { return now }
 	a, err := newTokens(time.Minute, clock)

@@ -96,6 +96,7 @@ func waitNodes(t *testing.T, nodes []*node) {
 }
 
 func TestThreeNodesExactlyOnceInPublisherOrder(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	defer stopNATS(ns)
 	var nodes []*node
@@ -156,6 +157,7 @@ func TestThreeNodesExactlyOnceInPublisherOrder(t *testing.T) {
 }
 
 func TestDeadNodeTakesItsPresence(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	defer stopNATS(ns)
 	left := make(chan string, 100)
@@ -212,6 +214,7 @@ func TestDeadNodeTakesItsPresence(t *testing.T) {
 }
 
 func TestNATSRestartIsSurvivedAndGapsShow(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	port := ns.Addr().(*net.TCPAddr).Port
 	url := ns.ClientURL()

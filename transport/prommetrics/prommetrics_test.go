@@ -5,9 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -17,6 +17,7 @@ import (
 	"github.com/protows/protows/codec"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/memnet"
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
@@ -28,6 +29,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestMetricsEndToEnd serves real traffic and reads the collectors back.
 func TestMetricsEndToEnd(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testMetricsEndToEnd)
+}
+
+func testMetricsEndToEnd(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := prommetrics.New(reg)
 	if err != nil {
@@ -38,15 +44,15 @@ func TestMetricsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := transport.NewServer(r, transport.Config{Metrics: m, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	hs := httptest.NewServer(srv)
+	hs := memnet.NewHTTPServer(srv)
 	defer hs.Close()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	url := hs.WebSocketURL()
 
 	// A refused handshake.
-	if _, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"https://evil.example"}}); err == nil {
+	if _, _, err := (&websocket.Dialer{NetDialContext: hs.Listener.DialContext}).Dial(url, http.Header{"Origin": {"https://evil.example"}}); err == nil {
 		t.Fatal("evil origin accepted")
 	}
-	d := websocket.Dialer{Subprotocols: []string{codec.ProtoName}}
+	d := websocket.Dialer{Subprotocols: []string{codec.ProtoName}, NetDialContext: hs.Listener.DialContext}
 	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +76,12 @@ protows_connections_open{subprotocol="protows.v1.proto"} 1
 	}
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
 	ws.Close()
-	// Wait until the server saw the close, so that Shutdown's 1001 does
-	// not race with it.
+	// Let the server see the close, so that Shutdown's 1001 does not race
+	// with it.
+	synctest.Wait()
 	closed := strings.Replace(open, "} 1", "} 0", 1)
-	for deadline := time.Now().Add(5 * time.Second); testutil.GatherAndCompare(reg, strings.NewReader(closed), "protows_connections_open") != nil; {
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not see the close")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(closed), "protows_connections_open"); err != nil {
+		t.Fatalf("the server did not see the close: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
