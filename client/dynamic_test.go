@@ -27,6 +27,7 @@ func initAs(m proto.Message) client.CallOption {
 // TestResponseInitializer calls with dynamic messages, built from
 // descriptors at run time, as the protows command does.
 func TestResponseInitializer(t *testing.T) {
+	t.Parallel()
 	s := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
 	forCodecs(t, func(t *testing.T, c codec.Codec) {
 		cl := dial(t, s.url, client.WithCodec(c))
@@ -57,6 +58,7 @@ func TestResponseInitializer(t *testing.T) {
 }
 
 func TestResponseInitializerError(t *testing.T) {
+	t.Parallel()
 	s := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
 	cl := dial(t, s.url)
 	boom := errors.New("boom")

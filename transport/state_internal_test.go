@@ -15,6 +15,7 @@ import (
 // pair of states, and whether the connection may move from one to the
 // other.
 func TestConnStateTransitions(t *testing.T) {
+	t.Parallel()
 	states := []connState{stateOpen, stateDraining, stateClosingFlush, stateClosingNow, stateClosed, stateEnded}
 	allowed := map[connState][]connState{
 		stateOpen:         {stateDraining, stateClosingFlush, stateClosingNow, stateClosed},
@@ -38,6 +39,7 @@ func TestConnStateTransitions(t *testing.T) {
 }
 
 func TestConnStateNames(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for s := stateOpen; s <= stateEnded; s++ {
 		name := s.String()
@@ -73,6 +75,7 @@ func bareConn() *Conn {
 // checks where each sequence leaves it: its state, the close code it would
 // send, whether its queue was kept, and whether it still queues.
 func TestCloseDecisions(t *testing.T) {
+	t.Parallel()
 	closeFlush := func(code protows.CloseCode) func(*Conn) {
 		return func(c *Conn) { c.Close(code, fmt.Sprint(code)) }
 	}
@@ -139,6 +142,7 @@ func TestCloseDecisions(t *testing.T) {
 // TestSlowConsumerClosesNow: an overflowing queue closes the connection
 // at once with 4008, dropping what was queued.
 func TestSlowConsumerClosesNow(t *testing.T) {
+	t.Parallel()
 	c := bareConn()
 	c.srv.cfg.SendQueue = 2
 	for i := range 2 {

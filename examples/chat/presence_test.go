@@ -18,6 +18,7 @@ import (
 // TestPresenceEvent: the hook posts a person's first join and last leave
 // only, per room, and counts each anonymous membership as a person.
 func TestPresenceEvent(t *testing.T) {
+	t.Parallel()
 	at := time.Unix(1700000000, 0)
 	p := newPresence(func() time.Time { return at })
 	member := func(subject, conn, room string) hub.Member {
@@ -78,6 +79,7 @@ func expectMessage(t *testing.T, s *client.ServerStream[chatv1.RoomEvent], want 
 // one is. This is what a codec switch on the page does: it joins on a
 // new connection, then closes the old one.
 func TestPresencePerPerson(t *testing.T) {
+	t.Parallel()
 	ns, err := startNATS()
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +179,7 @@ func roomPeople(ctx context.Context, t *testing.T, c *chatv1.ChatServiceClient, 
 // TestMetrics: GET /metrics serves the node's transport figures in the
 // Prometheus text format, counting this test's connection by codec.
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	n := startTestNode(t, nodeConfig{})
 	c := dialChat(t, n, "erin", codec.JSON())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -21,6 +21,7 @@ import (
 // chat service with a token from POST /token, and listens to a room while
 // a Go client posts to it. Its exit statuses are those of the real binary.
 func TestProtowsCommand(t *testing.T) {
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "protows")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/protows").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -144,6 +145,7 @@ func TestProtowsCommand(t *testing.T) {
 // TestHelpExitsZero: -help prints the usage and is a success; a bad flag
 // or argument is a usage error (2); the flags include -reflection.
 func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
 	var stderr bytes.Buffer
 	err := run(context.Background(), []string{"-help"}, &bytes.Buffer{}, &stderr)
 	if !errors.Is(err, flag.ErrHelp) || exitStatus(err) != 0 {
