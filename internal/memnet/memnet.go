@@ -11,9 +11,11 @@
 // Unlike net.Pipe, a Conn buffers like a TCP socket: a write returns once
 // its bytes fit into the peer's receive buffer (DefaultBufferSize, or
 // SetReadBuffer), not once the peer read them, so a peer that stops reading
-// pushes back only when that buffer is full. Deadlines, Close (the peer
-// reads what was sent, then io.EOF; its writes fail) and CloseWrite behave
-// as on a TCP connection.
+// pushes back only when that buffer is full. Deadlines, Close and
+// CloseWrite behave as on a TCP connection: the peer of a closed Conn
+// reads what was sent, then io.EOF. Its writes are discarded rather than
+// failed: over TCP the first ones succeed too, until the peer's reset
+// comes back, and a test must not depend on when that happens.
 //
 // Usage, inside synctest.Test:
 //
@@ -134,7 +136,7 @@ type buffer struct {
 	data []byte
 	size int
 	eof  bool          // the writer closed: reads drain data, then io.EOF
-	gone bool          // the reader closed: writes fail
+	gone bool          // the reader closed: writes are discarded
 	wake chan struct{} // closed and replaced on every change
 }
 
@@ -219,12 +221,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 		b := c.out
 		b.mu.Lock()
 		switch {
-		case b.gone:
-			b.mu.Unlock()
-			return n, c.opError("write", syscall.ECONNRESET)
 		case b.eof:
 			b.mu.Unlock()
 			return n, c.opError("write", syscall.EPIPE)
+		case b.gone:
+			b.mu.Unlock()
+			return n + len(p), nil
 		}
 		if free := b.size - len(b.data); free > 0 || len(p) == 0 {
 			k := min(free, len(p))
@@ -249,7 +251,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 }
 
 // Close closes the connection: the peer reads what is buffered, then
-// io.EOF, and its writes fail with ECONNRESET.
+// io.EOF, and its writes are discarded.
 func (c *Conn) Close() error {
 	first := false
 	c.once.Do(func() { close(c.closed); first = true })
