@@ -75,6 +75,7 @@ func (s *countingStream) Receive() bool {
 // (whose map is not modified), and a stream wrapper sees every message and
 // the end.
 func TestInterceptors(t *testing.T) {
+	t.Parallel()
 	forCodecs(t, func(t *testing.T, cd codec.Codec) {
 		seen := make(chan map[string]string, 4)
 		fs := newFakeServer(t, func(fc *fakeConn) {
@@ -162,6 +163,7 @@ func equalMD(a, b map[string]string) bool {
 // An interceptor may answer a call itself; a response of the wrong type is
 // an internal error, not a panic.
 func TestInterceptorShortCircuit(t *testing.T) {
+	t.Parallel()
 	fs := newFakeServer(t, func(fc *fakeConn) { fc.serve(nil) })
 	cached := client.UnaryInterceptorFunc(func(next client.UnaryFunc) client.UnaryFunc {
 		return func(ctx context.Context, call *client.Call) (proto.Message, error) {
@@ -186,6 +188,7 @@ func TestInterceptorShortCircuit(t *testing.T) {
 // only the method's id, comes back naming the method the caller meant, from
 // unary calls and streams alike; the server's message is kept as it was.
 func TestErrorsNameTheMethod(t *testing.T) {
+	t.Parallel()
 	srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
 	c := dial(t, srv.url, client.WithCodec(codec.Proto()))
 	const typo = "/protows.test.v1.TestService/Ehco"
@@ -228,6 +231,7 @@ func TestErrorsNameTheMethod(t *testing.T) {
 // call, successes as "ok" at debug level, failures at info level, and a
 // stream's end with its message count.
 func TestLogCalls(t *testing.T) {
+	t.Parallel()
 	srv := startReal(t, "127.0.0.1:0", transport.Config{}, nil)
 	var buf syncBuffer
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -281,6 +285,7 @@ func (b *syncBuffer) String() string {
 // TestForeignEndpoint: dialing a URL that answers with a web page puts the
 // status and the body's type in the error, not the page.
 func TestForeignEndpoint(t *testing.T) {
+	t.Parallel()
 	page := "<!doctype html><html>" + strings.Repeat("<p>lorem ipsum</p>", 500) + "</html>"
 	tests := []struct {
 		name   string

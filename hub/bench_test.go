@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/protows/protows/codec"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -108,7 +107,17 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkReceive(b *testing.B) {
 	for _, members := range []int{0, 100} {
 		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
-			h, err := New(Config[*msg]{Logger: slog.New(slog.DiscardHandler), Broker: &discardBroker{}})
+			joined := make(chan struct{}, members)
+			h, err := New(Config[*msg]{
+				Logger: slog.New(slog.DiscardHandler), Broker: &discardBroker{},
+				// No presence messages: the hook only counts the joins.
+				Presence: func(ev PresenceEvent) (*msg, bool) {
+					if ev.Joined {
+						joined <- struct{}{}
+					}
+					return nil, false
+				},
+			})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -120,8 +129,8 @@ func BenchmarkReceive(b *testing.B) {
 				m := fakeMember(b, ctx, h, "r", &discardCall{codec: codec.Proto()}, fmt.Sprint(i))
 				go func() { _ = h.join(ctx, m); done <- struct{}{} }()
 			}
-			for len(h.Members("r")) < members {
-				time.Sleep(time.Millisecond)
+			for range members {
+				<-joined
 			}
 			payload, err := codec.Proto().AppendPayload(nil, &msg{Subject: "a chat message of a typical length, say eighty bytes or so..", ExpiresAt: 1795000000})
 			if err != nil {

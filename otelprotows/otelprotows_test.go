@@ -103,6 +103,7 @@ func attrs(s tracetest.SpanStub) map[attribute.Key]attribute.Value {
 // child, and a server span, the client span's child through the
 // traceparent metadata entry, with the RPC attributes and the outcome.
 func TestUnaryTrace(t *testing.T) {
+	t.Parallel()
 	tr := startTraced(t)
 	ctx, parent := tr.tp.Tracer("test").Start(context.Background(), "parent")
 	if _, err := client.CallUnary[testv1.EchoResponse](ctx, tr.c, testservice.EchoMethod, &testv1.EchoRequest{Text: "hi"}); err != nil {
@@ -147,6 +148,7 @@ func TestUnaryTrace(t *testing.T) {
 // TestStreamTrace: a stream's client span ends when the stream ends, with
 // its message count; the server span is its child.
 func TestStreamTrace(t *testing.T) {
+	t.Parallel()
 	tr := startTraced(t)
 	st, err := client.CallServerStream[testv1.CountResponse](context.Background(), tr.c, testservice.CountMethod, &testv1.CountRequest{Count: 3})
 	if err != nil {
@@ -177,6 +179,7 @@ func TestStreamTrace(t *testing.T) {
 // metadata entry (the TypeScript runtime, a raw client) puts the server's
 // span into its trace.
 func TestServerReadsTraceparent(t *testing.T) {
+	t.Parallel()
 	tr := startTraced(t)
 	const traceID, spanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	d := websocket.Dialer{Subprotocols: []string{codec.JSONName}}

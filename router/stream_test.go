@@ -33,6 +33,7 @@ func (w sendOnly) Send(m proto.Message) error { return w.s.Send(m) }
 // envelopes for its call, and that a wrapper an interceptor puts in
 // Call.Stream hides them, leaving Send.
 func TestStreamEnqueuer(t *testing.T) {
+	t.Parallel()
 	const count = "/protows.test.v1.TestService/Count"
 	tests := []struct {
 		name         string

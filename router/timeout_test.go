@@ -53,6 +53,7 @@ func timed(t *testing.T, r *router.Router, method string, req proto.Message) (ti
 // bounds its unary methods and leaves its streams alone; WithStreamTimeout
 // bounds the streams and leaves the unary methods alone.
 func TestTimeoutsByKind(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		opts       []router.HandlerOption

@@ -34,6 +34,7 @@ func pings(first uint32, n int) []*protowsv1.Envelope {
 // client's own envelopes, and the reader waits for room for them instead
 // of closing with 4008. Every PONG comes, in order.
 func TestPongBurst(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			for _, tc := range []struct {
@@ -71,6 +72,7 @@ func TestPongBurst(t *testing.T) {
 // than the queue holds, all at once, wait for room rather than close the
 // connection; a stream's messages still overflow it (TestSlowConsumer).
 func TestRepliesWaitForRoom(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			ts := startServer(t, transport.Config{SendQueue: 4})
@@ -97,6 +99,7 @@ func TestRepliesWaitForRoom(t *testing.T) {
 // client that keeps calling and reads nothing is cut off by the write
 // timeout, and the connection ends.
 func TestAnswersToAClientThatNeverReads(t *testing.T) {
+	t.Parallel()
 	m := &closeMetrics{closed: make(chan int, 1)}
 	ts := startServer(t, transport.Config{SendQueue: 4, WriteTimeout: 300 * time.Millisecond, RateLimit: -1, Metrics: m})
 	cl := dial(t, ts.url, codec.Proto(), nil)
@@ -189,6 +192,7 @@ func (cl *client) rawNext() (int, []*protowsv1.Envelope) {
 // over it becomes ERROR resource_exhausted for that call, and the
 // connection stays; a reply right at the limit is sent.
 func TestOversizedReply(t *testing.T) {
+	t.Parallel()
 	const limit = 16 << 10
 	ts := startServer(t, transport.Config{MaxMessageSize: limit}, registerBig(t))
 	for _, c := range codecs {
@@ -244,6 +248,7 @@ func TestOversizedReply(t *testing.T) {
 // is refused to the handler (resource_exhausted, ErrMessageTooLarge), and
 // the stream goes on.
 func TestOversizedErrorAndStream(t *testing.T) {
+	t.Parallel()
 	const limit = 16 << 10
 	ts := startServer(t, transport.Config{MaxMessageSize: limit}, registerBig(t))
 	for _, c := range codecs {

@@ -69,6 +69,7 @@ func (a *attrsHandler) Handle(ctx context.Context, r slog.Record) error {
 // Config.ConnLogLevel, Info by default, the close with its code and how
 // long the connection lived; a level below the logger's silences them.
 func TestConnectionLogs(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		level slog.Level

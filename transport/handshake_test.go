@@ -91,6 +91,7 @@ func TestOriginDefaultSameOrigin(t *testing.T) {
 // same-origin to the browser, but names a host the server does not serve:
 // refused. Loopback names pass; AllowedHosts lists the names explicitly.
 func TestDNSRebinding(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		cfg    transport.Config

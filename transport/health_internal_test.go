@@ -14,6 +14,7 @@ import (
 // TestLiveWedged: a server whose lock stays held fails its liveness probe
 // after liveLockWait, and recovers once the lock is free.
 func TestLiveWedged(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := NewServer(nil, Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		h := s.LiveHandler()

@@ -185,6 +185,7 @@ func TestProbesDuringShutdown(t *testing.T) {
 // TestReadyChecks: a failing check makes the server not ready, with its
 // error; liveness does not depend on it.
 func TestReadyChecks(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	brokerErr := errors.New("broker disconnected")
 	var failing bool

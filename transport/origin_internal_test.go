@@ -12,6 +12,7 @@ import (
 // browser's handshake is checked only when it arrived on a loopback
 // address: the server cannot know the names of its other addresses.
 func TestHostAllowedByLocalAddress(t *testing.T) {
+	t.Parallel()
 	oc := newOriginChecker(nil, nil)
 	for _, tc := range []struct {
 		name  string

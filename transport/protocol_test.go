@@ -442,6 +442,7 @@ func TestFarOversizedMessageGetsItsCloseCode(t *testing.T) {
 // number makes the frame undecodable (1007), while a known kind a client
 // may not send, or none, is a protocol violation (1002).
 func TestJSONKinds(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	for _, tc := range []struct {
 		frame string
@@ -465,6 +466,7 @@ func TestJSONKinds(t *testing.T) {
 // REQUEST when its handler returns: the PONG of a PING sent after a
 // REQUEST may come first (PROTOCOL.md section 7), so a PONG is no barrier.
 func TestPongMayOvertakeReplies(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			ts := startServer(t, transport.Config{})

@@ -14,6 +14,7 @@ import (
 // nothing is held. (The bound was about twice the limit when only the
 // queue, not the batch being written, had to be empty.)
 func TestQueueByteBound(t *testing.T) {
+	t.Parallel()
 	const limit = 100
 	for _, tc := range []struct {
 		name            string
@@ -58,6 +59,7 @@ func TestQueueByteBound(t *testing.T) {
 // writer took the queue (or the connection closes), where anything else
 // closes the connection with 4008.
 func TestAnswerWaitsForRoom(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		release func(c *Conn)
@@ -104,6 +106,7 @@ func TestAnswerWaitsForRoom(t *testing.T) {
 // envelope, in both codecs: the size limit the send queue applies to an
 // envelope is the size of the message it goes out in.
 func TestOneEnvelopeFrame(t *testing.T) {
+	t.Parallel()
 	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
 		for _, n := range []int{0, 1, 127, 128, 16384, 1 << 20} {
 			elem := make([]byte, n)
@@ -116,6 +119,7 @@ func TestOneEnvelopeFrame(t *testing.T) {
 
 // TestTruncateUTF8 cuts at a rune boundary.
 func TestTruncateUTF8(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		s    string
 		n    int

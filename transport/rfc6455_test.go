@@ -60,6 +60,7 @@ func (cl *client) writeRaw(b []byte) {
 // are, even in a key the decoder would ignore; valid UTF-8 is served, and
 // binary messages are not text.
 func TestInvalidUTF8Text(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{})
 	for _, tc := range []struct {
 		name  string
@@ -99,6 +100,7 @@ func TestInvalidUTF8Text(t *testing.T) {
 // 1002, where gorilla alone dropped the link without a close frame. A
 // length that is merely over the limit still gets 1009.
 func TestFrameLengthOutOfRange(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{MaxMessageSize: 64 << 10})
 	for _, tc := range []struct {
 		name   string
@@ -130,6 +132,7 @@ func TestFrameLengthOutOfRange(t *testing.T) {
 // TestCorruptCompressedData: a compressed message whose deflate data is
 // corrupt is undecodable: close 1007, not a dropped link.
 func TestCorruptCompressedData(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{EnableCompression: true})
 	for _, c := range codecs {
 		for _, tc := range []struct {
@@ -165,6 +168,7 @@ func TestCorruptCompressedData(t *testing.T) {
 // rate limit: those within it are answered, the first beyond it closes
 // the connection with 4029.
 func TestPingFrameFlood(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			ts := startServer(t, transport.Config{RateLimit: 10, RateBurst: 20})
@@ -214,6 +218,7 @@ func TestPingFrameFlood(t *testing.T) {
 // TestPingFramesKeepAlive: a ping frame is traffic: a client that sends
 // only ping frames, and reads nothing, is not closed for silence.
 func TestPingFramesKeepAlive(t *testing.T) {
+	t.Parallel()
 	ts := startServer(t, transport.Config{PingInterval: time.Hour, ReadTimeout: 300 * time.Millisecond})
 	cl := dial(t, ts.url, codec.Proto(), nil)
 	for range 8 {

@@ -322,6 +322,7 @@ func testShutdownEndsHubRooms(t *testing.T) {
 // ERROR unavailable and the connection closes with 1001, well before
 // Shutdown's own deadline; what the handlers return later is discarded.
 func TestDrainTimeout(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			release := make(chan struct{})

@@ -95,6 +95,7 @@ func TestTestServer(t *testing.T) {
 // readiness fails while a call still runs, before its connection gets the
 // 1001 close, and liveness stays up.
 func TestProbes(t *testing.T) {
+	t.Parallel()
 	cmd, base := start(t)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	probe := func(path string) int {

@@ -28,6 +28,7 @@ func get(t *testing.T, url string) (int, string) {
 // shutdown readiness has failed by the time a client gets its 1001, and
 // the HTTP server still answers the probes then.
 func TestProbes(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

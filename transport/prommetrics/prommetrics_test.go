@@ -115,6 +115,7 @@ protows_connections_open{subprotocol="protows.v1.proto"} 0
 
 // TestShed: shed connections are counted apart from their 1013 closes.
 func TestShed(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	m, err := prommetrics.New(reg)
 	if err != nil {
