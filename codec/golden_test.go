@@ -136,7 +136,7 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			e.Payload = nil
 			return e
 		}()},
-		"credit":                {{Id: 12, Kind: protowsv1.Kind_KIND_CREDIT, Credit: 16}},
+		"credit": {{Id: 12, Kind: protowsv1.Kind_KIND_CREDIT, Credit: 16}},
 		"client_stream": {
 			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(token)},
 			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(&protowsv1.AuthenticateRequest{})},

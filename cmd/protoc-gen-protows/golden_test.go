@@ -229,6 +229,60 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestGoldenStreams generates the Go code of a service with a method of
+// every kind (testdata/streams) and compares it with
+// testdata/golden-streams.
+func TestGoldenStreams(t *testing.T) {
+	ts := tools(t)
+	out, err := ts.generate(t, filepath.Join("testdata", "streams"), nil,
+		plugin{Local: []string{ts.protocGo}, Out: "go", Opt: []string{"paths=source_relative"}},
+		ts.goPlugin(),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "golden-streams")
+	if *update {
+		if err := os.RemoveAll(golden); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(golden, os.DirFS(out)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, want := readTree(t, out), readTree(t, golden)
+	if len(want) == 0 {
+		t.Fatal("testdata/golden-streams is empty")
+	}
+	for name, w := range want {
+		if g, ok := got[name]; !ok || !bytes.Equal(g, w) {
+			t.Errorf("%s differs from testdata/golden-streams (run go test -update to accept): %s", name, firstDiff(g, w))
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: generated but not in testdata/golden-streams (run go test -update to accept)", name)
+		}
+	}
+	code := string(want["go/streams/v1/streams_protows.pb.go"])
+	for _, s := range []string{
+		"Sum(context.Context, router.ClientStream[*Number]) (*Total, error)",
+		"Running(context.Context, router.BidiStream[*Number, *Total]) error",
+		"router.HandleClientStream(r, TallySumMethod, h.Sum, opts...)",
+		"router.HandleBidiStream(r, TallyRunningMethod, h.Running, opts...)",
+		"client.CallClientStream[Number, Total](ctx, c.client, TallySumMethod, opts...)",
+		"client.CallBidiStream[Number, Total](ctx, c.client, TallyRunningMethod, opts...)",
+	} {
+		if !strings.Contains(code, s) {
+			t.Errorf("the generated code lacks %q", s)
+		}
+	}
+	// A stream from the client is never retried, idempotent or not.
+	if strings.Contains(code, "client.Idempotent") {
+		t.Error("the generated client passes Idempotent for a client stream")
+	}
+}
+
 // readTree returns the files under dir by slash-separated relative path.
 func readTree(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
@@ -272,7 +326,7 @@ func firstDiff(got, want []byte) string {
 // TestGoldenGoVets compiles and vets the golden Go packages: generated code
 // that compiles against the router and client of this checkout.
 func TestGoldenGoVets(t *testing.T) {
-	cmd := exec.Command("go", "vet", "./testdata/golden/go/...")
+	cmd := exec.Command("go", "vet", "./testdata/golden/go/...", "./testdata/golden-streams/go/...")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go vet of the golden Go code: %v\n%s", err, b)
 	}
@@ -422,9 +476,13 @@ func TestRejected(t *testing.T) {
 		// problem), and its output contains esWant (file name to text).
 		goOnly bool
 		esWant map[string]string
+		// esOnly: the Go plugin accepts it and generates a file whose
+		// name ends with goWant; the TypeScript plugin refuses it.
+		esOnly bool
+		goWant string
 	}{
-		{dir: "clientstream", want: "method upload.v1.UploadService.Upload is client streaming"},
-		{dir: "bidi", want: "method bidi.v1.ChatService.Chat is bidirectional streaming"},
+		{dir: "clientstream", want: "method upload.v1.UploadService.Upload is client streaming", esOnly: true, goWant: "upload_protows.pb.go"},
+		{dir: "bidi", want: "method bidi.v1.ChatService.Chat is bidirectional streaming", esOnly: true, goWant: "chat_protows.pb.go"},
 		{dir: "collision", want: "of /collide.v1.SecondService/M617264 collides with /collide.v1.FirstService/M74449"},
 		{dir: "goname", want: "methods GetItem and get_item both become GetItem in Go", goOnly: true},
 		{dir: "goclash", want: "PromiseClient, generated for service goclash.v1.Promise, is also the Go name of message goclash.v1.PromiseClient", goOnly: true,
@@ -436,7 +494,20 @@ func TestRejected(t *testing.T) {
 		dir := filepath.Join("testdata", "errors", tt.dir)
 		t.Run(tt.dir+"/go", func(t *testing.T) {
 			t.Parallel()
-			_, err := ts.generate(t, dir, nil, ts.goPlugin())
+			out, err := ts.generate(t, dir, nil, ts.goPlugin())
+			if tt.esOnly {
+				if err != nil {
+					t.Fatalf("got %v, want success", err)
+				}
+				found := false
+				for name := range readTree(t, out) {
+					found = found || strings.HasSuffix(name, tt.goWant)
+				}
+				if !found {
+					t.Errorf("no %s generated", tt.goWant)
+				}
+				return
+			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
 			}
