@@ -100,7 +100,7 @@ func CallBidiStream[Req, Res any](ctx context.Context, c *Client, method string,
 // the message size limit (the call goes on), when ctx ended, and after
 // CloseAndReceive.
 func (s *ClientStream[Req, Res]) Send(msg *Req) error {
-	return s.core.send(any(msg))
+	return s.core.named(s.core.send(any(msg)))
 }
 
 // CloseAndReceive tells the server that the client is done sending and
@@ -109,11 +109,11 @@ func (s *ClientStream[Req, Res]) Send(msg *Req) error {
 // wrapping ErrConnectionLost when the connection dropped.
 func (s *ClientStream[Req, Res]) CloseAndReceive() (*Res, error) {
 	if err := s.core.closeSend(); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, s.core.named(err)
 	}
 	env, err := s.core.wait()
 	if err != nil {
-		return nil, err
+		return nil, s.core.named(err)
 	}
 	res, msg, err := newResponse[Res](s.core.initRes)
 	if err != nil {
@@ -139,7 +139,7 @@ func (s *ClientStream[Req, Res]) Close() error {
 // does. It returns io.EOF when the call ended before msg could be sent:
 // Receive then returns how it ended.
 func (s *BidiStream[Req, Res]) Send(msg *Req) error {
-	return s.core.send(any(msg))
+	return s.core.named(s.core.send(any(msg)))
 }
 
 // CloseSend tells the server that the client is done sending (a
@@ -147,7 +147,7 @@ func (s *BidiStream[Req, Res]) Send(msg *Req) error {
 // had already ended.
 func (s *BidiStream[Req, Res]) CloseSend() error {
 	if err := s.core.closeSend(); err != nil && !errors.Is(err, io.EOF) {
-		return err
+		return s.core.named(err)
 	}
 	return nil
 }
@@ -162,7 +162,7 @@ func (s *BidiStream[Req, Res]) Receive() (*Res, error) {
 	}
 	payload, err := s.core.next()
 	if err != nil {
-		return nil, err
+		return nil, s.core.named(err)
 	}
 	res, msg, err := newResponse[Res](s.core.initRes)
 	if err == nil {
@@ -535,6 +535,15 @@ func (f *flowCall) next() ([]byte, error) {
 		cn.sendCredit(id, grant)
 	}
 	return payload, nil
+}
+
+// named returns err as a *protows.Error naming the method, as every call
+// error is (see nameError); io.EOF, the end of a stream, stays itself.
+func (f *flowCall) named(err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return err
+	}
+	return nameError(f.method, err)
 }
 
 // String describes the call for logs.

@@ -96,7 +96,7 @@ type HandlerOption func(*handlerConfig)
 type handlerConfig struct {
 	interceptors  []Interceptor
 	timeout       time.Duration // unary calls
-	streamTimeout time.Duration // server streams
+	streamTimeout time.Duration // streams of every kind
 }
 
 // WithHandlerInterceptors adds interceptors for this method only, inside
@@ -107,7 +107,8 @@ func WithHandlerInterceptors(is ...Interceptor) HandlerOption {
 
 // WithTimeout bounds the run of a unary handler: its context expires
 // after d, and the call ends with deadline_exceeded if the handler returns
-// its context's error. It does not apply to server streams, which live as
+// its context's error. It does not apply to streams (server, client and
+// bidirectional), which live as
 // long as their subscription (a room's Watch lasts minutes or hours), so it
 // can be given to a whole service's RegisterXHandler: its unary methods get
 // the deadline, its streams do not. Bound streams with WithStreamTimeout.
@@ -116,11 +117,11 @@ func WithTimeout(d time.Duration) HandlerOption {
 	return func(c *handlerConfig) { c.timeout = d }
 }
 
-// WithStreamTimeout bounds the whole life of a server stream: after d its
-// handler's context expires, and the stream ends with STREAM_END
-// deadline_exceeded if the handler returns its context's error (which
-// Send returns too once the context ended). It does not apply to unary
-// calls. Use it for streams with a natural end, such as an export, never
+// WithStreamTimeout bounds the whole life of a stream (server, client or
+// bidirectional): after d its handler's context expires, and the call
+// ends with deadline_exceeded (STREAM_END, or ERROR for a client stream)
+// if the handler returns its context's error (which Send and Receive
+// return too once the context ended). It does not apply to unary calls. Use it for streams with a natural end, such as an export, never
 // for subscriptions that should last as long as the client wants them.
 // Zero (the default) means no timeout.
 func WithStreamTimeout(d time.Duration) HandlerOption {
@@ -489,7 +490,7 @@ func (r *Router) register(method string, kind methodKind, newReq func() proto.Me
 		h = hc.interceptors[i](h)
 	}
 	timeout := hc.timeout
-	if stream {
+	if kind.server || kind.client {
 		timeout = hc.streamTimeout
 	}
 	if timeout > 0 {
