@@ -6,6 +6,8 @@ package transport_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -633,4 +635,47 @@ func TestSendWaitsForCredit(t *testing.T) {
 		t.Errorf("%d messages, want 1", n)
 	}
 	wantError(t, end, protowsv1.Kind_KIND_STREAM_END, protows.CodeDeadlineExceeded)
+}
+
+// TestOldClientVectors replays the frames of a client that predates flow
+// control, from the golden vectors that existed before it (both codecs):
+// the server reads them as before, and sends such a client no kind it does
+// not know.
+func TestOldClientVectors(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(c.Name(), func(t *testing.T) {
+			ts := startServer(t, transport.Config{})
+			cl := dial(t, ts.url, c, nil)
+			ext := ".proto.bin"
+			if !c.Binary() {
+				ext = ".json"
+			}
+			for _, name := range []string{"request", "request_metadata", "request_empty", "ping", "cancel", "pong"} {
+				frame, err := os.ReadFile(filepath.Join("..", "codec", "testdata", "vectors", name+ext))
+				if err != nil {
+					t.Fatal(err)
+				}
+				cl.sendRaw(cl.msgType(), frame)
+			}
+			// request, request_metadata and request_empty call a method this
+			// server lacks; ping gets its PONG; cancel and pong need nothing.
+			got := map[protowsv1.Kind]int{}
+			for range 4 {
+				e := cl.recv()
+				if e.GetKind() > protowsv1.Kind_KIND_PONG {
+					t.Fatalf("an old client got kind %v", e.GetKind())
+				}
+				got[e.GetKind()]++
+			}
+			if got[protowsv1.Kind_KIND_ERROR] != 3 || got[protowsv1.Kind_KIND_PONG] != 1 {
+				t.Fatalf("answers %v, want 3 ERRORs and a PONG", got)
+			}
+			// A stream of an old client, and a unary call: old kinds only.
+			cl.send(cl.request(20, testservice.CountMethod, &testv1.CountRequest{Count: 1500}))
+			if n, end := cl.readStream(20, 0); n != 1500 || end.GetKind() != protowsv1.Kind_KIND_STREAM_END {
+				t.Fatalf("%d messages, then %v", n, end)
+			}
+			checkServing(t, ts, c)
+		})
+	}
 }
