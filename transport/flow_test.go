@@ -64,7 +64,7 @@ func registerBroadcastFlood(t *testing.T) func(*router.Router) {
 const (
 	watchedCountMethod = "/flow.v1.Flow/Count"
 	slowSumMethod      = "/flow.v1.Flow/SlowSum"
-	bigStreamMethod    = "/flow.v1.Flow/Big"
+	floodBigMethod    = "/flow.v1.Flow/Big"
 )
 
 // connWatch keeps the connections of the calls of watched methods, so that
@@ -106,7 +106,7 @@ func (w *connWatch) register(t *testing.T) func(*router.Router) {
 		})
 		if err == nil {
 			// Big sends 8 KiB messages until Send fails.
-			err = router.HandleServerStream(r, bigStreamMethod, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.EchoResponse]) error {
+			err = router.HandleServerStream(r, floodBigMethod, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.EchoResponse]) error {
 				w.add(ctx)
 				res := &testv1.EchoResponse{Padding: make([]byte, 8<<10)}
 				for {
@@ -274,7 +274,7 @@ func TestNeverReadsBackPressure(t *testing.T) {
 	ts := startServer(t, cfg, w.register(t))
 	cl := dial(t, ts.url, codec.Proto(), nil)
 	_ = cl.ws.NetConn().(interface{ SetReadBuffer(int) error }).SetReadBuffer(4096)
-	cl.send(cl.request(1, bigStreamMethod, &testv1.CountRequest{}))
+	cl.send(cl.request(1, floodBigMethod, &testv1.CountRequest{}))
 	select {
 	case code := <-m.closed:
 		if code != int(protows.CloseAbnormal) {
