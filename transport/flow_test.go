@@ -64,7 +64,7 @@ func registerBroadcastFlood(t *testing.T) func(*router.Router) {
 const (
 	watchedCountMethod = "/flow.v1.Flow/Count"
 	slowSumMethod      = "/flow.v1.Flow/SlowSum"
-	floodBigMethod    = "/flow.v1.Flow/Big"
+	floodBigMethod     = "/flow.v1.Flow/Big"
 )
 
 // connWatch keeps the connections of the calls of watched methods, so that
