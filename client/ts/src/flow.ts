@@ -63,6 +63,7 @@ export class FlowCall {
   // its REQUEST (req, without id); it throws `unavailable` when the send
   // fails.
   constructor(conn: Conn, req: WireEnvelope, bidi: boolean, signal: AbortSignal) {
+    if (signal.aborted) throw signal.reason;
     this.#conn = conn;
     this.#bidi = bidi;
     this.#signal = signal;
