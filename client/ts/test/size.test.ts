@@ -7,7 +7,9 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { pkgDir } from "./repo.js";
 
-const budgetGzipped = 10 * 1024;
+// 11 KiB since issue 12: client-streaming and bidirectional calls and flow
+// control (src/flow.ts) added about 340 bytes gzipped to the runtime.
+const budgetGzipped = 11 * 1024;
 
 test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`, async () => {
   const { sizes } = (await import(pathToFileURL(join(pkgDir, "scripts", "size.mjs")).href)) as {
