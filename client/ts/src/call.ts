@@ -646,6 +646,11 @@ class Subscription {
 
   async next(): Promise<StreamItem> {
     for (;;) {
+      // An abort wins over messages already queued: the loop that aborted
+      // gets no more of them.
+      if (this.#signal.aborted) {
+        throw this.#signal.reason;
+      }
       const item = this.#queue.shift();
       if (item !== undefined) {
         if (item.kind === "message") {
@@ -660,9 +665,6 @@ class Subscription {
           }
         }
         return item;
-      }
-      if (this.#signal.aborted) {
-        throw this.#signal.reason;
       }
       await new Promise<void>((resolve) => {
         const onAbort = (): void => resolve();
