@@ -120,7 +120,9 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 ## bench: codec and dispatch micro-benchmarks, then the end-to-end load
-## tool: protows against raw gorilla/websocket, JSON against Protobuf, room
+## tool: protows against raw gorilla/websocket, JSON against Protobuf, echo
+## on one bidirectional stream against unary echo and raw echo (the same
+## runs) and 1,000,000 samples through one bidirectional stream, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
 ## coalescing on, off and delayed 1 ms (broadcast). Implementations take
@@ -133,6 +135,10 @@ chromium:
 ## cores, warm.
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 BENCH_REPS ?= 3
+# One bidirectional stream carrying 1,000,000 samples (2,000,000 messages,
+# each way), 64 in flight: its server's peak RSS is the memory of a long
+# stream (TestBidiMillionConstantMemory checks that the heap stays flat).
+BENCH_BIDI_MILLION_FLAGS ?= -child -reps 1 -duration 0 -messages 2000000 -conns 1 -inflight 64 -scenarios bidi/protows -sizes small -codecs proto
 BENCH_FANOUT_REPS ?= 5
 BENCH_FANOUT_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast -sizes small,medium
 # Large fan-out delivers a few hundred messages a second: 4 s make each
@@ -149,8 +155,9 @@ bench:
 	go build -o $(BENCH_BIN)/protows-load ./benchmarks/cmd/protows-load
 	cd benchmarks/centrifuge && go build -o ../out/bin/centrifuge-load .
 	for i in $$(seq $(BENCH_REPS)); do \
-		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main-$$i -scenarios echo,push,idle >/dev/null || exit 1; \
+		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main-$$i -scenarios echo,push,bidi,idle >/dev/null || exit 1; \
 	done
+	$(BENCH_BIN)/protows-load $(BENCH_BIDI_MILLION_FLAGS) -name bidi-million >/dev/null
 	for i in $$(seq $(BENCH_FANOUT_REPS)); do \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_FLAGS) -out $(BENCH_OUT) -name fanout-centrifuge-$$i >/dev/null && \
 		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name fanout-protows-$$i \

@@ -206,7 +206,20 @@ func (cn *conn) send(ctx context.Context, b []byte) error {
 // most the heartbeat timeout for room in the queue: a CANCEL that cannot be
 // queued is dropped, and the server's late reply is discarded on arrival.
 func (cn *conn) sendCancel(id uint32) {
-	b, err := cn.encode(&protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_CANCEL})
+	cn.sendControl(&protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_CANCEL})
+}
+
+// sendCredit grants the server credit for n more STREAM_MESSAGEs of call
+// id (docs/PROTOCOL.md, section 4.6), waiting like sendCancel.
+func (cn *conn) sendCredit(id uint32, n int64) {
+	cn.sendControl(&protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_CREDIT, Credit: uint32(n)})
+}
+
+// sendControl queues an envelope that no caller waits on, waiting at most
+// the heartbeat timeout for room: a full queue for that long means the
+// link is dying, and the heartbeat ends it.
+func (cn *conn) sendControl(env *protowsv1.Envelope) {
+	b, err := cn.encode(env)
 	if err != nil {
 		return
 	}
@@ -300,7 +313,7 @@ func readMessage(ws *websocket.Conn, hint int) (int, []byte, error) {
 func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 	switch env.GetKind() {
 	case protowsv1.Kind_KIND_REPLY, protowsv1.Kind_KIND_STREAM_MESSAGE,
-		protowsv1.Kind_KIND_STREAM_END, protowsv1.Kind_KIND_ERROR:
+		protowsv1.Kind_KIND_STREAM_END, protowsv1.Kind_KIND_ERROR, protowsv1.Kind_KIND_CREDIT:
 		id := env.GetId()
 		if id == 0 {
 			if env.GetKind() == protowsv1.Kind_KIND_ERROR {
@@ -311,7 +324,7 @@ func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 			}
 			return true
 		}
-		final := env.GetKind() != protowsv1.Kind_KIND_STREAM_MESSAGE
+		final := env.GetKind() != protowsv1.Kind_KIND_STREAM_MESSAGE && env.GetKind() != protowsv1.Kind_KIND_CREDIT
 		cn.mu.Lock()
 		s := cn.calls[id]
 		if final {

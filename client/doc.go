@@ -1,5 +1,5 @@
-// Package client is the Go client of protows: typed calls and server streams
-// over one WebSocket connection that repairs itself.
+// Package client is the Go client of protows: typed calls and streams of
+// every kind over one WebSocket connection that repairs itself.
 //
 // # Usage
 //
@@ -16,6 +16,26 @@
 //		handle(stream.Msg())
 //	}
 //	err = stream.Err() // nil when the server ended the stream cleanly
+//
+//	up, err := client.CallClientStream[chatv1.Line, chatv1.Summary](ctx, c, "/chat.v1.ChatService/Upload")
+//	err = up.Send(line)          // io.EOF once the server ended the call
+//	sum, err := up.CloseAndReceive()
+//
+//	talk, err := client.CallBidiStream[chatv1.Line, chatv1.Line](ctx, c, "/chat.v1.ChatService/Talk")
+//	err = talk.Send(line)        // and, from another goroutine:
+//	msg, err := talk.Receive()   // io.EOF when the server ended the call cleanly
+//	err = talk.CloseSend()
+//
+// # Flow control
+//
+// Every stream the client reads has a window (WithStreamBuffer, 256
+// messages by default): the client grants it to the server in the REQUEST
+// and grants more as the reader takes messages (docs/PROTOCOL.md, section
+// 4.6), so the server waits for a slow reader and the client never holds
+// more than the window. Send on a ClientStream or BidiStream waits for the
+// server's credit likewise. Client streams and bidirectional calls are
+// never resumed on the next connection: they end with CodeUnavailable
+// wrapping ErrConnectionLost.
 //
 // Generated clients (NewChatServiceClient(c)) wrap these calls with the
 // method names and types filled in.
@@ -119,7 +139,8 @@
 // A Client is safe for concurrent use; calls share its connection and their
 // replies arrive in any order. At most WithMaxInFlight calls are in flight
 // at once; more wait. A ServerStream is read by one goroutine (Receive, Msg,
-// Seq, Gap, Err); Close may be called from any. Each connection is served by a
+// Seq, Gap, Err); Close may be called from any. A BidiStream is used by at
+// most two: one sends (Send, CloseSend), one receives (Receive). Each connection is served by a
 // reader, a writer and a heartbeat goroutine: the writer is the only one
 // that writes to the socket, and it batches queued envelopes into one frame.
 // StateFunc is called from the client's goroutine and must not block.

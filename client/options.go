@@ -68,7 +68,7 @@ func newConfig(opts []Option) config {
 		pingInterval:  15 * time.Second,
 		pingTimeout:   10 * time.Second,
 		maxMessage:    1 << 20,
-		streamBuffer:  1024,
+		streamBuffer:  256,
 		maxInFlight:   128,
 		retryAttempts: 3,
 		rnd:           randInt64N,
@@ -180,15 +180,19 @@ func WithMaxMessageSize(n int) Option {
 	})
 }
 
-// WithStreamBuffer sets how many received messages a ServerStream holds for
-// a reader that has not taken them yet. A stream whose reader falls further
-// behind is cancelled and ends with CodeResourceExhausted, so that one slow
-// reader never stalls the other calls of the connection. Zero or less keeps
-// the default, 1024.
+// WithStreamBuffer sets the window of the streams the client reads
+// (ServerStream, BidiStream): how many received messages it holds for a
+// reader that has not taken them yet. The client grants the server that
+// many messages per stream and more as the reader takes them
+// (docs/PROTOCOL.md, section 4.6), so a slow reader holds back its own
+// stream only, never the connection. A stream to which a server sends more
+// than the window (a server that predates flow control) is cancelled and
+// ends with CodeResourceExhausted. Zero or less keeps the default, 256; at
+// most 2^31-1.
 func WithStreamBuffer(n int) Option {
 	return optionFunc(func(cfg *config) {
 		if n > 0 {
-			cfg.streamBuffer = n
+			cfg.streamBuffer = min(n, 1<<31-1)
 		}
 	})
 }

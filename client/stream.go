@@ -285,6 +285,7 @@ type streamCore struct {
 	mu         sync.Mutex
 	cn         *conn // the connection it is open on, nil between two
 	id         uint32
+	avail      int64 // the credit the server has left on cn (section 4.6)
 	queue      []streamItem
 	gapPending bool        // the stream was re-opened since the last message
 	lastSeq    uint64      // the last non-zero seq since the stream was (re-)opened
@@ -310,9 +311,14 @@ func (s *streamCore) open(ctx context.Context, cn *conn) error {
 		s.mu.Unlock()
 		return err
 	}
-	s.cn, s.id = cn, id
+	// The window counts the messages still held from an earlier opening,
+	// so that what the stream holds never exceeds it.
+	window := int64(max(s.cl.cfg.streamBuffer-len(s.queue), 1))
+	s.cn, s.id, s.avail = cn, id, window
 	s.mu.Unlock()
-	b, err := cn.encode(cn.request(id, s.method, s.payload, s.metadata))
+	req := cn.request(id, s.method, s.payload, s.metadata)
+	req.Credit = uint32(window)
+	b, err := cn.encode(req)
 	if err == nil {
 		err = cn.send(ctx, b)
 	}
@@ -330,13 +336,21 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 	}
 	var end error
 	switch env.GetKind() {
+	case protowsv1.Kind_KIND_CREDIT:
+		// Not for a server stream: a broken server.
+		s.mu.Unlock()
+		s.cancel(protows.Errorf(protows.CodeInternal, "client: server sent CREDIT for the server stream %s", s.method), false)
+		return
 	case protowsv1.Kind_KIND_STREAM_MESSAGE:
 		if len(s.queue) >= s.cl.cfg.streamBuffer {
+			// The server sent beyond the window: it predates flow control
+			// (section 4.6). Holding more would let it bury the reader.
 			s.mu.Unlock()
 			s.cancel(protows.Errorf(protows.CodeResourceExhausted,
 				"client: the stream's reader fell %d messages behind", len(s.queue)), false)
 			return
 		}
+		s.avail--
 		seq := env.GetSeq()
 		gap := s.gapPending || seqSkips(s.lastSeq, seq)
 		if seq != 0 {
@@ -488,7 +502,8 @@ func (s *streamCore) signal() {
 }
 
 // next returns the next message, waiting for one; false once the stream
-// ended and its messages were read.
+// ended and its messages were read. Taking a message may grant the server
+// credit for more.
 func (s *streamCore) next() (streamItem, bool) {
 	for {
 		s.mu.Lock()
@@ -496,7 +511,11 @@ func (s *streamCore) next() (streamItem, bool) {
 			it := s.queue[0]
 			s.queue[0] = streamItem{}
 			s.queue = s.queue[1:]
+			cn, id, grant := s.grantLocked()
 			s.mu.Unlock()
+			if grant > 0 {
+				cn.sendCredit(id, grant)
+			}
 			return it, true
 		}
 		if s.ended {
@@ -506,6 +525,23 @@ func (s *streamCore) next() (streamItem, bool) {
 		s.mu.Unlock()
 		<-s.wake
 	}
+}
+
+// grantLocked decides the credit to grant the server once the reader took
+// a message: what keeps the messages held plus those the server may still
+// send at the window, once that is at least half a window
+// (docs/PROTOCOL.md, section 4.6). s.mu must be held.
+func (s *streamCore) grantLocked() (*conn, uint32, int64) {
+	window := int64(s.cl.cfg.streamBuffer)
+	if s.cn == nil || s.ended {
+		return nil, 0, 0
+	}
+	grant := window - int64(len(s.queue)) - s.avail
+	if grant < max(window/2, 1) {
+		return nil, 0, 0
+	}
+	s.avail += grant
+	return s.cn, s.id, grant
 }
 
 func (s *streamCore) result() error {

@@ -38,7 +38,14 @@ type frameVector struct {
 	Envelopes []json.RawMessage `json:"envelopes"`
 }
 
-const sendMethod = "/chat.v1.ChatService/Send"
+// Methods of the vectors: a unary method, a server stream, a bidirectional
+// and a client-streaming method.
+const (
+	sendMethod   = "/chat.v1.ChatService/Send"
+	watchMethod  = "/chat.v1.ChatService/Watch"
+	chatMethod   = "/chat.v1.ChatService/Chat"
+	uploadMethod = "/chat.v1.ChatService/Upload"
+)
 
 // vectorCases builds the logical frames, each encoded with both codecs.
 // payload is how the case's message is encoded by the codec at hand.
@@ -108,8 +115,37 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			&reflectionv1.FileContainingSymbolRequest{Symbol: "chat.v1.ChatService"})},
 		"reflection_reply": {{Id: 10, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(
 			&reflectionv1.FileContainingSymbolResponse{FileDescriptorProtos: [][]byte{chatFile(t)}})}},
-		"ping": {{Id: 7, Kind: protowsv1.Kind_KIND_PING}},
-		"pong": {{Id: 7, Kind: protowsv1.Kind_KIND_PONG}},
+		// Flow-controlled streams (docs/PROTOCOL.md, sections 4.4 to 4.6): a
+		// server stream opened with an initial window; a bidirectional call
+		// (REQUEST without payload, with a window for the server's
+		// messages); the server's first CREDIT; a frame from the client
+		// with two stream messages, a CREDIT for the server's messages and
+		// the half-close.
+		"request_credit": {func() *protowsv1.Envelope {
+			e := requestTo(watchMethod, 11, token)
+			e.Credit = 256
+			return e
+		}()},
+		"request_bidi": {func() *protowsv1.Envelope {
+			e := requestTo(chatMethod, 12, &protowsv1.AuthenticateRequest{})
+			e.Payload, e.Credit = nil, 256
+			return e
+		}()},
+		"request_client_stream": {func() *protowsv1.Envelope {
+			e := requestTo(uploadMethod, 13, &protowsv1.AuthenticateRequest{})
+			e.Payload = nil
+			return e
+		}()},
+		"credit": {{Id: 12, Kind: protowsv1.Kind_KIND_CREDIT, Credit: 16}},
+		"client_stream": {
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(token)},
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(&protowsv1.AuthenticateRequest{})},
+			{Id: 12, Kind: protowsv1.Kind_KIND_CREDIT, Credit: 128},
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_END},
+		},
+		"half_close": {{Id: 13, Kind: protowsv1.Kind_KIND_STREAM_END}},
+		"ping":       {{Id: 7, Kind: protowsv1.Kind_KIND_PING}},
+		"pong":       {{Id: 7, Kind: protowsv1.Kind_KIND_PONG}},
 		"batch": {
 			{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(reply)},
 			{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply)},

@@ -72,6 +72,8 @@ type jsonEnvelope struct {
 	// Seq is a JSON number: servers keep it below 2^53, where JavaScript
 	// numbers are exact.
 	Seq uint64 `json:"seq,omitempty"`
+	// Credit is flow control's window or grant (REQUEST, CREDIT).
+	Credit uint32 `json:"credit,omitempty"`
 }
 
 type jsonError struct {
@@ -87,6 +89,7 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 		Payload:  e.GetPayload(),
 		Metadata: e.GetMetadata(),
 		Seq:      e.GetSeq(),
+		Credit:   e.GetCredit(),
 	}
 	if k := e.GetKind(); k != protowsv1.Kind_KIND_UNSPECIFIED {
 		name, ok := kindNames[k]

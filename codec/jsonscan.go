@@ -476,11 +476,11 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 		return e, s.skipValue()
 	}
 	var (
-		id, methodID, seq uint64
-		kind              string
-		payload           []byte
-		hasErr            bool
-		werr              struct {
+		id, methodID, seq, credit uint64
+		kind                      string
+		payload                   []byte
+		hasErr                    bool
+		werr                      struct {
 			code    protows.Code
 			message string
 		}
@@ -549,13 +549,15 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			})
 		case keyIs(k, "seq"):
 			return s.uint("seq", 64, &seq)
+		case keyIs(k, "credit"):
+			return s.uint("credit", 32, &credit)
 		}
 		return s.skipValue()
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.Id, e.MethodId, e.Seq = uint32(id), uint32(methodID), seq
+	e.Id, e.MethodId, e.Seq, e.Credit = uint32(id), uint32(methodID), seq, uint32(credit)
 	if kind != "" {
 		k, ok := kindValues[kind]
 		if !ok {

@@ -51,6 +51,8 @@ func TestJSONDecodeFrameSameAsStd(t *testing.T) {
 		`{"id":1}`, `{"id":1,"id":null}`, `{"id":-1}`, `{"id":-0}`, `{"id":1.0}`, `{"id":1e2}`, `{"id":4294967295}`,
 		`{"id":4294967296}`, `{"id":"1"}`, `{"id":true}`, `{"id":{}}`, `{"id":[]}`, `{"id":01}`, `{"id":1.}`, `{"id":-}`,
 		`{"seq":18446744073709551615}`, `{"seq":18446744073709551616}`, `{"seq":9007199254740993}`,
+		`{"kind":"credit","credit":16}`, `{"credit":4294967295}`, `{"credit":4294967296}`, `{"credit":-1}`, `{"credit":"1"}`,
+		`{"credit":null}`, `{"Credit":2}`, `{"credit":1,"credit":null}`,
 		`{"ID":7,"Id":8}`, `{"ſeq":3}`, `{"\u0069d":4}`, `{"Kind":"reply"}`, `{"\u212aind":"reply"}`, `{"methodid":9}`, `{"METHODID":9}`,
 		`{"kind":"reply"}`, `{"kind":"Reply"}`, `{"kind":""}`, `{"kind":null}`, `{"kind":"reply","kind":""}`, `{"kind":5}`,
 		`{"kind":"stream_message"}`, `{"kind":"r\u0065ply"}`, `{"method":"a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\ud800x"}`,

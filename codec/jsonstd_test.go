@@ -56,6 +56,7 @@ func decodeJSONEnvelopeStd(src []byte) (*protowsv1.Envelope, error) {
 		MethodId: je.MethodID,
 		Metadata: je.Metadata,
 		Seq:      je.Seq,
+		Credit:   je.Credit,
 	}
 	if je.Kind != "" {
 		k, ok := kindValues[je.Kind]

@@ -66,7 +66,7 @@ var methods, methodsByID = func() (map[string]*method, map[uint32]*method) {
 // kindNumbers maps the JSON names of kinds to their numbers.
 var kindNumbers = map[string]protowsv1.Kind{
 	"request": 1, "reply": 2, "stream_message": 3, "stream_end": 4,
-	"cancel": 5, "error": 6, "ping": 7, "pong": 8,
+	"cancel": 5, "error": 6, "ping": 7, "pong": 8, "credit": 9,
 }
 
 func kindName(k protowsv1.Kind) string {
@@ -81,7 +81,7 @@ func kindName(k protowsv1.Kind) string {
 // envelopeKeys are the keys of an envelope in a case; "type" (the payload's
 // message type) and "methodForm" ("id", "name", "both": how a REQUEST names
 // its method; default: as the codec's clients do) are the case's own.
-var envelopeKeys = []string{"id", "kind", "method", "methodId", "payload", "payloadHex", "error", "metadata", "seq", "type", "methodForm"}
+var envelopeKeys = []string{"id", "kind", "method", "methodId", "payload", "payloadHex", "error", "metadata", "seq", "credit", "type", "methodForm"}
 
 // buildEnvelope turns a case envelope (already substituted) into an
 // Envelope of codec c. calls records the method of each REQUEST's id.
@@ -199,6 +199,11 @@ func buildEnvelope(m map[string]any, c codec.Codec, calls map[uint32]string) (*p
 		}
 		e.Seq = uint64(n)
 	}
+	if v, ok := m["credit"]; ok {
+		if e.Credit, err = toUint32(v); err != nil {
+			return nil, fmt.Errorf("credit: %w", err)
+		}
+	}
 	return e, nil
 }
 
@@ -288,6 +293,9 @@ func envelopeForm(e *protowsv1.Envelope, c codec.Codec, calls map[uint32]string)
 	}
 	if e.GetSeq() != 0 {
 		m["seq"] = float64(e.GetSeq())
+	}
+	if e.GetCredit() != 0 {
+		m["credit"] = float64(e.GetCredit())
 	}
 	return m
 }

@@ -183,8 +183,9 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
 			return false
 		}
 		// The transport closes the connection (4008 when its queue was
-		// full); the other members are not held up.
-		if errors.Is(err, transport.ErrSlowConsumer) {
+		// full) or ends the member's stream (resource_exhausted when it
+		// had no credit); the other members are not held up.
+		if errors.Is(err, transport.ErrSlowConsumer) || errors.Is(err, transport.ErrNoCredit) {
 			h.cfg.Metrics.Dropped("slow_consumer")
 		} else {
 			h.cfg.Metrics.Dropped("closed")

@@ -51,7 +51,10 @@
 // Delivery never waits for a member: messages go to the member's connection
 // send queue. A member whose queue is full is dropped, its connection
 // closed with 4008 (slow consumer), and the broadcast goes on to the
-// others.
+// others. A member whose stream is flow-controlled (docs/PROTOCOL.md,
+// section 4.6; both protows clients grant a window) and whose client
+// granted no credit for another message is dropped alone: its stream ends
+// with resource_exhausted, its connection stays.
 //
 // # Several nodes
 //

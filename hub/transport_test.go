@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	protows "github.com/protows/protows"
 	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
@@ -141,6 +142,59 @@ func TestSlowMemberGets4008(t *testing.T) {
 	t.Logf("slow member dropped after %d broadcasts of 32 KiB", k-5)
 	if code := slow.CloseCode(); code != 4008 {
 		t.Fatalf("slow member closed with %d, want 4008", code)
+	}
+}
+
+// TestGoClientSlowReaderDropped: a Go client grants its room stream a
+// window; a reader that takes nothing has its membership ended with
+// resource_exhausted once the window is used up, while its connection and
+// the room's other members go on.
+func TestGoClientSlowReaderDropped(t *testing.T) {
+	h := newHub(t, hub.Config[*Msg]{})
+	url := hubtest.Serve(t, h, transport.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.Dial(ctx, url, client.WithStreamBuffer(4), client.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	st, err := client.CallServerStream[Msg](ctx, cl, hubtest.WatchMethod, &protowsv1.AuthenticateRequest{Token: "r"}, client.NoResubscribe())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fast := hubtest.Dial(t, url, codec.Proto())
+	fast.Watch(1, "r")
+	hubtest.WaitMembers(t, h, "r", 2)
+	for k := int64(1); k <= 10; k++ {
+		if err := h.Broadcast(ctx, "r", &Msg{ExpiresAt: k}); err != nil {
+			t.Fatal(err)
+		}
+		if _, m := fast.NextMsg(); m.GetExpiresAt() != k {
+			t.Fatalf("fast member got #%d, want #%d", m.GetExpiresAt(), k)
+		}
+	}
+	hubtest.WaitMembers(t, h, "r", 1)
+	n := 0
+	for st.Receive() {
+		n++
+	}
+	if n != 4 || protows.CodeOf(st.Err()) != protows.CodeResourceExhausted {
+		t.Fatalf("%d messages, then %v; want the window of 4, then resource_exhausted", n, st.Err())
+	}
+	// The connection is fine.
+	st2, err := client.CallServerStream[Msg](ctx, cl, hubtest.WatchMethod, &protowsv1.AuthenticateRequest{Token: "r2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	hubtest.WaitMembers(t, h, "r2", 1)
+	if err := h.Broadcast(ctx, "r2", &Msg{ExpiresAt: 99}); err != nil {
+		t.Fatal(err)
+	}
+	if !st2.Receive() || st2.Msg().GetExpiresAt() != 99 {
+		t.Fatalf("the connection's next stream: %v", st2.Err())
 	}
 }
 

@@ -12,7 +12,26 @@
 //		func(ctx context.Context, req *chatv1.WatchRequest, s router.Stream[*chatv1.RoomEvent]) error {
 //			return s.Send(&chatv1.RoomEvent{...})
 //		})
+//	err = router.HandleClientStream(r, "/chat.v1.ChatService/Upload",
+//		func(ctx context.Context, s router.ClientStream[*chatv1.Line]) (*chatv1.Summary, error) {
+//			for s.Receive() {
+//				...s.Msg()
+//			}
+//			return &chatv1.Summary{...}, s.Err()
+//		})
+//	err = router.HandleBidiStream(r, "/chat.v1.ChatService/Talk",
+//		func(ctx context.Context, s router.BidiStream[*chatv1.Line, *chatv1.Line]) error {
+//			line, err := s.Receive() // io.EOF once the client is done sending
+//			...
+//			return s.Send(line)
+//		})
 //	srv := transport.NewServer(r, transport.Config{})
+//
+// A stream's Send waits while the client has granted no credit or the
+// connection's send queue is at its back-pressure threshold
+// (docs/PROTOCOL.md, sections 4.6 and 4.7), and returns once the call, the
+// handler's context or the connection ended; a ClientStream or
+// BidiStream's Receive grants the client credit as the handler reads.
 //
 // # Registration
 //

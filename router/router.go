@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -95,7 +96,7 @@ type HandlerOption func(*handlerConfig)
 type handlerConfig struct {
 	interceptors  []Interceptor
 	timeout       time.Duration // unary calls
-	streamTimeout time.Duration // server streams
+	streamTimeout time.Duration // streams of every kind
 }
 
 // WithHandlerInterceptors adds interceptors for this method only, inside
@@ -106,7 +107,8 @@ func WithHandlerInterceptors(is ...Interceptor) HandlerOption {
 
 // WithTimeout bounds the run of a unary handler: its context expires
 // after d, and the call ends with deadline_exceeded if the handler returns
-// its context's error. It does not apply to server streams, which live as
+// its context's error. It does not apply to streams (server, client and
+// bidirectional), which live as
 // long as their subscription (a room's Watch lasts minutes or hours), so it
 // can be given to a whole service's RegisterXHandler: its unary methods get
 // the deadline, its streams do not. Bound streams with WithStreamTimeout.
@@ -115,11 +117,11 @@ func WithTimeout(d time.Duration) HandlerOption {
 	return func(c *handlerConfig) { c.timeout = d }
 }
 
-// WithStreamTimeout bounds the whole life of a server stream: after d its
-// handler's context expires, and the stream ends with STREAM_END
-// deadline_exceeded if the handler returns its context's error (which
-// Send returns too once the context ended). It does not apply to unary
-// calls. Use it for streams with a natural end, such as an export, never
+// WithStreamTimeout bounds the whole life of a stream (server, client or
+// bidirectional): after d its handler's context expires, and the call
+// ends with deadline_exceeded (STREAM_END, or ERROR for a client stream)
+// if the handler returns its context's error (which Send and Receive
+// return too once the context ended). It does not apply to unary calls. Use it for streams with a natural end, such as an export, never
 // for subscriptions that should last as long as the client wants them.
 // Zero (the default) means no timeout.
 func WithStreamTimeout(d time.Duration) HandlerOption {
@@ -147,21 +149,74 @@ type Stream[T any] interface {
 	Send(T) error
 }
 
-// Call describes a call to interceptors.
+// Receiver reads the client's messages of a call whose client streams (a
+// client stream or a bidirectional call), in the order the client sent
+// them. Receive returns io.EOF once the client is done sending and every
+// message was read; a CodeInvalidArgument error for a message that does
+// not decode; another error when the call or its context ended. Each
+// message is a new one, of the method's request type.
+type Receiver interface {
+	Receive() (proto.Message, error)
+}
+
+// ClientStream is the handler's end of a client-streaming call: the
+// client's messages, read as a loop,
+//
+//	for s.Receive() {
+//		use(s.Msg())
+//	}
+//	if err := s.Err(); err != nil { return nil, err }
+//
+// Receive waits for the next message and reports whether there is one; it
+// returns false once the client is done sending (Err is nil) or the call
+// failed (Err says why). As the handler reads, the server grants the
+// client credit for more messages (docs/PROTOCOL.md, section 4.6): a
+// handler that stops reading stops the client, not the connection. An
+// interface, so that handlers can be tested with a fake.
+type ClientStream[T any] interface {
+	Receive() bool
+	Msg() T
+	Err() error
+}
+
+// BidiStream is the handler's end of a bidirectional call. Receive
+// returns the client's next message, and io.EOF once the client is done
+// sending; Send sends a message to the client, waiting while the client
+// has granted no credit or the connection's queue is full (as Stream's
+// Send). The two directions are independent: Send and Receive may be
+// called from different goroutines. The call ends when the handler
+// returns. Like Stream, the BidiStream of a protows server also has the
+// enqueuer methods ID, Codec and EnqueueParts.
+type BidiStream[Req, Res any] interface {
+	Receive() (Req, error)
+	Send(Res) error
+}
+
+// Call describes a call to interceptors. The kind of the method follows
+// from ServerStream and ClientStream: unary (neither), server stream,
+// client stream, or bidirectional (both).
 type Call struct {
 	// Method is the full method name.
 	Method string
-	// ServerStream is true for server-streaming methods.
+	// ServerStream is true for methods whose server streams: server
+	// streams and bidirectional methods.
 	ServerStream bool
-	// Request is the decoded request.
+	// ClientStream is true for methods whose client streams: client
+	// streams and bidirectional methods.
+	ClientStream bool
+	// Request is the decoded request; nil when ClientStream is true (the
+	// messages come through Receiver).
 	Request proto.Message
-	// Stream sends stream messages; nil for unary calls.
+	// Stream sends stream messages; nil unless ServerStream.
 	Stream Stream[proto.Message]
+	// Receiver reads the client's messages; nil unless ClientStream.
+	// Interceptors may wrap it, as they may wrap Stream.
+	Receiver Receiver
 }
 
-// HandlerFunc is a call as interceptors see it. A unary handler returns
-// its response; a stream handler sends through call.Stream and returns a
-// nil response.
+// HandlerFunc is a call as interceptors see it. A unary or client-stream
+// handler returns its response; a handler whose server streams sends
+// through call.Stream and returns a nil response.
 type HandlerFunc func(ctx context.Context, call *Call) (proto.Message, error)
 
 // Interceptor wraps calls: logging, metrics, authorization, timeouts.
@@ -187,7 +242,7 @@ func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context
 		}
 		return any(res).(proto.Message), nil
 	}
-	return r.register(method, false, newReq, inner, opts)
+	return r.register(method, methodKind{}, newReq, inner, opts)
 }
 
 // HandleServerStream registers a server-streaming handler for method. *Req
@@ -202,10 +257,60 @@ func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.
 		return fmt.Errorf("%s: %w", method, err)
 	}
 	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
+		bindContext(call, ctx)
 		return nil, fn(ctx, any(call.Request).(*Req), newTypedStream[Res](call.Stream))
 	}
-	return r.register(method, true, newReq, inner, opts)
+	return r.register(method, methodKind{server: true}, newReq, inner, opts)
 }
+
+// HandleClientStream registers a client-streaming handler for method. *Req
+// and *Res must be Protobuf messages. fn reads the client's messages from
+// its ClientStream and returns the response, usually once Receive returned
+// false; it may return early, and the messages it did not read are
+// dropped.
+func HandleClientStream[Req, Res any](r *Router, method string, fn func(context.Context, ClientStream[*Req]) (*Res, error), opts ...HandlerOption) error {
+	if fn == nil {
+		return fmt.Errorf("router: nil handler for %s", method)
+	}
+	newReq, err := messageTypes[Req, Res]()
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
+		bindContext(call, ctx)
+		res, err := fn(ctx, &clientStream[Req]{r: call.Receiver})
+		if err != nil {
+			return nil, err
+		}
+		if res == nil {
+			return nil, protows.Errorf(protows.CodeInternal, "handler returned no response and no error")
+		}
+		return any(res).(proto.Message), nil
+	}
+	return r.register(method, methodKind{client: true}, newReq, inner, opts)
+}
+
+// HandleBidiStream registers a bidirectional handler for method. *Req and
+// *Res must be Protobuf messages. The call ends when fn returns:
+// successfully when it returns nil, whether or not the client was done
+// sending.
+func HandleBidiStream[Req, Res any](r *Router, method string, fn func(context.Context, BidiStream[*Req, *Res]) error, opts ...HandlerOption) error {
+	if fn == nil {
+		return fmt.Errorf("router: nil handler for %s", method)
+	}
+	newReq, err := messageTypes[Req, Res]()
+	if err != nil {
+		return fmt.Errorf("%s: %w", method, err)
+	}
+	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
+		bindContext(call, ctx)
+		return nil, fn(ctx, newBidiStream[Req, Res](call.Receiver, call.Stream))
+	}
+	return r.register(method, methodKind{server: true, client: true}, newReq, inner, opts)
+}
+
+// methodKind says which sides of a method stream.
+type methodKind struct{ server, client bool }
 
 // messageTypes checks that *Req and *Res are messages and returns a
 // constructor of *Req.
@@ -258,11 +363,106 @@ type typedCallStream[Res any] struct {
 	enqueuer
 }
 
+// clientStream adapts a Receiver to ClientStream[*Req].
+type clientStream[Req any] struct {
+	r    Receiver
+	msg  *Req
+	err  error
+	done bool
+}
+
+func (s *clientStream[Req]) Receive() bool {
+	if s.done {
+		return false
+	}
+	m, err := s.r.Receive()
+	if err != nil {
+		s.msg, s.done = nil, true
+		if !errors.Is(err, io.EOF) {
+			s.err = err
+		}
+		return false
+	}
+	s.msg = any(m).(*Req)
+	return true
+}
+
+func (s *clientStream[Req]) Msg() *Req { return s.msg }
+
+func (s *clientStream[Req]) Err() error { return s.err }
+
+// bidiStream adapts a Receiver and a Stream to BidiStream[*Req, *Res].
+type bidiStream[Req, Res any] struct {
+	r Receiver
+	typedStream[Res]
+}
+
+// bidiCallStream is a bidiStream whose stream is an enqueuer.
+type bidiCallStream[Req, Res any] struct {
+	bidiStream[Req, Res]
+	enqueuer
+}
+
+var _ enqueuer = bidiCallStream[int, int]{}
+
+func newBidiStream[Req, Res any](r Receiver, s Stream[proto.Message]) BidiStream[*Req, *Res] {
+	b := bidiStream[Req, Res]{r: r, typedStream: typedStream[Res]{s}}
+	if e, ok := s.(enqueuer); ok {
+		return bidiCallStream[Req, Res]{b, e}
+	}
+	return b
+}
+
+func (s bidiStream[Req, Res]) Receive() (*Req, error) {
+	m, err := s.r.Receive()
+	if err != nil {
+		return nil, err
+	}
+	return any(m).(*Req), nil
+}
+
+// binding is the context the stream of a call waits with: the call's,
+// until the handler's (which may have a deadline of its own, from
+// WithTimeout or an interceptor) replaces it before the handler runs.
+type binding struct{ ctx context.Context }
+
+// bindContext makes the call's own stream and receiver wait with ctx, even
+// when interceptors wrapped them. It runs before the handler, on its
+// goroutine.
+func bindContext(call *Call, ctx context.Context) {
+	// A bidirectional call's stream and receiver share one binding.
+	if s, ok := call.Stream.(callStream); ok {
+		s.b.ctx = ctx
+		return
+	}
+	if r, ok := call.Receiver.(callReceiver); ok {
+		r.b.ctx = ctx
+	}
+}
+
 // callStream is the stream of a transport call: Send, and the call's
 // enqueuer methods.
-type callStream struct{ call *transport.Call }
+type callStream struct {
+	call *transport.Call
+	b    *binding
+}
 
-func (s callStream) Send(m proto.Message) error { return s.call.Send(m) }
+func (s callStream) Send(m proto.Message) error { return s.call.SendContext(s.b.ctx, m) }
+
+// callReceiver is the Receiver of a transport call.
+type callReceiver struct {
+	call   *transport.Call
+	b      *binding
+	newReq func() proto.Message
+}
+
+func (r callReceiver) Receive() (proto.Message, error) {
+	m := r.newReq()
+	if err := r.call.ReceiveContext(r.b.ctx, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
 
 func (s callStream) ID() uint32 { return s.call.ID() }
 
@@ -270,7 +470,7 @@ func (s callStream) Codec() codec.Codec { return s.call.Codec() }
 
 func (s callStream) EnqueueParts(p codec.Parts) error { return s.call.EnqueueParts(p) }
 
-func (r *Router) register(method string, stream bool, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
+func (r *Router) register(method string, kind methodKind, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
 	if !protows.ValidMethodName(method) {
 		return fmt.Errorf("%w: %q", ErrInvalidMethod, method)
 	}
@@ -290,7 +490,7 @@ func (r *Router) register(method string, stream bool, newReq func() proto.Messag
 		h = hc.interceptors[i](h)
 	}
 	timeout := hc.timeout
-	if stream {
+	if kind.server || kind.client {
 		timeout = hc.streamTimeout
 	}
 	if timeout > 0 {
@@ -302,12 +502,17 @@ func (r *Router) register(method string, stream bool, newReq func() proto.Messag
 	h = r.recoverInterceptor(h)
 	m := &transport.Method{
 		Name:         method,
-		ServerStream: stream,
+		ServerStream: kind.server,
+		ClientStream: kind.client,
 		NewRequest:   newReq,
 		Serve: func(ctx context.Context, tc *transport.Call, req proto.Message) (proto.Message, error) {
-			call := &Call{Method: method, ServerStream: stream, Request: req}
-			if stream {
-				call.Stream = callStream{tc}
+			call := &Call{Method: method, ServerStream: kind.server, ClientStream: kind.client, Request: req}
+			b := &binding{ctx: ctx}
+			if kind.server {
+				call.Stream = callStream{tc, b}
+			}
+			if kind.client {
+				call.Receiver = callReceiver{tc, b, newReq}
 			}
 			return h(ctx, call)
 		},

@@ -106,7 +106,7 @@ func (c *Conn) drainWith(code protows.CloseCode, reason string) {
 	// stream starts after this snapshot.
 	var streams []*Call
 	for _, call := range c.calls {
-		if call.method.ServerStream {
+		if call.method.ServerStream || call.method.ClientStream {
 			streams = append(streams, call)
 		}
 	}

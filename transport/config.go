@@ -44,6 +44,9 @@ const (
 	DefaultDrainTimeout = 30 * time.Second
 	// DefaultRetryAfter is the delay suggested with HTTP 503.
 	DefaultRetryAfter = 5 * time.Second
+	// DefaultStreamWindow is the initial window of the client's stream
+	// messages on a client-streaming or bidirectional call.
+	DefaultStreamWindow = 16
 	// DefaultReadBufferSize is small on purpose: gorilla holds the read
 	// buffer for the life of a connection, so it dominates the heap of an
 	// idle connection. Larger messages are read in several reads, which
@@ -147,12 +150,13 @@ type Config struct {
 	// DefaultRateBurst.
 	RateBurst int
 	// SendQueue is the most envelopes queued for one connection. Zero
-	// means DefaultSendQueue. Stream messages and broadcasts that overflow
-	// it close the connection with 4008; answers to the client's own
-	// envelopes (PONGs, replies, errors, STREAM_ENDs) wait for room
-	// instead, and while the reader waits it reads no more, so a client
-	// that sends faster than it reads its answers is slowed down by TCP,
-	// not cut off.
+	// means DefaultSendQueue. Room broadcasts that overflow it close the
+	// connection with 4008; answers to the client's own calls (PONGs,
+	// replies, errors, STREAM_ENDs, CREDITs, and the stream messages of
+	// Call.Send) wait while the queue holds half of it or half of
+	// MaxQueueBytes (back-pressure, docs/PROTOCOL.md section 4.7), and
+	// while the reader waits it reads no more, so a client that sends
+	// faster than it reads its answers is slowed down by TCP, not cut off.
 	SendQueue int
 	// MaxQueueBytes is the most bytes of encoded envelopes held for one
 	// connection: queued, plus the batch the writer is writing. Zero means
@@ -166,6 +170,14 @@ type Config struct {
 	// A broadcast shared by many connections counts in full on each of
 	// them.
 	MaxQueueBytes int64
+
+	// StreamWindow is the initial window, in messages, that the server
+	// grants the client's STREAM_MESSAGEs on each client-streaming or
+	// bidirectional call, and the most of them it holds for a handler that
+	// has not read them; it grants more as the handler reads
+	// (docs/PROTOCOL.md, section 4.6). Zero means DefaultStreamWindow. It
+	// is at most 2^31-1.
+	StreamWindow int
 
 	// MaxCalls caps the calls running at once on the whole server (all
 	// connections). Zero means no limit. A REQUEST beyond it means the
@@ -285,6 +297,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueBytes == 0 {
 		c.MaxQueueBytes = DefaultMaxQueueBytes
 	}
+	if c.StreamWindow <= 0 {
+		c.StreamWindow = DefaultStreamWindow
+	}
+	c.StreamWindow = min(c.StreamWindow, maxWindow)
 	if c.CompressionMinSize <= 0 {
 		c.CompressionMinSize = DefaultCompressionMinSize
 	}

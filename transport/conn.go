@@ -254,11 +254,13 @@ func (c *Conn) Done() <-chan struct{} {
 // Enqueue queues one encoded envelope, as codec.Codec.AppendEnvelope of
 // this connection's codec produced it, for the writer. elem is only read,
 // never modified or kept after it was written, so one encoding may be
-// queued on many connections (encode once, broadcast to many). When the
-// queue is full (Config.SendQueue envelopes or Config.MaxQueueBytes) the
-// connection is closed with 4008 and ErrSlowConsumer is returned; after a
-// close was decided, ErrClosed. An envelope whose frame would be larger
-// than Config.MaxMessageSize is not queued: ErrMessageTooLarge, and the
+// queued on many connections (encode once, broadcast to many). It never
+// waits: it is the path of broadcasts, which must not wait for one member
+// (docs/PROTOCOL.md, section 4.7). When the queue is full
+// (Config.SendQueue envelopes or Config.MaxQueueBytes) the connection is
+// closed with 4008 and ErrSlowConsumer is returned; after a close was
+// decided, ErrClosed. An envelope whose frame would be larger than
+// Config.MaxMessageSize is not queued: ErrMessageTooLarge, and the
 // connection stays.
 //
 // Enqueue knows nothing of calls: to send a STREAM_MESSAGE of a call, use
@@ -285,12 +287,14 @@ func (c *Conn) enqueue(p codec.Parts, wait bool) error {
 // enqueueLocked queues elem. What does not fit in the queue closes the
 // connection with 4008 (a slow consumer), unless wait is set: elem then
 // answers one of the client's own envelopes (a PONG, a refusal, the end
-// of a call), and the caller waits until the writer has made room. A
-// client that sends faster than it reads its answers is thereby slowed
-// down, not cut off: when the reader waits it stops reading, and TCP
-// carries the back pressure to the client; a client that reads nothing
-// at all is cut off by the write timeout. Broadcasts and stream messages
-// never wait: they are what a slow consumer falls behind on.
+// of a call), and the caller waits until the queue is below the
+// back-pressure threshold, half its limits (fitsLocked). A client that
+// sends faster than it reads its answers is thereby slowed down, not cut
+// off: when the reader waits it stops reading, and TCP carries the back
+// pressure to the client; a client that reads nothing at all is cut off by
+// the write timeout. The stream messages of a handler's Send wait the same
+// way (Call.push); broadcasts never wait: they are what a slow consumer
+// falls behind on (docs/PROTOCOL.md, section 4.7).
 //
 // The queue holds at most Config.SendQueue envelopes, and its bytes
 // together with those of the batch being written at most
@@ -309,31 +313,22 @@ func (c *Conn) enqueueLocked(elem codec.Parts, wait bool) error {
 		if n > cfg.MaxMessageSize {
 			return ErrMessageTooLarge
 		}
-		held := c.w.queued + c.w.inWrite
-		if len(c.w.queue) < cfg.SendQueue &&
-			(cfg.MaxQueueBytes <= 0 || held == 0 || held+n <= cfg.MaxQueueBytes) {
+		if c.fitsLocked(n, wait) {
 			break
 		}
 		if !wait {
+			held := c.w.queued + c.w.inWrite
 			cfg.Metrics.SendQueueDropped()
 			cfg.Logger.Warn("protows: slow consumer", "conn", c.id, "remote", c.remote, "queued", len(c.w.queue), "bytes", held)
 			c.closeLocked(protows.CloseSlowConsumer, "slow consumer: send queue overflowed", false)
 			return ErrSlowConsumer
 		}
-		if c.w.room == nil {
-			c.w.room = make(chan struct{})
-		}
-		room := c.w.room
-		c.signal() // even when corked: the writer is what makes room
+		room := c.roomLocked()
 		c.mu.Unlock()
 		<-room
 		c.mu.Lock()
 	}
-	c.w.queue = append(c.w.queue, elem)
-	c.w.queued += n
-	if !c.w.corked {
-		c.signal()
-	}
+	c.pushLocked(elem)
 	return nil
 }
 

@@ -26,12 +26,14 @@
 // with 1009), 128 calls in flight per connection (the excess gets ERROR
 // resource_exhausted), 1000 envelopes per second with a burst of 2000,
 // WebSocket ping and pong frames included (beyond: close 4029), a send
-// queue of 1024 envelopes and 4 MiB (overflow: close 4008), no
-// server-wide limit of running calls (Config.MaxCalls), pings every 25 s,
-// a read timeout of 60 s (close 4002), a write deadline of 10 s on every
-// write, a handshake timeout of 10 s, and an in-band authentication
-// deadline of 10 s (close 4501). Text messages must be UTF-8 (RFC 6455;
-// otherwise close 1007).
+// queue of 1024 envelopes and 4 MiB (answers to a client's calls wait at
+// half of it, room broadcasts that overflow it close 4008), a window of 16
+// of a client's stream messages per call (StreamWindow), no server-wide
+// limit of running calls (Config.MaxCalls), pings every 25 s, a read
+// timeout of 60 s (close 4002), a write deadline of 10 s on every write, a
+// handshake timeout of 10 s, and an in-band authentication deadline of 10
+// s (close 4501). Text messages must be UTF-8 (RFC 6455; otherwise close
+// 1007).
 //
 // # Handshake
 //
@@ -125,18 +127,27 @@
 // on every member's connection; Conn.EnqueueParts and Call.EnqueueParts
 // take an envelope in pieces (codec.Parts), so that members with envelopes
 // of their own share the payload and the writer copies it once, into the
-// frame. A stream message or broadcast that finds the queue full
-// (Config.SendQueue envelopes or Config.MaxQueueBytes bytes) closes the
-// connection with 4008 at once (the queue is dropped, memory stays
-// bounded) and the enqueue returns ErrSlowConsumer; other connections are
-// not affected. Answers to the client's own envelopes (PONGs, refusals,
-// the REPLY, ERROR or STREAM_END of a call) wait for room instead: the
-// reader stops reading meanwhile, so TCP slows down a client that sends
-// faster than it reads, and the write timeout cuts off one that reads
-// nothing. No message larger than Config.MaxMessageSize is sent, the
-// limit of what the server accepts (a symmetric limit): an oversized
-// reply becomes ERROR resource_exhausted for its call, an oversized
-// stream message is refused to the sender with ErrMessageTooLarge.
+// frame. These enqueues never wait: a full queue (Config.SendQueue
+// envelopes or Config.MaxQueueBytes bytes) closes the connection with 4008
+// at once (the queue is dropped, memory stays bounded) and the enqueue
+// returns ErrSlowConsumer; other connections are not affected. A
+// Call.EnqueueParts for a flow-controlled stream without credit ends that
+// stream with STREAM_END resource_exhausted (ErrNoCredit).
+//
+// Everything else the server sends for a client's own calls waits instead
+// (back-pressure, docs/PROTOCOL.md section 4.7): Call.Send waits for the
+// call's credit and for the queue to be below half its limits; PONGs,
+// refusals, CREDITs and the REPLY, ERROR or STREAM_END of a call wait for
+// the same room, and while the reader waits it reads nothing more, so TCP
+// slows down a client that sends faster than it reads, and the write
+// timeout cuts off one that reads nothing. A client that reads promptly is
+// never closed with 4008 because of its own calls. Call.Receive reads the
+// client's messages of a client-streaming or bidirectional call and grants
+// credit for more as it reads. No message larger than Config.MaxMessageSize
+// is sent, the limit of what the server accepts (a symmetric limit): an
+// oversized reply becomes ERROR resource_exhausted for its call, an
+// oversized stream message is refused to the sender with
+// ErrMessageTooLarge.
 //
 // CANCEL ends a call at once with ERROR canceled (unary) or STREAM_END
 // canceled (stream) and then cancels the handler's context; what the

@@ -158,7 +158,9 @@ func TestMetadata(t *testing.T) {
 }
 
 // TestBatching sends a frame of 1024 PINGs (the most a frame may hold) and
-// checks that the 1024 PONGs come back in order, batched into few frames.
+// checks that the 1024 PONGs come back in order, batched into few frames:
+// the reader queues answers up to the back-pressure threshold (512
+// envelopes, half the queue), so they leave in a batch or two.
 func TestBatching(t *testing.T) {
 	t.Parallel()
 	for _, c := range codecs {
@@ -191,9 +193,10 @@ func TestBatching(t *testing.T) {
 				}
 			}
 			// The writer is woken once the whole incoming frame was
-			// processed, so the answers fit one frame (about 8 KiB).
-			if frames != 1 {
-				t.Fatalf("1024 pongs took %d frames, want 1 (one frame of requests, one batch of answers)", frames)
+			// processed, or when the answers reach the back-pressure
+			// threshold, half the queue: a few batches of hundreds.
+			if frames > 4 {
+				t.Fatalf("1024 pongs took %d frames, want at most 4 (batches of up to 512)", frames)
 			}
 			t.Logf("1024 pongs in %d frames", frames)
 		})

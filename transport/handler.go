@@ -27,17 +27,24 @@ type Handler interface {
 type Method struct {
 	// Name is the method's full name, "/package.Service/Method".
 	Name string
-	// ServerStream is true for a server-streaming method, whose call ends
-	// with STREAM_END instead of REPLY.
+	// ServerStream is true for a method whose server streams: a server
+	// stream or a bidirectional method. Its call ends with STREAM_END
+	// instead of REPLY, and its handler sends with Call.Send.
 	ServerStream bool
-	// NewRequest returns an empty request message to decode into.
+	// ClientStream is true for a method whose client streams: a
+	// client-streaming or bidirectional method. Its REQUEST carries no
+	// message; its handler reads the client's messages with Call.Receive.
+	ClientStream bool
+	// NewRequest returns an empty request message to decode into: the
+	// REQUEST's payload, or each of the client's stream messages.
 	NewRequest func() proto.Message
-	// Serve runs one call on its own goroutine with the decoded request.
-	// A unary method returns the reply message; a streaming method sends
-	// with call.Send and returns a nil message. A non-nil error ends the
-	// call with ERROR (unary) or STREAM_END (stream), its code from
-	// protows.CodeOf. ctx is cancelled when the client cancels the call or
-	// the connection ends.
+	// Serve runs one call on its own goroutine with the decoded request
+	// (nil for a method whose client streams). A unary or client-streaming
+	// method returns the reply message; a method whose server streams
+	// sends with call.Send and returns a nil message. A non-nil error ends
+	// the call with ERROR (unary, client stream) or STREAM_END (server
+	// stream, bidirectional), its code from protows.CodeOf. ctx is
+	// cancelled when the client cancels the call or the connection ends.
 	Serve func(ctx context.Context, call *Call, req proto.Message) (proto.Message, error)
 }
 
@@ -47,8 +54,20 @@ type Method struct {
 // the connection.
 var ErrCallEnded = errors.New("transport: call ended")
 
-// errUnaryStream is returned by Call.Send and Call.Enqueue on a unary call.
-var errUnaryStream = errors.New("transport: stream message on a unary call")
+// ErrNoCredit is returned by Call.EnqueueParts (and Enqueue) when the
+// call is a flow-controlled stream whose client granted no credit for
+// another message (docs/PROTOCOL.md, section 4.6): its reader is too slow.
+// The call was ended with STREAM_END resource_exhausted; the connection and
+// its other calls go on.
+var ErrNoCredit = errors.New("transport: stream reader too slow (no credit)")
+
+// errUnaryStream is returned by Call.Send and Call.Enqueue on a call whose
+// server does not stream, and errNotClientStream by Call.Receive on one
+// whose client does not.
+var (
+	errUnaryStream     = errors.New("transport: stream message on a call whose server does not stream")
+	errNotClientStream = errors.New("transport: receive on a call whose client does not stream")
+)
 
 // Call is one call in flight on a connection. Handlers reach it through
 // CallFromContext. Its methods are safe for concurrent use.
@@ -57,11 +76,27 @@ type Call struct {
 	id       uint32
 	method   *Method
 	metadata map[string]string
+	ctx      context.Context // the call's context: cancelled with cancel
 	cancel   context.CancelFunc
 
 	mu      sync.Mutex
 	ended   bool
 	replyMD map[string]string
+	// wake is closed, and cleared, when what Send and Receive wait for
+	// may have changed: credit or a message arrived, the client
+	// half-closed, the call ended. Made by the first waiter.
+	wake chan struct{}
+	// Flow control of the server's STREAM_MESSAGEs (flow.go): flow is set
+	// when the REQUEST carried a credit; credit is what is left of it.
+	flow   bool
+	credit int64
+	// The client's STREAM_MESSAGEs (flow.go): payloads not yet read, the
+	// credit the client still has, the messages read since the last
+	// CREDIT, and whether the client half-closed.
+	in      [][]byte
+	inAvail int64
+	inTaken int64
+	inHalf  bool
 }
 
 // ID returns the call's correlation id.
@@ -70,8 +105,13 @@ func (c *Call) ID() uint32 { return c.id }
 // Method returns the full name of the called method.
 func (c *Call) Method() string { return c.method.Name }
 
-// ServerStream reports whether the call is a server stream.
+// ServerStream reports whether the server streams on the call: a server
+// stream or a bidirectional call.
 func (c *Call) ServerStream() bool { return c.method.ServerStream }
+
+// ClientStream reports whether the client streams on the call: a
+// client-streaming or bidirectional call.
+func (c *Call) ClientStream() bool { return c.method.ClientStream }
 
 // Conn returns the connection the call arrived on.
 func (c *Call) Conn() *Conn { return c.conn }
@@ -94,14 +134,24 @@ func (c *Call) SetReplyMetadata(key, value string) {
 	c.replyMD[key] = value
 }
 
-// Send queues msg as a STREAM_MESSAGE of this call. It returns ErrCallEnded
-// once the call ended, and the connection's error when it is closing
-// (ErrClosed, or ErrSlowConsumer when this very message overflowed the
-// send queue). A message too large to send (its frame over
-// Config.MaxMessageSize) is not sent: Send returns a resource_exhausted
-// error wrapping ErrMessageTooLarge, and the stream goes on. Send does not
-// wait for the message to be written.
+// Send queues msg as a STREAM_MESSAGE of this call, waiting while the call
+// has no credit (a flow-controlled stream whose client has not taken the
+// messages it was sent) and while the connection's send queue is at its
+// back-pressure threshold (docs/PROTOCOL.md, sections 4.6 and 4.7). It
+// returns ErrCallEnded once the call ended, ErrClosed when the connection
+// is closing, and the context's error when the call's context ends first.
+// A message too large to send (its frame over Config.MaxMessageSize) is
+// not sent: Send returns a resource_exhausted error wrapping
+// ErrMessageTooLarge, and the stream goes on. Send does not wait for the
+// message to be written.
 func (c *Call) Send(msg proto.Message) error {
+	return c.SendContext(c.ctx, msg)
+}
+
+// SendContext is Send, giving up with ctx's error when ctx ends first. The
+// router passes the handler's context, which may have a deadline of its
+// own.
+func (c *Call) SendContext(ctx context.Context, msg proto.Message) error {
 	if !c.method.ServerStream {
 		return errUnaryStream
 	}
@@ -114,7 +164,7 @@ func (c *Call) Send(msg proto.Message) error {
 	if err != nil {
 		return protows.Errorf(protows.CodeInternal, "encode stream message: %w", err)
 	}
-	err = c.Enqueue(elem)
+	err = c.push(ctx, codec.Parts{Body: elem}, true)
 	if errors.Is(err, ErrMessageTooLarge) {
 		// Returned by the handler, it ends the stream with this code.
 		return protows.Errorf(protows.CodeResourceExhausted, "stream message of %d bytes, the limit is %d: %w",
@@ -129,11 +179,14 @@ func (c *Call) Send(msg proto.Message) error {
 // many calls. Unlike Conn.Enqueue it refuses with ErrCallEnded once the
 // call ended, whose terminal envelope is then the next and last thing
 // queued for it, so nothing is ever sent for a call after its STREAM_END
-// or ERROR, even while a CANCEL races a broadcast. Otherwise it returns
-// the connection's error (ErrClosed, or ErrSlowConsumer when elem
+// or ERROR, even while a CANCEL races a broadcast. Like Conn.Enqueue it
+// never waits: it is the path of room broadcasts, which must not wait for
+// one member. On a flow-controlled stream without credit it ends the call
+// with STREAM_END resource_exhausted and returns ErrNoCredit. Otherwise it
+// returns the connection's error (ErrClosed, or ErrSlowConsumer when elem
 // overflowed the send queue), or ErrMessageTooLarge (elem is not sent,
-// the stream and the connection go on). It returns an error on a unary
-// call.
+// the stream and the connection go on). It returns an error on a call
+// whose server does not stream.
 func (c *Call) Enqueue(elem []byte) error {
 	return c.EnqueueParts(codec.Parts{Body: elem})
 }
@@ -146,11 +199,26 @@ func (c *Call) EnqueueParts(p codec.Parts) error {
 		return errUnaryStream
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.ended {
+		c.mu.Unlock()
 		return ErrCallEnded
 	}
-	return c.conn.EnqueueParts(p)
+	if c.flow {
+		if c.credit == 0 {
+			c.mu.Unlock()
+			if c.end(nil, protows.Errorf(protows.CodeResourceExhausted, "stream reader too slow: no credit for a room message"), false) {
+				c.cancel()
+			}
+			return ErrNoCredit
+		}
+		c.credit--
+	}
+	err := c.conn.EnqueueParts(p)
+	if err != nil && c.flow {
+		c.credit++ // not sent
+	}
+	c.mu.Unlock()
+	return err
 }
 
 // end ends the call with the outcome of its handler, or with err when
@@ -161,7 +229,8 @@ func (c *Call) EnqueueParts(p codec.Parts) error {
 // The call is marked ended before its terminal envelope is queued, and
 // outside c.mu, so that a broadcast to the call (Call.EnqueueParts) is
 // never held up by an end that waits: nothing is queued for the call
-// after it was marked ended, so the terminal envelope still comes last.
+// after it was marked ended (Send, Enqueue and the CREDITs of Receive
+// check it under c.mu), so the terminal envelope still comes last.
 func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	c.mu.Lock()
 	if c.ended {
@@ -169,6 +238,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		return false
 	}
 	c.ended = true
+	c.wakeLocked() // Send and Receive waiting on the call return
 	md := c.replyMD
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)

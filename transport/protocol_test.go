@@ -81,11 +81,48 @@ func TestProtocolViolations(t *testing.T) {
 				{"reply", func(*client) []*protowsv1.Envelope {
 					return []*protowsv1.Envelope{{Id: 1, Kind: protowsv1.Kind_KIND_REPLY}}
 				}},
-				{"stream message", func(*client) []*protowsv1.Envelope {
-					return []*protowsv1.Envelope{{Id: 1, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE}}
+				{"stream message for a unary call", func(cl *client) []*protowsv1.Envelope {
+					sleep := cl.request(5, testservice.SleepMethod, &testv1.SleepRequest{Delay: durationpb.New(time.Minute)})
+					return []*protowsv1.Envelope{sleep, {Id: 5, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE}}
 				}},
-				{"stream end", func(*client) []*protowsv1.Envelope {
-					return []*protowsv1.Envelope{{Id: 1, Kind: protowsv1.Kind_KIND_STREAM_END}}
+				{"stream end for a server stream", func(cl *client) []*protowsv1.Envelope {
+					count := cl.request(5, testservice.CountMethod, &testv1.CountRequest{Interval: durationpb.New(time.Minute)})
+					return []*protowsv1.Envelope{count, {Id: 5, Kind: protowsv1.Kind_KIND_STREAM_END}}
+				}},
+				{"stream message beyond the credit", func(cl *client) []*protowsv1.Envelope {
+					envs := []*protowsv1.Envelope{cl.request(5, testservice.SumMethod, &testv1.SumRequest{})}
+					sleepy := cl.payload(&testv1.SumRequest{Delay: durationpb.New(time.Minute)})
+					for range transport.DefaultStreamWindow + 1 {
+						envs = append(envs, &protowsv1.Envelope{Id: 5, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: sleepy})
+					}
+					return envs
+				}},
+				{"stream message after the stream end", func(cl *client) []*protowsv1.Envelope {
+					return []*protowsv1.Envelope{
+						cl.request(5, testservice.EchoStreamMethod, &testv1.EchoStreamRequest{}),
+						{Id: 5, Kind: protowsv1.Kind_KIND_STREAM_END},
+						{Id: 5, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE},
+					}
+				}},
+				{"second stream end", func(cl *client) []*protowsv1.Envelope {
+					return []*protowsv1.Envelope{
+						cl.request(5, testservice.EchoStreamMethod, &testv1.EchoStreamRequest{}),
+						{Id: 5, Kind: protowsv1.Kind_KIND_STREAM_END},
+						{Id: 5, Kind: protowsv1.Kind_KIND_STREAM_END},
+					}
+				}},
+				{"credit of 0", func(*client) []*protowsv1.Envelope {
+					return []*protowsv1.Envelope{{Id: 5, Kind: protowsv1.Kind_KIND_CREDIT}}
+				}},
+				{"credit past the largest window", func(cl *client) []*protowsv1.Envelope {
+					count := cl.request(5, testservice.CountMethod, &testv1.CountRequest{Interval: durationpb.New(time.Minute)})
+					count.Credit = 1<<31 - 1
+					return []*protowsv1.Envelope{count, {Id: 5, Kind: protowsv1.Kind_KIND_CREDIT, Credit: 1}}
+				}},
+				{"request window past the largest", func(cl *client) []*protowsv1.Envelope {
+					count := cl.request(5, testservice.CountMethod, &testv1.CountRequest{})
+					count.Credit = 1 << 31
+					return []*protowsv1.Envelope{count}
 				}},
 				{"error", func(*client) []*protowsv1.Envelope {
 					return []*protowsv1.Envelope{{Id: 1, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{Code: 2}}}
@@ -225,17 +262,19 @@ func (m *dropMetrics) waitDrop(t *testing.T) {
 	}
 }
 
+// TestSlowConsumer: room broadcasts (Call.Enqueue) never wait, so a client
+// that does not read overflows the send queue: close 4008.
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.Name(), func(t *testing.T) {
 			t.Parallel()
 			m := newDropMetrics()
-			ts := startServer(t, transport.Config{SendQueue: 16, Metrics: m})
+			ts := startServer(t, transport.Config{SendQueue: 16, Metrics: m}, registerBroadcastFlood(t))
 			cl := dial(t, ts.url, c, nil)
 			cl.setReadBuffer(4096)
-			// An endless stream to a client that does not read.
-			cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{}))
+			// Endless broadcasts to a client that does not read.
+			cl.send(cl.request(1, broadcastFloodMethod, &testv1.CountRequest{}))
 			m.waitDrop(t)
 			cl.expectClose(protows.CloseSlowConsumer)
 			checkServing(t, ts, c)
@@ -334,9 +373,10 @@ func (m *closeMetrics) ConnClosed(_ string, code int) {
 	}
 }
 
-// TestClientNeverReads: a client that never reads at all overflows the
-// server's queue (4008) and never answers the close frame, so the server
-// drops the connection after the close handshake's grace (1 s).
+// TestClientNeverReads: a client that never reads at all cannot receive a
+// close frame; broadcasts overflow the server's queue (4008), the pending
+// write misses its deadline, and the connection ends within about
+// WriteTimeout.
 func TestClientNeverReads(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, testClientNeverReads)
@@ -344,11 +384,11 @@ func TestClientNeverReads(t *testing.T) {
 
 func testClientNeverReads(t *testing.T) {
 	m := &closeMetrics{closed: make(chan int, 1)}
-	ts := startMemServer(t, transport.Config{SendQueue: 16, WriteTimeout: 300 * time.Millisecond, Metrics: m})
+	ts := startMemServer(t, transport.Config{SendQueue: 16, WriteTimeout: 300 * time.Millisecond, Metrics: m}, registerBroadcastFlood(t))
 	cl := ts.dial(t, codec.Proto(), nil)
 	cl.setReadBuffer(4096)
 	start := time.Now()
-	cl.send(cl.request(1, testservice.CountMethod, &testv1.CountRequest{}))
+	cl.send(cl.request(1, broadcastFloodMethod, &testv1.CountRequest{}))
 	select {
 	case code := <-m.closed:
 		if code != int(protows.CloseSlowConsumer) {

@@ -20,13 +20,23 @@ const floodMethod = "/flood.v1.Flood/Big"
 // count limit of the tests.
 const floodMessages = 4000
 
-// registerFlood adds a stream that sends 8 KiB messages as fast as it can.
+// registerFlood adds a stream that broadcasts 8 KiB messages to its own
+// call (Call.Enqueue, the path of room broadcasts, which never waits) as
+// fast as it can.
 func registerFlood(t *testing.T) func(*router.Router) {
 	return func(r *router.Router) {
-		err := router.HandleServerStream(r, floodMethod, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.EchoResponse]) error {
-			pad := bytes.Repeat([]byte("x"), 8<<10)
+		err := router.HandleServerStream(r, floodMethod, func(ctx context.Context, _ *testv1.CountRequest, _ router.Stream[*testv1.EchoResponse]) error {
+			call, _ := transport.CallFromContext(ctx)
+			payload, err := call.Codec().AppendPayload(nil, &testv1.EchoResponse{Padding: bytes.Repeat([]byte("x"), 8<<10)})
+			if err != nil {
+				return err
+			}
+			elem, err := call.Codec().AppendEnvelope(nil, &protowsv1.Envelope{Id: call.ID(), Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload})
+			if err != nil {
+				return err
+			}
 			for range floodMessages {
-				if err := s.Send(&testv1.EchoResponse{Padding: pad}); err != nil {
+				if err := call.Enqueue(elem); err != nil {
 					return err
 				}
 			}
@@ -38,8 +48,8 @@ func registerFlood(t *testing.T) func(*router.Router) {
 	}
 }
 
-// TestSendQueueBytes: a client that stops reading a stream of large
-// messages overflows the byte limit of the send queue long before its
+// TestSendQueueBytes: a client that stops reading a flood of large
+// broadcasts overflows the byte limit of the send queue long before its
 // count limit: close 4008.
 func TestSendQueueBytes(t *testing.T) {
 	t.Parallel()

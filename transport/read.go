@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	protows "github.com/protows/protows"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // errTooLarge is returned by readMessage for a message over the limit.
@@ -362,6 +363,10 @@ func (c *Conn) handleEnvelope(e *protowsv1.Envelope) bool {
 			call.cancel()
 		}
 		return true
+	case protowsv1.Kind_KIND_STREAM_MESSAGE, protowsv1.Kind_KIND_STREAM_END:
+		return c.handleClientMessage(e)
+	case protowsv1.Kind_KIND_CREDIT:
+		return c.handleCredit(e)
 	case protowsv1.Kind_KIND_PING:
 		c.send(&protowsv1.Envelope{Id: e.GetId(), Kind: protowsv1.Kind_KIND_PONG})
 		return true
@@ -388,6 +393,11 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	}
 	if dup {
 		c.closeNow(protows.CloseProtocolError, fmt.Sprintf("request id %d is in flight", id))
+		return false
+	}
+	credit := e.GetCredit()
+	if credit > maxWindow {
+		c.closeNow(protows.CloseProtocolError, fmt.Sprintf("request %d grants a window past %d", id, maxWindow))
 		return false
 	}
 	methodID, name := e.GetMethodId(), e.GetMethod()
@@ -429,6 +439,15 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		c.sendError(id, protows.CodeInvalidArgument, fmt.Sprintf("request of %s does not decode: %v", m.Name, err))
 		return true
 	}
+	if m.ClientStream {
+		// The messages come as STREAM_MESSAGEs; one in the REQUEST would
+		// be lost (docs/PROTOCOL.md, section 4.4).
+		if proto.Size(req) != 0 {
+			c.sendError(id, protows.CodeInvalidArgument, fmt.Sprintf("the request of %s, whose client streams, carries a message: send it as a stream message", m.Name))
+			return true
+		}
+		req = nil
+	}
 	// The server-wide limit; released by handlerDone.
 	if n := c.srv.calls.Add(1); c.srv.cfg.MaxCalls > 0 && n > int64(c.srv.cfg.MaxCalls) {
 		c.srv.calls.Add(-1)
@@ -438,7 +457,11 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	}
 	ctx, cancel := context.WithCancel(&c.ctx)
 	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), cancel: cancel}
+	if credit > 0 && m.ServerStream {
+		call.flow, call.credit = true, int64(credit)
+	}
 	ctx = context.WithValue(ctx, callKey{}, call)
+	call.ctx = ctx
 	c.mu.Lock()
 	switch c.state {
 	case stateOpen:
@@ -464,6 +487,9 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	c.running++
 	c.handlersWG.Add(1)
 	c.mu.Unlock()
+	if m.ClientStream {
+		call.open()
+	}
 	c.srv.workers.run(func() { c.runCall(ctx, call, req) })
 	return true
 }

@@ -18,6 +18,7 @@ type writer struct {
 	spare   []codec.Parts // an emptied batch, the next queue
 	queued  int64         // bytes in queue
 	inWrite int64         // bytes of the batch being written
+	peak    int64         // the most of queued+inWrite so far, for tests
 	pingTmr *time.Timer
 	// room is made by an answer waiting for room in the queue
 	// (enqueueLocked), and closed by wakeLocked when room may have
@@ -30,8 +31,8 @@ type writer struct {
 }
 
 // wakeLocked wakes the answers waiting for room in the queue: the writer
-// took the queue or finished writing it, or the connection is closing.
-// c.mu must be held.
+// finished writing a batch, or the connection is closing. c.mu must be
+// held.
 func (c *Conn) wakeLocked() {
 	if c.w.room != nil {
 		close(c.w.room)
@@ -127,7 +128,6 @@ func (c *Conn) writeLoop() {
 		c.w.queue = c.w.spare
 		c.w.spare = nil
 		c.w.inWrite, c.w.queued = c.w.queued, 0
-		c.wakeLocked()
 		ping := c.w.pingDue
 		c.w.pingDue = false
 		closing, flush := c.state.closeDecided(), c.state == stateClosingFlush
@@ -144,6 +144,9 @@ func (c *Conn) writeLoop() {
 		clear(batch)
 		c.mu.Lock()
 		c.w.inWrite = 0
+		// Room is made once the batch is out, not when it is taken: the
+		// waiters then fill a whole batch for the next write rather than
+		// trickle into small ones while this one is written.
 		c.wakeLocked()
 		if cap(batch) <= 64 { // keep a small spare; let bursts be collected
 			c.w.spare = batch[:0]

@@ -46,9 +46,8 @@ type Params struct {
 	Duration time.Duration `json:"duration"`
 }
 
-// DefaultBurst is the messages per stream when Params.Burst is zero: well
-// below a protows connection's default send queue (1024 envelopes), which a
-// server stream must not outrun, since Send does not wait for the client.
+// DefaultBurst is the messages per stream when Params.Burst is zero: the
+// window of the protows client (256), so that a burst is one window.
 const DefaultBurst = 256
 
 // StreamBurst returns Burst, or DefaultBurst when it is zero.

@@ -10,6 +10,9 @@
 //   - echo: BenchService.Echo, InFlight calls at once per connection;
 //   - push: BenchService.Push, streams of Burst messages back to back per
 //     connection;
+//   - bidi: BenchService.EchoStream, one bidirectional stream per
+//     connection with InFlight samples in flight (protows only: its
+//     baselines are the echo scenarios of the same run);
 //   - broadcast: Conns members in one hub room, one publisher, at most
 //     InFlight publishes ahead of the deliveries.
 //

@@ -16,7 +16,7 @@ import (
 
 func scenarios() []harness.Scenario {
 	return []harness.Scenario{
-		protowsbench.Echo(), protowsbench.Push(), protowsbench.Broadcast(), harness.IdleOf(protowsbench.Echo()),
+		protowsbench.Echo(), protowsbench.Push(), protowsbench.Bidi(), protowsbench.Broadcast(), harness.IdleOf(protowsbench.Echo()),
 		protowsbench.BroadcastWith(protowsbench.NoBatching), protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
 	}
 }

@@ -18,9 +18,10 @@ import (
 // until the bound. The handler stamps each message with the time it was
 // encoded; latency is from the stamp to the client's decoding.
 //
-// Streams are bursts because a protows server stream has no flow control:
-// Send queues without waiting for the client, and a connection whose send
-// queue overflows (1024 envelopes by default) is closed with 4008.
+// Streams are bursts so that each repetition opens streams too, not only
+// sends on them. The client grants credit (flow control, docs/PROTOCOL.md
+// section 4.6), so a burst longer than its window waits for the reader
+// rather than overflowing the send queue.
 func Push() harness.Scenario {
 	return harness.Scenario{
 		Name: "push", Impl: Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},

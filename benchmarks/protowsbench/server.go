@@ -3,6 +3,7 @@ package protowsbench
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,25 @@ var _ benchv1.BenchServiceHandler = benchService{}
 
 func (benchService) Echo(_ context.Context, req *benchv1.EchoRequest) (*benchv1.EchoResponse, error) {
 	return &benchv1.EchoResponse{Sample: req.GetSample()}, nil
+}
+
+// EchoStream returns every sample of the stream, in order, until the
+// client half-closes.
+func (benchService) EchoStream(_ context.Context, s router.BidiStream[*benchv1.EchoStreamRequest, *benchv1.EchoStreamResponse]) error {
+	res := &benchv1.EchoStreamResponse{}
+	for {
+		req, err := s.Receive()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		res.Sample = req.GetSample()
+		if err := s.Send(res); err != nil {
+			return err
+		}
+	}
 }
 
 // Push sends count messages, each stamped with the time it was encoded.

@@ -57,21 +57,16 @@ func generate(p *protogen.Plugin) error {
 	return nil
 }
 
-// check rejects what the generated code cannot express: streaming from the
-// client, two methods with one wire id (across the whole run, which is as
-// far as the plugin can see), and two methods of a service that map to one
-// Go name.
+// check rejects what the generated code cannot express: two methods with
+// one wire id (across the whole run, which is as far as the plugin can
+// see), and two methods of a service that map to one Go name. Every kind
+// of method is generated: unary, server stream, client stream,
+// bidirectional.
 func check(f *protogen.File, ids map[uint32]string) error {
 	for _, s := range f.Services {
 		goNames := make(map[string]string)
 		for _, m := range s.Methods {
 			full := methodName(m)
-			switch {
-			case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
-				return fmt.Errorf("%s: method %s is bidirectional streaming; protows supports unary and server-streaming methods only", f.Desc.Path(), m.Desc.FullName())
-			case m.Desc.IsStreamingClient():
-				return fmt.Errorf("%s: method %s is client streaming; protows supports unary and server-streaming methods only", f.Desc.Path(), m.Desc.FullName())
-			}
 			id := protows.MethodID(full)
 			if other, ok := ids[id]; ok {
 				return fmt.Errorf("%s: method id %#08x of %s collides with %s; rename one of them", f.Desc.Path(), id, full, other)
@@ -250,7 +245,12 @@ func handlerSignature(g *protogen.GeneratedFile, m *protogen.Method) string {
 	ctx := g.QualifiedGoIdent(contextPackage.Ident("Context"))
 	in := "*" + g.QualifiedGoIdent(m.Input.GoIdent)
 	out := "*" + g.QualifiedGoIdent(m.Output.GoIdent)
-	if m.Desc.IsStreamingServer() {
+	switch {
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		return "(" + ctx + ", " + g.QualifiedGoIdent(routerPackage.Ident("BidiStream")) + "[" + in + ", " + out + "]) error"
+	case m.Desc.IsStreamingClient():
+		return "(" + ctx + ", " + g.QualifiedGoIdent(routerPackage.Ident("ClientStream")) + "[" + in + "]) (" + out + ", error)"
+	case m.Desc.IsStreamingServer():
 		return "(" + ctx + ", " + in + ", " + g.QualifiedGoIdent(routerPackage.Ident("Stream")) + "[" + out + "]) error"
 	}
 	return "(" + ctx + ", " + in + ") (" + out + ", error)"
@@ -266,7 +266,12 @@ func generateRegister(g *protogen.GeneratedFile, s *protogen.Service) {
 	g.P("func ", name, "(r *", routerPackage.Ident("Router"), ", h ", handlerName(s), ", opts ...", routerPackage.Ident("HandlerOption"), ") error {")
 	for _, m := range s.Methods {
 		fn := routerPackage.Ident("HandleUnary")
-		if m.Desc.IsStreamingServer() {
+		switch {
+		case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+			fn = routerPackage.Ident("HandleBidiStream")
+		case m.Desc.IsStreamingClient():
+			fn = routerPackage.Ident("HandleClientStream")
+		case m.Desc.IsStreamingServer():
 			fn = routerPackage.Ident("HandleServerStream")
 		}
 		g.P("if err := ", fn, "(r, ", nameConstant(m), ", h.", m.GoName, ", opts...); err != nil {")
@@ -292,7 +297,7 @@ func generateUnimplemented(g *protogen.GeneratedFile, s *protogen.Service) {
 		g.P("// ", m.GoName, " answers CodeUnimplemented.")
 		deprecated(g, m)
 		g.P("func (", name, ") ", m.GoName, handlerSignature(g, m), " {")
-		if m.Desc.IsStreamingServer() {
+		if m.Desc.IsStreamingServer() { // server streams and bidirectional
 			g.P("return ", unimplementedError(g, m))
 		} else {
 			g.P("return nil, ", unimplementedError(g, m))
@@ -327,7 +332,8 @@ func generateClient(g *protogen.GeneratedFile, s *protogen.Service) {
 		in := "*" + g.QualifiedGoIdent(m.Input.GoIdent)
 		out := g.QualifiedGoIdent(m.Output.GoIdent)
 		opts := "opts..."
-		if idempotent(m) {
+		// Streams from the client are never resumed, so never retried.
+		if idempotent(m) && !m.Desc.IsStreamingClient() {
 			opts = "append([]" + callOption + "{" + g.QualifiedGoIdent(clientPackage.Ident("Idempotent")) + "()}, opts...)..."
 		}
 		if m.Comments.Leading != "" {
@@ -336,23 +342,40 @@ func generateClient(g *protogen.GeneratedFile, s *protogen.Service) {
 		} else {
 			g.P("// ", m.GoName, " calls ", m.Desc.FullName(), ".")
 		}
-		if m.Desc.IsStreamingServer() {
+		inType := g.QualifiedGoIdent(m.Input.GoIdent)
+		switch {
+		case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+			g.P("// Send messages with Send and CloseSend when done; read the server's")
+			g.P("// with Receive until it returns io.EOF (the server ended the stream")
+			g.P("// cleanly) or another error. Close stops the call early. A reconnect")
+			g.P("// ends it with CodeUnavailable: it is never resumed.")
+		case m.Desc.IsStreamingClient():
+			g.P("// Send messages with Send, then CloseAndReceive for the response. A")
+			g.P("// reconnect ends the call with CodeUnavailable: it is never resumed.")
+		case m.Desc.IsStreamingServer():
 			g.P("// Read the stream with Receive and Msg until Receive returns false; Err")
 			g.P("// then says why it ended (nil when the server ended it cleanly). Close")
 			g.P("// stops it early. After a reconnect the client opens the stream again")
 			g.P("// and Gap reports it.")
-		} else {
+		default:
 			g.P("// It returns the response, or an error whose protows.Code says why the")
 			g.P("// call failed.")
 		}
-		if idempotent(m) {
+		if idempotent(m) && !m.Desc.IsStreamingClient() {
 			g.P("// The method is idempotent, so the call is retried after a reconnect.")
 		}
 		deprecated(g, m)
-		if m.Desc.IsStreamingServer() {
+		switch {
+		case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+			g.P("func (c *", name, ") ", m.GoName, "(ctx ", contextPackage.Ident("Context"), ", opts ...", callOption, ") (*", clientPackage.Ident("BidiStream"), "[", inType, ", ", out, "], error) {")
+			g.P("return ", clientPackage.Ident("CallBidiStream"), "[", inType, ", ", out, "](ctx, c.client, ", nameConstant(m), ", ", opts, ")")
+		case m.Desc.IsStreamingClient():
+			g.P("func (c *", name, ") ", m.GoName, "(ctx ", contextPackage.Ident("Context"), ", opts ...", callOption, ") (*", clientPackage.Ident("ClientStream"), "[", inType, ", ", out, "], error) {")
+			g.P("return ", clientPackage.Ident("CallClientStream"), "[", inType, ", ", out, "](ctx, c.client, ", nameConstant(m), ", ", opts, ")")
+		case m.Desc.IsStreamingServer():
 			g.P("func (c *", name, ") ", m.GoName, "(ctx ", contextPackage.Ident("Context"), ", req ", in, ", opts ...", callOption, ") (*", clientPackage.Ident("ServerStream"), "[", out, "], error) {")
 			g.P("return ", clientPackage.Ident("CallServerStream"), "[", out, "](ctx, c.client, ", nameConstant(m), ", req, ", opts, ")")
-		} else {
+		default:
 			g.P("func (c *", name, ") ", m.GoName, "(ctx ", contextPackage.Ident("Context"), ", req ", in, ", opts ...", callOption, ") (*", out, ", error) {")
 			g.P("return ", clientPackage.Ident("CallUnary"), "[", out, "](ctx, c.client, ", nameConstant(m), ", req, ", opts, ")")
 		}

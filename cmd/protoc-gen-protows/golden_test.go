@@ -229,6 +229,78 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestGoldenStreams generates the Go and TypeScript code of a service with
+// a method of every kind (testdata/streams) and compares it with
+// testdata/golden-streams.
+func TestGoldenStreams(t *testing.T) {
+	ts := tools(t)
+	out, err := ts.generate(t, filepath.Join("testdata", "streams"), nil,
+		plugin{Local: []string{ts.protocGo}, Out: "go", Opt: []string{"paths=source_relative"}},
+		ts.goPlugin(),
+		plugin{Local: []string{ts.protocES}, Out: "ts", Opt: []string{"target=ts", "import_extension=js"}},
+		ts.esPlugin(),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "golden-streams")
+	if *update {
+		if err := os.RemoveAll(golden); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(golden, os.DirFS(out)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, want := readTree(t, out), readTree(t, golden)
+	if len(want) == 0 {
+		t.Fatal("testdata/golden-streams is empty")
+	}
+	for name, w := range want {
+		if g, ok := got[name]; !ok || !bytes.Equal(g, w) {
+			t.Errorf("%s differs from testdata/golden-streams (run go test -update to accept): %s", name, firstDiff(g, w))
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: generated but not in testdata/golden-streams (run go test -update to accept)", name)
+		}
+	}
+	code := string(want["go/streams/v1/streams_protows.pb.go"])
+	for _, s := range []string{
+		"Sum(context.Context, router.ClientStream[*Number]) (*Total, error)",
+		"Running(context.Context, router.BidiStream[*Number, *Total]) error",
+		"router.HandleClientStream(r, TallySumMethod, h.Sum, opts...)",
+		"router.HandleBidiStream(r, TallyRunningMethod, h.Running, opts...)",
+		"client.CallClientStream[Number, Total](ctx, c.client, TallySumMethod, opts...)",
+		"client.CallBidiStream[Number, Total](ctx, c.client, TallyRunningMethod, opts...)",
+	} {
+		if !strings.Contains(code, s) {
+			t.Errorf("the generated code lacks %q", s)
+		}
+	}
+	// A stream from the client is never retried, idempotent or not.
+	if strings.Contains(code, "client.Idempotent") {
+		t.Error("the generated client passes Idempotent for a client stream")
+	}
+	tsCode := string(want["ts/streams/v1/streams_protows.ts"])
+	for _, s := range []string{
+		"add(request: MessageInitShape<typeof NumberSchema>, options?: CallOptions): Promise<Total> {",
+		"count(request: MessageInitShape<typeof NumberSchema>, options?: StreamOptions): AsyncIterable<Number> {",
+		"sum(requests: AsyncIterable<MessageInitShape<typeof NumberSchema>> | Iterable<MessageInitShape<typeof NumberSchema>>, options?: ClientStreamOptions): Promise<Total> {",
+		"return this.#client.clientStream(Tally.method.sum, requests, options);",
+		"running(options?: ClientStreamOptions): BidiStream<typeof NumberSchema, typeof TotalSchema> {",
+		"return this.#client.bidiStream(Tally.method.running, options);",
+	} {
+		if !strings.Contains(tsCode, s) {
+			t.Errorf("the generated TypeScript lacks %q", s)
+		}
+	}
+	if strings.Contains(tsCode, "idempotent: true") {
+		t.Error("the generated TypeScript client passes idempotent for a client stream")
+	}
+}
+
 // readTree returns the files under dir by slash-separated relative path.
 func readTree(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
@@ -272,7 +344,7 @@ func firstDiff(got, want []byte) string {
 // TestGoldenGoVets compiles and vets the golden Go packages: generated code
 // that compiles against the router and client of this checkout.
 func TestGoldenGoVets(t *testing.T) {
-	cmd := exec.Command("go", "vet", "./testdata/golden/go/...")
+	cmd := exec.Command("go", "vet", "./testdata/golden/go/...", "./testdata/golden-streams/go/...")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go vet of the golden Go code: %v\n%s", err, b)
 	}
@@ -423,8 +495,6 @@ func TestRejected(t *testing.T) {
 		goOnly bool
 		esWant map[string]string
 	}{
-		{dir: "clientstream", want: "method upload.v1.UploadService.Upload is client streaming"},
-		{dir: "bidi", want: "method bidi.v1.ChatService.Chat is bidirectional streaming"},
 		{dir: "collision", want: "of /collide.v1.SecondService/M617264 collides with /collide.v1.FirstService/M74449"},
 		{dir: "goname", want: "methods GetItem and get_item both become GetItem in Go", goOnly: true},
 		{dir: "goclash", want: "PromiseClient, generated for service goclash.v1.Promise, is also the Go name of message goclash.v1.PromiseClient", goOnly: true,

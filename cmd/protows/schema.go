@@ -230,7 +230,7 @@ func findMethod(ctx context.Context, s schema, method string) (protoreflect.Meth
 		return nil, fmt.Errorf("%s is not a method but %s", d.FullName(), kindOf(d))
 	}
 	if md.IsStreamingClient() {
-		return nil, errors.New(method + " is a client-streaming method, which protows does not serve")
+		return nil, errors.New(method + " streams from the client (a client-streaming or bidirectional method), which the protows command does not call: it sends one request")
 	}
 	return md, nil
 }

@@ -23,8 +23,9 @@ const (
 // chatService implements chatv1.ChatServiceHandler on a hub: a Watch call
 // is a room membership, Send is a room broadcast.
 type chatService struct {
-	hub *hub.Hub[*chatv1.RoomEvent]
-	now func() time.Time
+	hub    *hub.Hub[*chatv1.RoomEvent]
+	typing *hub.Hub[*chatv1.TypingEvent] // Typing's rooms (typing.go)
+	now    func() time.Time
 }
 
 var _ chatv1.ChatServiceHandler = (*chatService)(nil)

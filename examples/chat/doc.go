@@ -62,6 +62,18 @@
 // other members see nothing of it. ListRooms counts people; GetPresence
 // lists every membership, and the page shows one line per name.
 //
+// # Typing
+//
+// Typing is a bidirectional call per page and room: the page sends
+// whether its user is typing (again every 2 s while it holds), and the
+// call streams the room's typing events, which the page shows as "alice
+// is typing…" and forgets after 6 s without news. Its memberships live in
+// a hub of their own (NATS subject protows.chat.typing), so that typing
+// takes no room sequence numbers; the hub's presence turns a join and a
+// leave into "not typing", so a closed page stops typing for everyone.
+// Bidirectional calls are not resumed after a reconnect: the page opens
+// the call again.
+//
 // # Cluster
 //
 // With -cluster N the command starts an embedded NATS server on loopback

@@ -60,6 +60,7 @@ type node struct {
 	url     string
 	origins []string
 	hub     *hub.Hub[*chatv1.RoomEvent]
+	typing  *hub.Hub[*chatv1.TypingEvent] // the typing indicators (typing.go)
 	ws      *transport.Server
 	hs      *http.Server
 	nc      *nats.Conn
@@ -115,6 +116,7 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	pres := newPresence(cfg.Now)
+	var typingBroker hub.Broker // nil: alone, as the room hub
 	hcfg := hub.Config[*chatv1.RoomEvent]{
 		Node:     cfg.Name,
 		Presence: pres.event,
@@ -129,6 +131,7 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 			return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
 		}
 		hcfg.Broker = natsbroker.New(n.nc, natsbroker.Config{Subject: natsSubject})
+		typingBroker = natsbroker.New(n.nc, natsbroker.Config{Subject: natsSubject + ".typing"})
 	}
 	n.hub, err = hub.New(hcfg)
 	if err != nil {
@@ -137,16 +140,22 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 	}
 	n.name = n.hub.Node()
 	pres.setHub(n.hub)
+	hcfg.Node = n.name
+	if n.typing, err = newTypingHub(hcfg, typingBroker); err != nil {
+		_ = n.closeHubs()
+		n.closeNATS()
+		return nil, err
+	}
 
 	r := router.New(router.WithLogger(cfg.Logger))
-	if err := chatv1.RegisterChatServiceHandler(r, &chatService{hub: n.hub, now: cfg.Now}); err != nil {
-		_ = n.hub.Close()
+	if err := chatv1.RegisterChatServiceHandler(r, &chatService{hub: n.hub, typing: n.typing, now: cfg.Now}); err != nil {
+		_ = n.closeHubs()
 		n.closeNATS()
 		return nil, err
 	}
 	if cfg.Reflection {
 		if err := reflection.Register(r); err != nil {
-			_ = n.hub.Close()
+			_ = n.closeHubs()
 			n.closeNATS()
 			return nil, err
 		}
@@ -172,7 +181,7 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 	mux.Handle("GET /readyz", n.ws.ReadyHandler())
 	mux.Handle("GET /healthz", n.ws.LiveHandler())
 	if err := handlePage(mux, cfg.Web); err != nil {
-		_ = n.hub.Close()
+		_ = n.closeHubs()
 		n.closeNATS()
 		return nil, err
 	}
@@ -196,13 +205,22 @@ func (n *node) shutdown(ctx context.Context) error {
 	// The transport's drain ends the Watch streams and cancels their
 	// handlers' contexts, which ends their memberships.
 	werr := n.ws.Shutdown(ctx)
-	cerr := n.hub.Close()
+	cerr := n.closeHubs()
 	herr := n.hs.Shutdown(ctx)
 	n.closeNATS()
 	if err := <-n.served; !errors.Is(err, http.ErrServerClosed) {
 		herr = errors.Join(herr, err)
 	}
 	return errors.Join(herr, cerr, werr)
+}
+
+// closeHubs closes the room hub and the typing hub.
+func (n *node) closeHubs() error {
+	err := n.hub.Close()
+	if n.typing != nil {
+		err = errors.Join(err, n.typing.Close())
+	}
+	return err
 }
 
 func (n *node) closeNATS() {

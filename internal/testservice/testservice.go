@@ -6,7 +6,9 @@ package testservice
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -30,6 +32,10 @@ const (
 	CountMethod = testv1.TestServiceCountMethod
 	// WhoamiMethod names the caller.
 	WhoamiMethod = testv1.TestServiceWhoamiMethod
+	// SumMethod adds the numbers of a client stream.
+	SumMethod = testv1.TestServiceSumMethod
+	// EchoStreamMethod echoes a bidirectional stream.
+	EchoStreamMethod = testv1.TestServiceEchoStreamMethod
 )
 
 // Register registers every method of TestService on r, through the
@@ -67,6 +73,16 @@ func (Service) Count(ctx context.Context, req *testv1.CountRequest, s router.Str
 // Whoami is the package's Whoami.
 func (Service) Whoami(ctx context.Context, req *testv1.WhoamiRequest) (*testv1.WhoamiResponse, error) {
 	return Whoami(ctx, req)
+}
+
+// Sum is the package's Sum.
+func (Service) Sum(ctx context.Context, s router.ClientStream[*testv1.SumRequest]) (*testv1.SumResponse, error) {
+	return Sum(ctx, s)
+}
+
+// EchoStream is the package's EchoStream.
+func (Service) EchoStream(ctx context.Context, s router.BidiStream[*testv1.EchoStreamRequest, *testv1.EchoStreamResponse]) error {
+	return EchoStream(ctx, s)
 }
 
 // Echo returns its text and padding.
@@ -132,6 +148,74 @@ func Count(ctx context.Context, req *testv1.CountRequest, s router.Stream[*testv
 		return protows.Errorf(protows.Code(c), "failed after %d messages", req.GetCount())
 	}
 	return nil
+}
+
+// Sum adds the numbers of the client's messages and replies once the
+// client is done: at once for a message with stop, with an error for one
+// with fail_code, after a message's delay before reading the next.
+func Sum(ctx context.Context, s router.ClientStream[*testv1.SumRequest]) (*testv1.SumResponse, error) {
+	res := &testv1.SumResponse{}
+	for s.Receive() {
+		m := s.Msg()
+		res.Count++
+		res.Sum += m.GetN()
+		if c := m.GetFailCode(); c != 0 {
+			return nil, protows.Errorf(protows.Code(c), "failed at message %d", res.Count)
+		}
+		if m.GetStop() {
+			return res, nil
+		}
+		if err := pause(ctx, m.GetDelay().AsDuration()); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// EchoStream answers each message with its repeat echoes (1 when 0),
+// after its delay, numbered across the stream; a message with fail_code
+// ends the stream with that code.
+func EchoStream(ctx context.Context, s router.BidiStream[*testv1.EchoStreamRequest, *testv1.EchoStreamResponse]) error {
+	var n uint32
+	for {
+		m, err := s.Receive()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if c := m.GetFailCode(); c != 0 {
+			return protows.Errorf(protows.Code(c), "failed after %d echoes", n)
+		}
+		if err := pause(ctx, m.GetDelay().AsDuration()); err != nil {
+			return err
+		}
+		for range max(m.GetRepeat(), 1) {
+			n++
+			if err := s.Send(&testv1.EchoStreamResponse{Text: m.GetText(), Padding: m.GetPadding(), N: n}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// pause waits d (at most maxSleep), or fails when ctx ends first.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(min(d, maxSleep))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return protows.NewError(protows.CodeOf(ctx.Err()), ctx.Err())
+	}
 }
 
 // Whoami names the caller, its connection and subprotocol.

@@ -1,5 +1,6 @@
 // Command protows-load is protows's end-to-end load tool: it runs the
-// benchmark scenarios (request/reply echo, server push, room broadcast) in
+// benchmark scenarios (request/reply echo, server push, echo on a
+// bidirectional stream, room broadcast) in
 // both codecs and three payload sizes, against protows and against a raw
 // gorilla/websocket baseline, and reports medians over repetitions as a
 // Markdown table (stdout and benchmarks/out/results.md), JSON lines
@@ -37,6 +38,7 @@ func main() {
 	scenarios := []harness.Scenario{
 		protowsbench.Echo(), raw.Echo(),
 		protowsbench.Push(), raw.Push(),
+		protowsbench.Bidi(),
 		protowsbench.Broadcast(), raw.Broadcast(),
 		// Write coalescing off and delayed: only when named (-scenarios).
 		protowsbench.BroadcastWith(protowsbench.NoBatching),

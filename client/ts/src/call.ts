@@ -19,6 +19,7 @@ import { connectionLost, isConnectionLost, ProtowsError, wireError, withMethod }
 import { Kind } from "./gen/protows/v1/protows_pb.js";
 import { chain, type CallFn, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "./interceptor.js";
 import { methodId, methodName } from "./method.js";
+import { FlowCall, Granter, streamWindow } from "./flow.js";
 
 /**
  * Options of one call. The generated clients take this type for unary
@@ -104,6 +105,36 @@ export interface StreamMessageInfo {
 
 /** Options of a server stream: the CallOptions that apply to streams. */
 export type StreamOptions = Pick<CallOptions, "signal" | "resubscribe" | "metadata" | "onMessageInfo">;
+
+/**
+ * Options of a client-streaming or bidirectional call. `timeoutMs` bounds
+ * the whole call (including the wait for a connection) and has no default:
+ * such calls last as long as their messages take. Neither kind is resumed
+ * after a reconnect: a dropped connection ends the call with `unavailable`.
+ */
+export type ClientStreamOptions = Pick<CallOptions, "signal" | "timeoutMs" | "metadata">;
+
+/**
+ * The client's end of a bidirectional call: `send` and `closeSend` for the
+ * client's messages, async iteration for the server's. Iterate it once;
+ * the iteration ends at the server's clean end of the call and throws the
+ * ProtowsError the call failed with. Breaking out of the loop, `close`,
+ * the signal and the timeout cancel the call (CANCEL to the server).
+ */
+export interface BidiStream<I extends DescMessage, O extends DescMessage> extends AsyncIterable<MessageShape<O>> {
+  /**
+   * send sends one message, waiting while the server has granted no credit
+   * for it (the call is not open yet, or its handler has not read the
+   * earlier ones). It rejects with the call's error when the call ended
+   * before the message went out (`failed_precondition` after a clean end or
+   * closeSend).
+   */
+  send(request: MessageInitShape<I>): Promise<void>;
+  /** closeSend tells the server that the client sends no more messages (half-close). */
+  closeSend(): Promise<void>;
+  /** close cancels the call, if it has not ended. */
+  close(): void;
+}
 
 const maxIdempotentRetries = 3;
 
@@ -264,7 +295,7 @@ export class Calls {
         if (conn.ended) continue; // ended between the wait and now: wait for the next
         const sub = new Subscription(conn, conn.allocId(), signal);
         try {
-          conn.send([{ ...req, id: sub.id }]);
+          conn.send([{ ...req, id: sub.id, credit: streamWindow }]);
         } catch (err) {
           sub.dispose();
           throw new ProtowsError("unavailable", "send failed", { cause: err });
@@ -317,6 +348,120 @@ export class Calls {
     } catch (err) {
       throw withMethod(err, r.methodName);
     }
+  }
+
+  // clientStream makes a client-streaming call: it sends the requests as
+  // they come (within the server's credit), half-closes, and resolves with
+  // the REPLY. It stops taking requests when the call ends early.
+  async clientStream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethod & { input: I; output: O },
+    requests: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
+    options: ClientStreamOptions,
+  ): Promise<MessageShape<O>> {
+    const ctl = new CallControl(options.signal, options.timeoutMs ?? 0);
+    try {
+      const req = this.envelope(method, create(method.input as DescMessage), options.metadata);
+      const conn = await this.#waitConnected(ctl.signal);
+      if (conn.ended) throw connectionLost(conn.closeCode, conn.closeReason);
+      const call = new FlowCall(conn, req, false, ctl.signal);
+      const it =
+        Symbol.asyncIterator in requests
+          ? (requests as AsyncIterable<MessageInitShape<I>>)[Symbol.asyncIterator]()
+          : (requests as Iterable<MessageInitShape<I>>)[Symbol.iterator]();
+      const ended = call.done.then(() => undefined);
+      try {
+        for (;;) {
+          const n = await Promise.race([Promise.resolve(it.next()), ended]);
+          if (n === undefined) {
+            // The call ended while the application produced its next request.
+            void Promise.resolve(it.return?.()).catch(() => {});
+            break;
+          }
+          if (n.done === true) break;
+          const payload = this.#codec.encodePayload(method.input as DescMessage, create(method.input as DescMessage, n.value as MessageInitShape<DescMessage>));
+          try {
+            await call.send(payload);
+          } catch (err) {
+            void Promise.resolve(it.return?.()).catch(() => {});
+            if (call.ended && !ctl.signal.aborted) break; // the outcome says why
+            throw err;
+          }
+        }
+        await call.closeSend();
+        const env = await call.result();
+        return this.#codec.decodePayload(method.output, env.payload) as MessageShape<O>;
+      } catch (err) {
+        // The requests failed (or did not encode): the call is abandoned.
+        call.cancel(err instanceof ProtowsError ? err : new ProtowsError("canceled", "requests failed", { cause: err }));
+        throw err;
+      }
+    } catch (err) {
+      throw withMethod(err, methodName(method));
+    } finally {
+      ctl.dispose();
+    }
+  }
+
+  // bidi opens a bidirectional call in the background and returns its
+  // handle at once; send waits for the call to open.
+  bidi<I extends DescMessage, O extends DescMessage>(
+    method: DescMethod & { input: I; output: O },
+    options: ClientStreamOptions,
+  ): BidiStream<I, O> {
+    const ctl = new CallControl(options.signal, options.timeoutMs ?? 0);
+    const opened = (async () => {
+      const req = this.envelope(method, create(method.input as DescMessage), options.metadata);
+      const conn = await this.#waitConnected(ctl.signal);
+      if (conn.ended) throw connectionLost(conn.closeCode, conn.closeReason);
+      const call = new FlowCall(conn, req, true, ctl.signal);
+      void call.done.then(() => ctl.dispose());
+      return call;
+    })();
+    opened.catch(() => ctl.dispose()); // reported by send and the iteration
+    const codec = this.#codec;
+    const name = methodName(method);
+    async function* receive(): AsyncGenerator<MessageShape<O>> {
+      let call: FlowCall | undefined;
+      try {
+        call = await opened;
+        for (;;) {
+          const m = await call.next();
+          if (m === undefined) return;
+          yield codec.decodePayload(method.output, m.payload) as MessageShape<O>;
+        }
+      } catch (err) {
+        throw withMethod(err, name);
+      } finally {
+        call?.cancel(new ProtowsError("canceled", "stream no longer read"));
+      }
+    }
+    let iterated = false;
+    return {
+      async send(request: MessageInitShape<I>): Promise<void> {
+        try {
+          const call = await opened;
+          await call.send(codec.encodePayload(method.input as DescMessage, create(method.input as DescMessage, request as MessageInitShape<DescMessage>)));
+        } catch (err) {
+          throw withMethod(err, name);
+        }
+      },
+      async closeSend(): Promise<void> {
+        try {
+          await (await opened).closeSend();
+        } catch (err) {
+          throw withMethod(err, name);
+        }
+      },
+      close(): void {
+        opened.then((call) => call.cancel(new ProtowsError("canceled", "call closed")), () => {});
+        ctl.dispose();
+      },
+      [Symbol.asyncIterator](): AsyncIterator<MessageShape<O>> {
+        if (iterated) throw new TypeError("protows: a bidirectional stream can be iterated once");
+        iterated = true;
+        return receive();
+      },
+    };
   }
 
   // envelope makes the REQUEST envelope of a call, without its id; the
@@ -455,6 +600,7 @@ class Subscription {
   readonly #conn: Conn;
   readonly #signal: AbortSignal;
   readonly #queue: StreamItem[] = [];
+  readonly #granter = new Granter();
   #wake: (() => void) | undefined;
   #done = false;
 
@@ -473,6 +619,9 @@ class Subscription {
             return;
           case Kind.ERROR:
             this.#finish({ kind: "end", error: wireError(env) });
+            return;
+          case Kind.CREDIT:
+            // Only for calls the client sends messages on; ignored here.
             return;
           default:
             this.#finish({ kind: "end", error: new ProtowsError("internal", `unexpected ${Kind[env.kind]} for a stream`) });
@@ -497,12 +646,25 @@ class Subscription {
 
   async next(): Promise<StreamItem> {
     for (;;) {
-      const item = this.#queue.shift();
-      if (item !== undefined) {
-        return item;
-      }
+      // An abort wins over messages already queued: the loop that aborted
+      // gets no more of them.
       if (this.#signal.aborted) {
         throw this.#signal.reason;
+      }
+      const item = this.#queue.shift();
+      if (item !== undefined) {
+        if (item.kind === "message") {
+          // The application takes it now: grant it back, in batches.
+          const grant = this.#granter.took();
+          if (grant > 0 && !this.#done) {
+            try {
+              this.#conn.send([{ id: this.id, kind: Kind.CREDIT, credit: grant }]);
+            } catch {
+              // The connection is going; the stream hears of it.
+            }
+          }
+        }
+        return item;
       }
       await new Promise<void>((resolve) => {
         const onAbort = (): void => resolve();

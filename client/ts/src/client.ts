@@ -4,10 +4,18 @@
 // (auth.ts), reports its state, and fails fast while it has never
 // connected.
 
-import type { DescMessage, DescMethodServerStreaming, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethodBiDiStreaming,
+  DescMethodClientStreaming,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
 import { Auth, type TokenProvider } from "./auth.js";
 import { resolveBackoff, type Backoff, type BackoffOptions } from "./backoff.js";
-import { CallControl, Calls, type CallOptions, type StreamOptions } from "./call.js";
+import { CallControl, Calls, type BidiStream, type CallOptions, type ClientStreamOptions, type StreamOptions } from "./call.js";
 import { closeAction, stopCode } from "./closecode.js";
 import { jsonCodec, protoCodec, type Codec } from "./codec.js";
 import { CallIds, Conn, type ConnConfig, type HeartbeatOptions, type WebSocketConstructor } from "./conn.js";
@@ -272,6 +280,47 @@ export class Client {
       throw new TypeError(`protows: ${methodName(method)} is not a server-streaming method`);
     }
     return this.#calls.stream(method, request, options);
+  }
+
+  /**
+   * clientStream calls a client-streaming method: it sends the messages of
+   * `requests` as the server's credit allows (waiting for it, so a slow
+   * handler slows the producer), then half-closes, and resolves with the
+   * response. It rejects with a ProtowsError: the server's error,
+   * `canceled` (signal), `deadline_exceeded` (timeoutMs), `unavailable`
+   * (the connection dropped: such a call is never resumed); or with what
+   * `requests` threw, after cancelling the call. When the server ends the
+   * call early, the client stops taking requests and the outcome is the
+   * server's.
+   */
+  clientStream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodClientStreaming<I, O>,
+    requests: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
+    options: ClientStreamOptions = {},
+  ): Promise<MessageShape<O>> {
+    if (method.methodKind !== "client_streaming") {
+      throw new TypeError(`protows: ${methodName(method)} is not a client-streaming method`);
+    }
+    return this.#calls.clientStream(method, requests, options);
+  }
+
+  /**
+   * bidiStream opens a bidirectional call and returns at once: `send` and
+   * `closeSend` write (send waits for the server's credit), iterating reads
+   * the server's messages (their window is granted back as the loop takes
+   * them). The call ends with the server's end of it, a failure (the
+   * iteration throws; `unavailable` when the connection dropped: the call
+   * is never resumed), `close`, breaking out of the loop, the signal or
+   * timeoutMs.
+   */
+  bidiStream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodBiDiStreaming<I, O>,
+    options: ClientStreamOptions = {},
+  ): BidiStream<I, O> {
+    if (method.methodKind !== "bidi_streaming") {
+      throw new TypeError(`protows: ${methodName(method)} is not a bidirectional method`);
+    }
+    return this.#calls.bidi(method, options);
   }
 
   /**

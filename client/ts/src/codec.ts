@@ -47,6 +47,11 @@ export interface WireEnvelope {
    * (0 or absent: not sequenced). At most 2^53-1, exact as a number.
    */
   seq?: number;
+  /**
+   * Flow control (docs/PROTOCOL.md section 3.6): the initial window on a
+   * REQUEST, the grant of a CREDIT; 0 or absent otherwise.
+   */
+  credit?: number;
 }
 
 /** A codec: how envelopes and their payloads become WebSocket messages. */
@@ -128,6 +133,7 @@ export function protoCodec(): Codec {
             error: e.error,
             metadata,
             seq: BigInt(e.seq ?? 0),
+            credit: e.credit ?? 0,
           });
         }),
       });
@@ -155,6 +161,7 @@ export function protoCodec(): Codec {
         if (e.error !== undefined) w.error = { code: e.error.code, message: e.error.message };
         if (Object.keys(e.metadata).length > 0) w.metadata = e.metadata;
         if (e.seq !== 0n) w.seq = Number(e.seq);
+        if (e.credit !== 0) w.credit = e.credit;
         return w;
       });
     },
@@ -171,6 +178,7 @@ const kindNames: Record<number, string> = {
   [Kind.ERROR]: "error",
   [Kind.PING]: "ping",
   [Kind.PONG]: "pong",
+  [Kind.CREDIT]: "credit",
 };
 const kindValues = new Map<string, Kind>(Object.entries(kindNames).map(([n, s]) => [s, Number(n) as Kind]));
 
@@ -199,6 +207,7 @@ function writeJSONEnvelope(e: WireEnvelope): string {
     parts.push(`"metadata":{${mp.join(",")}}`);
   }
   if (e.seq !== undefined && e.seq !== 0) parts.push(`"seq":${e.seq}`);
+  if (e.credit !== undefined && e.credit !== 0) parts.push(`"credit":${e.credit}`);
   return `{${parts.join(",")}}`;
 }
 
@@ -273,6 +282,10 @@ function readJSONEnvelope(v: unknown): WireEnvelope {
       throw new CodecError("bad envelope: seq is not an integer from 0 to 2^53-1");
     }
     if (v.seq !== 0) e.seq = v.seq;
+  }
+  if (v.credit != null) {
+    const c = readUint32(v.credit, "credit");
+    if (c !== 0) e.credit = c;
   }
   return e;
 }

@@ -295,6 +295,7 @@ export class Conn {
         case Kind.STREAM_MESSAGE:
         case Kind.STREAM_END:
         case Kind.ERROR:
+        case Kind.CREDIT:
           if (env.kind === Kind.ERROR && env.id === 0) {
             this.#lastError = wireError(env);
             break;

@@ -78,7 +78,9 @@ export interface StreamResponse<I extends DescMessage = DescMessage, O extends D
 export type CallFn = (req: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
 
 /**
- * Interceptor wraps the calls of a client (ClientOptions.interceptors):
+ * Interceptor wraps the unary calls and server streams of a client
+ * (ClientOptions.interceptors; client-streaming and bidirectional calls
+ * do not go through interceptors yet):
  * it receives the next step and returns a step that calls it, with the
  * request it was given or another one, and returns its response or another
  * one. It sees unary calls (`req.stream` false) and server streams

@@ -6,13 +6,15 @@
 
 import type {
   DescMethod,
+  DescMethodBiDiStreaming,
+  DescMethodClientStreaming,
   DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
   MessageInitShape,
   MessageShape,
 } from "@bufbuild/protobuf";
-import type { CallOptions, StreamOptions } from "./call.js";
+import type { BidiStream, CallOptions, ClientStreamOptions, StreamOptions } from "./call.js";
 import type { Client } from "./client.js";
 
 /**
@@ -20,15 +22,23 @@ import type { Client } from "./client.js";
  * service's methods, named by protobuf-es's `localName` (`sendMessage` for
  * `SendMessage`), except that `then` becomes `then$` so that the client is
  * not a thenable. Unary methods return a promise of the response, server
- * streams an AsyncIterable of messages; client and bidirectional streams,
- * which protows does not have, are `never`.
+ * streams an AsyncIterable of messages, client streams take an
+ * (Async)Iterable of requests and return a promise of the response, and
+ * bidirectional methods return a BidiStream (Client.bidiStream).
  */
 export type ServiceClient<S extends DescService> = {
   readonly [K in keyof S["method"] as K extends "then" ? "then$" : K]: S["method"][K] extends DescMethodUnary<infer I, infer O>
     ? (request: MessageInitShape<I>, options?: CallOptions) => Promise<MessageShape<O>>
     : S["method"][K] extends DescMethodServerStreaming<infer I, infer O>
       ? (request: MessageInitShape<I>, options?: StreamOptions) => AsyncIterable<MessageShape<O>>
-      : never;
+      : S["method"][K] extends DescMethodClientStreaming<infer I, infer O>
+        ? (
+            requests: AsyncIterable<MessageInitShape<I>> | Iterable<MessageInitShape<I>>,
+            options?: ClientStreamOptions,
+          ) => Promise<MessageShape<O>>
+        : S["method"][K] extends DescMethodBiDiStreaming<infer I, infer O>
+          ? (options?: ClientStreamOptions) => BidiStream<I, O>
+          : never;
 };
 
 // The values of google.protobuf.MethodOptions.IdempotencyLevel that make a
@@ -51,9 +61,7 @@ const idempotent = 2;
  * Methods whose `idempotency_level` option is `NO_SIDE_EFFECTS` or
  * `IDEMPOTENT` are called with `idempotent: true` (a call's own
  * `idempotent: false` overrides it), as protoc-gen-protows-es's classes
- * do. A service with a client- or bidirectional-streaming method is
- * refused with a TypeError: protows has unary and server-streaming
- * methods only.
+ * do.
  */
 export function createClient<S extends DescService>(service: S, client: Client): ServiceClient<S> {
   const out: Record<string, unknown> = {};
@@ -78,9 +86,16 @@ function methodFn(client: Client, method: DescMethod): unknown {
       return (request: MessageInitShape<DescMethodServerStreaming["input"]>, options?: StreamOptions) =>
         client.serverStream(m, request, options);
     }
-    default:
-      throw new TypeError(
-        `protows: ${method.parent.typeName}.${method.name} is ${method.methodKind === "client_streaming" ? "client" : "bidirectional"} streaming; protows supports unary and server-streaming methods only`,
-      );
+    case "client_streaming": {
+      const m = method as DescMethodClientStreaming;
+      return (
+        requests: AsyncIterable<MessageInitShape<DescMethodClientStreaming["input"]>> | Iterable<MessageInitShape<DescMethodClientStreaming["input"]>>,
+        options?: ClientStreamOptions,
+      ) => client.clientStream(m, requests, options);
+    }
+    case "bidi_streaming": {
+      const m = method as DescMethodBiDiStreaming;
+      return (options?: ClientStreamOptions) => client.bidiStream(m, options);
+    }
   }
 }

@@ -98,7 +98,7 @@ test("the page calls in both codecs and survives a server restart", async () => 
     const sub = codec === "proto" ? "protows.v1.proto" : "protows.v1.json";
     assert.equal(
       await waitText(`first-${codec}`, (s) => s !== ""),
-      `echo=first ${codec} «ü» <&> sub=${sub} count=1,2,3 fail=not_found:nope`,
+      `echo=first ${codec} «ü» <&> sub=${sub} count=1,2,3 fail=not_found:nope sum=5050,55 bidi=1x,2x,3y,1x,2x,3y`,
     );
     await waitText(`${codec}-stream`, (s) => streamOf(s).got >= 3);
     assert.equal(await text(`${codec}-state`), "connected");
@@ -116,9 +116,9 @@ test("the page calls in both codecs and survives a server restart", async () => 
   await page.evaluate(() => window.protowsCalls("second"));
   for (const codec of ["proto", "json"]) {
     const sub = codec === "proto" ? "protows.v1.proto" : "protows.v1.json";
-    assert.equal(await text(`second-${codec}`), `echo=second ${codec} «ü» <&> sub=${sub} count=1,2,3 fail=not_found:nope`);
+    assert.equal(await text(`second-${codec}`), `echo=second ${codec} «ü» <&> sub=${sub} count=1,2,3 fail=not_found:nope sum=5050,55 bidi=1x,2x,3y,1x,2x,3y`);
   }
-  assert.equal(await text("methods"), "Echo,Fail,Sleep,Count,Whoami");
+  assert.equal(await text("methods"), "Echo,Fail,Sleep,Count,Whoami,Sum,EchoStream");
   assert.equal(await text("intercepted"), "stream Count,unary Echo,unary Fail,unary Whoami");
 
   // Fail fast: a browser learns nothing but 1006, and says so.

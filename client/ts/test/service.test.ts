@@ -3,8 +3,8 @@
 // (unary calls, errors, a server stream, and an idempotent method retried
 // after its connection was lost while a non-idempotent one fails), and
 // against descriptors built at run time for what the test service lacks
-// (method names that need care, idempotency levels, streaming kinds
-// protows refuses).
+// (method names that need care, idempotency levels, client-streaming and
+// bidirectional methods).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { create, createFileRegistry, type DescService } from "@bufbuild/protobuf";
@@ -16,6 +16,7 @@ import {
   ProtowsError,
   createClient,
   type CallOptions,
+  type ClientStreamOptions,
   type ServiceClient,
   type StreamOptions,
   type WebSocketConstructor,
@@ -29,8 +30,8 @@ const WS = WebSocket as unknown as WebSocketConstructor;
 
 // A service descriptor made from a FileDescriptorProto, as protoc-gen-es's
 // file descriptors are: methods named Then, Constructor and ToString, the
-// three idempotency levels, and (when withStreams) the two streaming kinds
-// protows does not have.
+// three idempotency levels, and (when withStreams) a client-streaming and
+// a bidirectional method.
 function service(withStreams: boolean): DescService {
   const m = (name: string, level = MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN, kind: "" | "client" | "bidi" = "") => ({
     name,
@@ -71,6 +72,14 @@ function recorder(): { client: Client; calls: { kind: string; method: string; re
       calls.push({ kind: "stream", method: method.name, request, options });
       return (async function* () {})();
     },
+    clientStream: (method: { name: string }, requests: unknown, options?: ClientStreamOptions) => {
+      calls.push({ kind: "client", method: method.name, request: requests, options });
+      return Promise.resolve({});
+    },
+    bidiStream: (method: { name: string }, options?: ClientStreamOptions) => {
+      calls.push({ kind: "bidi", method: method.name, request: undefined, options });
+      return {};
+    },
   } as unknown as Client;
   return { client, calls };
 }
@@ -98,12 +107,17 @@ test("createClient names methods as the generated classes do and takes idempoten
   ]);
 });
 
-test("createClient refuses client and bidirectional streams", () => {
-  const { client } = recorder();
-  assert.throws(() => createClient(service(true), client), {
-    name: "TypeError",
-    message: "protows: x.v1.S.Upload is client streaming; protows supports unary and server-streaming methods only",
-  });
+test("createClient makes client-streaming and bidirectional methods", async () => {
+  const { client, calls } = recorder();
+  const svc = createClient(service(true), client) as unknown as Record<string, (...args: unknown[]) => unknown>;
+  assert.deepEqual(Object.keys(svc).sort(), ["chat", "constructor$", "then$", "toString$", "upload", "watch"]);
+  const reqs = [{ text: "a" }, { text: "b" }];
+  await svc.upload!(reqs, { timeoutMs: 7 });
+  svc.chat!({ metadata: { k: "v" } });
+  assert.deepEqual(calls, [
+    { kind: "client", method: "Upload", request: reqs, options: { timeoutMs: 7 } },
+    { kind: "bidi", method: "Chat", request: undefined, options: { metadata: { k: "v" } } },
+  ]);
 });
 
 for (const codec of ["proto", "json"] as const) {
@@ -172,6 +186,29 @@ for (const codec of ["proto", "json"] as const) {
             return true;
           },
         );
+      } finally {
+        client.close();
+      }
+    });
+
+    test("a client stream and a bidirectional call through the descriptor", async () => {
+      const client = new Client({ url: server.url, codec, WebSocket: WS });
+      try {
+        const svc: ServiceClient<typeof TestService> = createClient(TestService, client);
+        // @ts-expect-error: SumRequest has no field "text"
+        void (() => svc.sum([{ text: "x" }]));
+        const sum = await svc.sum((function* () {
+          for (let n = 1; n <= 40; n++) yield { n: BigInt(n) };
+        })());
+        assert.equal(sum.sum, 820n);
+        assert.equal(sum.count, 40);
+        const bidi = svc.echoStream();
+        await bidi.send({ text: "a", repeat: 2 });
+        await bidi.send({ text: "b" });
+        await bidi.closeSend();
+        const echoes: string[] = [];
+        for await (const m of bidi) echoes.push(`${m.n}:${m.text}`);
+        assert.deepEqual(echoes, ["1:a", "2:a", "3:b"]);
       } finally {
         client.close();
       }

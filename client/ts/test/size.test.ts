@@ -7,7 +7,12 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { pkgDir } from "./repo.js";
 
-const budgetGzipped = 10 * 1024;
+// 12 KiB since issue 12: client-streaming and bidirectional calls with
+// flow control (src/flow.ts, Client.clientStream and bidiStream,
+// createClient's two new kinds) took the runtime from 9230 to 10502 bytes
+// gzipped, and the measured generated client gained Sum and EchoStream
+// (10041 to 11397 with it).
+const budgetGzipped = 12 * 1024;
 
 test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`, async () => {
   const { sizes } = (await import(pathToFileURL(join(pkgDir, "scripts", "size.mjs")).href)) as {

@@ -39,6 +39,7 @@ function expected(frame: Frame): WireEnvelope[] {
     if (e.error !== undefined) w.error = { code: e.error.code, message: e.error.message };
     if (Object.keys(e.metadata).length > 0) w.metadata = { ...e.metadata };
     if (e.seq !== 0n) w.seq = Number(e.seq);
+    if (e.credit !== 0) w.credit = e.credit;
     return w;
   });
 }
@@ -51,7 +52,7 @@ test("index covers both codecs and every kind", () => {
   const codecs = new Set(index.frames.map((f) => f.codec));
   assert.deepEqual([...codecs].sort(), ["protows.v1.json", "protows.v1.proto"]);
   const kinds = new Set(index.frames.flatMap((f) => expected(f).map((e) => e.kind)));
-  for (const k of [Kind.REQUEST, Kind.REPLY, Kind.STREAM_MESSAGE, Kind.STREAM_END, Kind.CANCEL, Kind.ERROR, Kind.PING, Kind.PONG]) {
+  for (const k of [Kind.REQUEST, Kind.REPLY, Kind.STREAM_MESSAGE, Kind.STREAM_END, Kind.CANCEL, Kind.ERROR, Kind.PING, Kind.PONG, Kind.CREDIT]) {
     assert.ok(kinds.has(k), `no vector of kind ${Kind[k]}`);
   }
   assert.ok(index.frames.length >= 30, `only ${index.frames.length} vectors`);

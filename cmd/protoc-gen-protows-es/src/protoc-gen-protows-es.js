@@ -95,8 +95,7 @@ function generateTs(schema) {
 
 /**
  * check rejects what the generated clients cannot express, before anything
- * is generated: streaming from the client, and two methods with one wire id
- * in the run.
+ * is generated: two methods with one wire id in the run.
  *
  * @param {DescFile[]} files
  */
@@ -107,12 +106,6 @@ function check(files) {
     for (const service of file.services) {
       for (const method of service.methods) {
         const full = methodName(method);
-        if (method.methodKind === "bidi_streaming") {
-          throw new Error(`${file.proto.name}: method ${service.typeName}.${method.name} is bidirectional streaming; protows supports unary and server-streaming methods only`);
-        }
-        if (method.methodKind === "client_streaming") {
-          throw new Error(`${file.proto.name}: method ${service.typeName}.${method.name} is client streaming; protows supports unary and server-streaming methods only`);
-        }
         const id = methodId(full);
         const other = ids.get(id);
         if (other !== undefined) {
@@ -132,6 +125,8 @@ function generateService(f, service) {
   const Client = f.import("Client", runtimeModule, true);
   const CallOptions = f.import("CallOptions", runtimeModule, true);
   const StreamOptions = f.import("StreamOptions", runtimeModule, true);
+  const ClientStreamOptions = f.import("ClientStreamOptions", runtimeModule, true);
+  const BidiStream = f.import("BidiStream", runtimeModule, true);
   const MessageInitShape = f.import("MessageInitShape", "@bufbuild/protobuf", true);
   const serviceDesc = f.importSchema(service);
   const name = safeIdentifier(`${service.name}Client`);
@@ -156,6 +151,17 @@ function generateService(f, service) {
       f.print(f.jsDoc(text, "  "));
       f.print("  ", clientMethodName(method), "(request: ", MessageInitShape, "<typeof ", input, ">, options?: ", StreamOptions, "): AsyncIterable<", output, "> {");
       f.print("    return this.#client.serverStream(", ...desc, ", request, options);");
+    } else if (method.methodKind === "client_streaming") {
+      text = addParagraph(text, "The requests are sent as the server's credit allows, then the call\nwaits for the response. The promise rejects with a ProtowsError when\nthe call fails (`unavailable` when the connection drops: the call is\nnever resumed), or with what `requests` threw.");
+      f.print(f.jsDoc(text, "  "));
+      f.print("  ", clientMethodName(method), "(requests: AsyncIterable<", MessageInitShape, "<typeof ", input, ">> | Iterable<", MessageInitShape, "<typeof ", input, ">>, options?: ", ClientStreamOptions, "): Promise<", output, "> {");
+      f.print("    return this.#client.clientStream(", ...desc, ", requests, options);");
+    } else if (method.methodKind === "bidi_streaming") {
+      const outputSchema = f.importSchema(method.output, true);
+      text = addParagraph(text, "Write with `send` and `closeSend`, read with `for await`: the iteration\nends when the server ends the call, and throws a ProtowsError when it\nfails (`unavailable` when the connection drops: the call is never\nresumed). Stop it with `close`, `break` or `options.signal`.");
+      f.print(f.jsDoc(text, "  "));
+      f.print("  ", clientMethodName(method), "(options?: ", ClientStreamOptions, "): ", BidiStream, "<typeof ", input, ", typeof ", outputSchema, "> {");
+      f.print("    return this.#client.bidiStream(", ...desc, ", options);");
     } else {
       text = addParagraph(text, "The promise rejects with a ProtowsError when the call fails.");
       let options = "options";

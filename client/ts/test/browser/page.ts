@@ -2,10 +2,11 @@
 // served by the Go test server's -static. It calls TestService through the
 // generated client (protoc-gen-protows-es) in both codecs with the
 // browser's own WebSocket, through an interceptor, keeps a stream open
-// through server restarts, tries a wrong path and a closed port (the
-// ?closedPort= of the page's URL), and writes what happens into the DOM,
-// which the test reads.
-import { Client, ProtowsError, type ConnectionState, type Interceptor, type StateChange } from "@protows/client";
+// through server restarts, makes a client stream and a bidirectional call
+// (through the generated client and createClient), tries a wrong path and
+// a closed port (the ?closedPort= of the page's URL), and writes what
+// happens into the DOM, which the test reads.
+import { Client, ProtowsError, createClient, type ConnectionState, type Interceptor, type ServiceClient, type StateChange } from "@protows/client";
 import { TestService } from "../../../../gen/ts/protows/test/v1/test_pb.js";
 import { TestServiceClient } from "../../../../gen/ts/protows/test/v1/test_protows.js";
 
@@ -27,6 +28,8 @@ function show(id: string, text: string): void {
 }
 
 const clients = new Map<CodecName, TestServiceClient>();
+// The same service through createClient, for the streams from the client.
+const dynamic = new Map<CodecName, ServiceClient<typeof TestService>>();
 
 // The calls the interceptor saw, by kind and method.
 const intercepted = new Set<string>();
@@ -53,6 +56,7 @@ for (const codec of codecs) {
     },
   });
   clients.set(codec, new TestServiceClient(client));
+  dynamic.set(codec, createClient(TestService, client));
 }
 
 // calls runs a round of calls and shows their results under the phase name.
@@ -71,7 +75,22 @@ async function calls(phase: string): Promise<void> {
         } catch (err) {
           failed = err instanceof ProtowsError ? `${err.code}:${err.rawMessage}` : String(err);
         }
-        show(`${phase}-${codec}`, `echo=${echo.text} sub=${who.subprotocol} count=${counted.join(",")} fail=${failed}`);
+        // A client stream and a bidirectional call, each through the
+        // generated client and through createClient.
+        const dyn = dynamic.get(codec)!;
+        const nums = (k: number) => Array.from({ length: k }, (_, i) => ({ n: BigInt(i + 1) }));
+        const sums = [(await svc.sum(nums(100))).sum, (await dyn.sum(nums(10))).sum];
+        const echoed: string[] = [];
+        for (const bidi of [svc.echoStream(), dyn.echoStream()]) {
+          await bidi.send({ text: "x", repeat: 2 });
+          await bidi.send({ text: "y" });
+          await bidi.closeSend();
+          for await (const m of bidi) echoed.push(`${m.n}${m.text}`);
+        }
+        show(
+          `${phase}-${codec}`,
+          `echo=${echo.text} sub=${who.subprotocol} count=${counted.join(",")} fail=${failed} sum=${sums.join(",")} bidi=${echoed.join(",")}`,
+        );
       } catch (err) {
         show(`${phase}-${codec}`, `error: ${String(err)}`);
       }

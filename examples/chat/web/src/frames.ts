@@ -57,6 +57,7 @@ const kindNames: Partial<Record<Kind, string>> = {
   [Kind.ERROR]: "error",
   [Kind.PING]: "ping",
   [Kind.PONG]: "pong",
+  [Kind.CREDIT]: "credit",
 };
 
 const utf8 = new TextEncoder();
@@ -212,9 +213,9 @@ class ConnFrames {
       kinds = envs.map((e) => kindNames[e.kind] ?? `kind ${e.kind}`);
       ids = envs.map((e) => e.id);
       const converted = envs.map((e) => {
-        const m = this.#methodOf(e);
+        const m = this.#methodOf(e, dir);
         if (m !== undefined && !methods.includes(m.name)) methods.push(m.name);
-        return this.#convert(e, m);
+        return this.#convert(e, m, dir);
       });
       bytes[this.#other] = byteSize(codecs[this.#other].encodeFrame(converted));
     } catch (err) {
@@ -224,8 +225,10 @@ class ConnFrames {
   }
 
   // The method of a REQUEST, or of the call an answer belongs to; it
-  // learns the calls from their REQUESTs and forgets them at their end.
-  #methodOf(e: WireEnvelope): DescMethod | undefined {
+  // learns the calls from their REQUESTs and forgets them at their end
+  // (the server's REPLY, ERROR or STREAM_END; a client's STREAM_END is a
+  // half-close).
+  #methodOf(e: WireEnvelope, dir: "sent" | "received"): DescMethod | undefined {
     if (e.kind === Kind.REQUEST) {
       const m = this.#inspector.method(e);
       if (m !== undefined) this.#calls.set(e.id, m);
@@ -233,12 +236,12 @@ class ConnFrames {
     }
     if (e.kind === Kind.PING || e.kind === Kind.PONG) return undefined; // ids of their own
     const m = this.#calls.get(e.id);
-    if (terminalKinds.has(e.kind)) this.#calls.delete(e.id);
+    if ((dir === "received" && terminalKinds.has(e.kind)) || (dir === "sent" && e.kind === Kind.CANCEL)) this.#calls.delete(e.id);
     return m;
   }
 
   // The envelope as the other codec would carry it.
-  #convert(e: WireEnvelope, m: DescMethod | undefined): WireEnvelope {
+  #convert(e: WireEnvelope, m: DescMethod | undefined, dir: "sent" | "received"): WireEnvelope {
     const from = codecs[this.#wire];
     const to = codecs[this.#other];
     const out: WireEnvelope = { ...e };
@@ -250,9 +253,12 @@ class ConnFrames {
       if (to.sendsMethodId) out.methodId = methodId(name);
       else out.method = name;
     }
-    if (payloadKinds.has(e.kind)) {
+    // The REQUEST of a call whose messages stream from the client has none.
+    const noPayload = e.kind === Kind.REQUEST && m !== undefined && (m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming");
+    if (payloadKinds.has(e.kind) && !noPayload) {
       if (m === undefined) throw new Error(`a ${kindNames[e.kind]} of an unknown call`);
-      const schema = e.kind === Kind.REQUEST ? m.input : m.output;
+      // What the client sends is of the input type, what it receives of the output type.
+      const schema = dir === "sent" ? m.input : m.output;
       const payload = to.encodePayload(schema, from.decodePayload(schema, e.payload));
       // The Protobuf codec leaves an empty payload out; JSON writes {}.
       if (payload instanceof Uint8Array && payload.length === 0) delete out.payload;

@@ -11,14 +11,23 @@
 //     subprotocol without leaving the room: the new connection joins
 //     first, the old one closes after, and presence being per person
 //     (presence.go) nobody else sees a thing;
+//   - Typing is one bidirectional stream per room: the page sends whether
+//     its user is typing, and shows who else is ("alice is typing…");
 //   - the frame inspector (frames.ts) lists every frame with its size in
 //     both codecs, so the two compare without devtools.
 //
 // Everything the server sends is shown with textContent, never as HTML.
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Client, ProtowsError, type StateChange, type StreamMessageInfo } from "@protows/client";
-import { ChatService, RoomEventSchema, type Member, type RoomEvent } from "../../../../gen/ts/examples/chat/v1/chat_pb.js";
+import { Client, ProtowsError, type BidiStream, type StateChange, type StreamMessageInfo } from "@protows/client";
+import {
+  ChatService,
+  RoomEventSchema,
+  type Member,
+  type RoomEvent,
+  type TypingEventSchema,
+  type TypingRequestSchema,
+} from "../../../../gen/ts/examples/chat/v1/chat_pb.js";
 import { ChatServiceClient } from "../../../../gen/ts/examples/chat/v1/chat_protows.js";
 import { FrameInspector, type CodecName as Codec, type FrameRecord } from "./frames.js";
 
@@ -32,6 +41,9 @@ interface TokenResponse {
 const defaultRoom = "lobby";
 const pollMs = 5_000;
 const callTimeoutMs = 5_000;
+/** While typing, the page says so again this often; others forget a typist after typingForgetMs. */
+const typingRepeatMs = 2_000;
+const typingForgetMs = 6_000;
 /** The frame inspector keeps this many rows. */
 const maxFrameRows = 200;
 /** Events shown lately are remembered, so that a codec switch shows none twice. */
@@ -57,6 +69,7 @@ const ui = {
   roomInput: el<HTMLInputElement>("room-input"),
   roomTitle: el("room-title"),
   messages: el<HTMLOListElement>("messages"),
+  typing: el("typing"),
   sendForm: el<HTMLFormElement>("send-form"),
   text: el<HTMLInputElement>("text"),
   send: el<HTMLButtonElement>("send"),
@@ -105,6 +118,12 @@ const app = {
   pending: undefined as RoomEvent[] | undefined,
   /** Keys (eventKey) of the events shown lately, oldest first. */
   shown: [] as string[],
+  /** The Typing call of the current room and client. */
+  typing: undefined as { ctl: AbortController; stream: BidiStream<typeof TypingRequestSchema, typeof TypingEventSchema> } | undefined,
+  /** Who else is typing, with when they were last heard of. */
+  typists: new Map<string, number>(),
+  /** What this page last told the server, and when. */
+  typingSent: { typing: false, at: 0 },
 };
 
 const inspector = new FrameInspector([ChatService], showFrame);
@@ -218,8 +237,10 @@ function switchCodec(codec: Codec): void {
     app.watch = watch;
     old.watch?.abort();
     old.client?.close();
-    // The member list comes again through the new connection.
+    // The member list comes again through the new connection, and so
+    // does the typing indicator.
     app.needResync = true;
+    startTyping();
     return true;
   });
 }
@@ -239,6 +260,7 @@ async function watchRoom(room: string): Promise<void> {
   ui.roomTitle.textContent = room;
   ui.messages.replaceChildren();
   renderMembers();
+  startTyping();
   void refreshRooms();
   await runWatch(chat, room, ctl);
 }
@@ -296,6 +318,73 @@ async function runWatch(chat: ChatServiceClient, room: string, ctl: AbortControl
     if (!ctl.signal.aborted) showError(err);
   }
   if (app.watch === ctl) ui.send.disabled = true;
+}
+
+/**
+ * startTyping opens the Typing call of the current room on the current
+ * client, instead of the one before. A bidirectional call is not resumed
+ * after a reconnect (it fails with unavailable): it is opened again, once
+ * the client is back, for as long as it is the page's.
+ */
+function startTyping(): void {
+  app.typing?.ctl.abort();
+  app.typing = undefined;
+  app.typists.clear();
+  renderTyping();
+  const chat = app.chat;
+  if (chat === undefined) return;
+  const ctl = new AbortController();
+  const room = app.room;
+  void (async () => {
+    while (!ctl.signal.aborted) {
+      const stream = chat.typing({ signal: ctl.signal });
+      app.typing = { ctl, stream };
+      // The new call starts from what the input holds now: what was typed
+      // while there was no call counts.
+      const typing = ui.text.value !== "";
+      app.typingSent = { typing, at: Date.now() };
+      try {
+        await stream.send({ room, typing });
+        for await (const ev of stream) {
+          if (ev.name === app.name) continue;
+          if (ev.typing) app.typists.set(ev.name, Date.now());
+          else app.typists.delete(ev.name);
+          renderTyping();
+        }
+      } catch {
+        // unavailable (a reconnect) or canceled (another room): see below.
+      }
+      if (ctl.signal.aborted) return;
+      app.typists.clear();
+      renderTyping();
+      await new Promise((r) => setTimeout(r, 1_000)); // the client reconnects meanwhile
+    }
+  })();
+}
+
+/** sendTyping tells the room whether this page's user is typing, repeating "yes" while it holds. */
+function sendTyping(typing: boolean): void {
+  const t = app.typing;
+  if (t === undefined) return;
+  const now = Date.now();
+  if (typing === app.typingSent.typing && (!typing || now - app.typingSent.at < typingRepeatMs)) return;
+  app.typingSent = { typing, at: now };
+  t.stream.send({ typing }).catch(() => {
+    // The call ended; startTyping's loop opens another.
+  });
+}
+
+/** renderTyping shows who else is typing, forgetting typists not heard from lately. */
+function renderTyping(): void {
+  const now = Date.now();
+  for (const [name, at] of app.typists) if (now - at > typingForgetMs) app.typists.delete(name);
+  const names = [...app.typists.keys()].sort();
+  ui.typing.textContent =
+    names.length === 0
+      ? ""
+      : names.length === 1
+        ? `${names[0]} is typing…`
+        : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are typing…`;
 }
 
 /** eventKey identifies an event across streams: a broadcast is the same message on each. */
@@ -540,6 +629,10 @@ ui.loginForm.addEventListener("submit", (e) => {
     ui.codec.value = app.codec;
     connect();
     setInterval(() => {
+      renderTyping();
+      if (app.typingSent.typing) sendTyping(ui.text.value !== "");
+    }, 1_000);
+    setInterval(() => {
       void refreshRooms();
       // Presence of other nodes is eventually consistent: fetching the
       // list now and then repairs what events alone would leave stale.
@@ -555,6 +648,7 @@ ui.sendForm.addEventListener("submit", (e) => {
   const chat = app.chat;
   const text = ui.text.value;
   if (chat === undefined || text === "") return;
+  sendTyping(false);
   void (async () => {
     try {
       await chat.send({ room: app.room, text }, { timeoutMs: callTimeoutMs });
@@ -565,6 +659,9 @@ ui.sendForm.addEventListener("submit", (e) => {
     }
   })();
 });
+
+ui.text.addEventListener("input", () => sendTyping(ui.text.value !== ""));
+ui.text.addEventListener("blur", () => sendTyping(false));
 
 ui.joinForm.addEventListener("submit", (e) => {
   e.preventDefault();

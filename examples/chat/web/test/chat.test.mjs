@@ -8,6 +8,10 @@
 //     of them switching to the JSON codec without the other seeing it
 //     leave and join; with 3 s tokens, the page refreshes its token in
 //     band and keeps its connection; a page that closes leaves;
+//   - typing indicators over one bidirectional call (ChatService.Typing):
+//     what one page types shows as "alice is typing…" on the other, goes
+//     when she sends or leaves, and comes back after a server restart (the
+//     page opens the call again, as bidirectional calls are not resumed);
 //   - the frame inspector shows each frame's size in both codecs, exactly
 //     as each codec writes it, and Protobuf's is the smaller;
 //   - the page fits a 390 px phone and a 1280 px desktop without
@@ -294,6 +298,59 @@ test("two pages chat in one room, see each other, switch codec, refresh tokens, 
   assert.deepEqual(problems, []);
 });
 
+test("typing indicators between two pages over one bidirectional stream", async () => {
+  problems.length = 0;
+  const demo = await Demo.start(["-addr", "127.0.0.1:0"]);
+  const url = demo.urls[0];
+  const alice = await open(url, "alice");
+  const bob = await open(url, "bob", { query: "?codec=json" });
+  for (const page of [alice, bob]) await waitFor(page, "#members .name", (s) => s === "alice|bob");
+
+  // fill() fires the input event, as typing does.
+  await alice.fill("#text", "hel");
+  await waitFor(bob, "#typing", (s) => s === "alice is typing…");
+  assert.equal(await alice.textContent("#typing"), "", "alice sees herself typing");
+  // Both type: each sees the other only.
+  await bob.fill("#text", "ye");
+  await waitFor(alice, "#typing", (s) => s === "bob is typing…");
+  await waitFor(bob, "#typing", (s) => s === "alice is typing…");
+  // Sending ends alice's typing.
+  await alice.fill("#text", "hello");
+  await alice.press("#text", "Enter");
+  await waitFor(bob, "#messages .message .text", (s) => s.includes("hello"));
+  await waitFor(bob, "#typing", (s) => s === "");
+  // The frames of the call: one Typing REQUEST per page, then messages both ways.
+  // The inspector shows the call: the server's CREDIT that opens it, and
+  // the page's messages measured in both codecs.
+  assert.ok((await alice.locator('#frame-rows tr[data-kinds~="credit"][data-methods~="Typing"]').count()) >= 1, "no CREDIT of Typing in the inspector");
+  const sentTyping = alice.locator('#frame-rows tr[data-dir="sent"][data-kinds~="stream_message"][data-methods~="Typing"]');
+  assert.ok((await sentTyping.count()) >= 2, "the page's typing messages are not in the inspector");
+  for (const c of ["proto", "json"]) {
+    assert.match((await sentTyping.first().locator(`td[data-codec="${c}"]`).getAttribute("data-bytes")) ?? "", /^\d+$/, `no ${c} size`);
+  }
+
+  // A restart ends the call with unavailable; the page opens it again.
+  serverDown = true;
+  assert.equal(await demo.stop(), 0);
+  const again = await Demo.start(["-addr", url.slice("http://".length)]);
+  for (const page of [alice, bob]) {
+    await waitFor(page, "#reconnects", (s) => s === "1");
+    await waitFor(page, "#members .name", (s) => s.split("|").sort().join("|") === "alice|bob");
+  }
+  serverDown = false;
+  // Bob's indicator of alice was from before the restart: cleared with the call.
+  await alice.fill("#text", "");
+  await alice.fill("#text", "again");
+  await waitFor(bob, "#typing", (s) => s === "alice is typing…", 15_000);
+
+  // Alice closes her page mid-sentence: her call's end says she stopped.
+  await alice.close();
+  await waitFor(bob, "#typing", (s) => s === "");
+  await bob.close();
+  assert.equal(await again.stop(), 0);
+  assert.deepEqual(problems, []);
+});
+
 test("pages on two nodes of a cluster share a room through NATS", async () => {
   problems.length = 0;
   const demo = await Demo.start(["-addr", "127.0.0.1:0", "-cluster", "2"], 2);
@@ -431,12 +488,13 @@ test("the frame inspector compares the codecs; the page fits a phone and a deskt
     assert.deepEqual({ proto: send.proto, json: send.json }, sendFrameSizes(send.ids[0], "lobby", text), `Send #${send.ids[0]} of ${wire}`);
     assert.ok(send.proto < send.json, `Protobuf ${send.proto} B, JSON ${send.json} B`);
     assert.ok(Number(send.wireBold) >= 600, "the wire's size is bold");
-    // The messages of the room (alone, or batched with a reply): both
-    // sizes, Protobuf the smaller.
+    // The messages of the room and of its typing indicator (alone, or
+    // batched with a reply): both sizes, Protobuf the smaller.
     const messages = rows.filter((r) => r.dir === "received" && r.kinds.includes("stream_message"));
     assert.ok(messages.length >= 2, `stream messages: ${JSON.stringify(messages)}`);
+    assert.ok(messages.some((r) => r.methods.split(" ").includes("Watch")), "no stream message of Watch");
     for (const r of messages) {
-      assert.ok(r.methods.split(" ").includes("Watch"), `stream message of ${r.methods}`);
+      assert.ok(r.methods.split(" ").some((m) => m === "Watch" || m === "Typing"), `stream message of ${r.methods}`);
       assert.ok(r.proto > 0 && r.proto < r.json, `stream message: Protobuf ${r.proto} B, JSON ${r.json} B`);
     }
     // Every frame was re-encoded, the authentication's included.

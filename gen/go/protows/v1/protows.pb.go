@@ -34,15 +34,22 @@ type Kind int32
 const (
 	// Not valid on the wire; a receiver answers it as a protocol violation.
 	Kind_KIND_UNSPECIFIED Kind = 0
-	// Client to server: start a call (unary or server stream) named by
-	// method_id or method, with the request message in payload.
+	// Client to server: start a call named by method_id or method, with the
+	// request message in payload (none for client-streaming and bidirectional
+	// methods, whose messages follow as STREAM_MESSAGEs). credit, when not 0,
+	// opts the call's server-to-client STREAM_MESSAGEs into flow control and
+	// is their initial window.
 	Kind_KIND_REQUEST Kind = 1
 	// Server to client: the response of a unary call; ends the call.
 	Kind_KIND_REPLY Kind = 2
-	// Server to client: one message of a server stream.
+	// Either side: one message of a stream. Server to client for server
+	// streams and bidirectional calls; client to server for client-streaming
+	// and bidirectional calls, within the credit the server granted.
 	Kind_KIND_STREAM_MESSAGE Kind = 3
-	// Server to client: the end of a server stream; error is set when the
-	// stream failed.
+	// Server to client: the end of a server stream or bidirectional call;
+	// error is set when it failed. Client to server: the client is done
+	// sending on a client-streaming or bidirectional call (half-close); error
+	// is never set.
 	Kind_KIND_STREAM_END Kind = 4
 	// Client to server: stop the call with this id. The server answers a
 	// cancelled call with an ERROR (or STREAM_END) carrying CODE_CANCELED
@@ -56,6 +63,11 @@ const (
 	Kind_KIND_PING Kind = 7
 	// Either side: the answer to PING.
 	Kind_KIND_PONG Kind = 8
+	// Either side: the receiver of a call's STREAM_MESSAGEs allows the sender
+	// credit more of them (flow control, docs/PROTOCOL.md section 4.6). The
+	// server sends the first one of a client-streaming or bidirectional call
+	// when it accepts the call.
+	Kind_KIND_CREDIT Kind = 9
 )
 
 // Enum value maps for Kind.
@@ -70,6 +82,7 @@ var (
 		6: "KIND_ERROR",
 		7: "KIND_PING",
 		8: "KIND_PONG",
+		9: "KIND_CREDIT",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED":    0,
@@ -81,6 +94,7 @@ var (
 		"KIND_ERROR":          6,
 		"KIND_PING":           7,
 		"KIND_PONG":           8,
+		"KIND_CREDIT":         9,
 	}
 )
 
@@ -354,7 +368,12 @@ type Envelope struct {
 	// numbers, so a receiver that sees a number skipped knows it missed a
 	// broadcast. 0 means the message is not sequenced. At most 2^53-1, so it
 	// is exact as a JavaScript number.
-	Seq           uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Flow control (docs/PROTOCOL.md section 4.6), in messages. On a REQUEST:
+	// the initial window the client grants for the call's STREAM_MESSAGEs, 0
+	// for none (no per-call flow control, as clients before it). On a CREDIT:
+	// how many more STREAM_MESSAGEs the sender may send; never 0.
+	Credit        uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +460,13 @@ func (x *Envelope) GetMetadata() map[string]string {
 func (x *Envelope) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *Envelope) GetCredit() uint32 {
+	if x != nil {
+		return x.Credit
 	}
 	return 0
 }
@@ -556,7 +582,7 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\tenvelopes\x18\x01 \x03(\v2\x14.protows.v1.EnvelopeR\tenvelopes\"G\n" +
 	"\x05Error\x12$\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x10.protows.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xc7\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xdf\x02\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12$\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x10.protows.v1.KindR\x04kind\x12\x1b\n" +
@@ -565,7 +591,8 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12'\n" +
 	"\x05error\x18\x06 \x01(\v2\x11.protows.v1.ErrorR\x05error\x12>\n" +
 	"\bmetadata\x18\a \x03(\v2\".protows.v1.Envelope.MetadataEntryR\bmetadata\x12\x10\n" +
-	"\x03seq\x18\b \x01(\x04R\x03seq\x1a;\n" +
+	"\x03seq\x18\b \x01(\x04R\x03seq\x12\x16\n" +
+	"\x06credit\x18\t \x01(\rR\x06credit\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"+\n" +
@@ -574,7 +601,7 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\x14AuthenticateResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\x03R\texpiresAt*\xab\x01\n" +
+	"expires_at\x18\x02 \x01(\x03R\texpiresAt*\xbc\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_REQUEST\x10\x01\x12\x0e\n" +
@@ -586,7 +613,8 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\n" +
 	"KIND_ERROR\x10\x06\x12\r\n" +
 	"\tKIND_PING\x10\a\x12\r\n" +
-	"\tKIND_PONG\x10\b*\x94\x03\n" +
+	"\tKIND_PONG\x10\b\x12\x0f\n" +
+	"\vKIND_CREDIT\x10\t*\x94\x03\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCODE_CANCELED\x10\x01\x12\x10\n" +

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file protows/v1/protows.proto.
  */
 export const file_protows_v1_protows: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm90b3dzL3YxL3Byb3Rvd3MucHJvdG8SCnByb3Rvd3MudjEiMAoFRnJhbWUSJwoJZW52ZWxvcGVzGAEgAygLMhQucHJvdG93cy52MS5FbnZlbG9wZSI4CgVFcnJvchIeCgRjb2RlGAEgASgOMhAucHJvdG93cy52MS5Db2RlEg8KB21lc3NhZ2UYAiABKAkigAIKCEVudmVsb3BlEgoKAmlkGAEgASgNEh4KBGtpbmQYAiABKA4yEC5wcm90b3dzLnYxLktpbmQSEQoJbWV0aG9kX2lkGAMgASgHEg4KBm1ldGhvZBgEIAEoCRIPCgdwYXlsb2FkGAUgASgMEiAKBWVycm9yGAYgASgLMhEucHJvdG93cy52MS5FcnJvchI0CghtZXRhZGF0YRgHIAMoCzIiLnByb3Rvd3MudjEuRW52ZWxvcGUuTWV0YWRhdGFFbnRyeRILCgNzZXEYCCABKAQaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiQKE0F1dGhlbnRpY2F0ZVJlcXVlc3QSDQoFdG9rZW4YASABKAkiOwoUQXV0aGVudGljYXRlUmVzcG9uc2USDwoHc3ViamVjdBgBIAEoCRISCgpleHBpcmVzX2F0GAIgASgDKqsBCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIQCgxLSU5EX1JFUVVFU1QQARIOCgpLSU5EX1JFUExZEAISFwoTS0lORF9TVFJFQU1fTUVTU0FHRRADEhMKD0tJTkRfU1RSRUFNX0VORBAEEg8KC0tJTkRfQ0FOQ0VMEAUSDgoKS0lORF9FUlJPUhAGEg0KCUtJTkRfUElORxAHEg0KCUtJTkRfUE9ORxAIKpQDCgRDb2RlEhQKEENPREVfVU5TUEVDSUZJRUQQABIRCg1DT0RFX0NBTkNFTEVEEAESEAoMQ09ERV9VTktOT1dOEAISGQoVQ09ERV9JTlZBTElEX0FSR1VNRU5UEAMSGgoWQ09ERV9ERUFETElORV9FWENFRURFRBAEEhIKDkNPREVfTk9UX0ZPVU5EEAUSFwoTQ09ERV9BTFJFQURZX0VYSVNUUxAGEhoKFkNPREVfUEVSTUlTU0lPTl9ERU5JRUQQBxIbChdDT0RFX1JFU09VUkNFX0VYSEFVU1RFRBAIEhwKGENPREVfRkFJTEVEX1BSRUNPTkRJVElPThAJEhAKDENPREVfQUJPUlRFRBAKEhUKEUNPREVfT1VUX09GX1JBTkdFEAsSFgoSQ09ERV9VTklNUExFTUVOVEVEEAwSEQoNQ09ERV9JTlRFUk5BTBANEhQKEENPREVfVU5BVkFJTEFCTEUQDhISCg5DT0RFX0RBVEFfTE9TUxAPEhgKFENPREVfVU5BVVRIRU5USUNBVEVEEBAyYAoLQXV0aFNlcnZpY2USUQoMQXV0aGVudGljYXRlEh8ucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZUI4WjZnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy92MTtwcm90b3dzdjFiBnByb3RvMw");
+  fileDesc("Chhwcm90b3dzL3YxL3Byb3Rvd3MucHJvdG8SCnByb3Rvd3MudjEiMAoFRnJhbWUSJwoJZW52ZWxvcGVzGAEgAygLMhQucHJvdG93cy52MS5FbnZlbG9wZSI4CgVFcnJvchIeCgRjb2RlGAEgASgOMhAucHJvdG93cy52MS5Db2RlEg8KB21lc3NhZ2UYAiABKAkikAIKCEVudmVsb3BlEgoKAmlkGAEgASgNEh4KBGtpbmQYAiABKA4yEC5wcm90b3dzLnYxLktpbmQSEQoJbWV0aG9kX2lkGAMgASgHEg4KBm1ldGhvZBgEIAEoCRIPCgdwYXlsb2FkGAUgASgMEiAKBWVycm9yGAYgASgLMhEucHJvdG93cy52MS5FcnJvchI0CghtZXRhZGF0YRgHIAMoCzIiLnByb3Rvd3MudjEuRW52ZWxvcGUuTWV0YWRhdGFFbnRyeRILCgNzZXEYCCABKAQSDgoGY3JlZGl0GAkgASgNGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIkChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjsKFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEg8KB3N1YmplY3QYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyq8AQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASEAoMS0lORF9SRVFVRVNUEAESDgoKS0lORF9SRVBMWRACEhcKE0tJTkRfU1RSRUFNX01FU1NBR0UQAxITCg9LSU5EX1NUUkVBTV9FTkQQBBIPCgtLSU5EX0NBTkNFTBAFEg4KCktJTkRfRVJST1IQBhINCglLSU5EX1BJTkcQBxINCglLSU5EX1BPTkcQCBIPCgtLSU5EX0NSRURJVBAJKpQDCgRDb2RlEhQKEENPREVfVU5TUEVDSUZJRUQQABIRCg1DT0RFX0NBTkNFTEVEEAESEAoMQ09ERV9VTktOT1dOEAISGQoVQ09ERV9JTlZBTElEX0FSR1VNRU5UEAMSGgoWQ09ERV9ERUFETElORV9FWENFRURFRBAEEhIKDkNPREVfTk9UX0ZPVU5EEAUSFwoTQ09ERV9BTFJFQURZX0VYSVNUUxAGEhoKFkNPREVfUEVSTUlTU0lPTl9ERU5JRUQQBxIbChdDT0RFX1JFU09VUkNFX0VYSEFVU1RFRBAIEhwKGENPREVfRkFJTEVEX1BSRUNPTkRJVElPThAJEhAKDENPREVfQUJPUlRFRBAKEhUKEUNPREVfT1VUX09GX1JBTkdFEAsSFgoSQ09ERV9VTklNUExFTUVOVEVEEAwSEQoNQ09ERV9JTlRFUk5BTBANEhQKEENPREVfVU5BVkFJTEFCTEUQDhISCg5DT0RFX0RBVEFfTE9TUxAPEhgKFENPREVfVU5BVVRIRU5USUNBVEVEEBAyYAoLQXV0aFNlcnZpY2USUQoMQXV0aGVudGljYXRlEh8ucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZUI4WjZnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy92MTtwcm90b3dzdjFiBnByb3RvMw");
 
 /**
  * Frame is the body of one binary WebSocket message. Its encoding is the
@@ -142,6 +142,16 @@ export type Envelope = Message<"protows.v1.Envelope"> & {
    * @generated from field: uint64 seq = 8;
    */
   seq: bigint;
+
+  /**
+   * Flow control (docs/PROTOCOL.md section 4.6), in messages. On a REQUEST:
+   * the initial window the client grants for the call's STREAM_MESSAGEs, 0
+   * for none (no per-call flow control, as clients before it). On a CREDIT:
+   * how many more STREAM_MESSAGEs the sender may send; never 0.
+   *
+   * @generated from field: uint32 credit = 9;
+   */
+  credit: number;
 };
 
 /**
@@ -214,8 +224,11 @@ export enum Kind {
   UNSPECIFIED = 0,
 
   /**
-   * Client to server: start a call (unary or server stream) named by
-   * method_id or method, with the request message in payload.
+   * Client to server: start a call named by method_id or method, with the
+   * request message in payload (none for client-streaming and bidirectional
+   * methods, whose messages follow as STREAM_MESSAGEs). credit, when not 0,
+   * opts the call's server-to-client STREAM_MESSAGEs into flow control and
+   * is their initial window.
    *
    * @generated from enum value: KIND_REQUEST = 1;
    */
@@ -229,15 +242,19 @@ export enum Kind {
   REPLY = 2,
 
   /**
-   * Server to client: one message of a server stream.
+   * Either side: one message of a stream. Server to client for server
+   * streams and bidirectional calls; client to server for client-streaming
+   * and bidirectional calls, within the credit the server granted.
    *
    * @generated from enum value: KIND_STREAM_MESSAGE = 3;
    */
   STREAM_MESSAGE = 3,
 
   /**
-   * Server to client: the end of a server stream; error is set when the
-   * stream failed.
+   * Server to client: the end of a server stream or bidirectional call;
+   * error is set when it failed. Client to server: the client is done
+   * sending on a client-streaming or bidirectional call (half-close); error
+   * is never set.
    *
    * @generated from enum value: KIND_STREAM_END = 4;
    */
@@ -274,6 +291,16 @@ export enum Kind {
    * @generated from enum value: KIND_PONG = 8;
    */
   PONG = 8,
+
+  /**
+   * Either side: the receiver of a call's STREAM_MESSAGEs allows the sender
+   * credit more of them (flow control, docs/PROTOCOL.md section 4.6). The
+   * server sends the first one of a client-streaming or bidirectional call
+   * when it accepts the call.
+   *
+   * @generated from enum value: KIND_CREDIT = 9;
+   */
+  CREDIT = 9,
 }
 
 /**

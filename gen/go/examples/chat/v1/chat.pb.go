@@ -699,6 +699,126 @@ func (x *Room) GetMembers() uint32 {
 	return 0
 }
 
+// TypingRequest is the caller's typing state in a room.
+type TypingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room: 1 to 64 characters; the first message's room is the call's,
+	// and later messages may leave it empty.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// Whether the caller is typing now.
+	Typing        bool `protobuf:"varint,2,opt,name=typing,proto3" json:"typing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingRequest) Reset() {
+	*x = TypingRequest{}
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingRequest) ProtoMessage() {}
+
+func (x *TypingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingRequest.ProtoReflect.Descriptor instead.
+func (*TypingRequest) Descriptor() ([]byte, []int) {
+	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TypingRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *TypingRequest) GetTyping() bool {
+	if x != nil {
+		return x.Typing
+	}
+	return false
+}
+
+// TypingEvent is a change of someone's typing state in a room.
+type TypingEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// Who: the authenticated subject.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether they are typing now.
+	Typing        bool `protobuf:"varint,3,opt,name=typing,proto3" json:"typing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypingEvent) Reset() {
+	*x = TypingEvent{}
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypingEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypingEvent) ProtoMessage() {}
+
+func (x *TypingEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypingEvent.ProtoReflect.Descriptor instead.
+func (*TypingEvent) Descriptor() ([]byte, []int) {
+	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TypingEvent) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *TypingEvent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TypingEvent) GetTyping() bool {
+	if x != nil {
+		return x.Typing
+	}
+	return false
+}
+
 var File_examples_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_examples_chat_v1_chat_proto_rawDesc = "" +
@@ -741,12 +861,20 @@ const file_examples_chat_v1_chat_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"4\n" +
 	"\x04Room\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\amembers\x18\x02 \x01(\rR\amembers2\xd8\x02\n" +
+	"\amembers\x18\x02 \x01(\rR\amembers\";\n" +
+	"\rTypingRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06typing\x18\x02 \x01(\bR\x06typing\"M\n" +
+	"\vTypingEvent\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06typing\x18\x03 \x01(\bR\x06typing2\xa6\x03\n" +
 	"\vChatService\x12F\n" +
 	"\x05Watch\x12\x1e.examples.chat.v1.WatchRequest\x1a\x1b.examples.chat.v1.RoomEvent0\x01\x12E\n" +
 	"\x04Send\x12\x1d.examples.chat.v1.SendRequest\x1a\x1e.examples.chat.v1.SendResponse\x12_\n" +
 	"\vGetPresence\x12$.examples.chat.v1.GetPresenceRequest\x1a%.examples.chat.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12Y\n" +
-	"\tListRooms\x12\".examples.chat.v1.ListRoomsRequest\x1a#.examples.chat.v1.ListRoomsResponse\"\x03\x90\x02\x01B;Z9github.com/protows/protows/gen/go/examples/chat/v1;chatv1b\x06proto3"
+	"\tListRooms\x12\".examples.chat.v1.ListRoomsRequest\x1a#.examples.chat.v1.ListRoomsResponse\"\x03\x90\x02\x01\x12L\n" +
+	"\x06Typing\x12\x1f.examples.chat.v1.TypingRequest\x1a\x1d.examples.chat.v1.TypingEvent(\x010\x01B;Z9github.com/protows/protows/gen/go/examples/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_examples_chat_v1_chat_proto_rawDescOnce sync.Once
@@ -760,7 +888,7 @@ func file_examples_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_examples_chat_v1_chat_proto_rawDescData
 }
 
-var file_examples_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_examples_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_examples_chat_v1_chat_proto_goTypes = []any{
 	(*WatchRequest)(nil),          // 0: examples.chat.v1.WatchRequest
 	(*RoomEvent)(nil),             // 1: examples.chat.v1.RoomEvent
@@ -773,27 +901,31 @@ var file_examples_chat_v1_chat_proto_goTypes = []any{
 	(*ListRoomsRequest)(nil),      // 8: examples.chat.v1.ListRoomsRequest
 	(*ListRoomsResponse)(nil),     // 9: examples.chat.v1.ListRoomsResponse
 	(*Room)(nil),                  // 10: examples.chat.v1.Room
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*TypingRequest)(nil),         // 11: examples.chat.v1.TypingRequest
+	(*TypingEvent)(nil),           // 12: examples.chat.v1.TypingEvent
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_examples_chat_v1_chat_proto_depIdxs = []int32{
-	11, // 0: examples.chat.v1.RoomEvent.time:type_name -> google.protobuf.Timestamp
+	13, // 0: examples.chat.v1.RoomEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: examples.chat.v1.RoomEvent.message:type_name -> examples.chat.v1.ChatMessage
 	3,  // 2: examples.chat.v1.RoomEvent.joined:type_name -> examples.chat.v1.Member
 	3,  // 3: examples.chat.v1.RoomEvent.left:type_name -> examples.chat.v1.Member
 	3,  // 4: examples.chat.v1.ChatMessage.author:type_name -> examples.chat.v1.Member
-	11, // 5: examples.chat.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	13, // 5: examples.chat.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: examples.chat.v1.GetPresenceResponse.members:type_name -> examples.chat.v1.Member
 	10, // 7: examples.chat.v1.ListRoomsResponse.rooms:type_name -> examples.chat.v1.Room
 	0,  // 8: examples.chat.v1.ChatService.Watch:input_type -> examples.chat.v1.WatchRequest
 	4,  // 9: examples.chat.v1.ChatService.Send:input_type -> examples.chat.v1.SendRequest
 	6,  // 10: examples.chat.v1.ChatService.GetPresence:input_type -> examples.chat.v1.GetPresenceRequest
 	8,  // 11: examples.chat.v1.ChatService.ListRooms:input_type -> examples.chat.v1.ListRoomsRequest
-	1,  // 12: examples.chat.v1.ChatService.Watch:output_type -> examples.chat.v1.RoomEvent
-	5,  // 13: examples.chat.v1.ChatService.Send:output_type -> examples.chat.v1.SendResponse
-	7,  // 14: examples.chat.v1.ChatService.GetPresence:output_type -> examples.chat.v1.GetPresenceResponse
-	9,  // 15: examples.chat.v1.ChatService.ListRooms:output_type -> examples.chat.v1.ListRoomsResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
+	11, // 12: examples.chat.v1.ChatService.Typing:input_type -> examples.chat.v1.TypingRequest
+	1,  // 13: examples.chat.v1.ChatService.Watch:output_type -> examples.chat.v1.RoomEvent
+	5,  // 14: examples.chat.v1.ChatService.Send:output_type -> examples.chat.v1.SendResponse
+	7,  // 15: examples.chat.v1.ChatService.GetPresence:output_type -> examples.chat.v1.GetPresenceResponse
+	9,  // 16: examples.chat.v1.ChatService.ListRooms:output_type -> examples.chat.v1.ListRoomsResponse
+	12, // 17: examples.chat.v1.ChatService.Typing:output_type -> examples.chat.v1.TypingEvent
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
 	8,  // [8:8] is the sub-list for extension type_name
 	8,  // [8:8] is the sub-list for extension extendee
 	0,  // [0:8] is the sub-list for field type_name
@@ -815,7 +947,7 @@ func file_examples_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_chat_v1_chat_proto_rawDesc), len(file_examples_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

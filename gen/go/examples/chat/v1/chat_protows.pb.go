@@ -29,6 +29,8 @@ const (
 	ChatServiceGetPresenceMethod = "/examples.chat.v1.ChatService/GetPresence"
 	// ChatServiceListRoomsMethod is the full name of examples.chat.v1.ChatService.ListRooms.
 	ChatServiceListRoomsMethod = "/examples.chat.v1.ChatService/ListRooms"
+	// ChatServiceTypingMethod is the full name of examples.chat.v1.ChatService.Typing.
+	ChatServiceTypingMethod = "/examples.chat.v1.ChatService/Typing"
 )
 
 // Wire ids of the examples.chat.v1.ChatService methods, as the Protobuf codec
@@ -42,6 +44,8 @@ const (
 	ChatServiceGetPresenceMethodID uint32 = 0xf17e0617
 	// ChatServiceListRoomsMethodID is the wire id of examples.chat.v1.ChatService.ListRooms.
 	ChatServiceListRoomsMethodID uint32 = 0xc1de9b36
+	// ChatServiceTypingMethodID is the wire id of examples.chat.v1.ChatService.Typing.
+	ChatServiceTypingMethodID uint32 = 0x2049d181
 )
 
 // ChatServiceHandler is the server side of examples.chat.v1.ChatService:
@@ -67,6 +71,14 @@ type ChatServiceHandler interface {
 	GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error)
 	// ListRooms returns the rooms that have members, a page at a time.
 	ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error)
+	// Typing is a room's typing indicator over one bidirectional stream. The
+	// client's first message names the room; each message says whether the
+	// caller is typing now (clients repeat typing = true every few seconds
+	// while typing, and others forget a typist not heard from for longer).
+	// The server streams the typing events of the room's callers of Typing,
+	// the caller's own included, until the call ends; a caller whose call
+	// ends while typing is announced as no longer typing.
+	Typing(context.Context, router.BidiStream[*TypingRequest, *TypingEvent]) error
 }
 
 // RegisterChatServiceHandler registers every method of h on r, passing opts to each
@@ -84,6 +96,9 @@ func RegisterChatServiceHandler(r *router.Router, h ChatServiceHandler, opts ...
 		return err
 	}
 	if err := router.HandleUnary(r, ChatServiceListRoomsMethod, h.ListRooms, opts...); err != nil {
+		return err
+	}
+	if err := router.HandleBidiStream(r, ChatServiceTypingMethod, h.Typing, opts...); err != nil {
 		return err
 	}
 	return nil
@@ -114,6 +129,11 @@ func (UnimplementedChatServiceHandler) GetPresence(context.Context, *GetPresence
 // ListRooms answers CodeUnimplemented.
 func (UnimplementedChatServiceHandler) ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error) {
 	return nil, protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", ChatServiceListRoomsMethod)
+}
+
+// Typing answers CodeUnimplemented.
+func (UnimplementedChatServiceHandler) Typing(context.Context, router.BidiStream[*TypingRequest, *TypingEvent]) error {
+	return protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", ChatServiceTypingMethod)
 }
 
 // ChatServiceClient calls examples.chat.v1.ChatService through a protows client.
@@ -173,4 +193,20 @@ func (c *ChatServiceClient) GetPresence(ctx context.Context, req *GetPresenceReq
 // The method is idempotent, so the call is retried after a reconnect.
 func (c *ChatServiceClient) ListRooms(ctx context.Context, req *ListRoomsRequest, opts ...client.CallOption) (*ListRoomsResponse, error) {
 	return client.CallUnary[ListRoomsResponse](ctx, c.client, ChatServiceListRoomsMethod, req, append([]client.CallOption{client.Idempotent()}, opts...)...)
+}
+
+// Typing is a room's typing indicator over one bidirectional stream. The
+// client's first message names the room; each message says whether the
+// caller is typing now (clients repeat typing = true every few seconds
+// while typing, and others forget a typist not heard from for longer).
+// The server streams the typing events of the room's callers of Typing,
+// the caller's own included, until the call ends; a caller whose call
+// ends while typing is announced as no longer typing.
+//
+// Send messages with Send and CloseSend when done; read the server's
+// with Receive until it returns io.EOF (the server ended the stream
+// cleanly) or another error. Close stops the call early. A reconnect
+// ends it with CodeUnavailable: it is never resumed.
+func (c *ChatServiceClient) Typing(ctx context.Context, opts ...client.CallOption) (*client.BidiStream[TypingRequest, TypingEvent], error) {
+	return client.CallBidiStream[TypingRequest, TypingEvent](ctx, c.client, ChatServiceTypingMethod, opts...)
 }

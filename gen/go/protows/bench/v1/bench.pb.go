@@ -281,6 +281,98 @@ func (x *EchoResponse) GetSample() *Sample {
 	return nil
 }
 
+// EchoStreamRequest is one sample of an EchoStream.
+type EchoStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sample.
+	Sample        *Sample `protobuf:"bytes,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EchoStreamRequest) Reset() {
+	*x = EchoStreamRequest{}
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EchoStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EchoStreamRequest) ProtoMessage() {}
+
+func (x *EchoStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EchoStreamRequest.ProtoReflect.Descriptor instead.
+func (*EchoStreamRequest) Descriptor() ([]byte, []int) {
+	return file_protows_bench_v1_bench_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EchoStreamRequest) GetSample() *Sample {
+	if x != nil {
+		return x.Sample
+	}
+	return nil
+}
+
+// EchoStreamResponse is one echoed sample of an EchoStream.
+type EchoStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sample.
+	Sample        *Sample `protobuf:"bytes,1,opt,name=sample,proto3" json:"sample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EchoStreamResponse) Reset() {
+	*x = EchoStreamResponse{}
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EchoStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EchoStreamResponse) ProtoMessage() {}
+
+func (x *EchoStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EchoStreamResponse.ProtoReflect.Descriptor instead.
+func (*EchoStreamResponse) Descriptor() ([]byte, []int) {
+	return file_protows_bench_v1_bench_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EchoStreamResponse) GetSample() *Sample {
+	if x != nil {
+		return x.Sample
+	}
+	return nil
+}
+
 // PushRequest asks for a stream of samples.
 type PushRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -294,7 +386,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_protows_bench_v1_bench_proto_msgTypes[4]
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +398,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protows_bench_v1_bench_proto_msgTypes[4]
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +411,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_protows_bench_v1_bench_proto_rawDescGZIP(), []int{4}
+	return file_protows_bench_v1_bench_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PushRequest) GetCount() uint32 {
@@ -347,7 +439,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_protows_bench_v1_bench_proto_msgTypes[5]
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +451,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protows_bench_v1_bench_proto_msgTypes[5]
+	mi := &file_protows_bench_v1_bench_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +464,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_protows_bench_v1_bench_proto_rawDescGZIP(), []int{5}
+	return file_protows_bench_v1_bench_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PushResponse) GetSample() *Sample {
@@ -405,15 +497,21 @@ const file_protows_bench_v1_bench_proto_rawDesc = "" +
 	"\vEchoRequest\x120\n" +
 	"\x06sample\x18\x01 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample\"@\n" +
 	"\fEchoResponse\x120\n" +
+	"\x06sample\x18\x01 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample\"E\n" +
+	"\x11EchoStreamRequest\x120\n" +
+	"\x06sample\x18\x01 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample\"F\n" +
+	"\x12EchoStreamResponse\x120\n" +
 	"\x06sample\x18\x01 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample\"U\n" +
 	"\vPushRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\x120\n" +
 	"\x06sample\x18\x02 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample\"@\n" +
 	"\fPushResponse\x120\n" +
-	"\x06sample\x18\x01 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample2\x9e\x01\n" +
+	"\x06sample\x18\x01 \x01(\v2\x18.protows.bench.v1.SampleR\x06sample2\xfb\x01\n" +
 	"\fBenchService\x12E\n" +
 	"\x04Echo\x12\x1d.protows.bench.v1.EchoRequest\x1a\x1e.protows.bench.v1.EchoResponse\x12G\n" +
-	"\x04Push\x12\x1d.protows.bench.v1.PushRequest\x1a\x1e.protows.bench.v1.PushResponse0\x01B<Z:github.com/protows/protows/gen/go/protows/bench/v1;benchv1b\x06proto3"
+	"\x04Push\x12\x1d.protows.bench.v1.PushRequest\x1a\x1e.protows.bench.v1.PushResponse0\x01\x12[\n" +
+	"\n" +
+	"EchoStream\x12#.protows.bench.v1.EchoStreamRequest\x1a$.protows.bench.v1.EchoStreamResponse(\x010\x01B<Z:github.com/protows/protows/gen/go/protows/bench/v1;benchv1b\x06proto3"
 
 var (
 	file_protows_bench_v1_bench_proto_rawDescOnce sync.Once
@@ -427,32 +525,38 @@ func file_protows_bench_v1_bench_proto_rawDescGZIP() []byte {
 	return file_protows_bench_v1_bench_proto_rawDescData
 }
 
-var file_protows_bench_v1_bench_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_protows_bench_v1_bench_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_protows_bench_v1_bench_proto_goTypes = []any{
-	(*Sample)(nil),       // 0: protows.bench.v1.Sample
-	(*Item)(nil),         // 1: protows.bench.v1.Item
-	(*EchoRequest)(nil),  // 2: protows.bench.v1.EchoRequest
-	(*EchoResponse)(nil), // 3: protows.bench.v1.EchoResponse
-	(*PushRequest)(nil),  // 4: protows.bench.v1.PushRequest
-	(*PushResponse)(nil), // 5: protows.bench.v1.PushResponse
-	nil,                  // 6: protows.bench.v1.Sample.TagsEntry
+	(*Sample)(nil),             // 0: protows.bench.v1.Sample
+	(*Item)(nil),               // 1: protows.bench.v1.Item
+	(*EchoRequest)(nil),        // 2: protows.bench.v1.EchoRequest
+	(*EchoResponse)(nil),       // 3: protows.bench.v1.EchoResponse
+	(*EchoStreamRequest)(nil),  // 4: protows.bench.v1.EchoStreamRequest
+	(*EchoStreamResponse)(nil), // 5: protows.bench.v1.EchoStreamResponse
+	(*PushRequest)(nil),        // 6: protows.bench.v1.PushRequest
+	(*PushResponse)(nil),       // 7: protows.bench.v1.PushResponse
+	nil,                        // 8: protows.bench.v1.Sample.TagsEntry
 }
 var file_protows_bench_v1_bench_proto_depIdxs = []int32{
-	1, // 0: protows.bench.v1.Sample.items:type_name -> protows.bench.v1.Item
-	6, // 1: protows.bench.v1.Sample.tags:type_name -> protows.bench.v1.Sample.TagsEntry
-	0, // 2: protows.bench.v1.EchoRequest.sample:type_name -> protows.bench.v1.Sample
-	0, // 3: protows.bench.v1.EchoResponse.sample:type_name -> protows.bench.v1.Sample
-	0, // 4: protows.bench.v1.PushRequest.sample:type_name -> protows.bench.v1.Sample
-	0, // 5: protows.bench.v1.PushResponse.sample:type_name -> protows.bench.v1.Sample
-	2, // 6: protows.bench.v1.BenchService.Echo:input_type -> protows.bench.v1.EchoRequest
-	4, // 7: protows.bench.v1.BenchService.Push:input_type -> protows.bench.v1.PushRequest
-	3, // 8: protows.bench.v1.BenchService.Echo:output_type -> protows.bench.v1.EchoResponse
-	5, // 9: protows.bench.v1.BenchService.Push:output_type -> protows.bench.v1.PushResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	1,  // 0: protows.bench.v1.Sample.items:type_name -> protows.bench.v1.Item
+	8,  // 1: protows.bench.v1.Sample.tags:type_name -> protows.bench.v1.Sample.TagsEntry
+	0,  // 2: protows.bench.v1.EchoRequest.sample:type_name -> protows.bench.v1.Sample
+	0,  // 3: protows.bench.v1.EchoResponse.sample:type_name -> protows.bench.v1.Sample
+	0,  // 4: protows.bench.v1.EchoStreamRequest.sample:type_name -> protows.bench.v1.Sample
+	0,  // 5: protows.bench.v1.EchoStreamResponse.sample:type_name -> protows.bench.v1.Sample
+	0,  // 6: protows.bench.v1.PushRequest.sample:type_name -> protows.bench.v1.Sample
+	0,  // 7: protows.bench.v1.PushResponse.sample:type_name -> protows.bench.v1.Sample
+	2,  // 8: protows.bench.v1.BenchService.Echo:input_type -> protows.bench.v1.EchoRequest
+	6,  // 9: protows.bench.v1.BenchService.Push:input_type -> protows.bench.v1.PushRequest
+	4,  // 10: protows.bench.v1.BenchService.EchoStream:input_type -> protows.bench.v1.EchoStreamRequest
+	3,  // 11: protows.bench.v1.BenchService.Echo:output_type -> protows.bench.v1.EchoResponse
+	7,  // 12: protows.bench.v1.BenchService.Push:output_type -> protows.bench.v1.PushResponse
+	5,  // 13: protows.bench.v1.BenchService.EchoStream:output_type -> protows.bench.v1.EchoStreamResponse
+	11, // [11:14] is the sub-list for method output_type
+	8,  // [8:11] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_protows_bench_v1_bench_proto_init() }
@@ -466,7 +570,7 @@ func file_protows_bench_v1_bench_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protows_bench_v1_bench_proto_rawDesc), len(file_protows_bench_v1_bench_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

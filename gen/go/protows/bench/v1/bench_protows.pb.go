@@ -25,6 +25,8 @@ const (
 	BenchServiceEchoMethod = "/protows.bench.v1.BenchService/Echo"
 	// BenchServicePushMethod is the full name of protows.bench.v1.BenchService.Push.
 	BenchServicePushMethod = "/protows.bench.v1.BenchService/Push"
+	// BenchServiceEchoStreamMethod is the full name of protows.bench.v1.BenchService.EchoStream.
+	BenchServiceEchoStreamMethod = "/protows.bench.v1.BenchService/EchoStream"
 )
 
 // Wire ids of the protows.bench.v1.BenchService methods, as the Protobuf codec
@@ -34,6 +36,8 @@ const (
 	BenchServiceEchoMethodID uint32 = 0xba6cea34
 	// BenchServicePushMethodID is the wire id of protows.bench.v1.BenchService.Push.
 	BenchServicePushMethodID uint32 = 0x39735f2d
+	// BenchServiceEchoStreamMethodID is the wire id of protows.bench.v1.BenchService.EchoStream.
+	BenchServiceEchoStreamMethodID uint32 = 0xe0549fcc
 )
 
 // BenchServiceHandler is the server side of protows.bench.v1.BenchService:
@@ -45,6 +49,9 @@ type BenchServiceHandler interface {
 	Echo(context.Context, *EchoRequest) (*EchoResponse, error)
 	// Push streams count samples.
 	Push(context.Context, *PushRequest, router.Stream[*PushResponse]) error
+	// EchoStream returns each sample it is given on one bidirectional
+	// stream, in order, until the client half-closes.
+	EchoStream(context.Context, router.BidiStream[*EchoStreamRequest, *EchoStreamResponse]) error
 }
 
 // RegisterBenchServiceHandler registers every method of h on r, passing opts to each
@@ -56,6 +63,9 @@ func RegisterBenchServiceHandler(r *router.Router, h BenchServiceHandler, opts .
 		return err
 	}
 	if err := router.HandleServerStream(r, BenchServicePushMethod, h.Push, opts...); err != nil {
+		return err
+	}
+	if err := router.HandleBidiStream(r, BenchServiceEchoStreamMethod, h.EchoStream, opts...); err != nil {
 		return err
 	}
 	return nil
@@ -76,6 +86,11 @@ func (UnimplementedBenchServiceHandler) Echo(context.Context, *EchoRequest) (*Ec
 // Push answers CodeUnimplemented.
 func (UnimplementedBenchServiceHandler) Push(context.Context, *PushRequest, router.Stream[*PushResponse]) error {
 	return protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", BenchServicePushMethod)
+}
+
+// EchoStream answers CodeUnimplemented.
+func (UnimplementedBenchServiceHandler) EchoStream(context.Context, router.BidiStream[*EchoStreamRequest, *EchoStreamResponse]) error {
+	return protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", BenchServiceEchoStreamMethod)
 }
 
 // BenchServiceClient calls protows.bench.v1.BenchService through a protows client.
@@ -107,4 +122,15 @@ func (c *BenchServiceClient) Echo(ctx context.Context, req *EchoRequest, opts ..
 // and Gap reports it.
 func (c *BenchServiceClient) Push(ctx context.Context, req *PushRequest, opts ...client.CallOption) (*client.ServerStream[PushResponse], error) {
 	return client.CallServerStream[PushResponse](ctx, c.client, BenchServicePushMethod, req, opts...)
+}
+
+// EchoStream returns each sample it is given on one bidirectional
+// stream, in order, until the client half-closes.
+//
+// Send messages with Send and CloseSend when done; read the server's
+// with Receive until it returns io.EOF (the server ended the stream
+// cleanly) or another error. Close stops the call early. A reconnect
+// ends it with CodeUnavailable: it is never resumed.
+func (c *BenchServiceClient) EchoStream(ctx context.Context, opts ...client.CallOption) (*client.BidiStream[EchoStreamRequest, EchoStreamResponse], error) {
+	return client.CallBidiStream[EchoStreamRequest, EchoStreamResponse](ctx, c.client, BenchServiceEchoStreamMethod, opts...)
 }

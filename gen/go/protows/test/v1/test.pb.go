@@ -539,6 +539,280 @@ func (x *WhoamiResponse) GetSubprotocol() string {
 	return ""
 }
 
+// SumRequest is one number of a Sum.
+type SumRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number to add.
+	N int64 `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
+	// When not 0, the call fails with this code on this message.
+	FailCode uint32 `protobuf:"varint,2,opt,name=fail_code,json=failCode,proto3" json:"fail_code,omitempty"`
+	// Reply at once with the sum so far, without reading further messages.
+	Stop bool `protobuf:"varint,3,opt,name=stop,proto3" json:"stop,omitempty"`
+	// A pause of the handler before it reads the next message.
+	Delay         *durationpb.Duration `protobuf:"bytes,4,opt,name=delay,proto3" json:"delay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SumRequest) Reset() {
+	*x = SumRequest{}
+	mi := &file_protows_test_v1_test_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SumRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SumRequest) ProtoMessage() {}
+
+func (x *SumRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_test_v1_test_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SumRequest.ProtoReflect.Descriptor instead.
+func (*SumRequest) Descriptor() ([]byte, []int) {
+	return file_protows_test_v1_test_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SumRequest) GetN() int64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+func (x *SumRequest) GetFailCode() uint32 {
+	if x != nil {
+		return x.FailCode
+	}
+	return 0
+}
+
+func (x *SumRequest) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+func (x *SumRequest) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+// SumResponse is the result of a Sum.
+type SumResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sum of the numbers.
+	Sum int64 `protobuf:"varint,1,opt,name=sum,proto3" json:"sum,omitempty"`
+	// How many messages the handler read.
+	Count         uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SumResponse) Reset() {
+	*x = SumResponse{}
+	mi := &file_protows_test_v1_test_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SumResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SumResponse) ProtoMessage() {}
+
+func (x *SumResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_test_v1_test_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SumResponse.ProtoReflect.Descriptor instead.
+func (*SumResponse) Descriptor() ([]byte, []int) {
+	return file_protows_test_v1_test_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SumResponse) GetSum() int64 {
+	if x != nil {
+		return x.Sum
+	}
+	return 0
+}
+
+func (x *SumResponse) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// EchoStreamRequest is one message of an EchoStream.
+type EchoStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The text to echo.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Bytes to pad the echoes with.
+	Padding []byte `protobuf:"bytes,2,opt,name=padding,proto3" json:"padding,omitempty"`
+	// How many echoes to send; 0 means 1.
+	Repeat uint32 `protobuf:"varint,3,opt,name=repeat,proto3" json:"repeat,omitempty"`
+	// A pause before the echoes.
+	Delay *durationpb.Duration `protobuf:"bytes,4,opt,name=delay,proto3" json:"delay,omitempty"`
+	// When not 0, the stream ends with this error code on this message.
+	FailCode      uint32 `protobuf:"varint,5,opt,name=fail_code,json=failCode,proto3" json:"fail_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EchoStreamRequest) Reset() {
+	*x = EchoStreamRequest{}
+	mi := &file_protows_test_v1_test_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EchoStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EchoStreamRequest) ProtoMessage() {}
+
+func (x *EchoStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_test_v1_test_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EchoStreamRequest.ProtoReflect.Descriptor instead.
+func (*EchoStreamRequest) Descriptor() ([]byte, []int) {
+	return file_protows_test_v1_test_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EchoStreamRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EchoStreamRequest) GetPadding() []byte {
+	if x != nil {
+		return x.Padding
+	}
+	return nil
+}
+
+func (x *EchoStreamRequest) GetRepeat() uint32 {
+	if x != nil {
+		return x.Repeat
+	}
+	return 0
+}
+
+func (x *EchoStreamRequest) GetDelay() *durationpb.Duration {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *EchoStreamRequest) GetFailCode() uint32 {
+	if x != nil {
+		return x.FailCode
+	}
+	return 0
+}
+
+// EchoStreamResponse is one echo.
+type EchoStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The text.
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// The padding.
+	Padding []byte `protobuf:"bytes,2,opt,name=padding,proto3" json:"padding,omitempty"`
+	// The number of the echo among all the echoes of the stream, from 1.
+	N             uint32 `protobuf:"varint,3,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EchoStreamResponse) Reset() {
+	*x = EchoStreamResponse{}
+	mi := &file_protows_test_v1_test_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EchoStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EchoStreamResponse) ProtoMessage() {}
+
+func (x *EchoStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_test_v1_test_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EchoStreamResponse.ProtoReflect.Descriptor instead.
+func (*EchoStreamResponse) Descriptor() ([]byte, []int) {
+	return file_protows_test_v1_test_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EchoStreamResponse) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *EchoStreamResponse) GetPadding() []byte {
+	if x != nil {
+		return x.Padding
+	}
+	return nil
+}
+
+func (x *EchoStreamResponse) GetN() uint32 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
 var File_protows_test_v1_test_proto protoreflect.FileDescriptor
 
 const file_protows_test_v1_test_proto_rawDesc = "" +
@@ -569,13 +843,35 @@ const file_protows_test_v1_test_proto_rawDesc = "" +
 	"\x0eWhoamiResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12#\n" +
 	"\rconnection_id\x18\x02 \x01(\tR\fconnectionId\x12 \n" +
-	"\vsubprotocol\x18\x03 \x01(\tR\vsubprotocol2\xf9\x02\n" +
+	"\vsubprotocol\x18\x03 \x01(\tR\vsubprotocol\"|\n" +
+	"\n" +
+	"SumRequest\x12\f\n" +
+	"\x01n\x18\x01 \x01(\x03R\x01n\x12\x1b\n" +
+	"\tfail_code\x18\x02 \x01(\rR\bfailCode\x12\x12\n" +
+	"\x04stop\x18\x03 \x01(\bR\x04stop\x12/\n" +
+	"\x05delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05delay\"5\n" +
+	"\vSumResponse\x12\x10\n" +
+	"\x03sum\x18\x01 \x01(\x03R\x03sum\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"\xa7\x01\n" +
+	"\x11EchoStreamRequest\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
+	"\apadding\x18\x02 \x01(\fR\apadding\x12\x16\n" +
+	"\x06repeat\x18\x03 \x01(\rR\x06repeat\x12/\n" +
+	"\x05delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x12\x1b\n" +
+	"\tfail_code\x18\x05 \x01(\rR\bfailCode\"P\n" +
+	"\x12EchoStreamResponse\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
+	"\apadding\x18\x02 \x01(\fR\apadding\x12\f\n" +
+	"\x01n\x18\x03 \x01(\rR\x01n2\x98\x04\n" +
 	"\vTestService\x12H\n" +
 	"\x04Echo\x12\x1c.protows.test.v1.EchoRequest\x1a\x1d.protows.test.v1.EchoResponse\"\x03\x90\x02\x01\x12C\n" +
 	"\x04Fail\x12\x1c.protows.test.v1.FailRequest\x1a\x1d.protows.test.v1.FailResponse\x12F\n" +
 	"\x05Sleep\x12\x1d.protows.test.v1.SleepRequest\x1a\x1e.protows.test.v1.SleepResponse\x12H\n" +
 	"\x05Count\x12\x1d.protows.test.v1.CountRequest\x1a\x1e.protows.test.v1.CountResponse0\x01\x12I\n" +
-	"\x06Whoami\x12\x1e.protows.test.v1.WhoamiRequest\x1a\x1f.protows.test.v1.WhoamiResponseB:Z8github.com/protows/protows/gen/go/protows/test/v1;testv1b\x06proto3"
+	"\x06Whoami\x12\x1e.protows.test.v1.WhoamiRequest\x1a\x1f.protows.test.v1.WhoamiResponse\x12B\n" +
+	"\x03Sum\x12\x1b.protows.test.v1.SumRequest\x1a\x1c.protows.test.v1.SumResponse(\x01\x12Y\n" +
+	"\n" +
+	"EchoStream\x12\".protows.test.v1.EchoStreamRequest\x1a#.protows.test.v1.EchoStreamResponse(\x010\x01B:Z8github.com/protows/protows/gen/go/protows/test/v1;testv1b\x06proto3"
 
 var (
 	file_protows_test_v1_test_proto_rawDescOnce sync.Once
@@ -589,7 +885,7 @@ func file_protows_test_v1_test_proto_rawDescGZIP() []byte {
 	return file_protows_test_v1_test_proto_rawDescData
 }
 
-var file_protows_test_v1_test_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_protows_test_v1_test_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_protows_test_v1_test_proto_goTypes = []any{
 	(*EchoRequest)(nil),         // 0: protows.test.v1.EchoRequest
 	(*EchoResponse)(nil),        // 1: protows.test.v1.EchoResponse
@@ -601,27 +897,37 @@ var file_protows_test_v1_test_proto_goTypes = []any{
 	(*CountResponse)(nil),       // 7: protows.test.v1.CountResponse
 	(*WhoamiRequest)(nil),       // 8: protows.test.v1.WhoamiRequest
 	(*WhoamiResponse)(nil),      // 9: protows.test.v1.WhoamiResponse
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
+	(*SumRequest)(nil),          // 10: protows.test.v1.SumRequest
+	(*SumResponse)(nil),         // 11: protows.test.v1.SumResponse
+	(*EchoStreamRequest)(nil),   // 12: protows.test.v1.EchoStreamRequest
+	(*EchoStreamResponse)(nil),  // 13: protows.test.v1.EchoStreamResponse
+	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
 }
 var file_protows_test_v1_test_proto_depIdxs = []int32{
-	10, // 0: protows.test.v1.SleepRequest.delay:type_name -> google.protobuf.Duration
-	10, // 1: protows.test.v1.SleepResponse.slept:type_name -> google.protobuf.Duration
-	10, // 2: protows.test.v1.CountRequest.interval:type_name -> google.protobuf.Duration
-	0,  // 3: protows.test.v1.TestService.Echo:input_type -> protows.test.v1.EchoRequest
-	2,  // 4: protows.test.v1.TestService.Fail:input_type -> protows.test.v1.FailRequest
-	4,  // 5: protows.test.v1.TestService.Sleep:input_type -> protows.test.v1.SleepRequest
-	6,  // 6: protows.test.v1.TestService.Count:input_type -> protows.test.v1.CountRequest
-	8,  // 7: protows.test.v1.TestService.Whoami:input_type -> protows.test.v1.WhoamiRequest
-	1,  // 8: protows.test.v1.TestService.Echo:output_type -> protows.test.v1.EchoResponse
-	3,  // 9: protows.test.v1.TestService.Fail:output_type -> protows.test.v1.FailResponse
-	5,  // 10: protows.test.v1.TestService.Sleep:output_type -> protows.test.v1.SleepResponse
-	7,  // 11: protows.test.v1.TestService.Count:output_type -> protows.test.v1.CountResponse
-	9,  // 12: protows.test.v1.TestService.Whoami:output_type -> protows.test.v1.WhoamiResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	14, // 0: protows.test.v1.SleepRequest.delay:type_name -> google.protobuf.Duration
+	14, // 1: protows.test.v1.SleepResponse.slept:type_name -> google.protobuf.Duration
+	14, // 2: protows.test.v1.CountRequest.interval:type_name -> google.protobuf.Duration
+	14, // 3: protows.test.v1.SumRequest.delay:type_name -> google.protobuf.Duration
+	14, // 4: protows.test.v1.EchoStreamRequest.delay:type_name -> google.protobuf.Duration
+	0,  // 5: protows.test.v1.TestService.Echo:input_type -> protows.test.v1.EchoRequest
+	2,  // 6: protows.test.v1.TestService.Fail:input_type -> protows.test.v1.FailRequest
+	4,  // 7: protows.test.v1.TestService.Sleep:input_type -> protows.test.v1.SleepRequest
+	6,  // 8: protows.test.v1.TestService.Count:input_type -> protows.test.v1.CountRequest
+	8,  // 9: protows.test.v1.TestService.Whoami:input_type -> protows.test.v1.WhoamiRequest
+	10, // 10: protows.test.v1.TestService.Sum:input_type -> protows.test.v1.SumRequest
+	12, // 11: protows.test.v1.TestService.EchoStream:input_type -> protows.test.v1.EchoStreamRequest
+	1,  // 12: protows.test.v1.TestService.Echo:output_type -> protows.test.v1.EchoResponse
+	3,  // 13: protows.test.v1.TestService.Fail:output_type -> protows.test.v1.FailResponse
+	5,  // 14: protows.test.v1.TestService.Sleep:output_type -> protows.test.v1.SleepResponse
+	7,  // 15: protows.test.v1.TestService.Count:output_type -> protows.test.v1.CountResponse
+	9,  // 16: protows.test.v1.TestService.Whoami:output_type -> protows.test.v1.WhoamiResponse
+	11, // 17: protows.test.v1.TestService.Sum:output_type -> protows.test.v1.SumResponse
+	13, // 18: protows.test.v1.TestService.EchoStream:output_type -> protows.test.v1.EchoStreamResponse
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_protows_test_v1_test_proto_init() }
@@ -635,7 +941,7 @@ func file_protows_test_v1_test_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protows_test_v1_test_proto_rawDesc), len(file_protows_test_v1_test_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,10 @@ const (
 	TestServiceCountMethod = "/protows.test.v1.TestService/Count"
 	// TestServiceWhoamiMethod is the full name of protows.test.v1.TestService.Whoami.
 	TestServiceWhoamiMethod = "/protows.test.v1.TestService/Whoami"
+	// TestServiceSumMethod is the full name of protows.test.v1.TestService.Sum.
+	TestServiceSumMethod = "/protows.test.v1.TestService/Sum"
+	// TestServiceEchoStreamMethod is the full name of protows.test.v1.TestService.EchoStream.
+	TestServiceEchoStreamMethod = "/protows.test.v1.TestService/EchoStream"
 )
 
 // Wire ids of the protows.test.v1.TestService methods, as the Protobuf codec
@@ -46,6 +50,10 @@ const (
 	TestServiceCountMethodID uint32 = 0x414d4e92
 	// TestServiceWhoamiMethodID is the wire id of protows.test.v1.TestService.Whoami.
 	TestServiceWhoamiMethodID uint32 = 0x236ded02
+	// TestServiceSumMethodID is the wire id of protows.test.v1.TestService.Sum.
+	TestServiceSumMethodID uint32 = 0x4a440a06
+	// TestServiceEchoStreamMethodID is the wire id of protows.test.v1.TestService.EchoStream.
+	TestServiceEchoStreamMethodID uint32 = 0x78eba9d2
 )
 
 // TestServiceHandler is the server side of protows.test.v1.TestService:
@@ -65,6 +73,17 @@ type TestServiceHandler interface {
 	Count(context.Context, *CountRequest, router.Stream[*CountResponse]) error
 	// Whoami returns the authenticated subject ("" when anonymous).
 	Whoami(context.Context, *WhoamiRequest) (*WhoamiResponse, error)
+	// Sum (client stream) adds the numbers the client sends and replies with
+	// their sum and count once the client half-closes. A message with
+	// fail_code set ends the call with that error code at once; a message
+	// with stop set makes the handler reply at once, without reading the
+	// rest; delay pauses the handler before it reads the next message.
+	Sum(context.Context, router.ClientStream[*SumRequest]) (*SumResponse, error)
+	// EchoStream (bidirectional) answers each message of the client with
+	// repeat echoes (1 when repeat is 0), after delay, and ends when the
+	// client half-closes. A message with fail_code set ends the stream with
+	// that error code instead.
+	EchoStream(context.Context, router.BidiStream[*EchoStreamRequest, *EchoStreamResponse]) error
 }
 
 // RegisterTestServiceHandler registers every method of h on r, passing opts to each
@@ -85,6 +104,12 @@ func RegisterTestServiceHandler(r *router.Router, h TestServiceHandler, opts ...
 		return err
 	}
 	if err := router.HandleUnary(r, TestServiceWhoamiMethod, h.Whoami, opts...); err != nil {
+		return err
+	}
+	if err := router.HandleClientStream(r, TestServiceSumMethod, h.Sum, opts...); err != nil {
+		return err
+	}
+	if err := router.HandleBidiStream(r, TestServiceEchoStreamMethod, h.EchoStream, opts...); err != nil {
 		return err
 	}
 	return nil
@@ -120,6 +145,16 @@ func (UnimplementedTestServiceHandler) Count(context.Context, *CountRequest, rou
 // Whoami answers CodeUnimplemented.
 func (UnimplementedTestServiceHandler) Whoami(context.Context, *WhoamiRequest) (*WhoamiResponse, error) {
 	return nil, protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", TestServiceWhoamiMethod)
+}
+
+// Sum answers CodeUnimplemented.
+func (UnimplementedTestServiceHandler) Sum(context.Context, router.ClientStream[*SumRequest]) (*SumResponse, error) {
+	return nil, protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", TestServiceSumMethod)
+}
+
+// EchoStream answers CodeUnimplemented.
+func (UnimplementedTestServiceHandler) EchoStream(context.Context, router.BidiStream[*EchoStreamRequest, *EchoStreamResponse]) error {
+	return protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", TestServiceEchoStreamMethod)
 }
 
 // TestServiceClient calls protows.test.v1.TestService through a protows client.
@@ -178,4 +213,29 @@ func (c *TestServiceClient) Count(ctx context.Context, req *CountRequest, opts .
 // call failed.
 func (c *TestServiceClient) Whoami(ctx context.Context, req *WhoamiRequest, opts ...client.CallOption) (*WhoamiResponse, error) {
 	return client.CallUnary[WhoamiResponse](ctx, c.client, TestServiceWhoamiMethod, req, opts...)
+}
+
+// Sum (client stream) adds the numbers the client sends and replies with
+// their sum and count once the client half-closes. A message with
+// fail_code set ends the call with that error code at once; a message
+// with stop set makes the handler reply at once, without reading the
+// rest; delay pauses the handler before it reads the next message.
+//
+// Send messages with Send, then CloseAndReceive for the response. A
+// reconnect ends the call with CodeUnavailable: it is never resumed.
+func (c *TestServiceClient) Sum(ctx context.Context, opts ...client.CallOption) (*client.ClientStream[SumRequest, SumResponse], error) {
+	return client.CallClientStream[SumRequest, SumResponse](ctx, c.client, TestServiceSumMethod, opts...)
+}
+
+// EchoStream (bidirectional) answers each message of the client with
+// repeat echoes (1 when repeat is 0), after delay, and ends when the
+// client half-closes. A message with fail_code set ends the stream with
+// that error code instead.
+//
+// Send messages with Send and CloseSend when done; read the server's
+// with Receive until it returns io.EOF (the server ended the stream
+// cleanly) or another error. Close stops the call early. A reconnect
+// ends it with CodeUnavailable: it is never resumed.
+func (c *TestServiceClient) EchoStream(ctx context.Context, opts ...client.CallOption) (*client.BidiStream[EchoStreamRequest, EchoStreamResponse], error) {
+	return client.CallBidiStream[EchoStreamRequest, EchoStreamResponse](ctx, c.client, TestServiceEchoStreamMethod, opts...)
 }

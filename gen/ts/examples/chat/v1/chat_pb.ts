@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file examples/chat/v1/chat.proto.
  */
 export const file_examples_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDTLYAgoLQ2hhdFNlcnZpY2USRgoFV2F0Y2gSHi5leGFtcGxlcy5jaGF0LnYxLldhdGNoUmVxdWVzdBobLmV4YW1wbGVzLmNoYXQudjEuUm9vbUV2ZW50MAESRQoEU2VuZBIdLmV4YW1wbGVzLmNoYXQudjEuU2VuZFJlcXVlc3QaHi5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXNwb25zZRJfCgtHZXRQcmVzZW5jZRIkLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GiUuZXhhbXBsZXMuY2hhdC52MS5HZXRQcmVzZW5jZVJlc3BvbnNlIgOQAgESWQoJTGlzdFJvb21zEiIuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXF1ZXN0GiMuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXNwb25zZSIDkAIBQjtaOWdpdGh1Yi5jb20vcHJvdG93cy9wcm90b3dzL2dlbi9nby9leGFtcGxlcy9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDSItCg1UeXBpbmdSZXF1ZXN0EgwKBHJvb20YASABKAkSDgoGdHlwaW5nGAIgASgIIjkKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0eXBpbmcYAyABKAgypgMKC0NoYXRTZXJ2aWNlEkYKBVdhdGNoEh4uZXhhbXBsZXMuY2hhdC52MS5XYXRjaFJlcXVlc3QaGy5leGFtcGxlcy5jaGF0LnYxLlJvb21FdmVudDABEkUKBFNlbmQSHS5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXF1ZXN0Gh4uZXhhbXBsZXMuY2hhdC52MS5TZW5kUmVzcG9uc2USXwoLR2V0UHJlc2VuY2USJC5leGFtcGxlcy5jaGF0LnYxLkdldFByZXNlbmNlUmVxdWVzdBolLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXNwb25zZSIDkAIBElkKCUxpc3RSb29tcxIiLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVxdWVzdBojLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVzcG9uc2UiA5ACARJMCgZUeXBpbmcSHy5leGFtcGxlcy5jaGF0LnYxLlR5cGluZ1JlcXVlc3QaHS5leGFtcGxlcy5jaGF0LnYxLlR5cGluZ0V2ZW50KAEwAUI7WjlnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vZXhhbXBsZXMvY2hhdC92MTtjaGF0djFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * WatchRequest names the room to join.
@@ -362,6 +362,70 @@ export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
   messageDesc(file_examples_chat_v1_chat, 10);
 
 /**
+ * TypingRequest is the caller's typing state in a room.
+ *
+ * @generated from message examples.chat.v1.TypingRequest
+ */
+export type TypingRequest = Message<"examples.chat.v1.TypingRequest"> & {
+  /**
+   * The room: 1 to 64 characters; the first message's room is the call's,
+   * and later messages may leave it empty.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * Whether the caller is typing now.
+   *
+   * @generated from field: bool typing = 2;
+   */
+  typing: boolean;
+};
+
+/**
+ * Describes the message examples.chat.v1.TypingRequest.
+ * Use `create(TypingRequestSchema)` to create a new message.
+ */
+export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 11);
+
+/**
+ * TypingEvent is a change of someone's typing state in a room.
+ *
+ * @generated from message examples.chat.v1.TypingEvent
+ */
+export type TypingEvent = Message<"examples.chat.v1.TypingEvent"> & {
+  /**
+   * The room.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * Who: the authenticated subject.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Whether they are typing now.
+   *
+   * @generated from field: bool typing = 3;
+   */
+  typing: boolean;
+};
+
+/**
+ * Describes the message examples.chat.v1.TypingEvent.
+ * Use `create(TypingEventSchema)` to create a new message.
+ */
+export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 12);
+
+/**
  * ChatService is a chat with rooms. The caller is the authenticated subject
  * of the connection: it is the author of what it sends and the name under
  * which it is present in a room.
@@ -418,6 +482,24 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof ListRoomsRequestSchema;
     output: typeof ListRoomsResponseSchema;
+  },
+  /**
+   * Typing is a room's typing indicator over one bidirectional stream. The
+   * client's first message names the room; each message says whether the
+   * caller is typing now (clients repeat typing = true every few seconds
+   * while typing, and others forget a typist not heard from for longer).
+   * The server streams the typing events of the room's callers of Typing,
+   * the caller's own included, until the call ends; a caller whose call
+   * ends while typing is announced as no longer typing.
+   *
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc examples.chat.v1.ChatService.Typing
+   */
+  typing: {
+    methodKind: "bidi_streaming";
+    input: typeof TypingRequestSchema;
+    output: typeof TypingEventSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_examples_chat_v1_chat, 0);

@@ -8,9 +8,9 @@
 // @generated from file examples/chat/v1/chat.proto (package examples.chat.v1, syntax proto3)
 /* eslint-disable */
 
-import type { CallOptions, Client, StreamOptions } from "@protows/client";
+import type { BidiStream, CallOptions, Client, ClientStreamOptions, StreamOptions } from "@protows/client";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GetPresenceRequestSchema, GetPresenceResponse, ListRoomsRequestSchema, ListRoomsResponse, RoomEvent, SendRequestSchema, SendResponse, WatchRequestSchema } from "./chat_pb.js";
+import type { GetPresenceRequestSchema, GetPresenceResponse, ListRoomsRequestSchema, ListRoomsResponse, RoomEvent, SendRequestSchema, SendResponse, TypingEventSchema, TypingRequestSchema, WatchRequestSchema } from "./chat_pb.js";
 import { ChatService } from "./chat_pb.js";
 
 /**
@@ -90,6 +90,26 @@ export class ChatServiceClient {
    */
   listRooms(request: MessageInitShape<typeof ListRoomsRequestSchema>, options?: CallOptions): Promise<ListRoomsResponse> {
     return this.#client.unary(ChatService.method.listRooms, request, { idempotent: true, ...options });
+  }
+
+  /**
+   * Typing is a room's typing indicator over one bidirectional stream. The
+   * client's first message names the room; each message says whether the
+   * caller is typing now (clients repeat typing = true every few seconds
+   * while typing, and others forget a typist not heard from for longer).
+   * The server streams the typing events of the room's callers of Typing,
+   * the caller's own included, until the call ends; a caller whose call
+   * ends while typing is announced as no longer typing.
+   *
+   * Write with `send` and `closeSend`, read with `for await`: the iteration
+   * ends when the server ends the call, and throws a ProtowsError when it
+   * fails (`unavailable` when the connection drops: the call is never
+   * resumed). Stop it with `close`, `break` or `options.signal`.
+   *
+   * @generated from rpc examples.chat.v1.ChatService.Typing
+   */
+  typing(options?: ClientStreamOptions): BidiStream<typeof TypingRequestSchema, typeof TypingEventSchema> {
+    return this.#client.bidiStream(ChatService.method.typing, options);
   }
 }
 

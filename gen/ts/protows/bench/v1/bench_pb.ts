@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file protows/bench/v1/bench.proto.
  */
 export const file_protows_bench_v1_bench: GenFile = /*@__PURE__*/
-  fileDesc("Chxwcm90b3dzL2JlbmNoL3YxL2JlbmNoLnByb3RvEhBwcm90b3dzLmJlbmNoLnYxIrsBCgZTYW1wbGUSCgoCaWQYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEgwKBHRleHQYAyABKAkSJQoFaXRlbXMYBCADKAsyFi5wcm90b3dzLmJlbmNoLnYxLkl0ZW0SMAoEdGFncxgFIAMoCzIiLnByb3Rvd3MuYmVuY2gudjEuU2FtcGxlLlRhZ3NFbnRyeRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYCgRJdGVtEgwKBG5hbWUYASABKAkSDQoFcHJpY2UYAiABKAESEAoIcXVhbnRpdHkYAyABKAUSDgoGbGFiZWxzGAQgAygJEhEKCWF2YWlsYWJsZRgFIAEoCCI3CgtFY2hvUmVxdWVzdBIoCgZzYW1wbGUYASABKAsyGC5wcm90b3dzLmJlbmNoLnYxLlNhbXBsZSI4CgxFY2hvUmVzcG9uc2USKAoGc2FtcGxlGAEgASgLMhgucHJvdG93cy5iZW5jaC52MS5TYW1wbGUiRgoLUHVzaFJlcXVlc3QSDQoFY291bnQYASABKA0SKAoGc2FtcGxlGAIgASgLMhgucHJvdG93cy5iZW5jaC52MS5TYW1wbGUiOAoMUHVzaFJlc3BvbnNlEigKBnNhbXBsZRgBIAEoCzIYLnByb3Rvd3MuYmVuY2gudjEuU2FtcGxlMp4BCgxCZW5jaFNlcnZpY2USRQoERWNobxIdLnByb3Rvd3MuYmVuY2gudjEuRWNob1JlcXVlc3QaHi5wcm90b3dzLmJlbmNoLnYxLkVjaG9SZXNwb25zZRJHCgRQdXNoEh0ucHJvdG93cy5iZW5jaC52MS5QdXNoUmVxdWVzdBoeLnByb3Rvd3MuYmVuY2gudjEuUHVzaFJlc3BvbnNlMAFCPFo6Z2l0aHViLmNvbS9wcm90b3dzL3Byb3Rvd3MvZ2VuL2dvL3Byb3Rvd3MvYmVuY2gvdjE7YmVuY2h2MWIGcHJvdG8z");
+  fileDesc("Chxwcm90b3dzL2JlbmNoL3YxL2JlbmNoLnByb3RvEhBwcm90b3dzLmJlbmNoLnYxIrsBCgZTYW1wbGUSCgoCaWQYASABKAkSEQoJdGltZXN0YW1wGAIgASgDEgwKBHRleHQYAyABKAkSJQoFaXRlbXMYBCADKAsyFi5wcm90b3dzLmJlbmNoLnYxLkl0ZW0SMAoEdGFncxgFIAMoCzIiLnByb3Rvd3MuYmVuY2gudjEuU2FtcGxlLlRhZ3NFbnRyeRorCglUYWdzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYCgRJdGVtEgwKBG5hbWUYASABKAkSDQoFcHJpY2UYAiABKAESEAoIcXVhbnRpdHkYAyABKAUSDgoGbGFiZWxzGAQgAygJEhEKCWF2YWlsYWJsZRgFIAEoCCI3CgtFY2hvUmVxdWVzdBIoCgZzYW1wbGUYASABKAsyGC5wcm90b3dzLmJlbmNoLnYxLlNhbXBsZSI4CgxFY2hvUmVzcG9uc2USKAoGc2FtcGxlGAEgASgLMhgucHJvdG93cy5iZW5jaC52MS5TYW1wbGUiPQoRRWNob1N0cmVhbVJlcXVlc3QSKAoGc2FtcGxlGAEgASgLMhgucHJvdG93cy5iZW5jaC52MS5TYW1wbGUiPgoSRWNob1N0cmVhbVJlc3BvbnNlEigKBnNhbXBsZRgBIAEoCzIYLnByb3Rvd3MuYmVuY2gudjEuU2FtcGxlIkYKC1B1c2hSZXF1ZXN0Eg0KBWNvdW50GAEgASgNEigKBnNhbXBsZRgCIAEoCzIYLnByb3Rvd3MuYmVuY2gudjEuU2FtcGxlIjgKDFB1c2hSZXNwb25zZRIoCgZzYW1wbGUYASABKAsyGC5wcm90b3dzLmJlbmNoLnYxLlNhbXBsZTL7AQoMQmVuY2hTZXJ2aWNlEkUKBEVjaG8SHS5wcm90b3dzLmJlbmNoLnYxLkVjaG9SZXF1ZXN0Gh4ucHJvdG93cy5iZW5jaC52MS5FY2hvUmVzcG9uc2USRwoEUHVzaBIdLnByb3Rvd3MuYmVuY2gudjEuUHVzaFJlcXVlc3QaHi5wcm90b3dzLmJlbmNoLnYxLlB1c2hSZXNwb25zZTABElsKCkVjaG9TdHJlYW0SIy5wcm90b3dzLmJlbmNoLnYxLkVjaG9TdHJlYW1SZXF1ZXN0GiQucHJvdG93cy5iZW5jaC52MS5FY2hvU3RyZWFtUmVzcG9uc2UoATABQjxaOmdpdGh1Yi5jb20vcHJvdG93cy9wcm90b3dzL2dlbi9nby9wcm90b3dzL2JlbmNoL3YxO2JlbmNodjFiBnByb3RvMw");
 
 /**
  * Sample is a payload whose size is chosen by the number of items: about 60
@@ -157,6 +157,48 @@ export const EchoResponseSchema: GenMessage<EchoResponse> = /*@__PURE__*/
   messageDesc(file_protows_bench_v1_bench, 3);
 
 /**
+ * EchoStreamRequest is one sample of an EchoStream.
+ *
+ * @generated from message protows.bench.v1.EchoStreamRequest
+ */
+export type EchoStreamRequest = Message<"protows.bench.v1.EchoStreamRequest"> & {
+  /**
+   * The sample.
+   *
+   * @generated from field: protows.bench.v1.Sample sample = 1;
+   */
+  sample?: Sample | undefined;
+};
+
+/**
+ * Describes the message protows.bench.v1.EchoStreamRequest.
+ * Use `create(EchoStreamRequestSchema)` to create a new message.
+ */
+export const EchoStreamRequestSchema: GenMessage<EchoStreamRequest> = /*@__PURE__*/
+  messageDesc(file_protows_bench_v1_bench, 4);
+
+/**
+ * EchoStreamResponse is one echoed sample of an EchoStream.
+ *
+ * @generated from message protows.bench.v1.EchoStreamResponse
+ */
+export type EchoStreamResponse = Message<"protows.bench.v1.EchoStreamResponse"> & {
+  /**
+   * The sample.
+   *
+   * @generated from field: protows.bench.v1.Sample sample = 1;
+   */
+  sample?: Sample | undefined;
+};
+
+/**
+ * Describes the message protows.bench.v1.EchoStreamResponse.
+ * Use `create(EchoStreamResponseSchema)` to create a new message.
+ */
+export const EchoStreamResponseSchema: GenMessage<EchoStreamResponse> = /*@__PURE__*/
+  messageDesc(file_protows_bench_v1_bench, 5);
+
+/**
  * PushRequest asks for a stream of samples.
  *
  * @generated from message protows.bench.v1.PushRequest
@@ -182,7 +224,7 @@ export type PushRequest = Message<"protows.bench.v1.PushRequest"> & {
  * Use `create(PushRequestSchema)` to create a new message.
  */
 export const PushRequestSchema: GenMessage<PushRequest> = /*@__PURE__*/
-  messageDesc(file_protows_bench_v1_bench, 4);
+  messageDesc(file_protows_bench_v1_bench, 6);
 
 /**
  * PushResponse is one pushed sample.
@@ -203,7 +245,7 @@ export type PushResponse = Message<"protows.bench.v1.PushResponse"> & {
  * Use `create(PushResponseSchema)` to create a new message.
  */
 export const PushResponseSchema: GenMessage<PushResponse> = /*@__PURE__*/
-  messageDesc(file_protows_bench_v1_bench, 5);
+  messageDesc(file_protows_bench_v1_bench, 7);
 
 /**
  * BenchService is what the load tool calls.
@@ -230,6 +272,17 @@ export const BenchService: GenService<{
     methodKind: "server_streaming";
     input: typeof PushRequestSchema;
     output: typeof PushResponseSchema;
+  },
+  /**
+   * EchoStream returns each sample it is given on one bidirectional
+   * stream, in order, until the client half-closes.
+   *
+   * @generated from rpc protows.bench.v1.BenchService.EchoStream
+   */
+  echoStream: {
+    methodKind: "bidi_streaming";
+    input: typeof EchoStreamRequestSchema;
+    output: typeof EchoStreamResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_protows_bench_v1_bench, 0);

@@ -5,9 +5,9 @@
 // @generated from file protows/bench/v1/bench.proto (package protows.bench.v1, syntax proto3)
 /* eslint-disable */
 
-import type { CallOptions, Client, StreamOptions } from "@protows/client";
+import type { BidiStream, CallOptions, Client, ClientStreamOptions, StreamOptions } from "@protows/client";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { EchoRequestSchema, EchoResponse, PushRequestSchema, PushResponse } from "./bench_pb.js";
+import type { EchoRequestSchema, EchoResponse, EchoStreamRequestSchema, EchoStreamResponseSchema, PushRequestSchema, PushResponse } from "./bench_pb.js";
 import { BenchService } from "./bench_pb.js";
 
 /**
@@ -49,6 +49,21 @@ export class BenchServiceClient {
    */
   push(request: MessageInitShape<typeof PushRequestSchema>, options?: StreamOptions): AsyncIterable<PushResponse> {
     return this.#client.serverStream(BenchService.method.push, request, options);
+  }
+
+  /**
+   * EchoStream returns each sample it is given on one bidirectional
+   * stream, in order, until the client half-closes.
+   *
+   * Write with `send` and `closeSend`, read with `for await`: the iteration
+   * ends when the server ends the call, and throws a ProtowsError when it
+   * fails (`unavailable` when the connection drops: the call is never
+   * resumed). Stop it with `close`, `break` or `options.signal`.
+   *
+   * @generated from rpc protows.bench.v1.BenchService.EchoStream
+   */
+  echoStream(options?: ClientStreamOptions): BidiStream<typeof EchoStreamRequestSchema, typeof EchoStreamResponseSchema> {
+    return this.#client.bidiStream(BenchService.method.echoStream, options);
   }
 }
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file protows/test/v1/test.proto.
  */
 export const file_protows_test_v1_test: GenFile = /*@__PURE__*/
-  fileDesc("Chpwcm90b3dzL3Rlc3QvdjEvdGVzdC5wcm90bxIPcHJvdG93cy50ZXN0LnYxIiwKC0VjaG9SZXF1ZXN0EgwKBHRleHQYASABKAkSDwoHcGFkZGluZxgCIAEoDCItCgxFY2hvUmVzcG9uc2USDAoEdGV4dBgBIAEoCRIPCgdwYWRkaW5nGAIgASgMIjsKC0ZhaWxSZXF1ZXN0EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCRINCgVwYW5pYxgDIAEoCCIOCgxGYWlsUmVzcG9uc2UiOAoMU2xlZXBSZXF1ZXN0EigKBWRlbGF5GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjkKDVNsZWVwUmVzcG9uc2USKAoFc2xlcHQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXQoMQ291bnRSZXF1ZXN0Eg0KBWNvdW50GAEgASgNEisKCGludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCWZhaWxfY29kZRgDIAEoDSIaCg1Db3VudFJlc3BvbnNlEgkKAW4YASABKA0iDwoNV2hvYW1pUmVxdWVzdCJNCg5XaG9hbWlSZXNwb25zZRIPCgdzdWJqZWN0GAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLc3VicHJvdG9jb2wYAyABKAky+QIKC1Rlc3RTZXJ2aWNlEkgKBEVjaG8SHC5wcm90b3dzLnRlc3QudjEuRWNob1JlcXVlc3QaHS5wcm90b3dzLnRlc3QudjEuRWNob1Jlc3BvbnNlIgOQAgESQwoERmFpbBIcLnByb3Rvd3MudGVzdC52MS5GYWlsUmVxdWVzdBodLnByb3Rvd3MudGVzdC52MS5GYWlsUmVzcG9uc2USRgoFU2xlZXASHS5wcm90b3dzLnRlc3QudjEuU2xlZXBSZXF1ZXN0Gh4ucHJvdG93cy50ZXN0LnYxLlNsZWVwUmVzcG9uc2USSAoFQ291bnQSHS5wcm90b3dzLnRlc3QudjEuQ291bnRSZXF1ZXN0Gh4ucHJvdG93cy50ZXN0LnYxLkNvdW50UmVzcG9uc2UwARJJCgZXaG9hbWkSHi5wcm90b3dzLnRlc3QudjEuV2hvYW1pUmVxdWVzdBofLnByb3Rvd3MudGVzdC52MS5XaG9hbWlSZXNwb25zZUI6WjhnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy90ZXN0L3YxO3Rlc3R2MWIGcHJvdG8z", [file_google_protobuf_duration]);
+  fileDesc("Chpwcm90b3dzL3Rlc3QvdjEvdGVzdC5wcm90bxIPcHJvdG93cy50ZXN0LnYxIiwKC0VjaG9SZXF1ZXN0EgwKBHRleHQYASABKAkSDwoHcGFkZGluZxgCIAEoDCItCgxFY2hvUmVzcG9uc2USDAoEdGV4dBgBIAEoCRIPCgdwYWRkaW5nGAIgASgMIjsKC0ZhaWxSZXF1ZXN0EgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCRINCgVwYW5pYxgDIAEoCCIOCgxGYWlsUmVzcG9uc2UiOAoMU2xlZXBSZXF1ZXN0EigKBWRlbGF5GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjkKDVNsZWVwUmVzcG9uc2USKAoFc2xlcHQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXQoMQ291bnRSZXF1ZXN0Eg0KBWNvdW50GAEgASgNEisKCGludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCWZhaWxfY29kZRgDIAEoDSIaCg1Db3VudFJlc3BvbnNlEgkKAW4YASABKA0iDwoNV2hvYW1pUmVxdWVzdCJNCg5XaG9hbWlSZXNwb25zZRIPCgdzdWJqZWN0GAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSEwoLc3VicHJvdG9jb2wYAyABKAkiYgoKU3VtUmVxdWVzdBIJCgFuGAEgASgDEhEKCWZhaWxfY29kZRgCIAEoDRIMCgRzdG9wGAMgASgIEigKBWRlbGF5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIikKC1N1bVJlc3BvbnNlEgsKA3N1bRgBIAEoAxINCgVjb3VudBgCIAEoDSJ/ChFFY2hvU3RyZWFtUmVxdWVzdBIMCgR0ZXh0GAEgASgJEg8KB3BhZGRpbmcYAiABKAwSDgoGcmVwZWF0GAMgASgNEigKBWRlbGF5GAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCWZhaWxfY29kZRgFIAEoDSI+ChJFY2hvU3RyZWFtUmVzcG9uc2USDAoEdGV4dBgBIAEoCRIPCgdwYWRkaW5nGAIgASgMEgkKAW4YAyABKA0ymAQKC1Rlc3RTZXJ2aWNlEkgKBEVjaG8SHC5wcm90b3dzLnRlc3QudjEuRWNob1JlcXVlc3QaHS5wcm90b3dzLnRlc3QudjEuRWNob1Jlc3BvbnNlIgOQAgESQwoERmFpbBIcLnByb3Rvd3MudGVzdC52MS5GYWlsUmVxdWVzdBodLnByb3Rvd3MudGVzdC52MS5GYWlsUmVzcG9uc2USRgoFU2xlZXASHS5wcm90b3dzLnRlc3QudjEuU2xlZXBSZXF1ZXN0Gh4ucHJvdG93cy50ZXN0LnYxLlNsZWVwUmVzcG9uc2USSAoFQ291bnQSHS5wcm90b3dzLnRlc3QudjEuQ291bnRSZXF1ZXN0Gh4ucHJvdG93cy50ZXN0LnYxLkNvdW50UmVzcG9uc2UwARJJCgZXaG9hbWkSHi5wcm90b3dzLnRlc3QudjEuV2hvYW1pUmVxdWVzdBofLnByb3Rvd3MudGVzdC52MS5XaG9hbWlSZXNwb25zZRJCCgNTdW0SGy5wcm90b3dzLnRlc3QudjEuU3VtUmVxdWVzdBocLnByb3Rvd3MudGVzdC52MS5TdW1SZXNwb25zZSgBElkKCkVjaG9TdHJlYW0SIi5wcm90b3dzLnRlc3QudjEuRWNob1N0cmVhbVJlcXVlc3QaIy5wcm90b3dzLnRlc3QudjEuRWNob1N0cmVhbVJlc3BvbnNlKAEwAUI6WjhnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy90ZXN0L3YxO3Rlc3R2MWIGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * EchoRequest carries text to echo.
@@ -272,6 +272,160 @@ export const WhoamiResponseSchema: GenMessage<WhoamiResponse> = /*@__PURE__*/
   messageDesc(file_protows_test_v1_test, 9);
 
 /**
+ * SumRequest is one number of a Sum.
+ *
+ * @generated from message protows.test.v1.SumRequest
+ */
+export type SumRequest = Message<"protows.test.v1.SumRequest"> & {
+  /**
+   * The number to add.
+   *
+   * @generated from field: int64 n = 1;
+   */
+  n: bigint;
+
+  /**
+   * When not 0, the call fails with this code on this message.
+   *
+   * @generated from field: uint32 fail_code = 2;
+   */
+  failCode: number;
+
+  /**
+   * Reply at once with the sum so far, without reading further messages.
+   *
+   * @generated from field: bool stop = 3;
+   */
+  stop: boolean;
+
+  /**
+   * A pause of the handler before it reads the next message.
+   *
+   * @generated from field: google.protobuf.Duration delay = 4;
+   */
+  delay?: Duration | undefined;
+};
+
+/**
+ * Describes the message protows.test.v1.SumRequest.
+ * Use `create(SumRequestSchema)` to create a new message.
+ */
+export const SumRequestSchema: GenMessage<SumRequest> = /*@__PURE__*/
+  messageDesc(file_protows_test_v1_test, 10);
+
+/**
+ * SumResponse is the result of a Sum.
+ *
+ * @generated from message protows.test.v1.SumResponse
+ */
+export type SumResponse = Message<"protows.test.v1.SumResponse"> & {
+  /**
+   * The sum of the numbers.
+   *
+   * @generated from field: int64 sum = 1;
+   */
+  sum: bigint;
+
+  /**
+   * How many messages the handler read.
+   *
+   * @generated from field: uint32 count = 2;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message protows.test.v1.SumResponse.
+ * Use `create(SumResponseSchema)` to create a new message.
+ */
+export const SumResponseSchema: GenMessage<SumResponse> = /*@__PURE__*/
+  messageDesc(file_protows_test_v1_test, 11);
+
+/**
+ * EchoStreamRequest is one message of an EchoStream.
+ *
+ * @generated from message protows.test.v1.EchoStreamRequest
+ */
+export type EchoStreamRequest = Message<"protows.test.v1.EchoStreamRequest"> & {
+  /**
+   * The text to echo.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * Bytes to pad the echoes with.
+   *
+   * @generated from field: bytes padding = 2;
+   */
+  padding: Uint8Array;
+
+  /**
+   * How many echoes to send; 0 means 1.
+   *
+   * @generated from field: uint32 repeat = 3;
+   */
+  repeat: number;
+
+  /**
+   * A pause before the echoes.
+   *
+   * @generated from field: google.protobuf.Duration delay = 4;
+   */
+  delay?: Duration | undefined;
+
+  /**
+   * When not 0, the stream ends with this error code on this message.
+   *
+   * @generated from field: uint32 fail_code = 5;
+   */
+  failCode: number;
+};
+
+/**
+ * Describes the message protows.test.v1.EchoStreamRequest.
+ * Use `create(EchoStreamRequestSchema)` to create a new message.
+ */
+export const EchoStreamRequestSchema: GenMessage<EchoStreamRequest> = /*@__PURE__*/
+  messageDesc(file_protows_test_v1_test, 12);
+
+/**
+ * EchoStreamResponse is one echo.
+ *
+ * @generated from message protows.test.v1.EchoStreamResponse
+ */
+export type EchoStreamResponse = Message<"protows.test.v1.EchoStreamResponse"> & {
+  /**
+   * The text.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * The padding.
+   *
+   * @generated from field: bytes padding = 2;
+   */
+  padding: Uint8Array;
+
+  /**
+   * The number of the echo among all the echoes of the stream, from 1.
+   *
+   * @generated from field: uint32 n = 3;
+   */
+  n: number;
+};
+
+/**
+ * Describes the message protows.test.v1.EchoStreamResponse.
+ * Use `create(EchoStreamResponseSchema)` to create a new message.
+ */
+export const EchoStreamResponseSchema: GenMessage<EchoStreamResponse> = /*@__PURE__*/
+  messageDesc(file_protows_test_v1_test, 13);
+
+/**
  * TestService exercises every path of the protocol.
  *
  * @generated from service protows.test.v1.TestService
@@ -328,6 +482,33 @@ export const TestService: GenService<{
     methodKind: "unary";
     input: typeof WhoamiRequestSchema;
     output: typeof WhoamiResponseSchema;
+  },
+  /**
+   * Sum (client stream) adds the numbers the client sends and replies with
+   * their sum and count once the client half-closes. A message with
+   * fail_code set ends the call with that error code at once; a message
+   * with stop set makes the handler reply at once, without reading the
+   * rest; delay pauses the handler before it reads the next message.
+   *
+   * @generated from rpc protows.test.v1.TestService.Sum
+   */
+  sum: {
+    methodKind: "client_streaming";
+    input: typeof SumRequestSchema;
+    output: typeof SumResponseSchema;
+  },
+  /**
+   * EchoStream (bidirectional) answers each message of the client with
+   * repeat echoes (1 when repeat is 0), after delay, and ends when the
+   * client half-closes. A message with fail_code set ends the stream with
+   * that error code instead.
+   *
+   * @generated from rpc protows.test.v1.TestService.EchoStream
+   */
+  echoStream: {
+    methodKind: "bidi_streaming";
+    input: typeof EchoStreamRequestSchema;
+    output: typeof EchoStreamResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_protows_test_v1_test, 0);

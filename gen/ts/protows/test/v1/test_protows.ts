@@ -5,9 +5,9 @@
 // @generated from file protows/test/v1/test.proto (package protows.test.v1, syntax proto3)
 /* eslint-disable */
 
-import type { CallOptions, Client, StreamOptions } from "@protows/client";
+import type { BidiStream, CallOptions, Client, ClientStreamOptions, StreamOptions } from "@protows/client";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { CountRequestSchema, CountResponse, EchoRequestSchema, EchoResponse, FailRequestSchema, FailResponse, SleepRequestSchema, SleepResponse, WhoamiRequestSchema, WhoamiResponse } from "./test_pb.js";
+import type { CountRequestSchema, CountResponse, EchoRequestSchema, EchoResponse, EchoStreamRequestSchema, EchoStreamResponseSchema, FailRequestSchema, FailResponse, SleepRequestSchema, SleepResponse, SumRequestSchema, SumResponse, WhoamiRequestSchema, WhoamiResponse } from "./test_pb.js";
 import { TestService } from "./test_pb.js";
 
 /**
@@ -87,6 +87,41 @@ export class TestServiceClient {
    */
   whoami(request: MessageInitShape<typeof WhoamiRequestSchema>, options?: CallOptions): Promise<WhoamiResponse> {
     return this.#client.unary(TestService.method.whoami, request, options);
+  }
+
+  /**
+   * Sum (client stream) adds the numbers the client sends and replies with
+   * their sum and count once the client half-closes. A message with
+   * fail_code set ends the call with that error code at once; a message
+   * with stop set makes the handler reply at once, without reading the
+   * rest; delay pauses the handler before it reads the next message.
+   *
+   * The requests are sent as the server's credit allows, then the call
+   * waits for the response. The promise rejects with a ProtowsError when
+   * the call fails (`unavailable` when the connection drops: the call is
+   * never resumed), or with what `requests` threw.
+   *
+   * @generated from rpc protows.test.v1.TestService.Sum
+   */
+  sum(requests: AsyncIterable<MessageInitShape<typeof SumRequestSchema>> | Iterable<MessageInitShape<typeof SumRequestSchema>>, options?: ClientStreamOptions): Promise<SumResponse> {
+    return this.#client.clientStream(TestService.method.sum, requests, options);
+  }
+
+  /**
+   * EchoStream (bidirectional) answers each message of the client with
+   * repeat echoes (1 when repeat is 0), after delay, and ends when the
+   * client half-closes. A message with fail_code set ends the stream with
+   * that error code instead.
+   *
+   * Write with `send` and `closeSend`, read with `for await`: the iteration
+   * ends when the server ends the call, and throws a ProtowsError when it
+   * fails (`unavailable` when the connection drops: the call is never
+   * resumed). Stop it with `close`, `break` or `options.signal`.
+   *
+   * @generated from rpc protows.test.v1.TestService.EchoStream
+   */
+  echoStream(options?: ClientStreamOptions): BidiStream<typeof EchoStreamRequestSchema, typeof EchoStreamResponseSchema> {
+    return this.#client.bidiStream(TestService.method.echoStream, options);
   }
 }
 

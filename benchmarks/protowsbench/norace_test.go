@@ -1,0 +1,5 @@
+//go:build !race
+
+package protowsbench_test
+
+const raceEnabled = false

@@ -1,0 +1,17 @@
+package transport
+
+// PeakQueued returns the most bytes the connection's send queue held
+// (queued and being written) so far, for the tests of back-pressure.
+func PeakQueued(c *Conn) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.peak
+}
+
+// Buffered returns how many of the client's stream messages the server
+// holds for the call's handler.
+func Buffered(c *Call) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.in)
+}
