@@ -124,12 +124,12 @@ func findTools() (toolSet, error) {
 }
 
 // ensureRuntimeBuilt builds @protows/client (client/ts) when its dist/ is
-// missing, as in a fresh clone: generated TypeScript imports the runtime's
-// published types and code, which its build writes. An existing dist/ is
-// used as it is.
+// missing, as in a fresh clone, or older than a source file (a checkout
+// that moved on): generated TypeScript imports the runtime's published
+// types and code, which its build writes.
 func ensureRuntimeBuilt(t *testing.T, root string) {
 	t.Helper()
-	if fileExists(filepath.Join(root, "client", "ts", "dist", "index.d.ts")) {
+	if runtimeBuildFresh(root) {
 		return
 	}
 	cmd := exec.Command("npm", "run", "build", "--workspace", "@protows/client")
@@ -137,6 +137,27 @@ func ensureRuntimeBuilt(t *testing.T, root string) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building @protows/client: %v\n%s", err, b)
 	}
+}
+
+// runtimeBuildFresh reports whether client/ts/dist was built after the last
+// change to client/ts/src.
+func runtimeBuildFresh(root string) bool {
+	built, err := os.Stat(filepath.Join(root, "client", "ts", "dist", "index.d.ts"))
+	if err != nil {
+		return false
+	}
+	fresh := true
+	_ = filepath.WalkDir(filepath.Join(root, "client", "ts", "src"), func(_ string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if info, err := d.Info(); err == nil && info.ModTime().After(built.ModTime()) {
+			fresh = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return fresh
 }
 
 func fileExists(path string) bool {
