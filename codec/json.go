@@ -71,12 +71,17 @@ type jsonEnvelope struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 	// Seq is a JSON number: servers keep it below 2^53, where JavaScript
 	// numbers are exact.
-	Seq uint64 `json:"seq,omitempty"`
+	Seq            uint64 `json:"seq,omitempty"`
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	TimeoutMs      uint32 `json:"timeoutMs,omitempty"`
 }
 
 type jsonError struct {
 	Code    protows.Code `json:"code,omitempty"`
 	Message string       `json:"message,omitempty"`
+	// Details are the protojson forms of google.protobuf.Any, held in
+	// each Any's value (see AppendEnvelope).
+	Details []json.RawMessage `json:"details,omitempty"`
 }
 
 func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error) {
@@ -87,6 +92,9 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 		Payload:  e.GetPayload(),
 		Metadata: e.GetMetadata(),
 		Seq:      e.GetSeq(),
+
+		IdempotencyKey: e.GetIdempotencyKey(),
+		TimeoutMs:      e.GetTimeoutMs(),
 	}
 	if k := e.GetKind(); k != protowsv1.Kind_KIND_UNSPECIFIED {
 		name, ok := kindNames[k]
@@ -97,6 +105,15 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 	}
 	if w := e.GetError(); w != nil {
 		je.Error = &jsonError{Code: protows.Code(w.GetCode()), Message: w.GetMessage()}
+		for i, d := range w.GetDetails() {
+			// A detail is held as a payload is, in the codec's encoding:
+			// its value is the JSON object, "@type" included, that goes
+			// on the wire.
+			if v := bytes.TrimLeft(d.GetValue(), " \t\r\n"); len(v) == 0 || v[0] != '{' {
+				return dst, fmt.Errorf("codec: error detail %d is not a JSON object", i)
+			}
+			je.Error.Details = append(je.Error.Details, d.GetValue())
+		}
 	}
 	start := len(dst)
 	buf := bytes.NewBuffer(dst)
