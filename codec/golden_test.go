@@ -94,7 +94,7 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			e.Metadata = map[string]string{"x-trace": "abc", "accept-language": "fr", "b": ""}
 			return e
 		}()},
-		"request_large":      {request(4, large)},
+		"request_large": {request(4, large)},
 		// A call that may be sent more than once (docs/PROTOCOL.md,
 		// section 3.7) and must end within 1.5 s (section 3.8).
 		"request_idempotent": {func() *protowsv1.Envelope {
