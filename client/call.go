@@ -135,7 +135,7 @@ func (s *unarySink) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final 
 	case protowsv1.Kind_KIND_REPLY:
 		r.env = env
 	case protowsv1.Kind_KIND_ERROR:
-		r.err = wireerr.FromWire(env.GetError())
+		r.err = wireerr.FromWire(cn.codec, env.GetError())
 	default:
 		r.err = protows.Errorf(protows.CodeInternal, "client: server sent %s for a unary call", env.GetKind())
 	}

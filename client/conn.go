@@ -306,7 +306,7 @@ func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 			if env.GetKind() == protowsv1.Kind_KIND_ERROR {
 				// Not about a call: the reason for the close that follows.
 				cn.mu.Lock()
-				cn.serverErr = wireerr.FromWire(env.GetError())
+				cn.serverErr = wireerr.FromWire(cn.codec, env.GetError())
 				cn.mu.Unlock()
 			}
 			return true

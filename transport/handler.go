@@ -177,11 +177,11 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	case c.method.ServerStream:
 		env.Kind = protowsv1.Kind_KIND_STREAM_END
 		if err != nil {
-			env.Error = wireerr.ToWire(err)
+			env.Error = wireerr.ToWire(c.conn.codec, err)
 		}
 	case err != nil:
 		env.Kind = protowsv1.Kind_KIND_ERROR
-		env.Error = wireerr.ToWire(err)
+		env.Error = wireerr.ToWire(c.conn.codec, err)
 	default:
 		env.Kind = protowsv1.Kind_KIND_REPLY
 		env.Metadata = md
@@ -190,7 +190,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 			if perr != nil {
 				env.Kind = protowsv1.Kind_KIND_ERROR
 				env.Metadata = nil
-				env.Error = wireerr.ToWire(protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
+				env.Error = wireerr.ToWire(c.conn.codec, protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
 			} else {
 				env.Payload = payload
 			}
