@@ -173,7 +173,7 @@ func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)
 	}
-	newReq, err := messageTypes[Req, Res]()
+	newReq, newRes, err := messageTypes[Req, Res]()
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
@@ -187,7 +187,7 @@ func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context
 		}
 		return any(res).(proto.Message), nil
 	}
-	return r.register(method, false, newReq, inner, opts)
+	return r.register(method, false, newReq, newRes, inner, opts)
 }
 
 // HandleServerStream registers a server-streaming handler for method. *Req
@@ -197,26 +197,27 @@ func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)
 	}
-	newReq, err := messageTypes[Req, Res]()
+	newReq, newRes, err := messageTypes[Req, Res]()
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
 	inner := func(ctx context.Context, call *Call) (proto.Message, error) {
 		return nil, fn(ctx, any(call.Request).(*Req), newTypedStream[Res](call.Stream))
 	}
-	return r.register(method, true, newReq, inner, opts)
+	return r.register(method, true, newReq, newRes, inner, opts)
 }
 
-// messageTypes checks that *Req and *Res are messages and returns a
-// constructor of *Req.
-func messageTypes[Req, Res any]() (func() proto.Message, error) {
+// messageTypes checks that *Req and *Res are messages and returns their
+// constructors.
+func messageTypes[Req, Res any]() (newReq, newRes func() proto.Message, err error) {
 	if _, ok := any(new(Req)).(proto.Message); !ok {
-		return nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Req))
+		return nil, nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Req))
 	}
 	if _, ok := any(new(Res)).(proto.Message); !ok {
-		return nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Res))
+		return nil, nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Res))
 	}
-	return func() proto.Message { return any(new(Req)).(proto.Message) }, nil
+	return func() proto.Message { return any(new(Req)).(proto.Message) },
+		func() proto.Message { return any(new(Res)).(proto.Message) }, nil
 }
 
 // enqueuer is the part of transport.Call that the streams of calls pass
@@ -270,7 +271,7 @@ func (s callStream) Codec() codec.Codec { return s.call.Codec() }
 
 func (s callStream) EnqueueParts(p codec.Parts) error { return s.call.EnqueueParts(p) }
 
-func (r *Router) register(method string, stream bool, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
+func (r *Router) register(method string, stream bool, newReq, newRes func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
 	if !protows.ValidMethodName(method) {
 		return fmt.Errorf("%w: %q", ErrInvalidMethod, method)
 	}
@@ -304,6 +305,7 @@ func (r *Router) register(method string, stream bool, newReq func() proto.Messag
 		Name:         method,
 		ServerStream: stream,
 		NewRequest:   newReq,
+		NewResponse:  newRes,
 		Serve: func(ctx context.Context, tc *transport.Call, req proto.Message) (proto.Message, error) {
 			call := &Call{Method: method, ServerStream: stream, Request: req}
 			if stream {

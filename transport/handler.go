@@ -32,6 +32,11 @@ type Method struct {
 	ServerStream bool
 	// NewRequest returns an empty request message to decode into.
 	NewRequest func() proto.Message
+	// NewResponse returns an empty response message of a unary method. It
+	// is needed only to answer a call with an idempotency key whose first
+	// outcome was kept in the other codec (docs/PROTOCOL.md, section 3.7);
+	// without it such a call gets ERROR internal.
+	NewResponse func() proto.Message
 	// Serve runs one call on its own goroutine with the decoded request.
 	// A unary method returns the reply message; a streaming method sends
 	// with call.Send and returns a nil message. A non-nil error ends the
@@ -58,6 +63,10 @@ type Call struct {
 	method   *Method
 	metadata map[string]string
 	cancel   context.CancelFunc
+	key      string // the idempotency key, "" for none
+	// stopDeadline stops the watch of the call's timeout (timeout_ms);
+	// nil without one.
+	stopDeadline func() bool
 
 	mu      sync.Mutex
 	ended   bool
@@ -79,6 +88,10 @@ func (c *Call) Conn() *Conn { return c.conn }
 // Codec returns the codec of the call's connection, the one Enqueue's
 // envelopes must be encoded with.
 func (c *Call) Codec() codec.Codec { return c.conn.codec }
+
+// IdempotencyKey returns the REQUEST's idempotency key, "" when it has
+// none (docs/PROTOCOL.md, section 3.7).
+func (c *Call) IdempotencyKey() string { return c.key }
 
 // Metadata returns the REQUEST's metadata. The map must not be modified.
 func (c *Call) Metadata() map[string]string { return c.metadata }
@@ -196,6 +209,13 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 			}
 		}
 	}
+	c.sendEnd(env, wait)
+	return true
+}
+
+// sendEnd queues env, the terminal envelope of the call, which was just
+// marked ended, waiting for room in the send queue when wait is set.
+func (c *Call) sendEnd(env *protowsv1.Envelope, wait bool) {
 	elem, eerr := c.conn.codec.AppendEnvelope(nil, env)
 	if eerr != nil {
 		// What the handler produced does not encode (reply metadata that
@@ -209,17 +229,23 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		}
 		if elem, eerr = c.conn.codec.AppendEnvelope(nil, env); eerr != nil {
 			c.conn.internalError(env, eerr) // only a broken codec gets here: 1011
-			return true
+			return
 		}
 	}
 	c.conn.answer(env, elem, wait)
-	return true
 }
 
 // runCall runs a handler on its own goroutine and sends its outcome.
 func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
 	defer c.handlerDone()
 	defer call.cancel()
+	if call.stopDeadline != nil {
+		defer call.stopDeadline()
+	}
+	if call.key != "" {
+		c.runKeyed(ctx, call, req)
+		return
+	}
 	start := time.Now()
 	res, err := c.serve(ctx, call, req)
 	call.end(res, err, true)
