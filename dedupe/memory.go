@@ -62,7 +62,7 @@ type entry struct {
 	key      Key
 	fp       Fingerprint
 	expires  time.Time
-	outcome  *Outcome     // nil while the first run is in progress
+	outcome  *Outcome      // nil while the first run is in progress
 	done     chan struct{} // closed when the run finished or was released
 	size     int64
 	older    *entry
