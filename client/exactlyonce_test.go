@@ -54,6 +54,11 @@ func startOnce(t testing.TB, cfg transport.Config, auth *testservice.TokenIssuer
 				time.Sleep(time.Duration(rand.Int64N(int64(time.Millisecond))))
 			}
 			res, err := next(ctx, call)
+			if req, ok := call.Request.(*testv1.FailRequest); ok {
+				s.mu.Lock()
+				s.runs["fail:"+req.GetMessage()]++
+				s.mu.Unlock()
+			}
 			if req, ok := call.Request.(*testv1.EchoRequest); ok && err == nil {
 				s.mu.Lock()
 				s.runs[req.GetText()]++

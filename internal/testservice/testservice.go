@@ -15,6 +15,7 @@ import (
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 	"github.com/protows/protows/transport/jwtauth"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -74,7 +75,8 @@ func Echo(_ context.Context, req *testv1.EchoRequest) (*testv1.EchoResponse, err
 	return &testv1.EchoResponse{Text: req.GetText(), Padding: req.GetPadding()}, nil
 }
 
-// Fail returns the requested error, or panics with the message.
+// Fail returns the requested error (with details when asked), or panics
+// with the message.
 func Fail(_ context.Context, req *testv1.FailRequest) (*testv1.FailResponse, error) {
 	if req.GetPanic() {
 		panic("testservice: " + req.GetMessage())
@@ -83,7 +85,17 @@ func Fail(_ context.Context, req *testv1.FailRequest) (*testv1.FailResponse, err
 	if code == 0 {
 		code = protows.CodeInternal
 	}
-	return nil, protows.Errorf(code, "%s", req.GetMessage())
+	err := protows.Errorf(code, "%s", req.GetMessage())
+	if req.GetDetails() {
+		for _, m := range []proto.Message{durationpb.New(1500 * time.Millisecond), req} {
+			d, derr := protows.NewErrorDetail(m)
+			if derr != nil {
+				return nil, derr
+			}
+			err.AddDetail(d)
+		}
+	}
+	return nil, err
 }
 
 // maxSleep bounds Sleep so that a test cannot park a handler for ever.

@@ -150,7 +150,7 @@ export class Calls {
         signal: ctl.signal,
       };
       const idempotent = options.idempotent === true;
-      const res = await chain(this.#interceptors, (r) => this.#unary(r, idempotent))(req);
+      const res = await chain(this.#interceptors, (r) => this.#unary(r, idempotent, ctl))(req);
       if (res.stream) {
         throw mixedUp();
       }
@@ -168,13 +168,15 @@ export class Calls {
   // idempotent, or out of retries) loses its connection. (A request an
   // interceptor turned into a stream's fails when the server's answer is
   // not a REPLY.)
-  async #unary(r: UnaryRequest | StreamRequest, idempotent: boolean): Promise<UnaryResponse> {
+  async #unary(r: UnaryRequest | StreamRequest, idempotent: boolean, ctl: CallControl): Promise<UnaryResponse> {
     try {
       const env = this.envelope(r.method, r.message, r.metadata);
       for (let attempt = 0; ; attempt++) {
         const conn = await this.#waitConnected(r.signal);
         try {
-          const reply = await exchangeUnary(conn, env, r.signal);
+          // The server learns the time left (docs/PROTOCOL.md, section
+          // 3.7) and ends the call with deadline_exceeded when it passes.
+          const reply = await exchangeUnary(conn, withTimeout(env, ctl.leftMs()), r.signal);
           const message = this.#codec.decodePayload(r.method.output, reply.payload) as MessageShape<DescMessage>;
           return { stream: false, method: r.method as DescMethodUnary, methodName: r.methodName, message, metadata: { ...reply.metadata } };
         } catch (err) {
@@ -408,6 +410,12 @@ function serverWentAway(err: ProtowsError): boolean {
   return err.code === "unavailable" || err.code === "canceled";
 }
 
+// withTimeout returns req with timeoutMs set to leftMs, when there is a
+// deadline.
+function withTimeout(req: WireEnvelope, leftMs: number | undefined): WireEnvelope {
+  return leftMs === undefined ? req : { ...req, timeoutMs: leftMs };
+}
+
 // CallControl merges a caller's signal and a timeout into one signal whose
 // reason is the ProtowsError the call fails with.
 export class CallControl {
@@ -415,6 +423,7 @@ export class CallControl {
   readonly #user: AbortSignal | undefined;
   readonly #onUserAbort: () => void;
   readonly #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #deadline: number | undefined;
 
   constructor(user: AbortSignal | undefined, timeoutMs: number) {
     this.#user = user;
@@ -426,6 +435,7 @@ export class CallControl {
       user?.addEventListener("abort", this.#onUserAbort, { once: true });
     }
     if (timeoutMs > 0) {
+      this.#deadline = Date.now() + timeoutMs;
       this.#timer = setTimeout(
         () => this.#ac.abort(new ProtowsError("deadline_exceeded", `no reply within ${timeoutMs} ms`)),
         timeoutMs,
@@ -435,6 +445,13 @@ export class CallControl {
 
   get signal(): AbortSignal {
     return this.#ac.signal;
+  }
+
+  // leftMs is the time left before the timeout, in whole ms (at least 1),
+  // or undefined without a timeout.
+  leftMs(): number | undefined {
+    if (this.#deadline === undefined) return undefined;
+    return Math.min(0xffffffff, Math.max(1, Math.ceil(this.#deadline - Date.now())));
   }
 
   dispose(): void {

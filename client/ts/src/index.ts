@@ -11,6 +11,6 @@ export type { HeartbeatOptions, WebSocketConstructor, WebSocketLike } from "./co
 export type { TokenProvider } from "./auth.js";
 export type { BackoffOptions } from "./backoff.js";
 export { createClient, type ServiceClient } from "./service.js";
-export { ConnectionLostError, ProtowsError } from "./error.js";
+export { ConnectionLostError, ProtowsError, type ErrorDetail } from "./error.js";
 export type { CodeName } from "./code.js";
 export { CloseCode } from "./closecode.js";
