@@ -100,6 +100,9 @@ type Store interface {
 	// Finish ends the run that claimed k. A non-nil outcome is kept for
 	// the window's time; a nil outcome releases the key (the call did not
 	// happen: it was cancelled), so that the next send of the call runs
-	// the handler. Calls waiting in Begin are woken either way.
+	// the handler. Calls waiting in Begin are woken either way. ctx is
+	// not cancelled when the call's own context ended (the outcome must be
+	// recorded all the same): a store that waits on a network bounds its
+	// waits itself.
 	Finish(ctx context.Context, k Key, o *Outcome) error
 }

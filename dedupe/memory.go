@@ -2,9 +2,15 @@ package dedupe
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
+
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // The defaults of MemoryConfig (docs/PROTOCOL.md, section 11).
@@ -17,22 +23,24 @@ const (
 	DefaultMaxBytes = 64 << 20
 )
 
-// entryOverhead is the estimated memory of an entry besides its strings
-// and outcome: the entry, its map slot and its Outcome.
-const entryOverhead = 256
+// slotOverhead is the estimated memory of a finished key besides its
+// encoded outcome: its slot in a hash table.
+const slotOverhead = 96
+
+// chunkSize is the size of the blocks a generation keeps its outcomes in.
+const chunkSize = 64 << 10
 
 // MemoryConfig bounds a Memory window. Zero fields take the defaults.
 type MemoryConfig struct {
-	// MaxEntries is the most keys held; beyond it the oldest finished key
-	// is forgotten. Zero means DefaultMaxEntries.
+	// MaxEntries is the most finished keys held. Zero means
+	// DefaultMaxEntries.
 	MaxEntries int
-	// MaxAge is how long a key is remembered, from its first send. Zero
-	// means DefaultMaxAge.
+	// MaxAge is how long a key is remembered, from the end of its first
+	// run. Zero means DefaultMaxAge.
 	MaxAge time.Duration
-	// MaxBytes bounds the estimated bytes of the keys and outcomes held
-	// (Outcome.Size, the strings of the Key, and a fixed overhead per
-	// entry); beyond it the oldest finished keys are forgotten. Zero means
-	// DefaultMaxBytes.
+	// MaxBytes bounds the estimated bytes of the finished keys and their
+	// outcomes (the encoded outcome and a fixed overhead per key). Zero
+	// means DefaultMaxBytes.
 	MaxBytes int64
 
 	// now is the clock, for tests.
@@ -40,34 +48,87 @@ type MemoryConfig struct {
 }
 
 // Memory is a Store that keeps the window in the server's memory: the
-// default of a transport.Server, right for a single node. Keys are
-// forgotten oldest first when a bound (MemoryConfig) is reached, and when
-// they age out; a key whose first run is still in progress is never
-// forgotten, so the calls running at once (bounded by the transport's
-// limits) may take the window past its bounds for their duration.
+// default of a transport.Server, right for a single node.
+//
+// Finished keys are held in two generations: new outcomes go to the
+// current one, and when it holds half of MaxEntries or of MaxBytes, or its
+// oldest key is MaxAge old, it becomes the previous generation and the
+// previous one is forgotten whole. So the window holds at most MaxEntries
+// keys and MaxBytes, and at least about the most recent half of either
+// (a large window is split by key hash into parts with their own locks and
+// shares of the bounds); a key is never answered after MaxAge, and leaves
+// memory when new keys turn its part's generations over.
+//
+// The window is built for a full window under a flood of new keys: a
+// generation is dropped whole rather than key by key (deleting keys one by
+// one leaves tombstones that lengthen every lookup of a hash table), and
+// it holds no pointers (keys are 128 bits of two seeded hashes, outcomes
+// are encoded into large blocks), so the garbage collector does not scan
+// it. Two keys that have the same 128-bit hash under a seed drawn at
+// random for each window would be taken for one; that is as good as
+// never. Keys whose first run is in progress are held apart and never
+// forgotten; the calls running at once (bounded by the transport's limits)
+// add to the bounds for their duration.
 type Memory struct {
-	cfg MemoryConfig
+	cfg    MemoryConfig
+	seeds  [2]maphash.Seed
+	shards []shard
+}
 
-	mu      sync.Mutex
-	entries map[Key]*entry
-	// oldest and newest are the ends of the list of entries in the
-	// order they were claimed.
-	oldest, newest *entry
-	bytes          int64
+// maxShards is the number of independent parts of a window, each with its
+// own lock and a share of the bounds, so that calls on many cores rarely
+// wait for each other; a small window (under minShardKeys keys or
+// minShardBytes per part) has one.
+const (
+	maxShards     = 16
+	minShardKeys  = 1024
+	minShardBytes = 1 << 20
+)
+
+// shard is one part of a window, for the keys whose hash selects it.
+type shard struct {
+	cfg       *MemoryConfig
+	maxKeys   int   // this shard's share of MaxEntries
+	maxBytes  int64 // and of MaxBytes
+	mu        sync.Mutex
+	running   map[keyHash]*running
+	cur, prev generation
+	_         [64]byte // keeps the shards' locks on separate cache lines
 }
 
 var _ Store = (*Memory)(nil)
 
-type entry struct {
-	key      Key
+// keyHash is what the tables are keyed by: 128 bits of two seeded hashes
+// of a Key.
+type keyHash [2]uint64
+
+func (m *Memory) hash(k Key) keyHash {
+	return keyHash{maphash.Comparable(m.seeds[0], k), maphash.Comparable(m.seeds[1], k)}
+}
+
+// running is a key whose first run is in progress.
+type running struct {
+	fp Fingerprint
+	// done, made by the first waiter (most keys never have one), is
+	// closed when the run finished or was released.
+	done chan struct{}
+}
+
+// slot is a finished key: where its outcome is, in its generation's
+// blocks. It holds no pointer.
+type slot struct {
 	fp       Fingerprint
-	expires  time.Time
-	outcome  *Outcome      // nil while the first run is in progress
-	done     chan struct{} // closed when the run finished or was released
-	size     int64
-	older    *entry
-	newer    *entry
-	released bool
+	expires  int64 // Unix nanoseconds
+	chunk    uint32
+	off, len uint32
+}
+
+// generation is a set of finished keys.
+type generation struct {
+	slots  map[keyHash]slot
+	chunks [][]byte
+	bytes  int64
+	oldest int64 // Unix nanoseconds when its first key was added
 }
 
 // NewMemory returns an empty window bounded by cfg.
@@ -84,128 +145,248 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	if cfg.now == nil {
 		cfg.now = time.Now
 	}
-	return &Memory{cfg: cfg, entries: make(map[Key]*entry)}
+	m := &Memory{cfg: cfg, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	n := maxShards
+	if cfg.MaxEntries < maxShards*minShardKeys || cfg.MaxBytes < maxShards*minShardBytes {
+		n = 1
+	}
+	m.shards = make([]shard, n)
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.cfg = &m.cfg
+		// Each generation of a shard holds half its share.
+		sh.maxKeys = max(cfg.MaxEntries/n, 2)
+		sh.maxBytes = cfg.MaxBytes / int64(n)
+		sh.running = make(map[keyHash]*running)
+		sh.cur.slots = make(map[keyHash]slot)
+	}
+	return m
 }
+
+// shard returns the shard of h.
+func (m *Memory) shard(h keyHash) *shard { return &m.shards[h[0]%uint64(len(m.shards))] }
 
 // Len returns the number of keys held, running or finished.
 func (m *Memory) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.entries)
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.running) + len(sh.cur.slots) + len(sh.prev.slots)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
-// Bytes returns the estimated bytes held (see MemoryConfig.MaxBytes).
+// Bytes returns the estimated bytes of the finished keys held (see
+// MemoryConfig.MaxBytes).
 func (m *Memory) Bytes() int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.bytes
+	var n int64
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += sh.cur.bytes + sh.prev.bytes
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // Begin implements Store.
 func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, error) {
+	h := m.hash(k)
+	sh := m.shard(h)
 	for {
-		m.mu.Lock()
-		now := m.cfg.now()
-		e := m.entries[k]
-		if e != nil && e.outcome != nil && !now.Before(e.expires) {
-			m.removeLocked(e)
-			e = nil
+		sh.mu.Lock()
+		if r := sh.running[h]; r != nil {
+			if r.fp != fp {
+				sh.mu.Unlock()
+				return nil, conflict(k)
+			}
+			if r.done == nil {
+				r.done = make(chan struct{})
+			}
+			done := r.done
+			sh.mu.Unlock()
+			select {
+			case <-done:
+				// Finished (the outcome is kept) or released (the key
+				// is free): look again.
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
-		if e == nil {
-			e = &entry{key: k, fp: fp, expires: now.Add(m.cfg.MaxAge), done: make(chan struct{})}
-			e.size = int64(entryOverhead + len(k.Principal) + len(k.Method) + len(k.ID))
-			m.entries[k] = e
-			m.pushLocked(e)
-			m.evictLocked(now)
-			m.mu.Unlock()
+		g := &sh.cur
+		sl, ok := g.slots[h]
+		if !ok {
+			g = &sh.prev
+			sl, ok = g.slots[h]
+		}
+		if ok && sh.cfg.now().UnixNano() >= sl.expires {
+			// Aged out: forget it now, so that a new outcome of the key
+			// has the tables to itself.
+			delete(g.slots, h)
+			g.bytes -= int64(sl.len) + slotOverhead
+			ok = false
+		}
+		if !ok {
+			sh.running[h] = &running{fp: fp}
+			sh.mu.Unlock()
 			return nil, nil
 		}
-		if e.fp != fp {
-			m.mu.Unlock()
-			return nil, fmt.Errorf("%w: key %q of %s", ErrConflict, k.ID, k.Method)
+		if sl.fp != fp {
+			sh.mu.Unlock()
+			return nil, conflict(k)
 		}
-		if e.outcome != nil {
-			o := e.outcome
-			m.mu.Unlock()
-			return o, nil
-		}
-		done := e.done
-		m.mu.Unlock()
-		select {
-		case <-done:
-			// Finished (the outcome is there) or released (the key is
-			// free): look again.
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		b := g.chunks[sl.chunk][sl.off : sl.off+sl.len : sl.off+sl.len]
+		sh.mu.Unlock()
+		// The blocks are only appended to, and a dropped generation's are
+		// never reused: b can be read without the lock.
+		return decodeOutcome(b)
 	}
+}
+
+func conflict(k Key) error {
+	return fmt.Errorf("%w: key %q of %s", ErrConflict, k.ID, k.Method)
 }
 
 // Finish implements Store.
 func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e := m.entries[k]
-	if e == nil || e.outcome != nil || e.released {
+	h := m.hash(k)
+	sh := m.shard(h)
+	var bp *[]byte
+	if o != nil {
+		bp = encodeBufs.Get().(*[]byte)
+		defer encodeBufs.Put(bp)
+		enc, err := appendOutcome((*bp)[:0], o)
+		if err != nil {
+			return err
+		}
+		if cap(enc) <= chunkSize {
+			*bp = enc
+		}
+		bp = &enc
+	}
+	sh.mu.Lock()
+	r := sh.running[h]
+	if r == nil {
+		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
 	}
-	if o == nil {
-		e.released = true
-		m.removeLocked(e)
-	} else {
-		e.outcome = o
-		m.bytes += int64(o.Size())
-		e.size += int64(o.Size())
-		m.evictLocked(m.cfg.now())
+	delete(sh.running, h)
+	if o != nil {
+		sh.keepLocked(h, r.fp, *bp, sh.cfg.now().UnixNano())
 	}
-	close(e.done)
+	sh.mu.Unlock()
+	if r.done != nil {
+		close(r.done)
+	}
 	return nil
 }
 
-// pushLocked appends e as the newest entry.
-func (m *Memory) pushLocked(e *entry) {
-	e.older = m.newest
-	if m.newest != nil {
-		m.newest.newer = e
-	} else {
-		m.oldest = e
+// encodeBufs holds the buffers outcomes are encoded in before they are
+// copied into a generation's block.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// keepLocked adds a finished key to the current generation, first turning
+// the generations over when the current one is full or old. enc is
+// copied.
+func (sh *shard) keepLocked(h keyHash, fp Fingerprint, enc []byte, now int64) {
+	size := int64(len(enc)) + slotOverhead
+	full := len(sh.cur.slots) >= sh.maxKeys/2 || sh.cur.bytes+size > sh.maxBytes/2
+	old := len(sh.cur.slots) > 0 && now-sh.cur.oldest >= int64(sh.cfg.MaxAge)
+	if full || old {
+		// The previous generation is forgotten: when the current one is
+		// old, everything in the previous one has aged out.
+		sh.prev = sh.cur
+		sh.cur = generation{slots: make(map[keyHash]slot, len(sh.cur.slots))}
 	}
-	m.newest = e
-	m.bytes += e.size
+	g := &sh.cur
+	if len(g.slots) == 0 {
+		g.oldest = now
+	}
+	last := len(g.chunks) - 1
+	if last < 0 || len(g.chunks[last])+len(enc) > cap(g.chunks[last]) {
+		g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, len(enc))))
+		last++
+	}
+	off := len(g.chunks[last])
+	g.chunks[last] = append(g.chunks[last], enc...)
+	// A key is finished once: Begin claims it only when no generation
+	// holds it, and forgets an aged-out one first.
+	g.slots[h] = slot{fp: fp, expires: now + int64(sh.cfg.MaxAge), chunk: uint32(last), off: uint32(off), len: uint32(len(enc))}
+	g.bytes += size
 }
 
-// removeLocked forgets e.
-func (m *Memory) removeLocked(e *entry) {
-	if m.entries[e.key] == e {
-		delete(m.entries, e.key)
+// appendOutcome appends the encoding of o to dst: its codec, then either
+// the REPLY's payload and metadata or the ERROR's protows.v1.Error.
+func appendOutcome(dst []byte, o *Outcome) ([]byte, error) {
+	dst = protowire.AppendString(dst, o.Codec)
+	if o.Error != nil {
+		b, err := proto.Marshal(o.Error)
+		if err != nil {
+			return nil, fmt.Errorf("dedupe: encode the outcome: %w", err)
+		}
+		dst = append(dst, 1)
+		return protowire.AppendBytes(dst, b), nil
 	}
-	if e.older != nil {
-		e.older.newer = e.newer
-	} else if m.oldest == e {
-		m.oldest = e.newer
+	dst = append(dst, 0)
+	dst = protowire.AppendBytes(dst, o.Payload)
+	dst = protowire.AppendVarint(dst, uint64(len(o.Metadata)))
+	for k, v := range o.Metadata {
+		dst = protowire.AppendString(dst, k)
+		dst = protowire.AppendString(dst, v)
 	}
-	if e.newer != nil {
-		e.newer.older = e.older
-	} else if m.newest == e {
-		m.newest = e.older
-	}
-	e.older, e.newer = nil, nil
-	m.bytes -= e.size
+	return dst, nil
 }
 
-// evictLocked forgets the oldest finished entries while one has aged out
-// or the window is over a bound. Entries still running are skipped: they
-// are bounded by the calls in flight.
-func (m *Memory) evictLocked(now time.Time) {
-	for e := m.oldest; e != nil; {
-		over := len(m.entries) > m.cfg.MaxEntries || m.bytes > m.cfg.MaxBytes
-		if !over && now.Before(e.expires) {
-			return
-		}
-		next := e.newer
-		if e.outcome != nil {
-			m.removeLocked(e)
-		}
-		e = next
+// decodeOutcome decodes what appendOutcome wrote. The payload aliases b.
+func decodeOutcome(b []byte) (*Outcome, error) {
+	bad := errors.New("dedupe: corrupt outcome")
+	codec, n := protowire.ConsumeBytes(b)
+	if n < 0 || len(b) == n {
+		return nil, bad
 	}
+	o := &Outcome{Codec: string(codec)}
+	b = b[n:]
+	kind := b[0]
+	b = b[1:]
+	if kind == 1 {
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil, bad
+		}
+		o.Error = &protowsv1.Error{}
+		if err := proto.Unmarshal(v, o.Error); err != nil {
+			return nil, fmt.Errorf("dedupe: decode the outcome: %w", err)
+		}
+		return o, nil
+	}
+	v, n := protowire.ConsumeBytes(b)
+	if n < 0 {
+		return nil, bad
+	}
+	o.Payload, b = v, b[n:]
+	count, n := protowire.ConsumeVarint(b)
+	if n < 0 {
+		return nil, bad
+	}
+	b = b[n:]
+	if count > 0 {
+		o.Metadata = make(map[string]string, min(count, 64))
+	}
+	for range count {
+		k, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil, bad
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil, bad
+		}
+		b = b[n:]
+		o.Metadata[string(k)] = string(v)
+	}
+	return o, nil
 }

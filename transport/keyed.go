@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	protows "github.com/protows/protows"
@@ -17,10 +18,6 @@ import (
 // MaxIdempotencyKeyLen is the longest idempotency key a REQUEST may carry
 // (docs/PROTOCOL.md, sections 3.6 and 11).
 const MaxIdempotencyKeyLen = 128
-
-// finishTimeout bounds the recording of a keyed call's outcome in the
-// store, which runs after the call's own context may have ended.
-const finishTimeout = 10 * time.Second
 
 // checkKey reports why an idempotency key is malformed, or nil.
 func checkKey(key string) error {
@@ -51,14 +48,25 @@ func (c *Conn) watchDeadline(ctx context.Context, call *Call, ms uint32) {
 }
 
 // fingerprint is the SHA-256 of req's deterministic Protobuf encoding: the
-// same for an equal request in either codec.
+// same for an equal request in either codec. The encoding goes to a pooled
+// buffer: it is only hashed.
 func fingerprint(req proto.Message) (dedupe.Fingerprint, error) {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	bp := fingerprintBufs.Get().(*[]byte)
+	defer fingerprintBufs.Put(bp)
+	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend((*bp)[:0], req)
 	if err != nil {
 		return dedupe.Fingerprint{}, err
 	}
+	if cap(b) <= maxPooledFingerprint {
+		*bp = b
+	}
 	return sha256.Sum256(b), nil
 }
+
+// maxPooledFingerprint is the largest encoding buffer fingerprint keeps.
+const maxPooledFingerprint = 64 << 10
+
+var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // runKeyed runs a unary call that carries an idempotency key
 // (docs/PROTOCOL.md, section 3.6): the handler runs only if the server's
@@ -92,11 +100,12 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		if code := protows.Code(o.Error.GetCode()); code == protows.CodeCanceled || code == protows.CodeUnavailable {
 			kept = nil // the call did not happen: the next send runs it
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
-		if ferr := c.srv.cfg.Dedupe.Finish(fctx, k, kept); ferr != nil {
+		// The outcome is recorded even when the call's context ended (its
+		// deadline passed, say): the handler ran. Stores bound their own
+		// waits.
+		if ferr := c.srv.cfg.Dedupe.Finish(context.WithoutCancel(ctx), k, kept); ferr != nil {
 			c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", ferr)
 		}
-		cancel()
 	}
 	outcome := "ok"
 	if err != nil {

@@ -270,6 +270,10 @@ func (s *Store) Finish(ctx context.Context, k dedupe.Key, o *dedupe.Outcome) err
 	defer c.mu.Unlock()
 	c.done = true
 	c.timer.Stop()
+	// The transport's ctx is never cancelled (see dedupe.Store): bound
+	// the writes here, by the lease, after which the claim lapses anyway.
+	ctx, cancel := context.WithTimeout(ctx, s.lease)
+	defer cancel()
 	if o == nil {
 		if err := s.kv.Delete(ctx, name, jetstream.LastRevision(c.rev)); err != nil {
 			return fmt.Errorf("natsdedupe: release: %w", err)
