@@ -108,19 +108,20 @@ func (d *ErrorDetail) MarshalJSON() ([]byte, error) {
 // a detail whose type this program does not know, or whose fields do not
 // match its type, is kept as it came (see ErrorDetail).
 func (d *ErrorDetail) UnmarshalJSON(b []byte) error {
-	var head struct {
-		Type *string `json:"@type"`
-	}
-	if err := json.Unmarshal(b, &head); err != nil || head.Type == nil || !bytes.HasPrefix(bytes.TrimLeft(b, " \t\r\n"), []byte("{")) {
-		return errors.New("protows: an error detail must be a JSON object with \"@type\"")
+	// The key is "@type" exactly, as protojson reads it (encoding/json
+	// would match it in any case).
+	var obj map[string]json.RawMessage
+	var typeURL string
+	if err := json.Unmarshal(b, &obj); err != nil || obj == nil || json.Unmarshal(obj["@type"], &typeURL) != nil || typeURL == "" {
+		return errors.New("protows: an error detail must be a JSON object with a non-empty \"@type\"")
 	}
 	a := &anypb.Any{}
 	// Unknown fields are ignored, as they are in payloads.
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, a); err == nil {
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, a); err == nil && a.GetTypeUrl() != "" {
 		*d = ErrorDetail{any: a, typ: typeName(a.GetTypeUrl())}
 		return nil
 	}
-	*d = ErrorDetail{typ: typeName(*head.Type), json: bytes.Clone(b)}
+	*d = ErrorDetail{typ: typeName(typeURL), json: bytes.Clone(b)}
 	return nil
 }
 

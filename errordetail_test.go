@@ -103,3 +103,30 @@ func ExampleError_AddDetail() {
 	}
 	// Output: retry after 30s
 }
+
+// FuzzErrorDetailJSON: any input either fails to decode or gives a detail
+// with a type whose JSON form decodes again to the same type.
+func FuzzErrorDetailJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1.500s"}`,
+		`{"@type":"type.googleapis.com/acme.v1.Quota","limit":5}`,
+		`{"@type":"type.googleapis.com/protows.v1.AuthenticateResponse","subject":"é","expiresAt":"7"}`,
+		`{"@type":""}`, `[]`, `null`, `{"@type":5}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d protows.ErrorDetail
+		if d.UnmarshalJSON(b) != nil {
+			return
+		}
+		j, err := d.MarshalJSON()
+		if err != nil {
+			t.Fatalf("decoded %q but MarshalJSON fails: %v", b, err)
+		}
+		var again protows.ErrorDetail
+		if err := again.UnmarshalJSON(j); err != nil || again.Type() != d.Type() {
+			t.Fatalf("%q: re-encoded %q decodes to %q, %v", b, j, again.Type(), err)
+		}
+	})
+}
