@@ -230,7 +230,7 @@ func (cn *conn) request(id uint32, method string, payload []byte, md map[string]
 
 // unaryRequest builds the REQUEST of a unary call: request's, with the
 // call's idempotency key and the time left before ctx's deadline
-// (docs/PROTOCOL.md, sections 3.6 and 3.7).
+// (docs/PROTOCOL.md, sections 3.7 and 3.8).
 func (cn *conn) unaryRequest(ctx context.Context, id uint32, method string, payload []byte, md map[string]string, key string) *protowsv1.Envelope {
 	env := cn.request(id, method, payload, md)
 	env.IdempotencyKey = key

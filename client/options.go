@@ -255,7 +255,7 @@ func Idempotent() CallOption {
 }
 
 // ExactlyOnce makes a unary call survive reconnects with an exactly-once
-// effect (docs/PROTOCOL.md, section 3.6). The call gets a random
+// effect (docs/PROTOCOL.md, section 3.7). The call gets a random
 // idempotency key and waits in the client's outbox until it is answered or
 // ctx ends: it is sent when the client is connected, and sent again, with
 // the same key, on the next connection whenever the connection drops before

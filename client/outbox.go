@@ -16,7 +16,7 @@ import (
 // (ExactlyOnce, WithIdempotencyKey) until they get their answer or their
 // context ends, and sends them again, with the same key, on every new
 // connection: calls made while disconnected, and calls whose connection
-// dropped before the answer came (docs/PROTOCOL.md, section 3.6). The
+// dropped before the answer came (docs/PROTOCOL.md, section 3.7). The
 // server runs each call's handler once and answers every send with that
 // run's outcome.
 //

@@ -1,5 +1,5 @@
 // Package dedupe keeps the outcomes of calls made with an idempotency key
-// (docs/PROTOCOL.md, section 3.6), so that a server runs the handler of
+// (docs/PROTOCOL.md, section 3.7), so that a server runs the handler of
 // such a call at most once and answers every repeated send of it with the
 // first outcome: at least once on the wire, exactly once in effect, within
 // a bounded window.

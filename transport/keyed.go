@@ -16,7 +16,7 @@ import (
 )
 
 // MaxIdempotencyKeyLen is the longest idempotency key a REQUEST may carry
-// (docs/PROTOCOL.md, sections 3.6 and 11).
+// (docs/PROTOCOL.md, sections 3.7 and 11).
 const MaxIdempotencyKeyLen = 128
 
 // checkKey reports why an idempotency key is malformed, or nil.
@@ -33,7 +33,7 @@ func checkKey(key string) error {
 }
 
 // watchDeadline ends call with deadline_exceeded when ctx's deadline, the
-// REQUEST's timeout_ms, passes (docs/PROTOCOL.md, section 3.7), as a
+// REQUEST's timeout_ms, passes (docs/PROTOCOL.md, section 3.8), as a
 // CANCEL would end it. The handler keeps running until it returns; for a
 // keyed call its outcome is still recorded.
 func (c *Conn) watchDeadline(ctx context.Context, call *Call, ms uint32) {
@@ -69,7 +69,7 @@ const maxPooledFingerprint = 64 << 10
 var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // runKeyed runs a unary call that carries an idempotency key
-// (docs/PROTOCOL.md, section 3.6): the handler runs only if the server's
+// (docs/PROTOCOL.md, section 3.7): the handler runs only if the server's
 // window does not know the key, and every send of the call gets the
 // outcome of that one run.
 func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {

@@ -30,7 +30,7 @@ func Echo() harness.Scenario {
 // idempotency key per call, the client's outbox, and the server's
 // dedupe window (the in-memory default) looked up and filled on every
 // call. Its results beside Echo's are the cost of the key on the unary
-// path (docs/PROTOCOL.md, section 3.6).
+// path (docs/PROTOCOL.md, section 3.7).
 func EchoKeyed() harness.Scenario {
 	s := Echo()
 	s.Impl = Impl + "-keyed"

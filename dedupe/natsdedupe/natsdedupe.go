@@ -2,7 +2,7 @@
 // window of idempotency keys shared by the nodes of a cluster, so that a
 // call sent again after a failover, to another node, is still answered
 // with its first outcome instead of running twice (docs/PROTOCOL.md,
-// section 3.6).
+// section 3.7).
 //
 //	nc, _ := nats.Connect("nats://127.0.0.1:4222")
 //	js, _ := jetstream.New(nc)
@@ -127,7 +127,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
-		Description: "protows idempotency keys (docs/PROTOCOL.md, section 3.6)",
+		Description: "protows idempotency keys (docs/PROTOCOL.md, section 3.7)",
 		History:     1,
 		TTL:         cfg.MaxAge,
 		MaxBytes:    cfg.MaxBytes,

@@ -175,7 +175,7 @@ export class Calls {
         const conn = await this.#waitConnected(r.signal);
         try {
           // The server learns the time left (docs/PROTOCOL.md, section
-          // 3.7) and ends the call with deadline_exceeded when it passes.
+          // 3.8) and ends the call with deadline_exceeded when it passes.
           const reply = await exchangeUnary(conn, withTimeout(env, ctl.leftMs()), r.signal);
           const message = this.#codec.decodePayload(r.method.output, reply.payload) as MessageShape<DescMessage>;
           return { stream: false, method: r.method as DescMethodUnary, methodName: r.methodName, message, metadata: { ...reply.metadata } };
