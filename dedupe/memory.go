@@ -66,9 +66,10 @@ type MemoryConfig struct {
 // are encoded into large blocks), so the garbage collector does not scan
 // it. Two keys that have the same 128-bit hash under a seed drawn at
 // random for each window would be taken for one; that is as good as
-// never. Keys whose first run is in progress are held apart and never
-// forgotten; the calls running at once (bounded by the transport's limits)
-// add to the bounds for their duration.
+// never. A key whose first run is in progress is never forgotten: it is
+// carried into the new generation when its own is dropped. The calls
+// running at once (bounded by the transport's limits) may take a window
+// past its bounds by as many keys.
 type Memory struct {
 	cfg    MemoryConfig
 	seeds  [2]maphash.Seed
@@ -87,13 +88,18 @@ const (
 
 // shard is one part of a window, for the keys whose hash selects it.
 type shard struct {
-	cfg       *MemoryConfig
-	maxKeys   int   // this shard's share of MaxEntries
-	maxBytes  int64 // and of MaxBytes
-	mu        sync.Mutex
-	running   map[keyHash]*running
+	cfg      *MemoryConfig
+	maxKeys  int   // this shard's share of MaxEntries
+	maxBytes int64 // and of MaxBytes
+	mu       sync.Mutex
+	// cur and prev are the generations; a key is in one of them, running
+	// (slot.expires 0) or finished.
 	cur, prev generation
-	_         [64]byte // keeps the shards' locks on separate cache lines
+	// waiters has a channel for each running key a send waits for (most
+	// keys never have one), closed when the run finished or was
+	// released.
+	waiters map[keyHash]chan struct{}
+	_       [64]byte // keeps the shards' locks on separate cache lines
 }
 
 var _ Store = (*Memory)(nil)
@@ -106,24 +112,17 @@ func (m *Memory) hash(k Key) keyHash {
 	return keyHash{maphash.Comparable(m.seeds[0], k), maphash.Comparable(m.seeds[1], k)}
 }
 
-// running is a key whose first run is in progress.
-type running struct {
-	fp Fingerprint
-	// done, made by the first waiter (most keys never have one), is
-	// closed when the run finished or was released.
-	done chan struct{}
-}
-
-// slot is a finished key: where its outcome is, in its generation's
-// blocks. It holds no pointer.
+// slot is a key of a generation: its request's fingerprint and, once its
+// run finished, when it ages out and where its outcome is in the
+// generation's blocks. It holds no pointer.
 type slot struct {
 	fp       Fingerprint
-	expires  int64 // Unix nanoseconds
+	expires  int64 // Unix nanoseconds; 0 while the first run is in progress
 	chunk    uint32
 	off, len uint32
 }
 
-// generation is a set of finished keys.
+// generation is a set of keys.
 type generation struct {
 	slots  map[keyHash]slot
 	chunks [][]byte
@@ -157,8 +156,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		// Each generation of a shard holds half its share.
 		sh.maxKeys = max(cfg.MaxEntries/n, 2)
 		sh.maxBytes = cfg.MaxBytes / int64(n)
-		sh.running = make(map[keyHash]*running)
 		sh.cur.slots = make(map[keyHash]slot)
+		sh.waiters = make(map[keyHash]chan struct{})
 	}
 	return m
 }
@@ -172,13 +171,13 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.running) + len(sh.cur.slots) + len(sh.prev.slots)
+		n += len(sh.cur.slots) + len(sh.prev.slots)
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-// Bytes returns the estimated bytes of the finished keys held (see
+// Bytes returns the estimated bytes of the keys held (see
 // MemoryConfig.MaxBytes).
 func (m *Memory) Bytes() int64 {
 	var n int64
@@ -191,21 +190,48 @@ func (m *Memory) Bytes() int64 {
 	return n
 }
 
+// findLocked returns the slot of h and its generation.
+func (sh *shard) findLocked(h keyHash) (slot, *generation, bool) {
+	if sl, ok := sh.cur.slots[h]; ok {
+		return sl, &sh.cur, true
+	}
+	sl, ok := sh.prev.slots[h]
+	return sl, &sh.prev, ok
+}
+
 // Begin implements Store.
 func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, error) {
 	h := m.hash(k)
 	sh := m.shard(h)
 	for {
 		sh.mu.Lock()
-		if r := sh.running[h]; r != nil {
-			if r.fp != fp {
-				sh.mu.Unlock()
-				return nil, conflict(k)
+		sl, g, ok := sh.findLocked(h)
+		if ok && sl.expires != 0 && sh.cfg.now().UnixNano() >= sl.expires {
+			// Aged out: forget it now, so that a new outcome of the key
+			// has the tables to itself.
+			delete(g.slots, h)
+			g.bytes -= int64(sl.len) + slotOverhead
+			ok = false
+		}
+		if !ok {
+			now := sh.cfg.now().UnixNano()
+			sh.turnLocked(now, slotOverhead)
+			sh.cur.slots[h] = slot{fp: fp}
+			sh.cur.bytes += slotOverhead
+			sh.mu.Unlock()
+			return nil, nil
+		}
+		if sl.fp != fp {
+			sh.mu.Unlock()
+			return nil, conflict(k)
+		}
+		if sl.expires == 0 {
+			// The first run is in progress: wait for it.
+			done := sh.waiters[h]
+			if done == nil {
+				done = make(chan struct{})
+				sh.waiters[h] = done
 			}
-			if r.done == nil {
-				r.done = make(chan struct{})
-			}
-			done := r.done
 			sh.mu.Unlock()
 			select {
 			case <-done:
@@ -215,28 +241,6 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-		}
-		g := &sh.cur
-		sl, ok := g.slots[h]
-		if !ok {
-			g = &sh.prev
-			sl, ok = g.slots[h]
-		}
-		if ok && sh.cfg.now().UnixNano() >= sl.expires {
-			// Aged out: forget it now, so that a new outcome of the key
-			// has the tables to itself.
-			delete(g.slots, h)
-			g.bytes -= int64(sl.len) + slotOverhead
-			ok = false
-		}
-		if !ok {
-			sh.running[h] = &running{fp: fp}
-			sh.mu.Unlock()
-			return nil, nil
-		}
-		if sl.fp != fp {
-			sh.mu.Unlock()
-			return nil, conflict(k)
 		}
 		b := g.chunks[sl.chunk][sl.off : sl.off+sl.len : sl.off+sl.len]
 		sh.mu.Unlock()
@@ -254,32 +258,49 @@ func conflict(k Key) error {
 func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 	h := m.hash(k)
 	sh := m.shard(h)
-	var bp *[]byte
+	var enc []byte
 	if o != nil {
-		bp = encodeBufs.Get().(*[]byte)
+		bp := encodeBufs.Get().(*[]byte)
 		defer encodeBufs.Put(bp)
-		enc, err := appendOutcome((*bp)[:0], o)
-		if err != nil {
+		var err error
+		if enc, err = appendOutcome((*bp)[:0], o); err != nil {
 			return err
 		}
 		if cap(enc) <= chunkSize {
 			*bp = enc
 		}
-		bp = &enc
 	}
 	sh.mu.Lock()
-	r := sh.running[h]
-	if r == nil {
+	sl, g, ok := sh.findLocked(h)
+	if !ok || sl.expires != 0 {
 		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
 	}
-	delete(sh.running, h)
-	if o != nil {
-		sh.keepLocked(h, r.fp, *bp, sh.cfg.now().UnixNano())
+	now := sh.cfg.now().UnixNano()
+	switch {
+	case o == nil:
+		delete(g.slots, h)
+		g.bytes -= slotOverhead
+	case g == &sh.cur && !sh.fullLocked(now, int64(len(enc))):
+		// The common case: the outcome goes where the claim is.
+		sh.cur.putLocked(h, sl.fp, enc, now+int64(sh.cfg.MaxAge))
+	default:
+		// The generations turn over first, or turned over since the
+		// claim: the outcome goes to the current one, and the claim
+		// leaves the generation it was in.
+		delete(g.slots, h)
+		g.bytes -= slotOverhead
+		sh.turnLocked(now, int64(len(enc))+slotOverhead)
+		sh.cur.putLocked(h, sl.fp, enc, now+int64(sh.cfg.MaxAge))
+		sh.cur.bytes += slotOverhead
+	}
+	done := sh.waiters[h]
+	if done != nil {
+		delete(sh.waiters, h)
 	}
 	sh.mu.Unlock()
-	if r.done != nil {
-		close(r.done)
+	if done != nil {
+		close(done)
 	}
 	return nil
 }
@@ -288,23 +309,40 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 // copied into a generation's block.
 var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// keepLocked adds a finished key to the current generation, first turning
-// the generations over when the current one is full or old. enc is
-// copied.
-func (sh *shard) keepLocked(h keyHash, fp Fingerprint, enc []byte, now int64) {
-	size := int64(len(enc)) + slotOverhead
-	full := len(sh.cur.slots) >= sh.maxKeys/2 || sh.cur.bytes+size > sh.maxBytes/2
-	old := len(sh.cur.slots) > 0 && now-sh.cur.oldest >= int64(sh.cfg.MaxAge)
-	if full || old {
-		// The previous generation is forgotten: when the current one is
-		// old, everything in the previous one has aged out.
-		sh.prev = sh.cur
-		sh.cur = generation{slots: make(map[keyHash]slot, len(sh.cur.slots))}
+// turnLocked turns the generations over when adding size bytes and a key
+// would take the current one past half the shard's bounds, or when its
+// oldest key is MaxAge old: the current generation becomes the previous
+// one, and the previous one is forgotten, but for its running keys, which
+// move to the new current generation.
+func (sh *shard) turnLocked(now, size int64) {
+	if !sh.fullLocked(now, size) {
+		if len(sh.cur.slots) == 0 {
+			sh.cur.oldest = now
+		}
+		return
 	}
-	g := &sh.cur
-	if len(g.slots) == 0 {
-		g.oldest = now
+	dropped := sh.prev
+	sh.prev = sh.cur
+	sh.cur = generation{slots: make(map[keyHash]slot, len(sh.prev.slots)), oldest: now}
+	for h, sl := range dropped.slots {
+		if sl.expires == 0 {
+			sh.cur.slots[h] = sl
+			sh.cur.bytes += slotOverhead
+		}
 	}
+}
+
+// fullLocked reports whether the current generation must turn over before
+// it takes a key and size more bytes: it holds half the shard's keys or
+// bytes, or its oldest key is MaxAge old.
+func (sh *shard) fullLocked(now, size int64) bool {
+	return len(sh.cur.slots) >= sh.maxKeys/2 || sh.cur.bytes+size > sh.maxBytes/2 ||
+		len(sh.cur.slots) > 0 && now-sh.cur.oldest >= int64(sh.cfg.MaxAge)
+}
+
+// putLocked records the outcome enc of the key h in g: in place of its
+// claim, or as a new key.
+func (g *generation) putLocked(h keyHash, fp Fingerprint, enc []byte, expires int64) {
 	last := len(g.chunks) - 1
 	if last < 0 || len(g.chunks[last])+len(enc) > cap(g.chunks[last]) {
 		g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, len(enc))))
@@ -312,10 +350,8 @@ func (sh *shard) keepLocked(h keyHash, fp Fingerprint, enc []byte, now int64) {
 	}
 	off := len(g.chunks[last])
 	g.chunks[last] = append(g.chunks[last], enc...)
-	// A key is finished once: Begin claims it only when no generation
-	// holds it, and forgets an aged-out one first.
-	g.slots[h] = slot{fp: fp, expires: now + int64(sh.cfg.MaxAge), chunk: uint32(last), off: uint32(off), len: uint32(len(enc))}
-	g.bytes += size
+	g.slots[h] = slot{fp: fp, expires: expires, chunk: uint32(last), off: uint32(off), len: uint32(len(enc))}
+	g.bytes += int64(len(enc))
 }
 
 // appendOutcome appends the encoding of o to dst: its codec, then either

@@ -132,9 +132,18 @@ func TestMemoryBounds(t *testing.T) {
 			mustClaim(t, m, key(i), Fingerprint{})
 			m.Finish(context.Background(), key(i), &Outcome{})
 		}
+		// A send of the running key waits for it rather than claiming it.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if o, err := m.Begin(ctx, key(0), Fingerprint{}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("send of the running key: %v, %v; want it to wait", o, err)
+		}
 		m.Finish(context.Background(), key(0), &Outcome{Payload: []byte("x")})
 		if o, _ := m.Begin(context.Background(), key(0), Fingerprint{}); o == nil || string(o.Payload) != "x" {
 			t.Errorf("the running key was forgotten: %v", o)
+		}
+		if m.Len() > 3 {
+			t.Errorf("%d keys, want at most 3", m.Len())
 		}
 	})
 	t.Run("age", func(t *testing.T) {
