@@ -120,7 +120,8 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 ## bench: codec and dispatch micro-benchmarks, then the end-to-end load
-## tool: protows against raw gorilla/websocket, JSON against Protobuf, room
+## tool: protows against raw gorilla/websocket, JSON against Protobuf, echo
+## with and without idempotency keys (echo/protows-keyed), room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
 ## coalescing on, off and delayed 1 ms (broadcast). Implementations take
