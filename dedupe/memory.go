@@ -25,7 +25,7 @@ const (
 
 // slotOverhead is the estimated memory of a finished key besides its
 // encoded outcome: its slot in a hash table.
-const slotOverhead = 96
+const slotOverhead = 128
 
 // chunkSize is the size of the blocks a generation keeps its outcomes in.
 const chunkSize = 64 << 10

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -197,4 +199,43 @@ func TestOutcomeEncoding(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestMemoryHeapBounded floods a window with unique keys and measures the
+// heap: what the window holds stays within its byte bound (plus the blocks
+// being filled and the tables' own slack), however many keys went through.
+func TestMemoryHeapBounded(t *testing.T) {
+	const maxBytes = 8 << 20
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	m := NewMemory(MemoryConfig{MaxEntries: 1 << 30, MaxBytes: maxBytes})
+	ctx := context.Background()
+	payload := make([]byte, 100)
+	var peak uint64
+	for i := range 300_000 {
+		k := Key{Principal: "p", Method: "/a.B/C", ID: strconv.Itoa(i)}
+		m.Begin(ctx, k, Fingerprint{})
+		m.Finish(ctx, k, &Outcome{Codec: "protows.v1.proto", Payload: payload})
+		if i%50_000 == 49_999 {
+			if h := heap(); h > peak {
+				peak = h
+			}
+		}
+	}
+	grown := int64(peak) - int64(before)
+	t.Logf("300,000 keys: the window holds %d keys, estimates %d bytes; the heap grew by %d bytes", m.Len(), m.Bytes(), grown)
+	if m.Bytes() > maxBytes {
+		t.Errorf("estimated %d bytes, bound %d", m.Bytes(), maxBytes)
+	}
+	// Two generations of 16 parts each keep a partly filled 64 KiB block,
+	// and hash tables grow by doubling: allow the bound twice over.
+	if grown > 2*maxBytes {
+		t.Errorf("the heap grew by %d bytes for a window bounded at %d", grown, maxBytes)
+	}
+	runtime.KeepAlive(m)
 }
