@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -208,4 +210,43 @@ func (i *TokenIssuer) Mint(sub string, ttl time.Duration) (string, time.Time, er
 		return "", time.Time{}, fmt.Errorf("testservice: sign: %w", err)
 	}
 	return s, exp, nil
+}
+
+// Runs counts the runs of the Echo handler per request text, so that
+// tests of idempotency keys in other languages can check that a handler
+// ran once: Interceptor counts, ServeHTTP answers GET ?text=T with the
+// number of runs for T (cmd/protows-testserver serves it at /runs).
+type Runs struct {
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+// Interceptor counts every Echo run that returned.
+func (rs *Runs) Interceptor(next router.HandlerFunc) router.HandlerFunc {
+	return func(ctx context.Context, call *router.Call) (proto.Message, error) {
+		res, err := next(ctx, call)
+		if req, ok := call.Request.(*testv1.EchoRequest); ok {
+			rs.mu.Lock()
+			if rs.runs == nil {
+				rs.runs = make(map[string]int)
+			}
+			rs.runs[req.GetText()]++
+			rs.mu.Unlock()
+		}
+		return res, err
+	}
+}
+
+// Of returns the number of Echo runs for text.
+func (rs *Runs) Of(text string) int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.runs[text]
+}
+
+// ServeHTTP answers with the number of Echo runs for the query's text, in
+// decimal.
+func (rs *Runs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = fmt.Fprint(w, rs.Of(r.URL.Query().Get("text")))
 }

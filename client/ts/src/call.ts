@@ -46,6 +46,25 @@ export interface CallOptions {
    */
   idempotent?: boolean;
   /**
+   * Unary calls: call with an exactly-once effect (docs/PROTOCOL.md,
+   * section 3.6). The call gets a random idempotency key and waits in the
+   * client's outbox until it is answered or its timeout passes: it is sent
+   * when the client is connected, and sent again, with the same key, on
+   * the next connection whenever the connection drops before the answer;
+   * such calls are sent in the order they were made. The server runs the
+   * handler once per key and answers every send with that run's outcome.
+   * Without a timeout the call waits as long as the client lives. With
+   * ClientOptions.outboxStorage the call outlives the client too.
+   */
+  exactlyOnce?: boolean;
+  /**
+   * Unary calls: exactlyOnce with this key instead of a random one, for an
+   * application that keeps the key itself. 1 to 128 printable ASCII
+   * characters, fresh for each logical call: the server refuses
+   * (`failed_precondition`) a key it knows with another request.
+   */
+  idempotencyKey?: string;
+  /**
    * Streams: after the connection dropped, or after the server ended the
    * stream with `unavailable` (it is draining or restarting) or with a
    * `canceled` this client did not ask for (the server cancels its calls at

@@ -8,6 +8,7 @@ export type { ClientOptions, ConnectionState, StateChange } from "./client.js";
 export type { CallOptions, StreamMessageInfo, StreamOptions } from "./call.js";
 export type { CallFn, Interceptor, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "./interceptor.js";
 export type { HeartbeatOptions, WebSocketConstructor, WebSocketLike } from "./conn.js";
+export type { OutboxStorage, RecoveredCall, StoredCall } from "./outbox.js";
 export type { TokenProvider } from "./auth.js";
 export type { BackoffOptions } from "./backoff.js";
 export { createClient, type ServiceClient } from "./service.js";
