@@ -29,6 +29,8 @@ export interface FakeServer {
    * every 20 ms): `connection` is the connection's number (from 1).
    */
   onCount?: (call: CountCall) => void;
+  /** When true, Echo requests get no answer (they are still recorded). */
+  muteEcho?: boolean;
   /** Sends a frame to every socket. */
   broadcast(envs: WireEnvelope[]): void;
   /** Closes every socket with code. */
@@ -141,6 +143,7 @@ export async function startFake(): Promise<FakeServer> {
             break;
           }
           case TestService.method.echo:
+            if (fake.muteEcho === true) break;
             // Echoes the request metadata as REPLY metadata, as Go's fake does.
             send({
               id: e.id,
