@@ -161,14 +161,16 @@ for (const codec of ["proto", "json"] as const) {
 
     test("a reload mid-call: the next client on the same storage sends it again and reports the answer; one run", async () => {
       const storage = new MemoryStorage();
-      const first = newClient({ url: `ws://${proxy.addr}/ws`, codec, outboxStorage: storage, backoff: { initialMs: 5000, maxMs: 5000 } });
+      const first = newClient({ url: `ws://${proxy.addr}/ws`, codec, outboxStorage: storage });
       const text = fresh("reload");
       await first.ping();
       proxy.dropNextReply();
+      proxy.refuseNew = true; // the first client does not get through again
       const pending = first.unary(TestService.method.echo, { text }, { exactlyOnce: true, metadata: { room: "lobby" } });
       await waitFor(() => first.state === "reconnecting", 5000, "the reply dropped");
       assert.equal(await runsOf(server, text), 1);
       first.close(); // the page goes away before the answer
+      proxy.refuseNew = false;
       await assert.rejects(pending, (err) => err instanceof ProtowsError && err.code === "canceled");
       assert.equal(storage.calls.size, 1, "the call stays stored");
       const key = [...storage.calls.keys()][0]!;

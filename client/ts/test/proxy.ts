@@ -7,6 +7,8 @@ export class BlackholeProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   #dropNext = false;
+  /** When true, new connections are reset at once: the network is down. */
+  refuseNew = false;
   #accepted = 0;
   private constructor(server: net.Server) {
     this.#server = server;
@@ -18,6 +20,11 @@ export class BlackholeProxy {
     const server = net.createServer();
     const proxy = new BlackholeProxy(server);
     server.on("connection", (down) => {
+      if (proxy.refuseNew) {
+        down.on("error", () => {});
+        down.resetAndDestroy();
+        return;
+      }
       proxy.#accepted++;
       const up = net.connect(port, host);
       for (const s of [down, up]) {

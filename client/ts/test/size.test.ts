@@ -7,7 +7,10 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { pkgDir } from "./repo.js";
 
-const budgetGzipped = 10 * 1024;
+// 10 KiB until the exactly-once outbox (outbox.ts, about 1.4 KB gzipped)
+// joined the runtime: it is part of the protocol's client behaviour, as
+// in the Go client, so every client carries it.
+const budgetGzipped = 12 * 1024;
 
 test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`, async () => {
   const { sizes } = (await import(pathToFileURL(join(pkgDir, "scripts", "size.mjs")).href)) as {
@@ -17,4 +20,6 @@ test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`
   const { gzipped, minified } = s.runtimeWithClient!;
   assert.ok(gzipped > 2000, `implausibly small: ${gzipped}`);
   assert.ok(gzipped < budgetGzipped, `${gzipped} bytes gzipped (${minified} minified)`);
+  // The IndexedDB storage is a subpath of its own: not in the root.
+  assert.ok(s.indexedDB!.gzipped < 1024, `indexeddb: ${s.indexedDB!.gzipped} bytes gzipped`);
 });
