@@ -104,6 +104,7 @@ interface Entry {
   waiting: boolean; // a backoff delay after an unavailable runs
   timer?: ReturnType<typeof setTimeout>;
   unlink?: () => void; // removes the signal's listener
+  recovered?: boolean; // found in the storage at start: no promise waits
 }
 
 // Outbox holds one client's keyed calls.
@@ -135,7 +136,7 @@ export class Outbox {
       const recovered: Entry[] = [];
       for (const call of stored) {
         this.#order = Math.max(this.#order, call.order);
-        const e = this.#entry(call, (env, err) => {
+        const e: Entry = this.#entry(call, (env, err) => {
           if (onRecovered === undefined) return;
           const error = err ?? (env?.kind === Kind.ERROR ? wireError(env) : undefined);
           try {
@@ -154,6 +155,7 @@ export class Outbox {
             // The callback's failure is its own.
           }
         });
+        e.recovered = true;
         if (call.codec !== codec.subprotocol) {
           // Its payload cannot be sent in this client's codec.
           this.#end(e, undefined, new ProtowsError("failed_precondition", `stored by a client of codec ${call.codec}`));
@@ -220,14 +222,15 @@ export class Outbox {
   }
 
   // stop fails every call with err (the client closed or stopped for
-  // good). Their copies stay in the storage for the next client.
+  // good). Their copies stay in the storage for the next client, which
+  // reports the recovered ones: they are not reported here.
   stop(err: ProtowsError): void {
     const entries = this.#entries;
     this.#entries = [];
     for (const e of entries) {
       this.#unsend(e);
       this.#settle(e);
-      e.done(undefined, err);
+      if (e.recovered !== true) e.done(undefined, err);
     }
   }
 

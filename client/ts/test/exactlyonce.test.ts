@@ -232,5 +232,51 @@ for (const codec of ["proto", "json"] as const) {
         client.close();
       }
     });
+
+    test("an ERROR unavailable sends the call again after a backoff, with the same key, up to 3 times", async () => {
+      const client = newClient({ url: fake.url, codec });
+      try {
+        await client.ping();
+        fake.received.length = 0;
+        fake.echoUnavailable = 2;
+        const res = await client.unary(TestService.method.echo, { text: "again" }, { exactlyOnce: true });
+        assert.equal(res.text, "again");
+        const sent = fake.received.filter((e) => e.kind === Kind.REQUEST);
+        assert.equal(sent.length, 3);
+        assert.ok(sent.every((e) => e.idempotencyKey === sent[0]!.idempotencyKey));
+        // A fourth unavailable is the answer.
+        fake.echoUnavailable = 4;
+        await assert.rejects(client.unary(TestService.method.echo, { text: "gone" }, { exactlyOnce: true }), (err) => {
+          assert.ok(err instanceof ProtowsError);
+          assert.equal(err.code, "unavailable");
+          return true;
+        });
+        assert.equal(fake.echoUnavailable, 0);
+      } finally {
+        fake.echoUnavailable = 0;
+        client.close();
+      }
+    });
+
+    test("at most 64 outbox calls are in flight on a connection; the rest follow, in order", async () => {
+      const client = newClient({ url: fake.url, codec });
+      try {
+        await client.ping();
+        fake.received.length = 0;
+        fake.muteEcho = true;
+        const calls = Array.from({ length: 100 }, (_, i) => client.unary(TestService.method.echo, { text: `w${i}` }, { exactlyOnce: true }));
+        const requests = () => fake.received.filter((e) => e.kind === Kind.REQUEST).length;
+        await waitFor(() => requests() === 64, 5000, "64 sends");
+        await new Promise((r) => setTimeout(r, 100));
+        assert.equal(requests(), 64, "more than 64 in flight");
+        fake.muteEcho = false;
+        for (const s of fake.sockets) s.terminate();
+        const res = await Promise.all(calls);
+        assert.deepEqual(res.map((r) => r.text), Array.from({ length: 100 }, (_, i) => `w${i}`));
+      } finally {
+        fake.muteEcho = false;
+        client.close();
+      }
+    });
   });
 }
