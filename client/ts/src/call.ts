@@ -19,6 +19,7 @@ import { connectionLost, isConnectionLost, ProtowsError, wireError, withMethod }
 import { Kind } from "./gen/protows/v1/protows_pb.js";
 import { chain, type CallFn, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "./interceptor.js";
 import { methodId, methodName } from "./method.js";
+import type { Outbox } from "./outbox.js";
 
 /**
  * Options of one call. The generated clients take this type for unary
@@ -136,6 +137,7 @@ export class Calls {
   readonly #requestTimeoutMs: number;
   readonly #waitConnected: (signal: AbortSignal) => Promise<Conn>;
   readonly #interceptors: readonly Interceptor[];
+  readonly #outbox: Outbox | undefined;
 
   constructor(
     codec: Codec,
@@ -143,12 +145,14 @@ export class Calls {
     requestTimeoutMs: number,
     waitConnected: (signal: AbortSignal) => Promise<Conn>,
     interceptors: readonly Interceptor[],
+    outbox?: Outbox,
   ) {
     this.#codec = codec;
     this.#backoff = backoff;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#waitConnected = waitConnected;
     this.#interceptors = [...interceptors];
+    this.#outbox = outbox;
   }
 
   // unary makes a unary call through the interceptors.
@@ -169,7 +173,8 @@ export class Calls {
         signal: ctl.signal,
       };
       const idempotent = options.idempotent === true;
-      const res = await chain(this.#interceptors, (r) => this.#unary(r, idempotent, ctl))(req);
+      const once = options.exactlyOnce === true || options.idempotencyKey !== undefined;
+      const res = await chain(this.#interceptors, (r) => (once ? this.#once(r, options.idempotencyKey, ctl) : this.#unary(r, idempotent, ctl)))(req);
       if (res.stream) {
         throw mixedUp();
       }
@@ -205,6 +210,21 @@ export class Calls {
           throw err;
         }
       }
+    } catch (err) {
+      throw withMethod(err, r.methodName);
+    }
+  }
+
+  // #once is the end of an exactly-once call's interceptor chain: the
+  // call goes through the outbox (outbox.ts), which sends it, and again
+  // after drops, with its idempotency key until it is answered or its
+  // signal ends it.
+  async #once(r: UnaryRequest | StreamRequest, key: string | undefined, ctl: CallControl): Promise<UnaryResponse> {
+    try {
+      if (this.#outbox === undefined) throw new ProtowsError("internal", "no outbox");
+      const reply = await this.#outbox.call(r, key, ctl.leftMs());
+      const message = this.#codec.decodePayload(r.method.output, reply.payload) as MessageShape<DescMessage>;
+      return { stream: false, method: r.method as DescMethodUnary, methodName: r.methodName, message, metadata: { ...reply.metadata } };
     } catch (err) {
       throw withMethod(err, r.methodName);
     }

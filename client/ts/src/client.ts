@@ -149,7 +149,6 @@ export class Client {
   readonly #reconnect: Reconnect;
   readonly #outbox: Outbox;
   readonly #listeners = new Set<(c: StateChange) => void>();
-  readonly #requestTimeoutMs: number;
 
   #state: ConnectionState = "connecting";
   #conn: Conn | undefined;
@@ -186,7 +185,6 @@ export class Client {
       ids: new CallIds(),
     };
     this.#backoff = resolveBackoff(options.backoff);
-    this.#requestTimeoutMs = options.requestTimeoutMs ?? 0;
     this.#outbox = new Outbox(this.#codec, this.#backoff, options.outboxStorage, options.onRecoveredCall);
     this.#calls = new Calls(
       this.#codec,
@@ -194,6 +192,7 @@ export class Client {
       options.requestTimeoutMs ?? 0,
       (signal) => this.#waitConnected(signal),
       options.interceptors ?? [],
+      this.#outbox,
     );
     this.#auth = new Auth(options.token, options.tokenRefreshMarginMs ?? 60_000, connectTimeoutMs, this.#calls);
     this.#reconnect = new Reconnect(this.#backoff, {
@@ -271,7 +270,6 @@ export class Client {
     }
     if (options.exactlyOnce === true || options.idempotencyKey !== undefined) {
       if (this.#terminal !== undefined) throw this.#terminal;
-      return this.#outbox.call(method, request, options, options.timeoutMs ?? this.#requestTimeoutMs);
     }
     return this.#calls.unary(method, request, options);
   }

@@ -22,14 +22,14 @@
 // again what an earlier one had no answer for, and reports the answers to
 // ClientOptions.onRecoveredCall.
 
-import { create, type DescMessage, type DescMethodUnary, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { backoffDelay, type Backoff } from "./backoff.js";
-import type { CallOptions } from "./call.js";
 import type { Codec, WireEnvelope } from "./codec.js";
 import type { Conn } from "./conn.js";
 import { ProtowsError, wireError } from "./error.js";
 import { Kind } from "./gen/protows/v1/protows_pb.js";
-import { methodId, methodName } from "./method.js";
+import type { StreamRequest, UnaryRequest } from "./interceptor.js";
+import { methodId } from "./method.js";
 
 /**
  * A call of the outbox as an OutboxStorage keeps it: plain data that the
@@ -176,40 +176,31 @@ export class Outbox {
     return this.#entries.length;
   }
 
-  // call makes a unary call through the outbox.
-  call<I extends DescMessage, O extends DescMessage>(
-    method: DescMethodUnary<I, O>,
-    request: MessageInitShape<I>,
-    options: CallOptions,
-    timeoutMs: number,
-  ): Promise<MessageShape<O>> {
+  // call sends a unary call through the outbox, with key (a random one
+  // when undefined), and resolves with its REPLY; the request's signal
+  // (the call's cancel and timeout) ends it, leftMs is its time left.
+  call(r: UnaryRequest | StreamRequest, key: string | undefined, leftMs: number | undefined): Promise<WireEnvelope> {
     return new Promise((resolve, reject) => {
-      const key = options.idempotencyKey ?? newKey();
+      key ??= newKey();
       if (!keyPattern.test(key)) {
         throw new ProtowsError("invalid_argument", "an idempotency key is 1 to 128 printable ASCII characters");
       }
       const call: StoredCall = {
         key,
-        method: methodName(method),
+        method: r.methodName,
         codec: this.#codec.subprotocol,
-        payload: this.#codec.encodePayload(method.input, create(method.input, request)),
+        payload: this.#codec.encodePayload(r.method.input, r.message),
         order: (this.#order = Math.max(this.#order + 1, Date.now() * 1024)),
       };
-      if (options.metadata !== undefined && Object.keys(options.metadata).length > 0) call.metadata = { ...options.metadata };
-      if (timeoutMs > 0) call.deadline = Date.now() + timeoutMs;
+      if (Object.keys(r.metadata).length > 0) call.metadata = { ...r.metadata };
+      if (leftMs !== undefined) call.deadline = Date.now() + leftMs;
       const e = this.#entry(call, (env, err) => {
-        if (err !== undefined) return reject(err);
-        if (env!.kind === Kind.ERROR) return reject(wireError(env!));
-        try {
-          const res = this.#codec.decodePayload(method.output, env!.payload) as MessageShape<O>;
-          options.onReplyMetadata?.({ ...env!.metadata });
-          resolve(res);
-        } catch (e) {
-          reject(e);
-        }
+        if (err !== undefined) reject(err);
+        else if (env!.kind === Kind.ERROR) reject(wireError(env!));
+        else resolve(env!);
       });
       this.#entries.push(e);
-      this.#arm(e, options.signal);
+      this.#arm(e, r.signal);
       void this.#store(() => this.#storage?.put(call));
       this.#flush();
     });
@@ -238,15 +229,20 @@ export class Outbox {
     return { call, done, id: 0, unavailable: 0, waiting: false };
   }
 
-  // arm starts the call's deadline timer and listens to its signal.
+  // arm ends the call when its signal aborts (a call of this client: its
+  // cancel and timeout) or, for a recovered call, at its deadline.
   #arm(e: Entry, signal: AbortSignal | undefined): void {
     const d = e.call.deadline;
-    if (d !== undefined) {
-      const ms = d - Date.now();
-      e.timer = setTimeout(() => this.#giveUp(e, new ProtowsError("deadline_exceeded", "no answer before the call's deadline")), Math.max(0, ms));
+    if (signal === undefined && d !== undefined) {
+      e.timer = setTimeout(
+        () => this.#giveUp(e, new ProtowsError("deadline_exceeded", "no answer before the call's deadline")),
+        Math.max(0, d - Date.now()),
+      );
     }
     if (signal !== undefined) {
-      const onAbort = (): void => this.#giveUp(e, new ProtowsError("canceled", "call canceled", { cause: signal.reason }));
+      // The reason is the ProtowsError the call fails with (CallControl).
+      const onAbort = (): void =>
+        this.#giveUp(e, signal.reason instanceof ProtowsError ? signal.reason : new ProtowsError("canceled", "call canceled", { cause: signal.reason }));
       if (signal.aborted) return onAbort();
       signal.addEventListener("abort", onAbort, { once: true });
       e.unlink = () => signal.removeEventListener("abort", onAbort);

@@ -233,6 +233,36 @@ for (const codec of ["proto", "json"] as const) {
       }
     });
 
+    test("interceptors wrap exactly-once calls: their metadata is sent with the key, every time", async () => {
+      const seen: string[] = [];
+      const client = newClient({
+        url: fake.url,
+        codec,
+        interceptors: [
+          (next) => async (req) => {
+            seen.push(req.methodName);
+            req.metadata["x-trace"] = "t1";
+            return next(req);
+          },
+        ],
+      });
+      try {
+        await client.ping();
+        fake.received.length = 0;
+        let md: Record<string, string> = {};
+        const res = await client.unary(TestService.method.echo, { text: "wrapped" }, { exactlyOnce: true, onReplyMetadata: (m) => (md = m) });
+        assert.equal(res.text, "wrapped");
+        assert.deepEqual(seen, ["/protows.test.v1.TestService/Echo"]);
+        assert.deepEqual(md, { "x-trace": "t1" });
+        const sent = fake.received.filter((e) => e.kind === Kind.REQUEST);
+        assert.equal(sent.length, 1);
+        assert.deepEqual(sent[0]!.metadata, { "x-trace": "t1" });
+        assert.ok((sent[0]!.idempotencyKey ?? "").length === 36);
+      } finally {
+        client.close();
+      }
+    });
+
     test("an ERROR unavailable sends the call again after a backoff, with the same key, up to 3 times", async () => {
       const client = newClient({ url: fake.url, codec });
       try {
