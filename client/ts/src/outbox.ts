@@ -115,6 +115,7 @@ export class Outbox {
   #entries: Entry[] = [];
   #conn: Conn | undefined;
   #loaded = false;
+  #stopped = false;
   #order = 0;
 
   constructor(codec: Codec, backoff: Backoff, storage: OutboxStorage | undefined, onRecovered: ((c: RecoveredCall) => void) | undefined) {
@@ -132,6 +133,8 @@ export class Outbox {
       } catch {
         // An unreadable storage has nothing to send again.
       }
+      // A client closed before its storage was read leaves it for the next.
+      if (this.#stopped) return;
       stored.sort((a, b) => a.order - b.order);
       const recovered: Entry[] = [];
       for (const call of stored) {
@@ -216,6 +219,7 @@ export class Outbox {
   // good). Their copies stay in the storage for the next client, which
   // reports the recovered ones: they are not reported here.
   stop(err: ProtowsError): void {
+    this.#stopped = true;
     const entries = this.#entries;
     this.#entries = [];
     for (const e of entries) {
