@@ -26,7 +26,7 @@ const (
 // Watch of the room is being re-opened on the same connection: the two
 // REQUESTs run concurrently, and the Send must not lose that race. The
 // answer of a Send with a key is remembered (docs/PROTOCOL.md section
-// 3.6), so failing it would fail the message for good.
+// 3.7), so failing it would fail the message for good.
 const joinGrace = 2 * time.Second
 
 // chatService implements chatv1.ChatServiceHandler on a hub: a Watch call

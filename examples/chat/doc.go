@@ -54,7 +54,7 @@
 // because a node's whole list may not fit one reply. Rooms are 1 to 64
 // characters, messages 1 to 4096 bytes.
 //
-// Messages are sent exactly once (docs/PROTOCOL.md, section 3.6): the page
+// Messages are sent exactly once (docs/PROTOCOL.md, section 3.7): the page
 // sends each with an idempotency key through its client's outbox, kept in
 // IndexedDB, and the server's default in-memory window answers a repeated
 // send with the first outcome. A message typed while the network is down

@@ -48,7 +48,7 @@ export interface CallOptions {
   idempotent?: boolean;
   /**
    * Unary calls: call with an exactly-once effect (docs/PROTOCOL.md,
-   * section 3.6). The call gets a random idempotency key and waits in the
+   * section 3.7). The call gets a random idempotency key and waits in the
    * client's outbox until it is answered or its timeout passes: it is sent
    * when the client is connected, and sent again, with the same key, on
    * the next connection whenever the connection drops before the answer;

@@ -1,7 +1,7 @@
 // The outbox: unary calls made with an idempotency key (CallOptions
 // exactlyOnce or idempotencyKey) wait here until they get their answer or
 // their deadline passes, and are sent again, with the same key, on every
-// new connection (docs/PROTOCOL.md, section 3.6). The server runs each
+// new connection (docs/PROTOCOL.md, section 3.7). The server runs each
 // call's handler once and answers every send with that run's outcome. It
 // mirrors the Go client's outbox (client/outbox.go):
 //   - a call is sent on each connection at most once, and again on the next

@@ -1,5 +1,5 @@
 // Exactly-once calls (CallOptions exactlyOnce, idempotencyKey; docs/
-// PROTOCOL.md section 3.6) against the real Go server in both codecs: a
+// PROTOCOL.md section 3.7) against the real Go server in both codecs: a
 // reply lost on the way is fetched again with the same key and the handler
 // ran once (the test server counts Echo runs at /runs); calls made while
 // the server is away are sent when it is back; a deadline drops the call;
