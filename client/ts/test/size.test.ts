@@ -7,7 +7,10 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { pkgDir } from "./repo.js";
 
-const budgetGzipped = 10 * 1024;
+// 10 KiB until the wire took idempotency keys, timeouts and error details
+// (the codecs read and write them, ProtowsError.findDetails decodes
+// details): about 650 bytes more.
+const budgetGzipped = 11 * 1024;
 
 test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`, async () => {
   const { sizes } = (await import(pathToFileURL(join(pkgDir, "scripts", "size.mjs")).href)) as {
