@@ -339,14 +339,16 @@ function varint(n) {
  * from docs/PROTOCOL.md (sections 2, 3 and 5) rather than by the codecs
  * under test.
  */
-function sendFrameSizes(id, room, text) {
+// The page gives Send 5 s; the REQUEST carries the time left when it is
+// sent (timeout_ms, PROTOCOL.md section 3.8), a few ms less.
+function sendFrameSizes(id, room, text, timeoutMs) {
   const r = Buffer.from(room);
   const t = Buffer.from(text);
   const payload = [0x0a, ...varint(r.length), ...r, 0x12, ...varint(t.length), ...t];
-  // id, kind REQUEST, method_id (fixed32), payload
-  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload];
+  // id, kind REQUEST, method_id (fixed32), payload, timeout_ms
+  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload, 0x60, ...varint(timeoutMs)];
   const proto = 1 + varint(envelope.length).length + envelope.length;
-  const json = Buffer.byteLength(JSON.stringify({ id, kind: "request", method: "/examples.chat.v1.ChatService/Send", payload: { room, text } }));
+  const json = Buffer.byteLength(JSON.stringify({ id, kind: "request", method: "/examples.chat.v1.ChatService/Send", payload: { room, text }, timeoutMs }));
   return { proto, json };
 }
 
@@ -428,7 +430,9 @@ test("the frame inspector compares the codecs; the page fits a phone and a deskt
     assert.ok(send !== undefined, `no Send row among ${JSON.stringify(rows)}`);
     assert.equal(send.wire, wire);
     assert.deepEqual(send.kinds, ["request"]);
-    assert.deepEqual({ proto: send.proto, json: send.json }, sendFrameSizes(send.ids[0], "lobby", text), `Send #${send.ids[0]} of ${wire}`);
+    // Any time left from 1000 to 9999 ms takes the same bytes in both
+    // codecs (a 2-byte varint, 4 digits).
+    assert.deepEqual({ proto: send.proto, json: send.json }, sendFrameSizes(send.ids[0], "lobby", text, 5000), `Send #${send.ids[0]} of ${wire}`);
     assert.ok(send.proto < send.json, `Protobuf ${send.proto} B, JSON ${send.json} B`);
     assert.ok(Number(send.wireBold) >= 600, "the wire's size is bold");
     // The messages of the room (alone, or batched with a reply): both
