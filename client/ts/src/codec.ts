@@ -11,11 +11,11 @@ import {
   type DescMessage,
   type JsonObject,
   type JsonValue,
+  type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
-import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { codeName, codeNumber } from "./code.js";
-import { EnvelopeSchema, FrameSchema, Kind } from "./gen/protows/v1/protows_pb.js";
+import { EnvelopeSchema, FrameSchema, Kind, type ErrorSchema } from "./gen/protows/v1/protows_pb.js";
 
 /** The subprotocol of the Protobuf codec (binary frames). */
 export const PROTO_SUBPROTOCOL = "protows.v1.proto";
@@ -147,19 +147,8 @@ export function protoCodec(): Codec {
             methodId: e.methodId ?? 0,
             method: e.method ?? "",
             payload: e.payload instanceof Uint8Array ? e.payload : emptyBytes,
-            error:
-              e.error === undefined
-                ? undefined
-                : {
-                    code: e.error.code,
-                    message: e.error.message,
-                    details: (e.error.details ?? []).map((d) => {
-                      if (!(d.value instanceof Uint8Array) || typeof d.typeUrl !== "string") {
-                        throw new CodecError("an error detail of the Protobuf codec is a typeUrl and value bytes");
-                      }
-                      return create(AnySchema, { typeUrl: d.typeUrl, value: d.value });
-                    }),
-                  },
+            // The Protobuf codec's details are Anys (typeUrl and value).
+            error: e.error as MessageInitShape<typeof ErrorSchema> | undefined,
             metadata,
             seq: BigInt(e.seq ?? 0),
             credit: e.credit ?? 0,
@@ -192,7 +181,7 @@ export function protoCodec(): Codec {
         if (e.error !== undefined) {
           w.error = { code: e.error.code, message: e.error.message };
           if (e.error.details.length > 0) {
-            w.error.details = e.error.details.map((a) => ({ typeUrl: a.typeUrl, value: a.value }));
+            w.error.details = e.error.details.map(({ typeUrl, value }) => ({ typeUrl, value }));
           }
         }
         if (Object.keys(e.metadata).length > 0) w.metadata = e.metadata;
@@ -237,15 +226,8 @@ function writeJSONEnvelope(e: WireEnvelope): string {
     const ep: string[] = [];
     if (e.error.code !== 0) ep.push(`"code":"${codeName(e.error.code)}"`);
     if (e.error.message !== "") ep.push(`"message":${JSON.stringify(e.error.message)}`);
-    if (e.error.details !== undefined && e.error.details.length > 0) {
-      const dp = e.error.details.map((d: unknown) => {
-        if (!isObject(d) || typeof d["@type"] !== "string") {
-          throw new CodecError('an error detail of the JSON codec is an object with "@type"');
-        }
-        return JSON.stringify(d);
-      });
-      ep.push(`"details":[${dp.join(",")}]`);
-    }
+    // The JSON codec's details are the protojson objects of their Anys.
+    if (e.error.details?.length) ep.push(`"details":${JSON.stringify(e.error.details)}`);
     parts.push(`"error":{${ep.join(",")}}`);
   }
   const keys = sortedKeys(e.metadata);
@@ -254,11 +236,9 @@ function writeJSONEnvelope(e: WireEnvelope): string {
     parts.push(`"metadata":{${mp.join(",")}}`);
   }
   if (e.seq !== undefined && e.seq !== 0) parts.push(`"seq":${e.seq}`);
-  if (e.credit !== undefined && e.credit !== 0) parts.push(`"credit":${e.credit}`);
-  if (e.idempotencyKey !== undefined && e.idempotencyKey !== "") {
-    parts.push(`"idempotencyKey":${JSON.stringify(e.idempotencyKey)}`);
-  }
-  if (e.timeoutMs !== undefined && e.timeoutMs !== 0) parts.push(`"timeoutMs":${e.timeoutMs}`);
+  if (e.credit) parts.push(`"credit":${e.credit}`);
+  if (e.idempotencyKey) parts.push(`"idempotencyKey":${JSON.stringify(e.idempotencyKey)}`);
+  if (e.timeoutMs) parts.push(`"timeoutMs":${e.timeoutMs}`);
   return `{${parts.join(",")}}`;
 }
 
@@ -316,17 +296,12 @@ function readJSONEnvelope(v: unknown): WireEnvelope {
       err.code = c;
     }
     if (v.error.message != null) err.message = readString(v.error.message, "error.message");
-    if (v.error.details != null) {
-      if (!Array.isArray(v.error.details)) {
-        throw new CodecError("bad envelope: error.details is not an array");
+    const ds = v.error.details;
+    if (ds != null) {
+      if (!Array.isArray(ds) || !ds.every((d) => isObject(d) && typeof d["@type"] == "string" && d["@type"] != "")) {
+        throw new CodecError('bad envelope: error.details: want objects with "@type"');
       }
-      const details = v.error.details.map((d): WireDetail => {
-        if (!isObject(d) || typeof d["@type"] !== "string" || d["@type"] === "") {
-          throw new CodecError('bad envelope: an error detail is not an object with "@type"');
-        }
-        return d as JsonObject;
-      });
-      if (details.length > 0) err.details = details;
+      if (ds.length > 0) err.details = ds as JsonObject[];
     }
     e.error = err;
   }
