@@ -135,8 +135,19 @@ func TestIdempotencyKeyRequests(t *testing.T) {
 				cl.send(keyed(cl, uint32(10+i), runMethod, key, &testv1.EchoRequest{}))
 				wantError(t, cl.recv(), protowsv1.Kind_KIND_ERROR, protows.CodeInvalidArgument)
 			}
-			cl.send(keyed(cl, 20, testservice.CountMethod, "k", &testv1.CountRequest{Count: 1}))
-			wantError(t, cl.recv(), protowsv1.Kind_KIND_ERROR, protows.CodeInvalidArgument)
+			// A key on any streaming method: server, client or bidirectional.
+			for i, m := range []string{testservice.CountMethod, testservice.SumMethod, testservice.EchoStreamMethod} {
+				var req proto.Message = &testv1.CountRequest{Count: 1}
+				if m != testservice.CountMethod {
+					req = &testv1.SumRequest{}
+				}
+				cl.send(keyed(cl, uint32(20+i), m, "k", req))
+				r := cl.recv()
+				wantError(t, r, protowsv1.Kind_KIND_ERROR, protows.CodeInvalidArgument)
+				if r.GetId() != uint32(20+i) || !strings.Contains(r.GetError().GetMessage(), "is a stream") {
+					t.Errorf("%s: got %v, want the key refused on a stream", m, r)
+				}
+			}
 			if runs.Load() != 0 {
 				t.Fatalf("%d runs of refused calls", runs.Load())
 			}

@@ -429,6 +429,19 @@ async function countMessages(page, text) {
   return (await page.locator("#messages .message .text").allTextContents()).filter((t) => t === text).length;
 }
 
+/**
+ * Puts text in the page's message field without an input event, so that
+ * the page sends no typing indicator: dropNextReply must drop the answer
+ * to Send, not the broadcast of the page's own Typing message (the typing
+ * room echoes it to its sender) that would otherwise come first and cut
+ * the connection before Send left.
+ */
+async function typeQuietly(page, text) {
+  await page.$eval("#text", (el, v) => {
+    el.value = v;
+  }, text);
+}
+
 test("messages are sent exactly once: typed while the network is down, a lost reply, a reload mid-call", async () => {
   problems.length = 0;
   // Each page has its own network: alice's breaks, bob's does not. The
@@ -469,7 +482,7 @@ test("messages are sent exactly once: typed while the network is down, a lost re
     await alice.waitForSelector("#send:not([disabled])");
     serverDown = true;
     px.dropNextReply = true;
-    await alice.fill("#text", "reply lost");
+    await typeQuietly(alice, "reply lost");
     await alice.press("#text", "Enter");
     await waitFor(bob, "#messages .message .text", (s) => s.split("|").includes("reply lost"));
     await waitFor(alice, "#reconnects", (s) => s === "2");
@@ -488,7 +501,7 @@ test("messages are sent exactly once: typed while the network is down, a lost re
     serverDown = true;
     px.dropNextReply = true;
     px.blockWebSockets = true;
-    await alice.fill("#text", "before the reload");
+    await typeQuietly(alice, "before the reload");
     await alice.press("#text", "Enter");
     await waitFor(bob, "#messages .message .text", (s) => s.split("|").includes("before the reload"));
     await waitFor(alice, "#state", (s) => s === "reconnecting");
