@@ -122,7 +122,8 @@ chromium:
 ## bench: codec and dispatch micro-benchmarks, then the end-to-end load
 ## tool: protows against raw gorilla/websocket, JSON against Protobuf, echo
 ## on one bidirectional stream against unary echo and raw echo (the same
-## runs) and 1,000,000 samples through one bidirectional stream, room
+## runs), with and without idempotency keys (echo/protows-keyed), and
+## 1,000,000 samples through one bidirectional stream, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
 ## coalescing on, off and delayed 1 ms (broadcast). Implementations take

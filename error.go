@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// Error is the error of a failed call: a Code and a message, wrapping the
-// cause when there is one. Handlers return it to choose the code the client
-// sees; clients get it back from every failed call. Find it in a chain with
-// errors.As, or read just the code with CodeOf.
+// Error is the error of a failed call: a Code, a message and optional
+// typed details (ErrorDetail), wrapping the cause when there is one.
+// Handlers return it to choose the code the client sees; clients get it
+// back from every failed call. Find it in a chain with errors.As, or read
+// just the code with CodeOf.
 type Error struct {
-	code   Code
-	err    error
-	method string // the failed call's method, when a client named it
+	code    Code
+	err     error
+	method  string // the failed call's method, when a client named it
+	details []*ErrorDetail
 }
 
 // NewError returns an error with the given code that wraps underlying. The
@@ -68,6 +71,8 @@ func (e *Error) Method() string {
 func (e *Error) WithMethod(method string) *Error {
 	named := *e
 	named.method = method
+	// Details added to the copy do not show in e.
+	named.details = slices.Clip(e.details)
 	return &named
 }
 

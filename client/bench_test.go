@@ -31,17 +31,25 @@ func BenchmarkUnary(b *testing.B) {
 					}
 				}
 			})
-			b.Run("parallel", func(b *testing.B) {
-				b.ReportAllocs()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if _, err := client.CallUnary[testv1.EchoResponse](ctx, c, echoMethod, req); err != nil {
-							b.Error(err)
-							return
+			for _, keyed := range []bool{false, true} {
+				name, opts := "parallel", []client.CallOption(nil)
+				if keyed {
+					// Every call with a fresh idempotency key: the client's
+					// outbox and the server's window on every call.
+					name, opts = "parallel-keyed", []client.CallOption{client.ExactlyOnce()}
+				}
+				b.Run(name, func(b *testing.B) {
+					b.ReportAllocs()
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if _, err := client.CallUnary[testv1.EchoResponse](ctx, c, echoMethod, req, opts...); err != nil {
+								b.Error(err)
+								return
+							}
 						}
-					}
+					})
 				})
-			})
+			}
 		})
 	}
 }

@@ -16,16 +16,21 @@ import (
 //
 // While the client is reconnecting, the call waits for the connection,
 // within ctx. When ctx ends before the reply, the client sends CANCEL and
-// returns a CodeDeadlineExceeded or CodeCanceled error. When the connection
-// drops with the call in flight, the call fails with CodeUnavailable
-// wrapping ErrConnectionLost, unless it was made with Idempotent. Every
-// error is a *protows.Error that names the method (protows.Error.Method):
-// the server's, or one of these.
+// returns a CodeDeadlineExceeded or CodeCanceled error; the request tells
+// the server the time left (timeout_ms). When the connection drops with the
+// call in flight, the call fails with CodeUnavailable wrapping
+// ErrConnectionLost, unless it was made with Idempotent (sent again, up to
+// 3 times) or ExactlyOnce (sent again with its idempotency key until it is
+// answered, see ExactlyOnce). Every error is a *protows.Error that names the
+// method (protows.Error.Method): the server's, or one of these.
 func CallUnary[Res any](ctx context.Context, c *Client, method string, req proto.Message, opts ...CallOption) (*Res, error) {
 	if _, ok := any(new(Res)).(proto.Message); !ok {
 		return nil, protows.Errorf(protows.CodeInternal, "client: %T does not implement proto.Message", new(Res)).WithMethod(method)
 	}
 	cc := newCallConfig(opts)
+	if cc.exactlyOnce && cc.key == "" {
+		cc.key = newIdempotencyKey()
+	}
 	call := &Call{Method: method, Request: req, md: cc.metadata, cc: &cc, newRes: func() (proto.Message, error) {
 		_, msg, err := newResponse[Res](cc.initResponse)
 		return msg, err
@@ -66,8 +71,31 @@ func (c *Client) doUnary(ctx context.Context, call *Call) (proto.Message, error)
 		return nil, err
 	}
 	defer c.releaseSlot()
+	var env *protowsv1.Envelope
+	if call.cc.exactlyOnce {
+		env, err = c.callOnce(ctx, method, payload, call.md, call.cc.key)
+	} else {
+		env, err = c.callRetrying(ctx, method, payload, call.md, call.cc.idempotent)
+	}
+	if err != nil {
+		return nil, err
+	}
+	msg, err := call.newRes()
+	if err != nil {
+		return nil, protows.Errorf(protows.CodeInternal, "client: reply: %w", err)
+	}
+	if err := c.cfg.codec.UnmarshalPayload(env.GetPayload(), msg); err != nil {
+		return nil, protows.Errorf(protows.CodeInternal, "client: decode reply: %w", err)
+	}
+	call.replyMD = env.GetMetadata()
+	return msg, nil
+}
+
+// callRetrying makes a unary call without a key, sending it again after a
+// drop only when it is idempotent, and returns its REPLY.
+func (c *Client) callRetrying(ctx context.Context, method string, payload []byte, md map[string]string, idempotent bool) (*protowsv1.Envelope, error) {
 	tries := 1
-	if call.cc.idempotent {
+	if idempotent {
 		tries += c.cfg.retryAttempts
 	}
 	var dead *conn
@@ -76,7 +104,7 @@ func (c *Client) doUnary(ctx context.Context, call *Call) (proto.Message, error)
 		if err != nil {
 			return nil, err
 		}
-		env, err := cn.unary(ctx, method, payload, call.md)
+		env, err := cn.unary(ctx, method, payload, md)
 		if errors.Is(err, errLinkDown) {
 			// Never sent: not a retry, whatever the method.
 			dead = cn
@@ -88,18 +116,7 @@ func (c *Client) doUnary(ctx context.Context, call *Call) (proto.Message, error)
 			c.cfg.logger.Debug("protows client: retrying idempotent call", "method", method, "try", try+1)
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		msg, err := call.newRes()
-		if err != nil {
-			return nil, protows.Errorf(protows.CodeInternal, "client: reply: %w", err)
-		}
-		if err := c.cfg.codec.UnmarshalPayload(env.GetPayload(), msg); err != nil {
-			return nil, protows.Errorf(protows.CodeInternal, "client: decode reply: %w", err)
-		}
-		call.replyMD = env.GetMetadata()
-		return msg, nil
+		return env, err
 	}
 }
 
@@ -119,6 +136,9 @@ func (c *Client) preparePayload(method string, req proto.Message) ([]byte, error
 type unaryResult struct {
 	env *protowsv1.Envelope
 	err error
+	// retry says that the server refused the call with unavailable, which
+	// an outbox call may send again.
+	retry bool
 }
 
 // unarySink is a unary call registered on a conn. Exactly one party sends
@@ -135,7 +155,7 @@ func (s *unarySink) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final 
 	case protowsv1.Kind_KIND_REPLY:
 		r.env = env
 	case protowsv1.Kind_KIND_ERROR:
-		r.err = wireerr.FromWire(env.GetError())
+		r.err = wireerr.FromWire(cn.codec, env.GetError())
 	default:
 		r.err = protows.Errorf(protows.CodeInternal, "client: server sent %s for a unary call", env.GetKind())
 	}
@@ -157,7 +177,7 @@ func (cn *conn) unary(ctx context.Context, method string, payload []byte, md map
 	if err != nil {
 		return nil, err
 	}
-	b, err := cn.encode(cn.request(id, method, payload, md))
+	b, err := cn.encode(cn.unaryRequest(ctx, id, method, payload, md, ""))
 	if err == nil {
 		err = cn.send(ctx, b)
 	}

@@ -36,6 +36,7 @@ type Client struct {
 	refusal string     // why the server refused the token last, likewise
 	rtt     atomic.Int64
 	slots   chan struct{} // one element per call in flight (WithMaxInFlight)
+	outbox  outbox        // calls with an idempotency key (outbox.go)
 
 	mu      sync.Mutex
 	state   State
@@ -253,6 +254,7 @@ func (c *Client) attach(cn *conn) {
 	for _, s := range streams {
 		s.open(c.ctx, cn)
 	}
+	c.flushOutbox(cn)
 }
 
 // detach forgets the ended connection cn and settles its calls.

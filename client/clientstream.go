@@ -367,10 +367,10 @@ func (f *flowCall) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final b
 		if !f.bidi {
 			end = protows.Errorf(protows.CodeInternal, "client: server sent STREAM_END for the client stream %s", f.method)
 		} else if env.GetError() != nil {
-			end = wireerr.FromWire(env.GetError())
+			end = wireerr.FromWire(cn.codec, env.GetError())
 		}
 	case protowsv1.Kind_KIND_ERROR:
-		end = wireerr.FromWire(env.GetError())
+		end = wireerr.FromWire(cn.codec, env.GetError())
 	default:
 		end = protows.Errorf(protows.CodeInternal, "client: server sent %s for %s", env.GetKind(), f.method)
 	}

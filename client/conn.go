@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -236,12 +237,45 @@ func (cn *conn) sendControl(env *protowsv1.Envelope) {
 // binary codec, the name with the text codec (docs/PROTOCOL.md, section 3.2).
 func (cn *conn) request(id uint32, method string, payload []byte, md map[string]string) *protowsv1.Envelope {
 	env := &protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REQUEST, Payload: payload, Metadata: md}
+	cn.nameMethod(env, method)
+	return env
+}
+
+// unaryRequest builds the REQUEST of a unary call: request's, with the
+// call's idempotency key and the time left before ctx's deadline
+// (docs/PROTOCOL.md, sections 3.7 and 3.8).
+func (cn *conn) unaryRequest(ctx context.Context, id uint32, method string, payload []byte, md map[string]string, key string) *protowsv1.Envelope {
+	env := cn.request(id, method, payload, md)
+	env.IdempotencyKey = key
+	env.TimeoutMs = timeoutMs(ctx)
+	return env
+}
+
+// timeoutMs returns the time left before ctx's deadline in milliseconds,
+// rounded up (at least 1, at most the field's range), or 0 without a
+// deadline.
+func timeoutMs(ctx context.Context) uint32 {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	left := time.Until(dl)
+	switch {
+	case left <= time.Millisecond:
+		return 1
+	case left >= time.Duration(math.MaxUint32)*time.Millisecond:
+		return math.MaxUint32
+	}
+	return uint32((left + time.Millisecond - 1) / time.Millisecond)
+}
+
+// nameMethod names method in env as the codec does.
+func (cn *conn) nameMethod(env *protowsv1.Envelope, method string) {
 	if cn.codec.Binary() {
 		env.MethodId = protows.MethodID(method)
 	} else {
 		env.Method = method
 	}
-	return env
 }
 
 func (cn *conn) readLoop() {
@@ -319,7 +353,7 @@ func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 			if env.GetKind() == protowsv1.Kind_KIND_ERROR {
 				// Not about a call: the reason for the close that follows.
 				cn.mu.Lock()
-				cn.serverErr = wireerr.FromWire(env.GetError())
+				cn.serverErr = wireerr.FromWire(cn.codec, env.GetError())
 				cn.mu.Unlock()
 			}
 			return true

@@ -6,3 +6,10 @@ var WithRand = withRand
 // WithNetDial replaces the dialing of TCP connections, for tests on an
 // in-memory network.
 var WithNetDial = withNetDial
+
+// OutboxLen returns the number of calls in c's outbox.
+func OutboxLen(c *Client) int {
+	c.outbox.mu.Lock()
+	defer c.outbox.mu.Unlock()
+	return len(c.outbox.entries)
+}

@@ -32,6 +32,12 @@ type Call struct {
 	newRes  func() (proto.Message, error)
 }
 
+// IdempotencyKey returns the key of a call made with ExactlyOnce or
+// WithIdempotencyKey, "" for other calls. It is chosen once per call, before
+// the interceptors: an interceptor that calls next again sends the same
+// call, which the server runs once.
+func (c *Call) IdempotencyKey() string { return c.cc.key }
+
 // Metadata returns the request's metadata (WithMetadata, plus what
 // interceptors set). The map must not be modified: use SetMetadata.
 func (c *Call) Metadata() map[string]string { return c.md }

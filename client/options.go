@@ -232,6 +232,8 @@ func (f callOptionFunc) applyCall(c *callConfig) { f(c) }
 
 type callConfig struct {
 	idempotent    bool
+	exactlyOnce   bool
+	key           string
 	noResubscribe bool
 	metadata      map[string]string
 	replyMD       *map[string]string
@@ -254,6 +256,31 @@ func newCallConfig(opts []CallOption) callConfig {
 // retried: the outcome of a call in flight during a drop is unknown.
 func Idempotent() CallOption {
 	return callOptionFunc(func(c *callConfig) { c.idempotent = true })
+}
+
+// ExactlyOnce makes a unary call survive reconnects with an exactly-once
+// effect (docs/PROTOCOL.md, section 3.7). The call gets a random
+// idempotency key and waits in the client's outbox until it is answered or
+// ctx ends: it is sent when the client is connected, and sent again, with
+// the same key, on the next connection whenever the connection drops before
+// the answer came; calls are sent in the order they were made. The server
+// runs the handler once per key and answers every send with that run's
+// outcome, within its window (24 h and 100,000 keys by default). An ERROR
+// unavailable (a draining or overloaded server) sends the call again after
+// a backoff delay, up to 3 times. Give the call a deadline: without one it
+// waits for an answer as long as the client lives.
+func ExactlyOnce() CallOption {
+	return callOptionFunc(func(c *callConfig) { c.exactlyOnce = true })
+}
+
+// WithIdempotencyKey is ExactlyOnce with the given key instead of a random
+// one: for an application that keeps the key itself (with the request, in
+// durable storage) so that a call survives a restart of the client too.
+// The key must be fresh for each logical call, 1 to 128 characters of
+// printable ASCII; the server refuses (CodeFailedPrecondition) a key it
+// knows with another request.
+func WithIdempotencyKey(key string) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.exactlyOnce, c.key = true, key })
 }
 
 // NoResubscribe makes a server stream end with CodeUnavailable when the

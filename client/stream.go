@@ -363,10 +363,10 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		return
 	case protowsv1.Kind_KIND_STREAM_END:
 		if env.GetError() != nil {
-			end = wireerr.FromWire(env.GetError())
+			end = wireerr.FromWire(s.cl.cfg.codec, env.GetError())
 		}
 	case protowsv1.Kind_KIND_ERROR:
-		end = wireerr.FromWire(env.GetError())
+		end = wireerr.FromWire(s.cl.cfg.codec, env.GetError())
 	default:
 		end = protows.Errorf(protows.CodeInternal, "client: server sent %s for a stream", env.GetKind())
 	}

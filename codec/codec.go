@@ -78,7 +78,10 @@ type Codec interface {
 	// payload is the empty message.
 	UnmarshalPayload(src []byte, m proto.Message) error
 	// AppendEnvelope appends the encoding of e as one element of a frame to
-	// dst. e.Payload must already be in this codec's encoding.
+	// dst. e.Payload must already be in this codec's encoding, and so must
+	// the value of each of e.Error.Details: the message's Protobuf bytes
+	// for a binary codec, the protojson object of the whole Any ("@type"
+	// included) for the JSON codec.
 	AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error)
 	// AppendFrameParts appends a frame made of the given envelopes, each
 	// encoded (by AppendEnvelope or AppendStreamMessage) and held in parts
@@ -86,8 +89,9 @@ type Codec interface {
 	// It panics when given no envelope.
 	AppendFrameParts(dst []byte, elems []Parts) []byte
 	// DecodeFrame decodes a frame into its envelopes, in order. Envelope
-	// payloads stay in this codec's encoding and may alias src. It returns
-	// an error, never a panic, for malformed input.
+	// payloads and error details stay in this codec's encoding (see
+	// AppendEnvelope) and may alias src; no detail's type is resolved. It
+	// returns an error, never a panic, for malformed input.
 	DecodeFrame(src []byte) ([]*protowsv1.Envelope, error)
 }
 

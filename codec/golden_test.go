@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/protows/protows"
 	"github.com/protows/protows/codec"
@@ -17,6 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/vectors")
@@ -78,6 +81,18 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 	withErr := func(id uint32, k protowsv1.Kind, code protowsv1.Code, msg string) *protowsv1.Envelope {
 		return &protowsv1.Envelope{Id: id, Kind: k, Error: &protowsv1.Error{Code: code, Message: msg}}
 	}
+	// An error detail is held in the codec's encoding, as a payload is:
+	// Protobuf bytes in an Any, or the Any's protojson object.
+	detail := func(m proto.Message) *anypb.Any {
+		a := &anypb.Any{}
+		if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+			t.Fatal(err)
+		}
+		if c.Binary() {
+			return a
+		}
+		return &anypb.Any{TypeUrl: a.GetTypeUrl(), Value: payload(a)}
+	}
 	return map[string][]*protowsv1.Envelope{
 		"request":       {request(1, token)},
 		"request_empty": {request(2, &protowsv1.AuthenticateRequest{})},
@@ -86,7 +101,26 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			e.Metadata = map[string]string{"x-trace": "abc", "accept-language": "fr", "b": ""}
 			return e
 		}()},
-		"request_large":      {request(4, large)},
+		"request_large": {request(4, large)},
+		// A call that may be sent more than once (docs/PROTOCOL.md,
+		// section 3.7) and must end within 1.5 s (section 3.8).
+		"request_idempotent": {func() *protowsv1.Envelope {
+			e := request(11, token)
+			e.IdempotencyKey = "4f8e2c1a-9b3d-4e6f-a1c2-7d5e9f0b3a68"
+			e.TimeoutMs = 1500
+			return e
+		}()},
+		// An error with typed details (section 8.1): a well-known type,
+		// whose JSON form in an Any is {"@type":...,"value":...}, and an
+		// ordinary message.
+		"error_details": {func() *protowsv1.Envelope {
+			e := withErr(12, protowsv1.Kind_KIND_ERROR, protowsv1.Code_CODE_RESOURCE_EXHAUSTED, "quota « salon » exceeded")
+			e.Error.Details = []*anypb.Any{
+				detail(durationpb.New(1500 * time.Millisecond)),
+				detail(&protowsv1.AuthenticateResponse{Subject: "alice", ExpiresAt: 1795000000}),
+			}
+			return e
+		}()},
 		"reply":              {{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(reply)}},
 		"reply_unicode":      {{Id: 5, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(unicode)}},
 		"stream_message":     {{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply)}},
@@ -218,7 +252,7 @@ func TestGoldenVectors(t *testing.T) {
 			}
 			fv := frameVector{Name: name, Codec: c.Name(), File: fileName(name, c)}
 			for _, e := range envs {
-				b, err := protojson.MarshalOptions{}.Marshal(e)
+				b, err := protojson.MarshalOptions{}.Marshal(neutral(t, c, e))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -268,6 +302,25 @@ func TestGoldenVectors(t *testing.T) {
 	if !bytes.Equal(indexJSON, want) {
 		t.Errorf("%s is stale: run go test ./codec -run TestGoldenVectors -update", indexPath)
 	}
+}
+
+// neutral returns e as index.json describes it, independent of the codec:
+// error details in their Protobuf form, which protojson writes as the
+// protojson form of an Any.
+func neutral(t *testing.T, c codec.Codec, e *protowsv1.Envelope) *protowsv1.Envelope {
+	t.Helper()
+	if c.Binary() || len(e.GetError().GetDetails()) == 0 {
+		return e
+	}
+	e = proto.Clone(e).(*protowsv1.Envelope)
+	for i, d := range e.Error.Details {
+		a := &anypb.Any{}
+		if err := protojson.Unmarshal(d.GetValue(), a); err != nil {
+			t.Fatal(err)
+		}
+		e.Error.Details[i] = a
+	}
+	return e
 }
 
 func compactJSON(t *testing.T, b []byte) json.RawMessage {

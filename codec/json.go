@@ -73,12 +73,17 @@ type jsonEnvelope struct {
 	// numbers are exact.
 	Seq uint64 `json:"seq,omitempty"`
 	// Credit is flow control's window or grant (REQUEST, CREDIT).
-	Credit uint32 `json:"credit,omitempty"`
+	Credit         uint32 `json:"credit,omitempty"`
+	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	TimeoutMs      uint32 `json:"timeoutMs,omitempty"`
 }
 
 type jsonError struct {
 	Code    protows.Code `json:"code,omitempty"`
 	Message string       `json:"message,omitempty"`
+	// Details are the protojson forms of google.protobuf.Any, held in
+	// each Any's value (see AppendEnvelope).
+	Details []json.RawMessage `json:"details,omitempty"`
 }
 
 func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, error) {
@@ -90,6 +95,9 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 		Metadata: e.GetMetadata(),
 		Seq:      e.GetSeq(),
 		Credit:   e.GetCredit(),
+
+		IdempotencyKey: e.GetIdempotencyKey(),
+		TimeoutMs:      e.GetTimeoutMs(),
 	}
 	if k := e.GetKind(); k != protowsv1.Kind_KIND_UNSPECIFIED {
 		name, ok := kindNames[k]
@@ -100,6 +108,15 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 	}
 	if w := e.GetError(); w != nil {
 		je.Error = &jsonError{Code: protows.Code(w.GetCode()), Message: w.GetMessage()}
+		for i, d := range w.GetDetails() {
+			// A detail is held as a payload is, in the codec's encoding:
+			// its value is the JSON object, "@type" included, that goes
+			// on the wire.
+			if v := bytes.TrimLeft(d.GetValue(), " \t\r\n"); len(v) == 0 || v[0] != '{' {
+				return dst, fmt.Errorf("codec: error detail %d is not a JSON object", i)
+			}
+			je.Error.Details = append(je.Error.Details, d.GetValue())
+		}
 	}
 	start := len(dst)
 	buf := bytes.NewBuffer(dst)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/protows/protows"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // The JSON frame decoder is a single pass over the frame, written by hand
@@ -476,13 +477,14 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 		return e, s.skipValue()
 	}
 	var (
-		id, methodID, seq, credit uint64
-		kind                      string
-		payload                   []byte
-		hasErr                    bool
-		werr                      struct {
+		id, methodID, seq, credit, timeout uint64
+		kind                               string
+		payload                            []byte
+		hasErr                             bool
+		werr                               struct {
 			code    protows.Code
 			message string
+			details []*anypb.Any
 		}
 	)
 	err := s.object(func(k []byte) error {
@@ -512,7 +514,7 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			case '{':
 			case 'n':
 				hasErr = false
-				werr.code, werr.message = 0, ""
+				werr.code, werr.message, werr.details = 0, "", nil
 				return s.literal("null")
 			default:
 				return s.typeErr("error")
@@ -524,6 +526,8 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 					return s.code(&werr.code)
 				case keyIs(k, "message"):
 					return s.string("message", &werr.message)
+				case keyIs(k, "details"):
+					return s.details(&werr.details)
 				}
 				return s.skipValue()
 			})
@@ -551,13 +555,17 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			return s.uint("seq", 64, &seq)
 		case keyIs(k, "credit"):
 			return s.uint("credit", 32, &credit)
+		case keyIs(k, "idempotencyKey"):
+			return s.string("idempotencyKey", &e.IdempotencyKey)
+		case keyIs(k, "timeoutMs"):
+			return s.uint("timeoutMs", 32, &timeout)
 		}
 		return s.skipValue()
 	})
 	if err != nil {
 		return nil, err
 	}
-	e.Id, e.MethodId, e.Seq, e.Credit = uint32(id), uint32(methodID), seq, uint32(credit)
+	e.Id, e.MethodId, e.Seq, e.Credit, e.TimeoutMs = uint32(id), uint32(methodID), seq, uint32(credit), uint32(timeout)
 	if kind != "" {
 		k, ok := kindValues[kind]
 		if !ok {
@@ -567,9 +575,71 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 	}
 	e.Payload = payload
 	if hasErr {
-		e.Error = &protowsv1.Error{Code: protowsv1.Code(werr.code), Message: werr.message}
+		e.Error = &protowsv1.Error{Code: protowsv1.Code(werr.code), Message: werr.message, Details: werr.details}
 	}
 	return e, nil
+}
+
+// details reads the "details" of an error: an array of objects, each the
+// protojson form of a google.protobuf.Any, or null. Each becomes an Any
+// whose type URL is its "@type" and whose value is the object itself,
+// aliasing the frame: the codec does not resolve types, so a detail of a
+// type the receiver does not know decodes as well as any other. A second
+// "details" replaces the first, as encoding/json does with a slice.
+func (s *jsonScanner) details(dst *[]*anypb.Any) error {
+	switch s.peek() {
+	case '[':
+	case 'n':
+		*dst = nil
+		return s.literal("null")
+	default:
+		return s.typeErr("details")
+	}
+	if err := s.push(); err != nil {
+		return err
+	}
+	s.pos++
+	*dst = nil
+	if s.peek() == ']' {
+		s.pos++
+		s.depth--
+		return nil
+	}
+	for {
+		if s.peek() != '{' {
+			s.setSem(errors.New("codec: bad envelope: an error detail is not an object"))
+			if err := s.skipValue(); err != nil {
+				return err
+			}
+		} else {
+			start := s.pos
+			var typeURL string
+			err := s.object(func(k []byte) error {
+				if keyIs(k, "@type") {
+					return s.string("@type", &typeURL)
+				}
+				return s.skipValue()
+			})
+			if err != nil {
+				return err
+			}
+			if typeURL == "" {
+				s.setSem(errors.New("codec: bad envelope: an error detail has no \"@type\""))
+			} else {
+				*dst = append(*dst, &anypb.Any{TypeUrl: typeURL, Value: s.src[start:s.pos:s.pos]})
+			}
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			s.depth--
+			return nil
+		default:
+			return s.syntaxErr("want comma or end of array")
+		}
+	}
 }
 
 // code reads an error code: its name as a JSON string (protows.Code's text

@@ -65,6 +65,14 @@ func TestJSONDecodeFrameSameAsStd(t *testing.T) {
 		`{"error":5}`, `{"error":[]}`, `{"error":{"Code":"internal","x":[1]}}`,
 		`{"metadata":{}}`, `{"metadata":null}`, `{"metadata":{"a":"1","b":null}}`, `{"metadata":{"a":"1"},"metadata":{"b":"2"}}`,
 		`{"metadata":{"a":"1"},"metadata":null}`, `{"metadata":{"a":1}}`, `{"metadata":[]}`, `{"metadata":{"\u00e9":"x","a":"1","a":"2"}}`,
+		`{"idempotencyKey":"k-1"}`, `{"idempotencyKey":""}`, `{"idempotencyKey":null}`, `{"idempotencyKey":5}`, `{"IDEMPOTENCYKEY":"a","idempotencykey":"b"}`,
+		`{"timeoutMs":1500}`, `{"timeoutMs":4294967295}`, `{"timeoutMs":4294967296}`, `{"timeoutMs":-1}`, `{"timeoutMs":1.5}`, `{"timeoutMs":"1"}`, `{"timeoutMs":null}`,
+		`{"error":{"details":[]}}`, `{"error":{"details":null}}`, `{"error":{"details":{}}}`, `{"error":{"details":[null]}}`, `{"error":{"details":[5]}}`,
+		`{"error":{"details":[{}]}}`, `{"error":{"details":[{"@type":""}]}}`, `{"error":{"details":[{"@type":null}]}}`, `{"error":{"details":[{"@type":7}]}}`,
+		`{"error":{"details":[{"@type":"type.googleapis.com/a.B","x":[1,{"y":null}]}]}}`, `{"error":{"details":[ { "@TYPE" : "u/a.B" , "z":1 } ]}}`,
+		`{"error":{"details":[{"@type":"u/a.B","@type":"u/c.D"}]}}`, `{"error":{"details":[{"@type":"u/a.B","@type":null}]}}`,
+		`{"error":{"details":[{"@type":"u/a.B"}]},"error":{"code":"aborted"}}`, `{"error":{"details":[{"@type":"u/a.B"}],"details":[{"@type":"u/c.D"}]}}`,
+		`{"error":{"details":[{"@type":"u/a.B"}]},"error":null,"error":{"message":"m"}}`, `{"error":{"details":[{"@type":"u/a.B"},]}}`, `{"error":{"details":[{"@type":"u/a.B"}}}`,
 		`{"unknown":{"deep":[1,2,{"x":null}]},"id":3}`, `{"unknown":}`, `{"a" 1}`, `{"a":1 "b":2}`, `{1:2}`,
 		`[` + deep(9998) + `]`, `[` + deep(9999) + `]`, `[` + deep(10000) + `]`,
 		`{"payload":` + deep(9998) + `}`, `{"payload":` + deep(9999) + `}`, `{"payload":` + deep(10000) + `}`,
@@ -115,6 +123,7 @@ func FuzzJSONDecodeFrameSameAsStd(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`[{"ID":1,"error":{"code":"aborted"},"metadata":{"a":null}},null]`))
+	f.Add([]byte(`{"id":2,"kind":"request","method":"/a.B/C","idempotencyKey":"k","timeoutMs":9,"error":{"details":[{"@type":"u/a.B","x":1},{"@type":"u/c.D"}]}}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		checkSameAsStd(t, frame)
 	})

@@ -3,9 +3,11 @@ package codec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // decodeFrameStd is the JSON frame decoder built on encoding/json that
@@ -57,6 +59,9 @@ func decodeJSONEnvelopeStd(src []byte) (*protowsv1.Envelope, error) {
 		Metadata: je.Metadata,
 		Seq:      je.Seq,
 		Credit:   je.Credit,
+
+		IdempotencyKey: je.IdempotencyKey,
+		TimeoutMs:      je.TimeoutMs,
 	}
 	if je.Kind != "" {
 		k, ok := kindValues[je.Kind]
@@ -70,6 +75,21 @@ func decodeJSONEnvelopeStd(src []byte) (*protowsv1.Envelope, error) {
 	}
 	if je.Error != nil {
 		e.Error = &protowsv1.Error{Code: protowsv1.Code(je.Error.Code), Message: je.Error.Message}
+		for _, raw := range je.Error.Details {
+			var head struct {
+				Type string `json:"@type"`
+			}
+			if raw[0] != '{' {
+				return nil, errors.New("codec: bad envelope: an error detail is not an object")
+			}
+			if err := json.Unmarshal(raw, &head); err != nil {
+				return nil, fmt.Errorf("codec: bad envelope: %w", err)
+			}
+			if head.Type == "" {
+				return nil, errors.New("codec: bad envelope: an error detail has no \"@type\"")
+			}
+			e.Error.Details = append(e.Error.Details, &anypb.Any{TypeUrl: head.Type, Value: raw})
+		}
 	}
 	return e, nil
 }

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,7 +42,9 @@ func newCaseRun(ctx context.Context, c *Case, codecName string) *caseRun {
 	cd := Codecs[codecName]
 	return &caseRun{
 		ctx: ctx, c: c, codecName: codecName, codec: cd,
-		vars:  map[string]any{"codec": codecName, "subprotocol": cd.Name()},
+		// key is an idempotency key fresh for each run of the case, so that
+		// runs against one server do not share it (PROTOCOL.md section 3.7).
+		vars:  map[string]any{"codec": codecName, "subprotocol": cd.Name(), "key": rand.Text()},
 		log:   newTranscript(),
 		peers: map[string]*peer{},
 	}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Codecs are the codecs a case runs in, by their short names.
@@ -81,7 +82,7 @@ func kindName(k protowsv1.Kind) string {
 // envelopeKeys are the keys of an envelope in a case; "type" (the payload's
 // message type) and "methodForm" ("id", "name", "both": how a REQUEST names
 // its method; default: as the codec's clients do) are the case's own.
-var envelopeKeys = []string{"id", "kind", "method", "methodId", "payload", "payloadHex", "error", "metadata", "seq", "credit", "type", "methodForm"}
+var envelopeKeys = []string{"id", "kind", "method", "methodId", "payload", "payloadHex", "error", "metadata", "seq", "credit", "idempotencyKey", "timeoutMs", "type", "methodForm"}
 
 // buildEnvelope turns a case envelope (already substituted) into an
 // Envelope of codec c. calls records the method of each REQUEST's id.
@@ -185,6 +186,15 @@ func buildEnvelope(m map[string]any, c codec.Codec, calls map[uint32]string) (*p
 			e.Error.Code = protowsv1.Code(n)
 		}
 		e.Error.Message, _ = v["message"].(string)
+		if ds, ok := v["details"].([]any); ok {
+			for i, d := range ds {
+				a, err := encodeDetail(d, c)
+				if err != nil {
+					return nil, fmt.Errorf("error detail %d: %w", i, err)
+				}
+				e.Error.Details = append(e.Error.Details, a)
+			}
+		}
 	}
 	if v, ok := m["metadata"].(map[string]any); ok {
 		e.Metadata = map[string]string{}
@@ -204,7 +214,58 @@ func buildEnvelope(m map[string]any, c codec.Codec, calls map[uint32]string) (*p
 			return nil, fmt.Errorf("credit: %w", err)
 		}
 	}
+	if v, ok := m["idempotencyKey"]; ok {
+		if e.IdempotencyKey, ok = v.(string); !ok {
+			return nil, fmt.Errorf("idempotencyKey: not a string")
+		}
+	}
+	if v, ok := m["timeoutMs"]; ok {
+		if e.TimeoutMs, err = toUint32(v); err != nil {
+			return nil, fmt.Errorf("timeoutMs: %w", err)
+		}
+	}
 	return e, nil
+}
+
+// encodeDetail encodes a case's error detail, the protojson form of a
+// google.protobuf.Any, in codec c (docs/PROTOCOL.md, section 8.1): an Any
+// of Protobuf bytes, or an Any whose value is the object itself.
+func encodeDetail(d any, c codec.Codec) (*anypb.Any, error) {
+	js, err := marshalJSON(d)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Binary() {
+		obj, _ := d.(map[string]any)
+		url, _ := obj["@type"].(string)
+		return &anypb.Any{TypeUrl: url, Value: js}, nil
+	}
+	a := &anypb.Any{}
+	if err := protojson.Unmarshal(js, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// detailForm is the case form of a received error detail: its protojson
+// object, or {"@type": ..., "$hex": ...} for a Protobuf detail of a type
+// the runner does not know.
+func detailForm(a *anypb.Any, c codec.Codec) any {
+	var js []byte
+	if c.Binary() {
+		b, err := protojson.Marshal(a)
+		if err != nil {
+			return map[string]any{"@type": a.GetTypeUrl(), "$hex": hex.EncodeToString(a.GetValue())}
+		}
+		js = b
+	} else {
+		js = a.GetValue()
+	}
+	var v any
+	if err := json.Unmarshal(js, &v); err != nil {
+		return map[string]any{"@type": a.GetTypeUrl(), "$hex": hex.EncodeToString(a.GetValue())}
+	}
+	return v
 }
 
 // encodePayload encodes a case payload (a JSON value) in codec c. The JSON
@@ -282,7 +343,21 @@ func envelopeForm(e *protowsv1.Envelope, c codec.Codec, calls map[uint32]string)
 		m["payload"] = payloadForm(e.GetPayload(), mt, c)
 	}
 	if w := e.GetError(); w != nil {
-		m["error"] = map[string]any{"code": protows.Code(w.GetCode()).String(), "message": w.GetMessage()}
+		em := map[string]any{"code": protows.Code(w.GetCode()).String(), "message": w.GetMessage()}
+		if len(w.GetDetails()) > 0 {
+			ds := make([]any, len(w.GetDetails()))
+			for i, a := range w.GetDetails() {
+				ds[i] = detailForm(a, c)
+			}
+			em["details"] = ds
+		}
+		m["error"] = em
+	}
+	if k := e.GetIdempotencyKey(); k != "" {
+		m["idempotencyKey"] = k
+	}
+	if t := e.GetTimeoutMs(); t != 0 {
+		m["timeoutMs"] = float64(t)
 	}
 	if len(e.GetMetadata()) > 0 {
 		md := map[string]any{}

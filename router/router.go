@@ -228,7 +228,7 @@ func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)
 	}
-	newReq, err := messageTypes[Req, Res]()
+	newReq, newRes, err := messageTypes[Req, Res]()
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
@@ -242,7 +242,7 @@ func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context
 		}
 		return any(res).(proto.Message), nil
 	}
-	return r.register(method, methodKind{}, newReq, inner, opts)
+	return r.register(method, methodKind{}, newReq, newRes, inner, opts)
 }
 
 // HandleServerStream registers a server-streaming handler for method. *Req
@@ -252,7 +252,7 @@ func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)
 	}
-	newReq, err := messageTypes[Req, Res]()
+	newReq, newRes, err := messageTypes[Req, Res]()
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
@@ -260,7 +260,7 @@ func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.
 		bindContext(call, ctx)
 		return nil, fn(ctx, any(call.Request).(*Req), newTypedStream[Res](call.Stream))
 	}
-	return r.register(method, methodKind{server: true}, newReq, inner, opts)
+	return r.register(method, methodKind{server: true}, newReq, newRes, inner, opts)
 }
 
 // HandleClientStream registers a client-streaming handler for method. *Req
@@ -272,7 +272,7 @@ func HandleClientStream[Req, Res any](r *Router, method string, fn func(context.
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)
 	}
-	newReq, err := messageTypes[Req, Res]()
+	newReq, newRes, err := messageTypes[Req, Res]()
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
@@ -287,7 +287,7 @@ func HandleClientStream[Req, Res any](r *Router, method string, fn func(context.
 		}
 		return any(res).(proto.Message), nil
 	}
-	return r.register(method, methodKind{client: true}, newReq, inner, opts)
+	return r.register(method, methodKind{client: true}, newReq, newRes, inner, opts)
 }
 
 // HandleBidiStream registers a bidirectional handler for method. *Req and
@@ -298,7 +298,7 @@ func HandleBidiStream[Req, Res any](r *Router, method string, fn func(context.Co
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)
 	}
-	newReq, err := messageTypes[Req, Res]()
+	newReq, newRes, err := messageTypes[Req, Res]()
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
@@ -306,22 +306,23 @@ func HandleBidiStream[Req, Res any](r *Router, method string, fn func(context.Co
 		bindContext(call, ctx)
 		return nil, fn(ctx, newBidiStream[Req, Res](call.Receiver, call.Stream))
 	}
-	return r.register(method, methodKind{server: true, client: true}, newReq, inner, opts)
+	return r.register(method, methodKind{server: true, client: true}, newReq, newRes, inner, opts)
 }
 
 // methodKind says which sides of a method stream.
 type methodKind struct{ server, client bool }
 
-// messageTypes checks that *Req and *Res are messages and returns a
-// constructor of *Req.
-func messageTypes[Req, Res any]() (func() proto.Message, error) {
+// messageTypes checks that *Req and *Res are messages and returns their
+// constructors.
+func messageTypes[Req, Res any]() (newReq, newRes func() proto.Message, err error) {
 	if _, ok := any(new(Req)).(proto.Message); !ok {
-		return nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Req))
+		return nil, nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Req))
 	}
 	if _, ok := any(new(Res)).(proto.Message); !ok {
-		return nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Res))
+		return nil, nil, fmt.Errorf("%w: %T", ErrNotProtoMessage, new(Res))
 	}
-	return func() proto.Message { return any(new(Req)).(proto.Message) }, nil
+	return func() proto.Message { return any(new(Req)).(proto.Message) },
+		func() proto.Message { return any(new(Res)).(proto.Message) }, nil
 }
 
 // enqueuer is the part of transport.Call that the streams of calls pass
@@ -470,7 +471,7 @@ func (s callStream) Codec() codec.Codec { return s.call.Codec() }
 
 func (s callStream) EnqueueParts(p codec.Parts) error { return s.call.EnqueueParts(p) }
 
-func (r *Router) register(method string, kind methodKind, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
+func (r *Router) register(method string, kind methodKind, newReq, newRes func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
 	if !protows.ValidMethodName(method) {
 		return fmt.Errorf("%w: %q", ErrInvalidMethod, method)
 	}
@@ -505,6 +506,7 @@ func (r *Router) register(method string, kind methodKind, newReq func() proto.Me
 		ServerStream: kind.server,
 		ClientStream: kind.client,
 		NewRequest:   newReq,
+		NewResponse:  newRes,
 		Serve: func(ctx context.Context, tc *transport.Call, req proto.Message) (proto.Message, error) {
 			call := &Call{Method: method, ServerStream: kind.server, ClientStream: kind.client, Request: req}
 			b := &binding{ctx: ctx}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/protows/protows/codec"
+	"github.com/protows/protows/dedupe"
 )
 
 // Defaults of the protocol's limits table (docs/PROTOCOL.md, section 11).
@@ -246,6 +247,14 @@ type Config struct {
 	// keep idle connections small.
 	ConnMetadata func(*http.Request) map[string]string
 
+	// Dedupe is the window of idempotency keys (docs/PROTOCOL.md, section
+	// 3.6): where the outcomes of calls made with a key are kept, so that
+	// a repeated send of such a call gets the first outcome instead of
+	// running the handler again. Nil means a dedupe.Memory of this server
+	// with the default bounds; a cluster whose clients may reconnect to
+	// another node shares one window (dedupe/natsdedupe).
+	Dedupe dedupe.Store
+
 	// Logger receives the server's structured logs. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -309,6 +318,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Dedupe == nil {
+		c.Dedupe = dedupe.NewMemory(dedupe.MemoryConfig{})
 	}
 	if c.Metrics == nil {
 		c.Metrics = NopMetrics{}

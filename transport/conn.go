@@ -406,6 +406,20 @@ func (c *Conn) internalError(e *protowsv1.Envelope, err error) {
 	c.closeLocked(protows.CloseInternalError, "internal error", true)
 }
 
+// cancelCalls cancels the contexts of the calls in flight, those of keyed
+// calls included, which do not end with the connection's context.
+func (c *Conn) cancelCalls() {
+	c.mu.Lock()
+	calls := make([]*Call, 0, len(c.calls))
+	for _, call := range c.calls {
+		calls = append(calls, call)
+	}
+	c.mu.Unlock()
+	for _, call := range calls {
+		call.cancel()
+	}
+}
+
 func (c *Conn) forgetCall(id uint32) {
 	c.mu.Lock()
 	delete(c.calls, id)

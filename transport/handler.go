@@ -38,6 +38,11 @@ type Method struct {
 	// NewRequest returns an empty request message to decode into: the
 	// REQUEST's payload, or each of the client's stream messages.
 	NewRequest func() proto.Message
+	// NewResponse returns an empty response message of a unary method. It
+	// is needed only to answer a call with an idempotency key whose first
+	// outcome was kept in the other codec (docs/PROTOCOL.md, section 3.7);
+	// without it such a call gets ERROR internal.
+	NewResponse func() proto.Message
 	// Serve runs one call on its own goroutine with the decoded request
 	// (nil for a method whose client streams). A unary or client-streaming
 	// method returns the reply message; a method whose server streams
@@ -78,6 +83,10 @@ type Call struct {
 	metadata map[string]string
 	ctx      context.Context // the call's context: cancelled with cancel
 	cancel   context.CancelFunc
+	key      string // the idempotency key, "" for none
+	// stopDeadline stops the watch of the call's timeout (timeout_ms);
+	// nil without one.
+	stopDeadline func() bool
 
 	mu      sync.Mutex
 	ended   bool
@@ -119,6 +128,10 @@ func (c *Call) Conn() *Conn { return c.conn }
 // Codec returns the codec of the call's connection, the one Enqueue's
 // envelopes must be encoded with.
 func (c *Call) Codec() codec.Codec { return c.conn.codec }
+
+// IdempotencyKey returns the REQUEST's idempotency key, "" when it has
+// none (docs/PROTOCOL.md, section 3.7).
+func (c *Call) IdempotencyKey() string { return c.key }
 
 // Metadata returns the REQUEST's metadata. The map must not be modified.
 func (c *Call) Metadata() map[string]string { return c.metadata }
@@ -247,11 +260,11 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	case c.method.ServerStream:
 		env.Kind = protowsv1.Kind_KIND_STREAM_END
 		if err != nil {
-			env.Error = wireerr.ToWire(err)
+			env.Error = wireerr.ToWire(c.conn.codec, err)
 		}
 	case err != nil:
 		env.Kind = protowsv1.Kind_KIND_ERROR
-		env.Error = wireerr.ToWire(err)
+		env.Error = wireerr.ToWire(c.conn.codec, err)
 	default:
 		env.Kind = protowsv1.Kind_KIND_REPLY
 		env.Metadata = md
@@ -260,12 +273,19 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 			if perr != nil {
 				env.Kind = protowsv1.Kind_KIND_ERROR
 				env.Metadata = nil
-				env.Error = wireerr.ToWire(protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
+				env.Error = wireerr.ToWire(c.conn.codec, protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
 			} else {
 				env.Payload = payload
 			}
 		}
 	}
+	c.sendEnd(env, wait)
+	return true
+}
+
+// sendEnd queues env, the terminal envelope of the call, which was just
+// marked ended, waiting for room in the send queue when wait is set.
+func (c *Call) sendEnd(env *protowsv1.Envelope, wait bool) {
 	elem, eerr := c.conn.codec.AppendEnvelope(nil, env)
 	if eerr != nil {
 		// What the handler produced does not encode (reply metadata that
@@ -279,17 +299,23 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		}
 		if elem, eerr = c.conn.codec.AppendEnvelope(nil, env); eerr != nil {
 			c.conn.internalError(env, eerr) // only a broken codec gets here: 1011
-			return true
+			return
 		}
 	}
 	c.conn.answer(env, elem, wait)
-	return true
 }
 
 // runCall runs a handler on its own goroutine and sends its outcome.
 func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
 	defer c.handlerDone()
 	defer call.cancel()
+	if call.stopDeadline != nil {
+		defer call.stopDeadline()
+	}
+	if call.key != "" {
+		c.runKeyed(ctx, call, req)
+		return
+	}
 	start := time.Now()
 	res, err := c.serve(ctx, call, req)
 	call.end(res, err, true)

@@ -430,6 +430,17 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		c.sendError(id, protows.CodeUnimplemented, "unknown method "+name)
 		return true
 	}
+	key := e.GetIdempotencyKey()
+	if key != "" {
+		if m.ServerStream || m.ClientStream {
+			c.sendError(id, protows.CodeInvalidArgument, "idempotency keys are for unary calls: "+m.Name+" is a stream")
+			return true
+		}
+		if err := checkKey(key); err != nil {
+			c.sendError(id, protows.CodeInvalidArgument, err.Error())
+			return true
+		}
+	}
 	if inflight >= c.srv.cfg.MaxInFlight {
 		c.sendError(id, protows.CodeResourceExhausted, fmt.Sprintf("more than %d calls in flight", c.srv.cfg.MaxInFlight))
 		return true
@@ -455,13 +466,32 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		c.shed()
 		return true
 	}
-	ctx, cancel := context.WithCancel(&c.ctx)
-	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), cancel: cancel}
+	var parent context.Context = &c.ctx
+	if key != "" {
+		// A keyed call outlives its connection: its outcome waits in the
+		// window for the client's next send (docs/PROTOCOL.md, section
+		// 3.7). Shutdown's deadline still cancels it (cancelCalls).
+		parent = context.WithoutCancel(parent)
+	}
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+	)
+	ms := e.GetTimeoutMs()
+	if ms > 0 {
+		ctx, cancel = context.WithTimeout(parent, time.Duration(ms)*time.Millisecond)
+	} else {
+		ctx, cancel = context.WithCancel(parent)
+	}
+	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), cancel: cancel, key: key}
 	if credit > 0 && m.ServerStream {
 		call.flow, call.credit = true, int64(credit)
 	}
 	ctx = context.WithValue(ctx, callKey{}, call)
 	call.ctx = ctx
+	if ms > 0 {
+		c.watchDeadline(ctx, call, ms)
+	}
 	c.mu.Lock()
 	switch c.state {
 	case stateOpen:

@@ -20,8 +20,24 @@ func Echo() harness.Scenario {
 	return harness.Scenario{
 		Name: "echo", Impl: Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
 		NewServer: func(harness.Params) (harness.Server, error) { return NewServer() },
-		Connect:   connectEcho,
+		Connect: func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+			return connectEcho(ctx, url, p, nil)
+		},
 	}
+}
+
+// EchoKeyed is Echo with every call made with client.ExactlyOnce: a fresh
+// idempotency key per call, the client's outbox, and the server's
+// dedupe window (the in-memory default) looked up and filled on every
+// call. Its results beside Echo's are the cost of the key on the unary
+// path (docs/PROTOCOL.md, section 3.7).
+func EchoKeyed() harness.Scenario {
+	s := Echo()
+	s.Impl = Impl + "-keyed"
+	s.Connect = func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+		return connectEcho(ctx, url, p, []client.CallOption{client.ExactlyOnce()})
+	}
+	return s
 }
 
 type echoLoad struct {
@@ -29,9 +45,10 @@ type echoLoad struct {
 	req     *benchv1.EchoRequest
 	size    int
 	window  int
+	opts    []client.CallOption
 }
 
-func connectEcho(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+func connectEcho(ctx context.Context, url string, p harness.Params, opts []client.CallOption) (harness.Load, error) {
 	c, err := codecOf(p.Codec)
 	if err != nil {
 		return nil, err
@@ -45,7 +62,7 @@ func connectEcho(ctx context.Context, url string, p harness.Params) (harness.Loa
 	if err != nil {
 		return nil, err
 	}
-	return &echoLoad{clients: clients, req: req, size: len(b), window: p.Window()}, nil
+	return &echoLoad{clients: clients, req: req, size: len(b), window: p.Window(), opts: opts}, nil
 }
 
 func (l *echoLoad) Run(ctx context.Context, rec *harness.Recorder) error {
@@ -67,7 +84,7 @@ func (l *echoLoad) Run(ctx context.Context, rec *harness.Recorder) error {
 func (l *echoLoad) caller(ctx context.Context, bc *benchv1.BenchServiceClient, series *harness.Series) error {
 	for ctx.Err() == nil {
 		start := time.Now()
-		res, err := bc.Echo(context.Background(), l.req)
+		res, err := bc.Echo(context.Background(), l.req, l.opts...)
 		if err != nil {
 			return fmt.Errorf("protows echo: %w", err)
 		}

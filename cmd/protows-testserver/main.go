@@ -5,6 +5,9 @@
 //
 //	protows-testserver -addr 127.0.0.1:0 -auth jwt -static ./dist
 //
+// GET /runs?text=T answers with the number of times the Echo handler ran
+// for the text T (testservice.Runs), for tests of idempotency keys.
+//
 // With -reflection it serves the reflection service too, so that the
 // protows command lists, describes and calls the test service.
 //
@@ -76,7 +79,8 @@ func run() error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	r := router.New(router.WithLogger(logger))
+	runs := &testservice.Runs{}
+	r := router.New(router.WithLogger(logger), router.WithInterceptors(runs.Interceptor))
 	if err := testservice.Register(r); err != nil {
 		return err
 	}
@@ -119,6 +123,7 @@ func run() error {
 	mux.Handle("/ws", ws)
 	mux.Handle("GET /readyz", ws.ReadyHandler())
 	mux.Handle("GET /healthz", ws.LiveHandler())
+	mux.Handle("GET /runs", runs)
 	if *static != "" {
 		mux.Handle("/", http.FileServer(http.Dir(*static)))
 	}

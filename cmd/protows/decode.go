@@ -16,6 +16,7 @@ import (
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -271,7 +272,7 @@ func (d *decoder) envelope(c codec.Codec, env *protowsv1.Envelope) ([]byte, erro
 		}
 	}
 	if e := env.GetError(); e != nil {
-		key("error", map[string]string{"code": protows.Code(e.GetCode()).String(), "message": e.GetMessage()})
+		key("error", d.errorForm(c, e))
 	}
 	if md := env.GetMetadata(); len(md) > 0 {
 		key("metadata", md) // encoding/json sorts the keys
@@ -279,7 +280,51 @@ func (d *decoder) envelope(c codec.Codec, env *protowsv1.Envelope) ([]byte, erro
 	if env.GetSeq() != 0 {
 		key("seq", env.GetSeq())
 	}
+	if k := env.GetIdempotencyKey(); k != "" {
+		key("idempotencyKey", k)
+	}
+	if t := env.GetTimeoutMs(); t != 0 {
+		key("timeoutMs", t)
+	}
 	return append(append([]byte{'{'}, b.Bytes()...), '}'), nil
+}
+
+// errorForm is an error as the JSON codec writes it: code, message, and
+// details as the protojson objects of their Anys (docs/PROTOCOL.md,
+// section 8.1). A Protobuf detail of a type neither the program nor the
+// descriptors know is {"@type": ..., "valueBase64": ...}.
+func (d *decoder) errorForm(c codec.Codec, e *protowsv1.Error) any {
+	type form struct {
+		Code    string            `json:"code"`
+		Message string            `json:"message,omitempty"`
+		Details []json.RawMessage `json:"details,omitempty"`
+	}
+	f := form{Code: protows.Code(e.GetCode()).String(), Message: e.GetMessage()}
+	for _, a := range e.GetDetails() {
+		if !c.Binary() {
+			f.Details = append(f.Details, a.GetValue()) // the object itself
+			continue
+		}
+		var (
+			j   []byte
+			err = errors.New("no descriptors")
+		)
+		if d.schema != nil {
+			j, err = marshalJSON(d.schema, a)
+		}
+		if err != nil {
+			j, err = protojson.Marshal(a)
+		}
+		if err != nil {
+			j, _ = json.Marshal(map[string]any{"@type": a.GetTypeUrl(), "valueBase64": a.GetValue()})
+		}
+		var out bytes.Buffer
+		if json.Compact(&out, j) == nil {
+			j = out.Bytes()
+		}
+		f.Details = append(f.Details, j)
+	}
+	return f
 }
 
 // lookup returns the method a REQUEST names, when the descriptors have it.

@@ -51,20 +51,23 @@ func readVectors(t *testing.T) []vectorFrame {
 
 // decodedEnvelope is a line of decode's output.
 type decodedEnvelope struct {
-	ID            uint32            `json:"id"`
-	Kind          string            `json:"kind"`
-	Method        string            `json:"method"`
-	MethodID      uint32            `json:"methodId"`
-	Payload       json.RawMessage   `json:"payload"`
-	PayloadBase64 []byte            `json:"payloadBase64"`
-	Error         *decodedError     `json:"error"`
-	Metadata      map[string]string `json:"metadata"`
-	Seq           uint64            `json:"seq"`
+	ID             uint32            `json:"id"`
+	Kind           string            `json:"kind"`
+	Method         string            `json:"method"`
+	MethodID       uint32            `json:"methodId"`
+	Payload        json.RawMessage   `json:"payload"`
+	PayloadBase64  []byte            `json:"payloadBase64"`
+	Error          *decodedError     `json:"error"`
+	Metadata       map[string]string `json:"metadata"`
+	Seq            uint64            `json:"seq"`
+	IdempotencyKey string            `json:"idempotencyKey"`
+	TimeoutMs      uint32            `json:"timeoutMs"`
 }
 
 type decodedError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Details []json.RawMessage `json:"details"`
 }
 
 // TestDecodeVectors decodes every golden frame of both codecs, written in
@@ -138,12 +141,27 @@ func checkDecoded(t *testing.T, v vectorFrame, input, out string) {
 		}
 		wantKind := strings.ToLower(strings.TrimPrefix(want.GetKind().String(), "KIND_"))
 		ok := got.ID == want.GetId() && got.Kind == wantKind && got.Method == want.GetMethod() &&
-			got.MethodID == want.GetMethodId() && got.Seq == want.GetSeq() && len(got.Metadata) == len(want.GetMetadata())
+			got.MethodID == want.GetMethodId() && got.Seq == want.GetSeq() && len(got.Metadata) == len(want.GetMetadata()) &&
+			got.IdempotencyKey == want.GetIdempotencyKey() && got.TimeoutMs == want.GetTimeoutMs()
 		for k, val := range want.GetMetadata() {
 			ok = ok && got.Metadata[k] == val
 		}
 		if e := want.GetError(); e != nil {
-			ok = ok && got.Error != nil && got.Error.Code == protows.Code(e.GetCode()).String() && got.Error.Message == e.GetMessage()
+			ok = ok && got.Error != nil && got.Error.Code == protows.Code(e.GetCode()).String() && got.Error.Message == e.GetMessage() &&
+				len(got.Error.Details) == len(e.GetDetails())
+			// Details are printed as the protojson objects of their Anys,
+			// in both codecs.
+			for j, d := range e.GetDetails() {
+				wantJSON, err := protojson.Marshal(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var w, g bytes.Buffer
+				_ = json.Compact(&w, wantJSON)
+				if ok && json.Compact(&g, got.Error.Details[j]) == nil {
+					ok = w.String() == g.String()
+				}
+			}
 		} else {
 			ok = ok && got.Error == nil
 		}

@@ -20,6 +20,15 @@ const (
 	maxTextBytes = 4096
 )
 
+// joinGrace is how long Send waits for its connection to become a member
+// of the room. A page that reconnects sends the messages typed while it
+// was offline at once (its outbox, with their idempotency keys), while its
+// Watch of the room is being re-opened on the same connection: the two
+// REQUESTs run concurrently, and the Send must not lose that race. The
+// answer of a Send with a key is remembered (docs/PROTOCOL.md section
+// 3.7), so failing it would fail the message for good.
+const joinGrace = 2 * time.Second
+
 // chatService implements chatv1.ChatServiceHandler on a hub: a Watch call
 // is a room membership, Send is a room broadcast.
 type chatService struct {
@@ -65,11 +74,9 @@ func (s *chatService) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv
 	if !ok {
 		return nil, protows.Errorf(protows.CodeInternal, "Send outside a connection")
 	}
-	node, id := s.hub.Node(), conn.ID()
-	members := s.hub.Members(req.GetRoom())
-	i := slices.IndexFunc(members, func(m hub.Member) bool { return m.Node == node && m.ConnID == id })
-	if i < 0 {
-		return nil, protows.Errorf(protows.CodeFailedPrecondition, "watch room %q before sending to it", req.GetRoom())
+	members, i, err := s.membership(ctx, req.GetRoom(), conn.ID())
+	if err != nil {
+		return nil, err
 	}
 	ev := &chatv1.RoomEvent{
 		Room: req.GetRoom(),
@@ -85,6 +92,30 @@ func (s *chatService) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv
 		return nil, protows.Errorf(protows.CodeUnavailable, "sent on this node only: %w", err)
 	}
 	return &chatv1.SendResponse{}, nil
+}
+
+// membership returns the room's members and the index of the connection
+// id's membership, waiting up to joinGrace for it to join.
+func (s *chatService) membership(ctx context.Context, room, id string) ([]hub.Member, int, error) {
+	node := s.hub.Node()
+	deadline := time.Now().Add(joinGrace)
+	for {
+		members := s.hub.Members(room)
+		i := slices.IndexFunc(members, func(m hub.Member) bool { return m.Node == node && m.ConnID == id })
+		if i >= 0 {
+			return members, i, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, 0, protows.Errorf(protows.CodeFailedPrecondition, "watch room %q before sending to it", room)
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, 0, protows.NewError(protows.CodeOf(ctx.Err()), ctx.Err())
+		}
+	}
 }
 
 // GetPresence lists a page of the room's members on every node.

@@ -319,3 +319,31 @@ func TestPage(t *testing.T) {
 		})
 	}
 }
+
+// TestSendWaitsForTheJoin: a Send that comes just before its connection's
+// Watch joined the room (a page that reconnects sends its queued messages
+// while the Watch is re-opened) waits for the membership and is delivered,
+// once, with its idempotency key.
+func TestSendWaitsForTheJoin(t *testing.T) {
+	n := startTestNode(t, nodeConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alice := dialChat(t, n, "alice", codec.Proto())
+	sent := make(chan error, 1)
+	go func() {
+		_, err := alice.Send(ctx, &chatv1.SendRequest{Room: "lobby", Text: "queued"}, client.ExactlyOnce())
+		sent <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the Send waits on the server
+	as, err := alice.Watch(ctx, &chatv1.WatchRequest{Room: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	if err := <-sent; err != nil {
+		t.Fatalf("send before the join: %v", err)
+	}
+	if m := nextMessage(t, as); m.GetText() != "queued" {
+		t.Fatalf("message %v", m)
+	}
+}

@@ -48,10 +48,21 @@
 //
 // Watch is a room membership (hub.Join) whose stream brings the room's
 // messages and join and leave events; Send broadcasts to a room the caller
-// watches (failed_precondition otherwise); GetPresence and ListRooms read
-// the hub a page at a time (page_size 100 by default, at most 1000, and
-// next_page_token), because a node's whole list may not fit one reply.
-// Rooms are 1 to 64 characters, messages 1 to 4096 bytes.
+// watches (failed_precondition otherwise, after waiting up to 2 s for the
+// caller's Watch to join); GetPresence and ListRooms read the hub a page
+// at a time (page_size 100 by default, at most 1000, and next_page_token),
+// because a node's whole list may not fit one reply. Rooms are 1 to 64
+// characters, messages 1 to 4096 bytes.
+//
+// Messages are sent exactly once (docs/PROTOCOL.md, section 3.7): the page
+// sends each with an idempotency key through its client's outbox, kept in
+// IndexedDB, and the server's default in-memory window answers a repeated
+// send with the first outcome. A message typed while the network is down
+// is delivered when it returns; one whose answer a dropped connection
+// took, or whose page reloaded before the answer, is sent again with the
+// same key and broadcast once. Each node keeps its own window, which is
+// enough here: a page reconnects to the node that served it (a cluster
+// behind one address would share the window, dedupe/natsdedupe).
 //
 // Presence is per person (a token's subject), not per connection: the
 // room hears of a person's first membership and of the end of their last

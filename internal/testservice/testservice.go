@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,6 +19,7 @@ import (
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 	"github.com/protows/protows/transport/jwtauth"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -90,7 +93,8 @@ func Echo(_ context.Context, req *testv1.EchoRequest) (*testv1.EchoResponse, err
 	return &testv1.EchoResponse{Text: req.GetText(), Padding: req.GetPadding()}, nil
 }
 
-// Fail returns the requested error, or panics with the message.
+// Fail returns the requested error (with details when asked), or panics
+// with the message.
 func Fail(_ context.Context, req *testv1.FailRequest) (*testv1.FailResponse, error) {
 	if req.GetPanic() {
 		panic("testservice: " + req.GetMessage())
@@ -99,7 +103,17 @@ func Fail(_ context.Context, req *testv1.FailRequest) (*testv1.FailResponse, err
 	if code == 0 {
 		code = protows.CodeInternal
 	}
-	return nil, protows.Errorf(code, "%s", req.GetMessage())
+	err := protows.Errorf(code, "%s", req.GetMessage())
+	if req.GetDetails() {
+		for _, m := range []proto.Message{durationpb.New(1500 * time.Millisecond), req} {
+			d, derr := protows.NewErrorDetail(m)
+			if derr != nil {
+				return nil, derr
+			}
+			err.AddDetail(d)
+		}
+	}
+	return nil, err
 }
 
 // maxSleep bounds Sleep so that a test cannot park a handler for ever.
@@ -280,4 +294,43 @@ func (i *TokenIssuer) Mint(sub string, ttl time.Duration) (string, time.Time, er
 		return "", time.Time{}, fmt.Errorf("testservice: sign: %w", err)
 	}
 	return s, exp, nil
+}
+
+// Runs counts the runs of the Echo handler per request text, so that
+// tests of idempotency keys in other languages can check that a handler
+// ran once: Interceptor counts, ServeHTTP answers GET ?text=T with the
+// number of runs for T (cmd/protows-testserver serves it at /runs).
+type Runs struct {
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+// Interceptor counts every Echo run that returned.
+func (rs *Runs) Interceptor(next router.HandlerFunc) router.HandlerFunc {
+	return func(ctx context.Context, call *router.Call) (proto.Message, error) {
+		res, err := next(ctx, call)
+		if req, ok := call.Request.(*testv1.EchoRequest); ok {
+			rs.mu.Lock()
+			if rs.runs == nil {
+				rs.runs = make(map[string]int)
+			}
+			rs.runs[req.GetText()]++
+			rs.mu.Unlock()
+		}
+		return res, err
+	}
+}
+
+// Of returns the number of Echo runs for text.
+func (rs *Runs) Of(text string) int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.runs[text]
+}
+
+// ServeHTTP answers with the number of Echo runs for the query's text, in
+// decimal.
+func (rs *Runs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = fmt.Fprint(w, rs.Of(r.URL.Query().Get("text")))
 }

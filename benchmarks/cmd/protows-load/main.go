@@ -36,7 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	scenarios := []harness.Scenario{
-		protowsbench.Echo(), raw.Echo(),
+		protowsbench.Echo(), protowsbench.EchoKeyed(), raw.Echo(),
 		protowsbench.Push(), raw.Push(),
 		protowsbench.Bidi(),
 		protowsbench.Broadcast(), raw.Broadcast(),

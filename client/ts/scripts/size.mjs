@@ -30,6 +30,8 @@ async function measure(contents) {
 export async function sizes() {
   return {
     runtime: await measure(`export * from "@protows/client";`),
+    // Its own subpath: counted apart, bundled only by pages that use it.
+    indexedDB: await measure(`export * from ${JSON.stringify(join(pkgDir, "src", "indexeddb.ts"))};`),
     runtimeWithClient: await measure(
       `export { Client, ProtowsError } from "@protows/client";\nexport { TestServiceClient } from ${JSON.stringify(join(gen, "test_protows.js"))};`,
     ),

@@ -20,6 +20,7 @@ import { Kind } from "./gen/protows/v1/protows_pb.js";
 import { chain, type CallFn, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "./interceptor.js";
 import { methodId, methodName } from "./method.js";
 import { FlowCall, Granter, streamWindow } from "./flow.js";
+import type { Outbox } from "./outbox.js";
 
 /**
  * Options of one call. The generated clients take this type for unary
@@ -46,6 +47,25 @@ export interface CallOptions {
    * turns that off for one call.
    */
   idempotent?: boolean;
+  /**
+   * Unary calls: call with an exactly-once effect (docs/PROTOCOL.md,
+   * section 3.7). The call gets a random idempotency key and waits in the
+   * client's outbox until it is answered or its timeout passes: it is sent
+   * when the client is connected, and sent again, with the same key, on
+   * the next connection whenever the connection drops before the answer;
+   * such calls are sent in the order they were made. The server runs the
+   * handler once per key and answers every send with that run's outcome.
+   * Without a timeout the call waits as long as the client lives. With
+   * ClientOptions.outboxStorage the call outlives the client too.
+   */
+  exactlyOnce?: boolean;
+  /**
+   * Unary calls: exactlyOnce with this key instead of a random one, for an
+   * application that keeps the key itself. 1 to 128 printable ASCII
+   * characters, fresh for each logical call: the server refuses
+   * (`failed_precondition`) a key it knows with another request.
+   */
+  idempotencyKey?: string;
   /**
    * Streams: after the connection dropped, or after the server ended the
    * stream with `unavailable` (it is draining or restarting) or with a
@@ -148,6 +168,7 @@ export class Calls {
   readonly #requestTimeoutMs: number;
   readonly #waitConnected: (signal: AbortSignal) => Promise<Conn>;
   readonly #interceptors: readonly Interceptor[];
+  readonly #outbox: Outbox | undefined;
 
   constructor(
     codec: Codec,
@@ -155,12 +176,14 @@ export class Calls {
     requestTimeoutMs: number,
     waitConnected: (signal: AbortSignal) => Promise<Conn>,
     interceptors: readonly Interceptor[],
+    outbox?: Outbox,
   ) {
     this.#codec = codec;
     this.#backoff = backoff;
     this.#requestTimeoutMs = requestTimeoutMs;
     this.#waitConnected = waitConnected;
     this.#interceptors = [...interceptors];
+    this.#outbox = outbox;
   }
 
   // unary makes a unary call through the interceptors.
@@ -181,7 +204,8 @@ export class Calls {
         signal: ctl.signal,
       };
       const idempotent = options.idempotent === true;
-      const res = await chain(this.#interceptors, (r) => this.#unary(r, idempotent))(req);
+      const once = options.exactlyOnce === true || options.idempotencyKey !== undefined;
+      const res = await chain(this.#interceptors, (r) => (once ? this.#once(r, options.idempotencyKey, ctl) : this.#unary(r, idempotent, ctl)))(req);
       if (res.stream) {
         throw mixedUp();
       }
@@ -199,13 +223,15 @@ export class Calls {
   // idempotent, or out of retries) loses its connection. (A request an
   // interceptor turned into a stream's fails when the server's answer is
   // not a REPLY.)
-  async #unary(r: UnaryRequest | StreamRequest, idempotent: boolean): Promise<UnaryResponse> {
+  async #unary(r: UnaryRequest | StreamRequest, idempotent: boolean, ctl: CallControl): Promise<UnaryResponse> {
     try {
       const env = this.envelope(r.method, r.message, r.metadata);
       for (let attempt = 0; ; attempt++) {
         const conn = await this.#waitConnected(r.signal);
         try {
-          const reply = await exchangeUnary(conn, env, r.signal);
+          // The server learns the time left (docs/PROTOCOL.md, section
+          // 3.8) and ends the call with deadline_exceeded when it passes.
+          const reply = await exchangeUnary(conn, withTimeout(env, ctl.leftMs()), r.signal);
           const message = this.#codec.decodePayload(r.method.output, reply.payload) as MessageShape<DescMessage>;
           return { stream: false, method: r.method as DescMethodUnary, methodName: r.methodName, message, metadata: { ...reply.metadata } };
         } catch (err) {
@@ -215,6 +241,21 @@ export class Calls {
           throw err;
         }
       }
+    } catch (err) {
+      throw withMethod(err, r.methodName);
+    }
+  }
+
+  // #once is the end of an exactly-once call's interceptor chain: the
+  // call goes through the outbox (outbox.ts), which sends it, and again
+  // after drops, with its idempotency key until it is answered or its
+  // signal ends it.
+  async #once(r: UnaryRequest | StreamRequest, key: string | undefined, ctl: CallControl): Promise<UnaryResponse> {
+    try {
+      if (this.#outbox === undefined) throw new ProtowsError("internal", "no outbox");
+      const reply = await this.#outbox.call(r, key, ctl.leftMs());
+      const message = this.#codec.decodePayload(r.method.output, reply.payload) as MessageShape<DescMessage>;
+      return { stream: false, method: r.method as DescMethodUnary, methodName: r.methodName, message, metadata: { ...reply.metadata } };
     } catch (err) {
       throw withMethod(err, r.methodName);
     }
@@ -553,6 +594,12 @@ function serverWentAway(err: ProtowsError): boolean {
   return err.code === "unavailable" || err.code === "canceled";
 }
 
+// withTimeout returns req with timeoutMs set to leftMs, when there is a
+// deadline.
+function withTimeout(req: WireEnvelope, leftMs: number | undefined): WireEnvelope {
+  return leftMs === undefined ? req : { ...req, timeoutMs: leftMs };
+}
+
 // CallControl merges a caller's signal and a timeout into one signal whose
 // reason is the ProtowsError the call fails with.
 export class CallControl {
@@ -560,6 +607,7 @@ export class CallControl {
   readonly #user: AbortSignal | undefined;
   readonly #onUserAbort: () => void;
   readonly #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #deadline: number | undefined;
 
   constructor(user: AbortSignal | undefined, timeoutMs: number) {
     this.#user = user;
@@ -571,6 +619,7 @@ export class CallControl {
       user?.addEventListener("abort", this.#onUserAbort, { once: true });
     }
     if (timeoutMs > 0) {
+      this.#deadline = Date.now() + timeoutMs;
       this.#timer = setTimeout(
         () => this.#ac.abort(new ProtowsError("deadline_exceeded", `no reply within ${timeoutMs} ms`)),
         timeoutMs,
@@ -580,6 +629,13 @@ export class CallControl {
 
   get signal(): AbortSignal {
     return this.#ac.signal;
+  }
+
+  // leftMs is the time left before the timeout, in whole ms (at least 1),
+  // or undefined without a timeout.
+  leftMs(): number | undefined {
+    if (this.#deadline === undefined) return undefined;
+    return Math.min(0xffffffff, Math.max(1, Math.ceil(this.#deadline - Date.now())));
   }
 
   dispose(): void {

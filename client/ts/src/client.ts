@@ -22,6 +22,7 @@ import { CallIds, Conn, type ConnConfig, type HeartbeatOptions, type WebSocketCo
 import { ProtowsError } from "./error.js";
 import type { Interceptor } from "./interceptor.js";
 import { methodName } from "./method.js";
+import { Outbox, type OutboxStorage, type RecoveredCall } from "./outbox.js";
 import { Reconnect } from "./reconnect.js";
 
 /** The states of a client's connection. */
@@ -99,6 +100,20 @@ export interface ClientOptions {
    * request first and the response last. See Interceptor.
    */
   interceptors?: readonly Interceptor[];
+  /**
+   * Where calls made with exactlyOnce or idempotencyKey are kept until
+   * they are answered, besides memory (the default: nowhere else). A
+   * client started with a storage sends again the calls it finds there
+   * (an earlier client's, before a page reload), before its own, and
+   * reports their answers to onRecoveredCall. Browsers:
+   * `indexedDBStorage()` of `@protows/client/indexeddb`.
+   */
+  outboxStorage?: OutboxStorage;
+  /**
+   * Called with the answer of each call found in outboxStorage at start,
+   * whose promise went with the earlier client.
+   */
+  onRecoveredCall?: (call: RecoveredCall) => void;
 }
 
 // What the client knows about a connection attempt that failed before it
@@ -140,6 +155,7 @@ export class Client {
   readonly #calls: Calls;
   readonly #auth: Auth;
   readonly #reconnect: Reconnect;
+  readonly #outbox: Outbox;
   readonly #listeners = new Set<(c: StateChange) => void>();
 
   #state: ConnectionState = "connecting";
@@ -177,12 +193,14 @@ export class Client {
       ids: new CallIds(),
     };
     this.#backoff = resolveBackoff(options.backoff);
+    this.#outbox = new Outbox(this.#codec, this.#backoff, options.outboxStorage, options.onRecoveredCall);
     this.#calls = new Calls(
       this.#codec,
       this.#backoff,
       options.requestTimeoutMs ?? 0,
       (signal) => this.#waitConnected(signal),
       options.interceptors ?? [],
+      this.#outbox,
     );
     this.#auth = new Auth(options.token, options.tokenRefreshMarginMs ?? 60_000, connectTimeoutMs, this.#calls);
     this.#reconnect = new Reconnect(this.#backoff, {
@@ -258,7 +276,15 @@ export class Client {
     if (method.methodKind !== "unary") {
       throw new TypeError(`protows: ${methodName(method)} is not a unary method`);
     }
+    if (options.exactlyOnce === true || options.idempotencyKey !== undefined) {
+      if (this.#terminal !== undefined) throw this.#terminal;
+    }
     return this.#calls.unary(method, request, options);
+  }
+
+  /** The number of calls made with exactlyOnce or idempotencyKey that wait for their answer. */
+  get outboxSize(): number {
+    return this.#outbox.size;
   }
 
   /**
@@ -367,6 +393,7 @@ export class Client {
       }
     }
     this.#failWaiters(this.#terminal);
+    this.#outbox.stop(this.#terminal);
     this.#setState({ state: "closed" });
   }
 
@@ -454,6 +481,7 @@ export class Client {
     const ws = [...this.#waiters];
     this.#waiters.clear();
     for (const w of ws) w.resolve(conn);
+    this.#outbox.connected(conn);
   }
 
   #connClosed(conn: Conn, code: number, reason: string): void {
@@ -497,6 +525,7 @@ export class Client {
     this.#closed = true;
     this.#terminal = err;
     this.#failWaiters(err);
+    this.#outbox.stop(err);
     this.#setState({ state: "closed", closeCode: code, closeReason: reason, ...this.#failure, error: err });
   }
 }

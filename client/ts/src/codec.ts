@@ -9,11 +9,13 @@ import {
   toBinary,
   toJson,
   type DescMessage,
+  type JsonObject,
   type JsonValue,
+  type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { codeName, codeNumber } from "./code.js";
-import { EnvelopeSchema, FrameSchema, Kind } from "./gen/protows/v1/protows_pb.js";
+import { EnvelopeSchema, FrameSchema, Kind, type ErrorSchema } from "./gen/protows/v1/protows_pb.js";
 
 /** The subprotocol of the Protobuf codec (binary frames). */
 export const PROTO_SUBPROTOCOL = "protows.v1.proto";
@@ -22,10 +24,21 @@ export const JSON_SUBPROTOCOL = "protows.v1.json";
 /** The most envelopes one frame may carry. */
 export const MAX_ENVELOPES_PER_FRAME = 1024;
 
-/** The error of an envelope: a code number (never 0 once decoded) and a message. */
+/**
+ * An error detail as the codec holds it, as a payload is held: for the
+ * Protobuf codec a google.protobuf.Any (`typeUrl` and the Protobuf bytes of
+ * the message); for the JSON codec the protojson object of the Any, with
+ * its "@type". Neither codec resolves the type, so a detail of a type the
+ * client does not know decodes like any other.
+ */
+export type WireDetail = { typeUrl: string; value: Uint8Array } | JsonObject;
+
+/** The error of an envelope: a code number (never 0 once decoded), a message and typed details. */
 export interface WireError {
   code: number;
   message: string;
+  /** Typed details (docs/PROTOCOL.md, section 8.1); absent when there are none. */
+  details?: WireDetail[];
 }
 
 /**
@@ -52,6 +65,10 @@ export interface WireEnvelope {
    * REQUEST, the grant of a CREDIT; 0 or absent otherwise.
    */
   credit?: number;
+  /** The idempotency key of a REQUEST (docs/PROTOCOL.md, section 3.7). */
+  idempotencyKey?: string;
+  /** The time a REQUEST may take, in ms from its arrival (section 3.8). */
+  timeoutMs?: number;
 }
 
 /** A codec: how envelopes and their payloads become WebSocket messages. */
@@ -130,10 +147,13 @@ export function protoCodec(): Codec {
             methodId: e.methodId ?? 0,
             method: e.method ?? "",
             payload: e.payload instanceof Uint8Array ? e.payload : emptyBytes,
-            error: e.error,
+            // The Protobuf codec's details are Anys (typeUrl and value).
+            error: e.error as MessageInitShape<typeof ErrorSchema> | undefined,
             metadata,
             seq: BigInt(e.seq ?? 0),
             credit: e.credit ?? 0,
+            idempotencyKey: e.idempotencyKey ?? "",
+            timeoutMs: e.timeoutMs ?? 0,
           });
         }),
       });
@@ -158,10 +178,17 @@ export function protoCodec(): Codec {
         if (e.method !== "") w.method = e.method;
         if (e.methodId !== 0) w.methodId = e.methodId;
         if (e.payload.length > 0) w.payload = e.payload;
-        if (e.error !== undefined) w.error = { code: e.error.code, message: e.error.message };
+        if (e.error !== undefined) {
+          w.error = { code: e.error.code, message: e.error.message };
+          if (e.error.details.length > 0) {
+            w.error.details = e.error.details.map(({ typeUrl, value }) => ({ typeUrl, value }));
+          }
+        }
         if (Object.keys(e.metadata).length > 0) w.metadata = e.metadata;
         if (e.seq !== 0n) w.seq = Number(e.seq);
         if (e.credit !== 0) w.credit = e.credit;
+        if (e.idempotencyKey !== "") w.idempotencyKey = e.idempotencyKey;
+        if (e.timeoutMs !== 0) w.timeoutMs = e.timeoutMs;
         return w;
       });
     },
@@ -199,6 +226,8 @@ function writeJSONEnvelope(e: WireEnvelope): string {
     const ep: string[] = [];
     if (e.error.code !== 0) ep.push(`"code":"${codeName(e.error.code)}"`);
     if (e.error.message !== "") ep.push(`"message":${JSON.stringify(e.error.message)}`);
+    // The JSON codec's details are the protojson objects of their Anys.
+    if (e.error.details?.length) ep.push(`"details":${JSON.stringify(e.error.details)}`);
     parts.push(`"error":{${ep.join(",")}}`);
   }
   const keys = sortedKeys(e.metadata);
@@ -207,7 +236,9 @@ function writeJSONEnvelope(e: WireEnvelope): string {
     parts.push(`"metadata":{${mp.join(",")}}`);
   }
   if (e.seq !== undefined && e.seq !== 0) parts.push(`"seq":${e.seq}`);
-  if (e.credit !== undefined && e.credit !== 0) parts.push(`"credit":${e.credit}`);
+  if (e.credit) parts.push(`"credit":${e.credit}`);
+  if (e.idempotencyKey) parts.push(`"idempotencyKey":${JSON.stringify(e.idempotencyKey)}`);
+  if (e.timeoutMs) parts.push(`"timeoutMs":${e.timeoutMs}`);
   return `{${parts.join(",")}}`;
 }
 
@@ -265,6 +296,13 @@ function readJSONEnvelope(v: unknown): WireEnvelope {
       err.code = c;
     }
     if (v.error.message != null) err.message = readString(v.error.message, "error.message");
+    const ds = v.error.details;
+    if (ds != null) {
+      if (!Array.isArray(ds) || !ds.every((d) => isObject(d) && typeof d["@type"] == "string" && d["@type"] != "")) {
+        throw new CodecError('bad envelope: error.details: want objects with "@type"');
+      }
+      if (ds.length > 0) err.details = ds as JsonObject[];
+    }
     e.error = err;
   }
   if (v.metadata != null) {
@@ -286,6 +324,14 @@ function readJSONEnvelope(v: unknown): WireEnvelope {
   if (v.credit != null) {
     const c = readUint32(v.credit, "credit");
     if (c !== 0) e.credit = c;
+  }
+  if (v.idempotencyKey != null) {
+    const k = readString(v.idempotencyKey, "idempotencyKey");
+    if (k !== "") e.idempotencyKey = k;
+  }
+  if (v.timeoutMs != null) {
+    const t = readUint32(v.timeoutMs, "timeoutMs");
+    if (t !== 0) e.timeoutMs = t;
   }
   return e;
 }

@@ -1,5 +1,30 @@
+import {
+  createRegistry,
+  fromBinary,
+  fromJson,
+  type DescMessage,
+  type JsonObject,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { AnySchema, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { codeName, type CodeName } from "./code.js";
 import type { WireEnvelope } from "./codec.js";
+
+/**
+ * ErrorDetail is a typed detail of an error (docs/PROTOCOL.md, section
+ * 8.1), as the server sent it: the Protobuf bytes of the message with the
+ * Protobuf codec, its protojson object ("@type" included) with the JSON
+ * codec. ProtowsError.findDetails decodes the details of a type; a detail
+ * of a type the application does not know stays as it came.
+ */
+export interface ErrorDetail {
+  /** The full name of the message type, such as "google.rpc.RetryInfo". */
+  readonly type: string;
+  /** The Protobuf encoding of the message (Protobuf codec). */
+  readonly value?: Uint8Array;
+  /** The protojson form of the google.protobuf.Any (JSON codec). */
+  readonly json?: JsonObject;
+}
 
 /**
  * ProtowsError is the error of a failed call: the error the server sent
@@ -20,8 +45,14 @@ export class ProtowsError extends Error {
    * that concern the connection rather than one call (StateChange.error).
    */
   readonly method: string | undefined;
+  /** The typed details the server sent, in order (see findDetails). */
+  readonly details: readonly ErrorDetail[];
 
-  constructor(code: CodeName | number, message: string, options?: { cause?: unknown; method?: string }) {
+  constructor(
+    code: CodeName | number,
+    message: string,
+    options?: { cause?: unknown; method?: string; details?: readonly ErrorDetail[] },
+  ) {
     const name = typeof code === "number" ? codeName(code) : code;
     const method = options?.method;
     super(
@@ -32,7 +63,42 @@ export class ProtowsError extends Error {
     this.code = name;
     this.rawMessage = message;
     this.method = method;
+    this.details = options?.details ?? [];
   }
+
+  /**
+   * findDetails decodes the details whose type is schema's, in order; a
+   * detail that does not decode is skipped.
+   *
+   * ```ts
+   * const [delay] = err.findDetails(DurationSchema);
+   * ```
+   */
+  findDetails<D extends DescMessage>(schema: D): MessageShape<D>[] {
+    const out: MessageShape<D>[] = [];
+    for (const d of this.details) {
+      if (d.type !== schema.typeName) continue;
+      try {
+        if (d.value !== undefined) {
+          out.push(fromBinary(schema, d.value));
+        } else if (d.json !== undefined) {
+          // Through an Any, which knows the JSON forms of the well-known
+          // types ({"@type": ..., "value": ...}).
+          const any = fromJson(AnySchema, d.json, { registry: createRegistry(schema), ignoreUnknownFields: true });
+          const m = anyUnpack(any, schema);
+          if (m !== undefined) out.push(m);
+        }
+      } catch {
+        // Not a valid message of its type: skip it.
+      }
+    }
+    return out;
+  }
+}
+
+// typeName is the message name of a type URL: what follows its last slash.
+function typeName(url: string): string {
+  return url.slice(url.lastIndexOf("/") + 1);
 }
 
 // withMethod returns err naming the method of the call it failed: a copy,
@@ -43,7 +109,7 @@ export function withMethod(err: unknown, method: string): unknown {
   if (!(err instanceof ProtowsError) || err.method !== undefined) {
     return err;
   }
-  return new ProtowsError(err.code, err.rawMessage, { cause: err.cause, method });
+  return new ProtowsError(err.code, err.rawMessage, { cause: err.cause, method, details: err.details });
 }
 
 /**
@@ -93,5 +159,12 @@ export function isConnectionLost(err: unknown): boolean {
 // carries (code 0, which a server must not send, reads as unknown).
 export function wireError(env: Pick<WireEnvelope, "error">): ProtowsError {
   const code = env.error?.code ?? 0;
-  return new ProtowsError(code === 0 ? "unknown" : code, env.error?.message ?? "");
+  const details = (env.error?.details ?? []).map((d): ErrorDetail => {
+    if ("value" in d && d.value instanceof Uint8Array && typeof d.typeUrl === "string") {
+      return { type: typeName(d.typeUrl), value: d.value };
+    }
+    const json = d as JsonObject;
+    return { type: typeName(String(json["@type"])), json };
+  });
+  return new ProtowsError(code === 0 ? "unknown" : code, env.error?.message ?? "", { details });
 }

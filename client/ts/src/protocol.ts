@@ -13,6 +13,7 @@ export {
   protoCodec,
   type Codec,
   type WireEnvelope,
+  type WireDetail,
   type WireError,
 } from "./codec.js";
 export { methodId, methodName } from "./method.js";

@@ -9,7 +9,9 @@ import { CodecError, jsonCodec, protoCodec } from "../src/codec.js";
 import { codeName, codeNumber } from "../src/code.js";
 import { methodId, methodName } from "../src/method.js";
 import { backoffDelay } from "../src/backoff.js";
-import { ProtowsError } from "../src/error.js";
+import { ProtowsError, wireError } from "../src/error.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import { AuthService } from "../src/gen/protows/v1/protows_pb.js";
 import { repoRoot, pkgDir } from "./repo.js";
 
@@ -87,4 +89,47 @@ test("the runtime's copy of protows_pb.ts is the generated one", () => {
   const gen = readFileSync(join(repoRoot, "gen", "ts", "protows", "v1", "protows_pb.ts"), "utf8");
   const copy = readFileSync(join(pkgDir, "src", "gen", "protows", "v1", "protows_pb.ts"), "utf8");
   assert.ok(copy === gen, "client/ts/src/gen/protows/v1/protows_pb.ts is stale: run npm run sync-gen -w client/ts");
+});
+
+test("error details of unknown types decode and are kept as they came, in both codecs", () => {
+  const obj = { "@type": "type.googleapis.com/acme.v1.Quota", limit: 5 };
+  const [j] = jsonCodec().decodeFrame(JSON.stringify({ id: 3, kind: "error", error: { code: "aborted", details: [obj] } }));
+  const jerr = wireError(j!);
+  assert.equal(jerr.details.length, 1);
+  assert.equal(jerr.details[0]!.type, "acme.v1.Quota");
+  assert.deepEqual(jerr.details[0]!.json, obj);
+  assert.deepEqual(jerr.findDetails(DurationSchema), []);
+
+  const bin = protoCodec().encodeFrame([
+    { id: 3, kind: Kind.ERROR, error: { code: 10, message: "", details: [{ typeUrl: "type.googleapis.com/acme.v1.Quota", value: new Uint8Array([8, 5]) }] } },
+  ]);
+  const [p] = protoCodec().decodeFrame(bin);
+  const perr = wireError(p!);
+  assert.equal(perr.details[0]!.type, "acme.v1.Quota");
+  assert.deepEqual([...perr.details[0]!.value!], [8, 5]);
+
+  // A detail that is not an object with "@type" makes the frame undecodable.
+  for (const bad of [[5], [{}], [{ "@type": "" }], [null], {}]) {
+    assert.throws(() => jsonCodec().decodeFrame(JSON.stringify({ id: 1, kind: "error", error: { details: bad } })), CodecError);
+  }
+});
+
+test("findDetails decodes known details in both codecs, the well-known types' JSON form included", () => {
+  const json = jsonCodec().decodeFrame(
+    '{"id":1,"kind":"error","error":{"code":"aborted","details":[{"@type":"type.googleapis.com/google.protobuf.Duration","value":"1.500s"},{"@type":"type.googleapis.com/google.protobuf.Duration","value":"2s"}]}}',
+  );
+  const d = wireError(json[0]!).findDetails(DurationSchema);
+  assert.deepEqual(d.map((x) => [x.seconds, x.nanos]), [[1n, 500_000_000], [2n, 0]]);
+  const any = { typeUrl: "type.googleapis.com/google.protobuf.Duration", value: toBinary(DurationSchema, create(DurationSchema, { seconds: 3n })) };
+  const proto = protoCodec().decodeFrame(protoCodec().encodeFrame([{ id: 1, kind: Kind.ERROR, error: { code: 10, message: "", details: [any] } }]));
+  assert.equal(wireError(proto[0]!).findDetails(DurationSchema)[0]!.seconds, 3n);
+});
+
+test("idempotency keys and timeouts round-trip in both codecs", () => {
+  for (const codec of [jsonCodec(), protoCodec()]) {
+    const env = { id: 4, kind: Kind.REQUEST, method: "/a.B/C", idempotencyKey: "k-1", timeoutMs: 4294967295 };
+    assert.deepEqual(codec.decodeFrame(codec.encodeFrame([env])), [env]);
+  }
+  assert.throws(() => jsonCodec().decodeFrame('{"id":1,"kind":"request","timeoutMs":-1}'), CodecError);
+  assert.throws(() => jsonCodec().decodeFrame('{"id":1,"kind":"request","idempotencyKey":5}'), CodecError);
 });

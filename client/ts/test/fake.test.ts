@@ -75,6 +75,11 @@ for (const codec of ["proto", "json"] as const) {
         await client.unary(TestService.method.echo, { text: "m" }, { metadata: { "x-trace": "abc", "accept-language": "fr" } });
         const req = fake.received.find((e) => e.kind === Kind.REQUEST)!;
         assert.deepEqual(req.metadata, { "accept-language": "fr", "x-trace": "abc" });
+        assert.equal(req.timeoutMs, undefined, "no timeout, no timeoutMs");
+        fake.received.length = 0;
+        await client.unary(TestService.method.echo, { text: "t" }, { timeoutMs: 5000 });
+        const timed = fake.received.find((e) => e.kind === Kind.REQUEST)!;
+        assert.ok(timed.timeoutMs !== undefined && timed.timeoutMs > 4000 && timed.timeoutMs <= 5000, `timeoutMs ${timed.timeoutMs}`);
         if (codec === "proto") {
           assert.equal(req.methodId, methodId("/protows.test.v1.TestService/Echo"));
           assert.equal(req.method, undefined);

@@ -29,6 +29,10 @@ export interface FakeServer {
    * every 20 ms): `connection` is the connection's number (from 1).
    */
   onCount?: (call: CountCall) => void;
+  /** When true, Echo requests get no answer (they are still recorded). */
+  muteEcho?: boolean;
+  /** The next this many Echo requests get ERROR unavailable. */
+  echoUnavailable?: number;
   /** Sends a frame to every socket. */
   broadcast(envs: WireEnvelope[]): void;
   /** Closes every socket with code. */
@@ -141,6 +145,12 @@ export async function startFake(): Promise<FakeServer> {
             break;
           }
           case TestService.method.echo:
+            if (fake.muteEcho === true) break;
+            if ((fake.echoUnavailable ?? 0) > 0) {
+              fake.echoUnavailable!--;
+              send({ id: e.id, kind: Kind.ERROR, error: { code: 14, message: "try again" } });
+              break;
+            }
             // Echoes the request metadata as REPLY metadata, as Go's fake does.
             send({
               id: e.id,

@@ -16,7 +16,7 @@ import {
   type StreamMessageInfo,
   type WebSocketConstructor,
 } from "../src/index.js";
-import { TestService } from "../../../gen/ts/protows/test/v1/test_pb.js";
+import { FailRequestSchema, TestService } from "../../../gen/ts/protows/test/v1/test_pb.js";
 import { GoServer } from "./goserver.js";
 import { BlackholeProxy } from "./proxy.js";
 import { waitFor } from "./util.js";
@@ -88,6 +88,19 @@ for (const codec of ["proto", "json"] as const) {
           return true;
         });
         await assert.rejects(client.unary(TestService.method.fail, { code: 42, message: "odd" }), isCode("code_42"));
+        // Typed details (docs/PROTOCOL.md, section 8.1).
+        await assert.rejects(client.unary(TestService.method.fail, { code: 8, message: "quota", details: true }), (err) => {
+          isCode("resource_exhausted")(err);
+          const e = err as ProtowsError;
+          assert.deepEqual(e.details.map((d) => d.type), ["google.protobuf.Duration", "protows.test.v1.FailRequest"]);
+          const [delay] = e.findDetails(DurationSchema);
+          assert.deepEqual([delay?.seconds, delay?.nanos], [1n, 500_000_000]);
+          const [req] = e.findDetails(FailRequestSchema);
+          assert.deepEqual([req?.code, req?.message, req?.details], [8, "quota", true]);
+          return true;
+        });
+        // A timeout ends the call (the REQUEST carries the time left: fake.test.ts).
+        await assert.rejects(client.unary(TestService.method.sleep, { delay: ms(5000) }, { timeoutMs: 100 }), isCode("deadline_exceeded"));
         // The server's unavailable is not a lost connection: it has no cause.
         await assert.rejects(client.unary(TestService.method.fail, { code: 14, message: "busy" }, { idempotent: true }), (err) => {
           isCode("unavailable")(err);

@@ -37,6 +37,8 @@ test("npm pack installs, type-checks and calls the server", async () => {
     "dist/index.d.ts",
     "dist/protocol.js",
     "dist/protocol.d.ts",
+    "dist/indexeddb.js",
+    "dist/indexeddb.d.ts",
     "dist/gen/protows/v1/protows_pb.js",
     "src/client.ts",
     "src/protocol.ts",
@@ -63,6 +65,7 @@ test("npm pack installs, type-checks and calls the server", async () => {
   for (const [entry, want] of [
     [".", "index"],
     ["./protocol", "protocol"],
+    ["./indexeddb", "indexeddb"],
   ] as const) {
     assert.deepEqual(manifest.exports?.[entry], { types: `./dist/${want}.d.ts`, default: `./dist/${want}.js` }, `exports["${entry}"]`);
   }
@@ -81,12 +84,15 @@ test("npm pack installs, type-checks and calls the server", async () => {
     join(app, "main.ts"),
     `import { Client, CloseCode, ProtowsError, createClient } from "@protows/client";
 import { Kind, closeAction, methodId, protoCodec, type WireEnvelope } from "@protows/client/protocol";
+import { indexedDBStorage } from "@protows/client/indexeddb";
 import { TestService } from "./gen/test_pb.js";
 import { TestServiceClient } from "./gen/test_protows.js";
 
 const client = new Client({ url: "${server.url}", codec: "json" });
 const svc = new TestServiceClient(client);
-const res = await svc.echo({ text: "packed" });
+const res = await svc.echo({ text: "packed" }, { exactlyOnce: true });
+// The indexeddb subpath resolves and type-checks (Node has no IndexedDB).
+const storage: typeof indexedDBStorage = indexedDBStorage;
 const who = await svc.whoami({});
 let code = "";
 try {
@@ -104,7 +110,7 @@ client.close();
 const env: WireEnvelope = { id: 1, kind: Kind.REQUEST, methodId: methodId("/protows.test.v1.TestService/Echo") };
 const frame = protoCodec().encodeFrame([env]);
 console.log(res.text, who.subprotocol, code, ns.join(","), again.text);
-console.log(env.methodId!.toString(16), frame instanceof Uint8Array, closeAction(CloseCode.TokenExpired));
+console.log(env.methodId!.toString(16), frame instanceof Uint8Array, closeAction(CloseCode.TokenExpired), typeof storage);
 `,
   );
   const compilerOptions = { target: "ES2022", strict: true, lib: ["ES2022", "DOM"], types: [] };
@@ -125,5 +131,5 @@ console.log(env.methodId!.toString(16), frame instanceof Uint8Array, closeAction
   // uses the global one, as a browser app would.
   const out = run(process.execPath, ["--experimental-websocket", "--no-warnings", "out/main.js"], app);
   const echoId = methodId("/protows.test.v1.TestService/Echo").toString(16);
-  assert.equal(out.trim(), `packed protows.v1.json not_found 1,2 direct\n${echoId} true refresh`);
+  assert.equal(out.trim(), `packed protows.v1.json not_found 1,2 direct\n${echoId} true refresh function`);
 });

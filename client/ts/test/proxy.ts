@@ -6,6 +6,10 @@ import type { AddressInfo } from "node:net";
 export class BlackholeProxy {
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
+  #dropNext = false;
+  /** When true, new connections are reset at once: the network is down. */
+  refuseNew = false;
+  #accepted = 0;
   private constructor(server: net.Server) {
     this.#server = server;
   }
@@ -16,6 +20,12 @@ export class BlackholeProxy {
     const server = net.createServer();
     const proxy = new BlackholeProxy(server);
     server.on("connection", (down) => {
+      if (proxy.refuseNew) {
+        down.on("error", () => {});
+        down.resetAndDestroy();
+        return;
+      }
+      proxy.#accepted++;
       const up = net.connect(port, host);
       for (const s of [down, up]) {
         proxy.#sockets.add(s);
@@ -23,7 +33,17 @@ export class BlackholeProxy {
         s.on("error", () => {});
       }
       down.on("data", (b) => up.write(b));
-      up.on("data", (b) => down.write(b));
+      up.on("data", (b) => {
+        if (proxy.#dropNext) {
+          // The server's answer never reaches the client, which sees the
+          // link die (a reset) instead.
+          proxy.#dropNext = false;
+          down.resetAndDestroy();
+          up.destroy();
+          return;
+        }
+        down.write(b);
+      });
       down.on("close", () => up.destroy());
       up.on("close", () => down.destroy());
     });
@@ -45,6 +65,25 @@ export class BlackholeProxy {
     for (const s of this.#sockets) {
       s.removeAllListeners("data"); // still flowing: bytes are read and dropped
     }
+  }
+
+  /**
+   * dropNextReply discards the next bytes any server sends and cuts that
+   * connection: a request forwarded before is answered by the server, but
+   * the answer never reaches the client.
+   */
+  dropNextReply(): void {
+    this.#dropNext = true;
+  }
+
+  /** The number of connections accepted. */
+  get accepted(): number {
+    return this.#accepted;
+  }
+
+  /** cutAll resets every open connection; new ones work. */
+  cutAll(): void {
+    for (const s of this.#sockets) s.resetAndDestroy();
   }
 
   async stop(): Promise<void> {

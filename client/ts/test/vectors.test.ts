@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fromJson, toBinary, create, type JsonValue } from "@bufbuild/protobuf";
+import { createRegistry, fromJson, toBinary, create, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
 import {
   EnvelopeSchema,
   AuthenticateRequestSchema,
@@ -25,21 +26,36 @@ const dir = join(repoRoot, "codec", "testdata", "vectors");
 const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")) as { frames: Frame[] };
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+// The types of the vectors' error details, which protojson names in "@type".
+const registry = createRegistry(DurationSchema, AuthenticateResponseSchema);
+
 // expected turns a vector's protojson Envelope into the codec-neutral form
 // the codec reads and writes.
 function expected(frame: Frame): WireEnvelope[] {
   return frame.envelopes.map((j) => {
-    const e = fromJson(EnvelopeSchema, j);
+    const e = fromJson(EnvelopeSchema, j, { registry });
     const w: WireEnvelope = { id: e.id, kind: e.kind };
     if (e.method !== "") w.method = e.method;
     if (e.methodId !== 0) w.methodId = e.methodId;
     if (e.payload.length > 0) {
       w.payload = frame.codec === "protows.v1.json" ? JSON.parse(utf8.decode(e.payload)) : e.payload;
     }
-    if (e.error !== undefined) w.error = { code: e.error.code, message: e.error.message };
+    if (e.error !== undefined) {
+      w.error = { code: e.error.code, message: e.error.message };
+      if (e.error.details.length > 0) {
+        // The JSON codec holds a detail as its protojson object, which is
+        // how index.json writes it; the Protobuf codec as an Any.
+        w.error.details =
+          frame.codec === "protows.v1.json"
+            ? ((j as { error: { details: JsonObject[] } }).error.details)
+            : e.error.details.map((a) => ({ typeUrl: a.typeUrl, value: a.value }));
+      }
+    }
     if (Object.keys(e.metadata).length > 0) w.metadata = { ...e.metadata };
     if (e.seq !== 0n) w.seq = Number(e.seq);
     if (e.credit !== 0) w.credit = e.credit;
+    if (e.idempotencyKey !== "") w.idempotencyKey = e.idempotencyKey;
+    if (e.timeoutMs !== 0) w.timeoutMs = e.timeoutMs;
     return w;
   });
 }
@@ -74,7 +90,7 @@ for (const frame of index.frames) {
     if (!codec.binary) {
       // The payload text round-trips to the exact bytes Go wrote.
       for (const [i, j] of frame.envelopes.entries()) {
-        const raw = fromJson(EnvelopeSchema, j).payload;
+        const raw = fromJson(EnvelopeSchema, j, { registry }).payload;
         if (raw.length > 0) {
           assert.equal(JSON.stringify(got[i]!.payload), utf8.decode(raw));
         }

@@ -26,6 +26,7 @@ export async function build(outdir) {
     alias: {
       "@protows/client": resolve(here, "../../../client/ts/src/index.ts"),
       "@protows/client/protocol": resolve(here, "../../../client/ts/src/protocol.ts"),
+      "@protows/client/indexeddb": resolve(here, "../../../client/ts/src/indexeddb.ts"),
     },
     logLevel: "warning",
   });

@@ -19,10 +19,12 @@
 // Everything the server sends is shown with textContent, never as HTML.
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Client, ProtowsError, type BidiStream, type StateChange, type StreamMessageInfo } from "@protows/client";
+import { Client, ProtowsError, type BidiStream, type RecoveredCall, type StateChange, type StreamMessageInfo } from "@protows/client";
+import { indexedDBStorage } from "@protows/client/indexeddb";
 import {
   ChatService,
   RoomEventSchema,
+  SendRequestSchema,
   type Member,
   type RoomEvent,
   type TypingEventSchema,
@@ -44,6 +46,11 @@ const callTimeoutMs = 5_000;
 /** While typing, the page says so again this often; others forget a typist after typingForgetMs. */
 const typingRepeatMs = 2_000;
 const typingForgetMs = 6_000;
+/**
+ * How long a message may wait in the outbox (typed while offline, or
+ * whose answer a dropped connection took) before the page gives up on it.
+ */
+const sendTimeoutMs = 10 * 60_000;
 /** The frame inspector keeps this many rows. */
 const maxFrameRows = 200;
 /** Events shown lately are remembered, so that a codec switch shows none twice. */
@@ -81,6 +88,7 @@ const ui = {
   subprotocol: el("subprotocol"),
   state: el("state"),
   reconnects: el("reconnects"),
+  unsent: el("unsent"),
   tokens: el("tokens"),
   tokenExp: el("token-exp"),
   frameRows: el<HTMLTableSectionElement>("frame-rows"),
@@ -162,7 +170,8 @@ function onState(client: Client | undefined, change: StateChange): void {
     app.reconnects++;
     ui.reconnects.textContent = String(app.reconnects);
     app.needResync = true;
-    ui.send.disabled = true;
+    // Send stays enabled: a message typed now waits in the outbox and is
+    // delivered once the connection is back.
   }
   if (change.state === "connected") {
     ui.subprotocol.textContent = client?.subprotocol ?? "-";
@@ -192,6 +201,13 @@ function newClient(codec: Codec): Client {
     url: wsURL(),
     codec,
     token: nextToken,
+    // Messages are sent exactly once (Send uses exactlyOnce) and kept in
+    // IndexedDB until answered, so that a reload sends again those that
+    // had no answer. One database per name and codec: a page's calls are
+    // re-sent only under the same principal and in the codec that encoded
+    // them.
+    outboxStorage: indexedDBStorage({ database: `protows-chat-${app.name}-${codec}` }),
+    onRecoveredCall: onRecoveredSend,
     WebSocket: inspector.webSocket(codec),
     onStateChange: (change) => {
       if (gen === app.gen) onState(client, change);
@@ -604,6 +620,25 @@ async function refreshRooms(): Promise<void> {
   }
 }
 
+/**
+ * onRecoveredSend reports the answer of a message that an earlier page (or
+ * the client a codec switch retired) sent but had no answer for; the
+ * message itself shows through the room's stream.
+ */
+function onRecoveredSend(call: RecoveredCall): void {
+  const text = call.request(SendRequestSchema).text;
+  if (call.error !== undefined) {
+    showError(`not sent: "${text}": ${call.error.code}: ${call.error.rawMessage}`);
+    return;
+  }
+  addLine("presence", undefined, "", `delivered after a reload: "${text}"`, false);
+}
+
+/** showUnsent shows how many messages wait for their answer. */
+function showUnsent(): void {
+  ui.unsent.textContent = String(app.client?.outboxSize ?? 0);
+}
+
 function showError(err: unknown): void {
   ui.error.textContent = err instanceof ProtowsError ? `${err.code}: ${err.message}` : String(err);
 }
@@ -649,13 +684,26 @@ ui.sendForm.addEventListener("submit", (e) => {
   const text = ui.text.value;
   if (chat === undefined || text === "") return;
   sendTyping(false);
+  const client = app.client;
+  // The message waits in the outbox until it is answered: sent now, or
+  // once the connection is back, and again with the same idempotency key
+  // if the connection drops before the answer, so that the room gets it
+  // once, never twice.
+  ui.text.value = "";
   void (async () => {
+    const sending = chat.send({ room: app.room, text }, { exactlyOnce: true, timeoutMs: sendTimeoutMs });
+    showUnsent();
     try {
-      await chat.send({ room: app.room, text }, { timeoutMs: callTimeoutMs });
-      if (ui.text.value === text) ui.text.value = "";
+      await sending;
       ui.error.textContent = "";
     } catch (err) {
+      // A client retired by a codec switch fails its calls with canceled;
+      // they stay in IndexedDB for a client of that codec.
+      if (client !== app.client && err instanceof ProtowsError && err.code === "canceled") return;
       showError(err);
+      if (ui.text.value === "") ui.text.value = text;
+    } finally {
+      showUnsent();
     }
   })();
 });

@@ -16,12 +16,18 @@
 //     as each codec writes it, and Protobuf's is the smaller;
 //   - the page fits a 390 px phone and a 1280 px desktop without
 //     scrolling sideways;
-//   - GET /metrics serves the transport's figures.
+//   - GET /metrics serves the transport's figures;
+//   - messages are sent exactly once: one typed while the page's network
+//     is down is delivered once when it returns; one whose reply a proxy
+//     drops is sent again and shown once; one whose page reloads before
+//     the answer is sent again from IndexedDB, shown once, and the
+//     reloaded page reports it delivered.
 //
 // Screenshots go to test-results/ (gitignored); the test prints their paths.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -142,7 +148,7 @@ async function open(baseURL, name, { query = "", viewport } = {}) {
   page.on("pageerror", (err) => problems.push(`${name}: ${err}`));
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
-    if (serverDown && msg.text().includes("net::ERR_CONNECTION_REFUSED")) return;
+    if (serverDown && /net::ERR_CONNECTION_REFUSED|net::ERR_CONNECTION_RESET|WebSocket connection to .* failed/.test(msg.text())) return;
     problems.push(`${name}: console: ${msg.text()}`);
   });
   await page.goto(`${baseURL}/${query}`);
@@ -351,6 +357,183 @@ test("typing indicators between two pages over one bidirectional stream", async 
   assert.deepEqual(problems, []);
 });
 
+/**
+ * NetProxy is a page's network: a TCP proxy to the demo that the test can
+ * break. blockWebSockets resets new connections that open a WebSocket
+ * (pages and tokens still load), cutAll resets the open ones, and
+ * dropNextReply discards the next bytes the server sends and cuts that
+ * connection (the answer to a request never arrives).
+ */
+class NetProxy {
+  blockWebSockets = false;
+  dropNextReply = false;
+  /** The demo's host:port, set once it runs. */
+  target = "";
+  #sockets = new Set();
+  #server;
+
+  static async start() {
+    const p = new NetProxy();
+    p.#server = net.createServer((down) => {
+      down.on("error", () => {});
+      down.once("data", (first) => {
+        if (p.blockWebSockets && /^upgrade: *websocket/im.test(first.toString("latin1"))) {
+          down.resetAndDestroy();
+          return;
+        }
+        const t = p.target;
+        const up = net.connect(Number(t.slice(t.lastIndexOf(":") + 1)), t.slice(0, t.lastIndexOf(":")));
+        up.on("error", () => {});
+        for (const s of [down, up]) {
+          p.#sockets.add(s);
+          s.on("close", () => p.#sockets.delete(s));
+        }
+        up.write(first);
+        down.on("data", (b) => up.write(b));
+        up.on("data", (b) => {
+          if (p.dropNextReply) {
+            p.dropNextReply = false;
+            down.resetAndDestroy();
+            up.destroy();
+            return;
+          }
+          down.write(b);
+        });
+        down.on("close", () => up.destroy());
+        up.on("close", () => down.destroy());
+      });
+    });
+    await new Promise((r) => p.#server.listen(0, "127.0.0.1", r));
+    return p;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.#server.address().port}`;
+  }
+
+  cutAll() {
+    for (const s of this.#sockets) s.resetAndDestroy();
+  }
+
+  async stop() {
+    this.cutAll();
+    await new Promise((r) => this.#server.close(() => r()));
+  }
+}
+
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** The number of messages whose text is text on page. */
+async function countMessages(page, text) {
+  return (await page.locator("#messages .message .text").allTextContents()).filter((t) => t === text).length;
+}
+
+/**
+ * Puts text in the page's message field without an input event, so that
+ * the page sends no typing indicator: dropNextReply must drop the answer
+ * to Send, not the broadcast of the page's own Typing message (the typing
+ * room echoes it to its sender) that would otherwise come first and cut
+ * the connection before Send left.
+ */
+async function typeQuietly(page, text) {
+  await page.$eval("#text", (el, v) => {
+    el.value = v;
+  }, text);
+}
+
+test("messages are sent exactly once: typed while the network is down, a lost reply, a reload mid-call", async () => {
+  problems.length = 0;
+  // Each page has its own network: alice's breaks, bob's does not. The
+  // pages' origins are the proxies'.
+  const px = await NetProxy.start();
+  const bobNet = await NetProxy.start();
+  const demo = await Demo.start(["-addr", "127.0.0.1:0", "-origin", `${px.url},${bobNet.url}`]);
+  px.target = bobNet.target = demo.urls[0].slice("http://".length);
+  const pages = [];
+  try {
+    const alice = await open(px.url, "alice");
+    const bob = await open(bobNet.url, "bob");
+    pages.push(alice, bob);
+    for (const page of [alice, bob]) await waitFor(page, "#members .name", (s) => s.split("|").sort().join("|") === "alice|bob");
+    await alice.waitForSelector("#send:not([disabled])");
+
+    // The network goes down; alice types a message; it waits.
+    serverDown = true;
+    px.blockWebSockets = true;
+    px.cutAll();
+    await waitFor(alice, "#state", (s) => s === "reconnecting");
+    await alice.fill("#text", "typed offline");
+    await alice.press("#text", "Enter");
+    await waitFor(alice, "#unsent", (s) => s === "1");
+    await sleep(300);
+    assert.equal(await countMessages(bob, "typed offline"), 0, "sent while offline");
+    // The network is back: the message is delivered, once, to both.
+    px.blockWebSockets = false;
+    for (const page of [alice, bob]) await waitFor(page, "#messages .message .text", (s) => s.split("|").includes("typed offline"));
+    await waitFor(alice, "#unsent", (s) => s === "0");
+    await waitFor(alice, "#state", (s) => s === "connected");
+    serverDown = false;
+    await sleep(300); // a second delivery would show by now
+    for (const page of [alice, bob]) assert.equal(await countMessages(page, "typed offline"), 1);
+
+    // The reply to a message is lost with the connection: the page sends
+    // it again with the same key and the room gets it once.
+    await alice.waitForSelector("#send:not([disabled])");
+    serverDown = true;
+    px.dropNextReply = true;
+    await typeQuietly(alice, "reply lost");
+    await alice.press("#text", "Enter");
+    await waitFor(bob, "#messages .message .text", (s) => s.split("|").includes("reply lost"));
+    await waitFor(alice, "#reconnects", (s) => s === "2");
+    await waitFor(alice, "#state", (s) => s === "connected");
+    await waitFor(alice, "#unsent", (s) => s === "0");
+    serverDown = false;
+    // Alice's stream was cut with the reply, so her page may have missed
+    // her own message; it never shows it twice.
+    await sleep(300);
+    assert.ok((await countMessages(alice, "reply lost")) <= 1, "reply lost twice on alice's page");
+
+    // The page reloads before the answer came, the network still down for
+    // WebSockets: the reloaded page finds the message in IndexedDB, sends
+    // it again once connected, and reports it delivered; the room got it once.
+    await alice.waitForSelector("#send:not([disabled])");
+    serverDown = true;
+    px.dropNextReply = true;
+    px.blockWebSockets = true;
+    await typeQuietly(alice, "before the reload");
+    await alice.press("#text", "Enter");
+    await waitFor(bob, "#messages .message .text", (s) => s.split("|").includes("before the reload"));
+    await waitFor(alice, "#state", (s) => s === "reconnecting");
+    assert.equal(await alice.textContent("#unsent"), "1");
+    await alice.reload();
+    await alice.fill("#name", "alice");
+    await alice.click("#login-form button");
+    await waitFor(alice, "#me", (s) => s === "alice");
+    px.blockWebSockets = false;
+    await waitFor(alice, "#state", (s) => s === "connected");
+    await waitFor(alice, "#messages .presence", (s) => s.includes('delivered after a reload: "before the reload"'));
+    serverDown = false;
+
+    await sleep(500); // a second delivery would show by now
+    for (const [page, text] of [
+      [bob, "typed offline"],
+      [bob, "reply lost"],
+      [bob, "before the reload"],
+    ]) {
+      assert.equal(await countMessages(page, text), 1, `${text} on ${page === alice ? "alice" : "bob"}'s page`);
+    }
+    assert.equal(await alice.textContent("#unsent"), "0");
+  } finally {
+    for (const page of pages) await page.close();
+    await px.stop();
+    await bobNet.stop();
+    serverDown = false;
+  }
+  assert.equal(await demo.stop(), 0);
+  assert.deepEqual(problems, []);
+});
+
 test("pages on two nodes of a cluster share a room through NATS", async () => {
   problems.length = 0;
   const demo = await Demo.start(["-addr", "127.0.0.1:0", "-cluster", "2"], 2);
@@ -400,10 +583,15 @@ function sendFrameSizes(id, room, text) {
   const r = Buffer.from(room);
   const t = Buffer.from(text);
   const payload = [0x0a, ...varint(r.length), ...r, 0x12, ...varint(t.length), ...t];
-  // id, kind REQUEST, method_id (fixed32), payload
-  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload];
+  // id, kind REQUEST, method_id (fixed32), payload, idempotency_key (a
+  // UUID: 36 characters), timeout_ms (the time left of the page's 10
+  // minutes: 3 bytes as a varint, 6 digits in JSON)
+  const key = "k".repeat(36);
+  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload, 0x5a, 36, ...Buffer.from(key), 0x60, 0x80, 0x80, 0x20];
   const proto = 1 + varint(envelope.length).length + envelope.length;
-  const json = Buffer.byteLength(JSON.stringify({ id, kind: "request", method: "/examples.chat.v1.ChatService/Send", payload: { room, text } }));
+  const json = Buffer.byteLength(
+    JSON.stringify({ id, kind: "request", method: "/examples.chat.v1.ChatService/Send", payload: { room, text }, idempotencyKey: key, timeoutMs: 599999 }),
+  );
   return { proto, json };
 }
 

@@ -16,6 +16,7 @@ package protowsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -290,7 +291,12 @@ type Error struct {
 	// The status code; never CODE_UNSPECIFIED.
 	Code Code `protobuf:"varint,1,opt,name=code,proto3,enum=protows.v1.Code" json:"code,omitempty"`
 	// A message for developers, in English.
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Typed details for programs (a retry delay, the field that was wrong),
+	// as in gRPC's google.rpc.Status. In the JSON codec each is the protojson
+	// form of an Any: an object with "@type" and the message's fields. A
+	// receiver that does not know a detail's type keeps it as it came.
+	Details       []*anypb.Any `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -339,6 +345,13 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+func (x *Error) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 // Envelope carries one command of the protocol.
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -373,7 +386,17 @@ type Envelope struct {
 	// the initial window the client grants for the call's STREAM_MESSAGEs, 0
 	// for none (no per-call flow control, as clients before it). On a CREDIT:
 	// how many more STREAM_MESSAGEs the sender may send; never 0.
-	Credit        uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
+	Credit uint32 `protobuf:"varint,9,opt,name=credit,proto3" json:"credit,omitempty"`
+	// The idempotency key of a unary REQUEST: the same for every send of one
+	// logical call, so that the server runs the handler at most once per key
+	// (for one principal and method, within its window) and answers a
+	// repeated send with the first outcome. 1 to 128 printable ASCII
+	// characters; empty means no key.
+	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The time the client gives a REQUEST, in milliseconds from when the
+	// server reads it (relative, so that clocks need not agree). The server
+	// ends the call with CODE_DEADLINE_EXCEEDED when it passes. 0 means none.
+	TimeoutMs     uint32 `protobuf:"varint,12,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -467,6 +490,20 @@ func (x *Envelope) GetSeq() uint64 {
 func (x *Envelope) GetCredit() uint32 {
 	if x != nil {
 		return x.Credit
+	}
+	return 0
+}
+
+func (x *Envelope) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Envelope) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
 	}
 	return 0
 }
@@ -577,12 +614,13 @@ var File_protows_v1_protows_proto protoreflect.FileDescriptor
 const file_protows_v1_protows_proto_rawDesc = "" +
 	"\n" +
 	"\x18protows/v1/protows.proto\x12\n" +
-	"protows.v1\";\n" +
+	"protows.v1\x1a\x19google/protobuf/any.proto\";\n" +
 	"\x05Frame\x122\n" +
-	"\tenvelopes\x18\x01 \x03(\v2\x14.protows.v1.EnvelopeR\tenvelopes\"G\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x14.protows.v1.EnvelopeR\tenvelopes\"w\n" +
 	"\x05Error\x12$\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x10.protows.v1.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xdf\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"\xa7\x03\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12$\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x10.protows.v1.KindR\x04kind\x12\x1b\n" +
@@ -592,7 +630,10 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\v2\x11.protows.v1.ErrorR\x05error\x12>\n" +
 	"\bmetadata\x18\a \x03(\v2\".protows.v1.Envelope.MetadataEntryR\bmetadata\x12\x10\n" +
 	"\x03seq\x18\b \x01(\x04R\x03seq\x12\x16\n" +
-	"\x06credit\x18\t \x01(\rR\x06credit\x1a;\n" +
+	"\x06credit\x18\t \x01(\rR\x06credit\x12'\n" +
+	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\f \x01(\rR\ttimeoutMs\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"+\n" +
@@ -660,20 +701,22 @@ var file_protows_v1_protows_proto_goTypes = []any{
 	(*AuthenticateRequest)(nil),  // 5: protows.v1.AuthenticateRequest
 	(*AuthenticateResponse)(nil), // 6: protows.v1.AuthenticateResponse
 	nil,                          // 7: protows.v1.Envelope.MetadataEntry
+	(*anypb.Any)(nil),            // 8: google.protobuf.Any
 }
 var file_protows_v1_protows_proto_depIdxs = []int32{
 	4, // 0: protows.v1.Frame.envelopes:type_name -> protows.v1.Envelope
 	1, // 1: protows.v1.Error.code:type_name -> protows.v1.Code
-	0, // 2: protows.v1.Envelope.kind:type_name -> protows.v1.Kind
-	3, // 3: protows.v1.Envelope.error:type_name -> protows.v1.Error
-	7, // 4: protows.v1.Envelope.metadata:type_name -> protows.v1.Envelope.MetadataEntry
-	5, // 5: protows.v1.AuthService.Authenticate:input_type -> protows.v1.AuthenticateRequest
-	6, // 6: protows.v1.AuthService.Authenticate:output_type -> protows.v1.AuthenticateResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8, // 2: protows.v1.Error.details:type_name -> google.protobuf.Any
+	0, // 3: protows.v1.Envelope.kind:type_name -> protows.v1.Kind
+	3, // 4: protows.v1.Envelope.error:type_name -> protows.v1.Error
+	7, // 5: protows.v1.Envelope.metadata:type_name -> protows.v1.Envelope.MetadataEntry
+	5, // 6: protows.v1.AuthService.Authenticate:input_type -> protows.v1.AuthenticateRequest
+	6, // 7: protows.v1.AuthService.Authenticate:output_type -> protows.v1.AuthenticateResponse
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_protows_v1_protows_proto_init() }

@@ -143,7 +143,10 @@ type FailRequest struct {
 	// The message.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// Panic instead of returning an error.
-	Panic         bool `protobuf:"varint,3,opt,name=panic,proto3" json:"panic,omitempty"`
+	Panic bool `protobuf:"varint,3,opt,name=panic,proto3" json:"panic,omitempty"`
+	// Attach two error details: a google.protobuf.Duration of 1.5 s and this
+	// request.
+	Details       bool `protobuf:"varint,4,opt,name=details,proto3" json:"details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +198,13 @@ func (x *FailRequest) GetMessage() string {
 func (x *FailRequest) GetPanic() bool {
 	if x != nil {
 		return x.Panic
+	}
+	return false
+}
+
+func (x *FailRequest) GetDetails() bool {
+	if x != nil {
+		return x.Details
 	}
 	return false
 }
@@ -823,11 +833,12 @@ const file_protows_test_v1_test_proto_rawDesc = "" +
 	"\apadding\x18\x02 \x01(\fR\apadding\"<\n" +
 	"\fEchoResponse\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x18\n" +
-	"\apadding\x18\x02 \x01(\fR\apadding\"Q\n" +
+	"\apadding\x18\x02 \x01(\fR\apadding\"k\n" +
 	"\vFailRequest\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
-	"\x05panic\x18\x03 \x01(\bR\x05panic\"\x0e\n" +
+	"\x05panic\x18\x03 \x01(\bR\x05panic\x12\x18\n" +
+	"\adetails\x18\x04 \x01(\bR\adetails\"\x0e\n" +
 	"\fFailResponse\"?\n" +
 	"\fSleepRequest\x12/\n" +
 	"\x05delay\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05delay\"@\n" +

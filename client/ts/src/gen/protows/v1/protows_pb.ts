@@ -11,13 +11,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Any } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_any } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file protows/v1/protows.proto.
  */
 export const file_protows_v1_protows: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm90b3dzL3YxL3Byb3Rvd3MucHJvdG8SCnByb3Rvd3MudjEiMAoFRnJhbWUSJwoJZW52ZWxvcGVzGAEgAygLMhQucHJvdG93cy52MS5FbnZlbG9wZSI4CgVFcnJvchIeCgRjb2RlGAEgASgOMhAucHJvdG93cy52MS5Db2RlEg8KB21lc3NhZ2UYAiABKAkikAIKCEVudmVsb3BlEgoKAmlkGAEgASgNEh4KBGtpbmQYAiABKA4yEC5wcm90b3dzLnYxLktpbmQSEQoJbWV0aG9kX2lkGAMgASgHEg4KBm1ldGhvZBgEIAEoCRIPCgdwYXlsb2FkGAUgASgMEiAKBWVycm9yGAYgASgLMhEucHJvdG93cy52MS5FcnJvchI0CghtZXRhZGF0YRgHIAMoCzIiLnByb3Rvd3MudjEuRW52ZWxvcGUuTWV0YWRhdGFFbnRyeRILCgNzZXEYCCABKAQSDgoGY3JlZGl0GAkgASgNGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIkChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjsKFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEg8KB3N1YmplY3QYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyq8AQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASEAoMS0lORF9SRVFVRVNUEAESDgoKS0lORF9SRVBMWRACEhcKE0tJTkRfU1RSRUFNX01FU1NBR0UQAxITCg9LSU5EX1NUUkVBTV9FTkQQBBIPCgtLSU5EX0NBTkNFTBAFEg4KCktJTkRfRVJST1IQBhINCglLSU5EX1BJTkcQBxINCglLSU5EX1BPTkcQCBIPCgtLSU5EX0NSRURJVBAJKpQDCgRDb2RlEhQKEENPREVfVU5TUEVDSUZJRUQQABIRCg1DT0RFX0NBTkNFTEVEEAESEAoMQ09ERV9VTktOT1dOEAISGQoVQ09ERV9JTlZBTElEX0FSR1VNRU5UEAMSGgoWQ09ERV9ERUFETElORV9FWENFRURFRBAEEhIKDkNPREVfTk9UX0ZPVU5EEAUSFwoTQ09ERV9BTFJFQURZX0VYSVNUUxAGEhoKFkNPREVfUEVSTUlTU0lPTl9ERU5JRUQQBxIbChdDT0RFX1JFU09VUkNFX0VYSEFVU1RFRBAIEhwKGENPREVfRkFJTEVEX1BSRUNPTkRJVElPThAJEhAKDENPREVfQUJPUlRFRBAKEhUKEUNPREVfT1VUX09GX1JBTkdFEAsSFgoSQ09ERV9VTklNUExFTUVOVEVEEAwSEQoNQ09ERV9JTlRFUk5BTBANEhQKEENPREVfVU5BVkFJTEFCTEUQDhISCg5DT0RFX0RBVEFfTE9TUxAPEhgKFENPREVfVU5BVVRIRU5USUNBVEVEEBAyYAoLQXV0aFNlcnZpY2USUQoMQXV0aGVudGljYXRlEh8ucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZUI4WjZnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy92MTtwcm90b3dzdjFiBnByb3RvMw");
+  fileDesc("Chhwcm90b3dzL3YxL3Byb3Rvd3MucHJvdG8SCnByb3Rvd3MudjEiMAoFRnJhbWUSJwoJZW52ZWxvcGVzGAEgAygLMhQucHJvdG93cy52MS5FbnZlbG9wZSJfCgVFcnJvchIeCgRjb2RlGAEgASgOMhAucHJvdG93cy52MS5Db2RlEg8KB21lc3NhZ2UYAiABKAkSJQoHZGV0YWlscxgDIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkivQIKCEVudmVsb3BlEgoKAmlkGAEgASgNEh4KBGtpbmQYAiABKA4yEC5wcm90b3dzLnYxLktpbmQSEQoJbWV0aG9kX2lkGAMgASgHEg4KBm1ldGhvZBgEIAEoCRIPCgdwYXlsb2FkGAUgASgMEiAKBWVycm9yGAYgASgLMhEucHJvdG93cy52MS5FcnJvchI0CghtZXRhZGF0YRgHIAMoCzIiLnByb3Rvd3MudjEuRW52ZWxvcGUuTWV0YWRhdGFFbnRyeRILCgNzZXEYCCABKAQSDgoGY3JlZGl0GAkgASgNEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRISCgp0aW1lb3V0X21zGAwgASgNGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIkChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjsKFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEg8KB3N1YmplY3QYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyq8AQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASEAoMS0lORF9SRVFVRVNUEAESDgoKS0lORF9SRVBMWRACEhcKE0tJTkRfU1RSRUFNX01FU1NBR0UQAxITCg9LSU5EX1NUUkVBTV9FTkQQBBIPCgtLSU5EX0NBTkNFTBAFEg4KCktJTkRfRVJST1IQBhINCglLSU5EX1BJTkcQBxINCglLSU5EX1BPTkcQCBIPCgtLSU5EX0NSRURJVBAJKpQDCgRDb2RlEhQKEENPREVfVU5TUEVDSUZJRUQQABIRCg1DT0RFX0NBTkNFTEVEEAESEAoMQ09ERV9VTktOT1dOEAISGQoVQ09ERV9JTlZBTElEX0FSR1VNRU5UEAMSGgoWQ09ERV9ERUFETElORV9FWENFRURFRBAEEhIKDkNPREVfTk9UX0ZPVU5EEAUSFwoTQ09ERV9BTFJFQURZX0VYSVNUUxAGEhoKFkNPREVfUEVSTUlTU0lPTl9ERU5JRUQQBxIbChdDT0RFX1JFU09VUkNFX0VYSEFVU1RFRBAIEhwKGENPREVfRkFJTEVEX1BSRUNPTkRJVElPThAJEhAKDENPREVfQUJPUlRFRBAKEhUKEUNPREVfT1VUX09GX1JBTkdFEAsSFgoSQ09ERV9VTklNUExFTUVOVEVEEAwSEQoNQ09ERV9JTlRFUk5BTBANEhQKEENPREVfVU5BVkFJTEFCTEUQDhISCg5DT0RFX0RBVEFfTE9TUxAPEhgKFENPREVfVU5BVVRIRU5USUNBVEVEEBAyYAoLQXV0aFNlcnZpY2USUQoMQXV0aGVudGljYXRlEh8ucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZUI4WjZnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy92MTtwcm90b3dzdjFiBnByb3RvMw", [file_google_protobuf_any]);
 
 /**
  * Frame is the body of one binary WebSocket message. Its encoding is the
@@ -61,6 +63,16 @@ export type Error = Message<"protows.v1.Error"> & {
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * Typed details for programs (a retry delay, the field that was wrong),
+   * as in gRPC's google.rpc.Status. In the JSON codec each is the protojson
+   * form of an Any: an object with "@type" and the message's fields. A
+   * receiver that does not know a detail's type keeps it as it came.
+   *
+   * @generated from field: repeated google.protobuf.Any details = 3;
+   */
+  details: Any[];
 };
 
 /**
@@ -152,6 +164,26 @@ export type Envelope = Message<"protows.v1.Envelope"> & {
    * @generated from field: uint32 credit = 9;
    */
   credit: number;
+
+  /**
+   * The idempotency key of a unary REQUEST: the same for every send of one
+   * logical call, so that the server runs the handler at most once per key
+   * (for one principal and method, within its window) and answers a
+   * repeated send with the first outcome. 1 to 128 printable ASCII
+   * characters; empty means no key.
+   *
+   * @generated from field: string idempotency_key = 11;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The time the client gives a REQUEST, in milliseconds from when the
+   * server reads it (relative, so that clocks need not agree). The server
+   * ends the call with CODE_DEADLINE_EXCEEDED when it passes. 0 means none.
+   *
+   * @generated from field: uint32 timeout_ms = 12;
+   */
+  timeoutMs: number;
 };
 
 /**

@@ -1,0 +1,31 @@
+package dedupe
+
+import (
+	"context"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkMemory measures a call's use of a full window: Begin of a new
+// key, then Finish with a small reply, evicting the oldest key.
+func BenchmarkMemory(b *testing.B) {
+	m := NewMemory(MemoryConfig{})
+	ctx := context.Background()
+	o := &Outcome{Codec: "protows.v1.proto", Payload: make([]byte, 64)}
+	keys := make([]Key, DefaultMaxEntries*2)
+	for i := range keys {
+		keys[i] = Key{Method: "/protows.bench.v1.BenchService/Echo", ID: "0b9c5d6e-1a2b-4c3d-8e9f-" + strconv.Itoa(1e11+i)}
+	}
+	for i := range DefaultMaxEntries {
+		m.Begin(ctx, keys[i], Fingerprint{})
+		m.Finish(ctx, keys[i], o)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := keys[i%len(keys)]
+		i++
+		m.Begin(ctx, k, Fingerprint{})
+		m.Finish(ctx, k, o)
+	}
+}

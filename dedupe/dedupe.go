@@ -1,0 +1,108 @@
+// Package dedupe keeps the outcomes of calls made with an idempotency key
+// (docs/PROTOCOL.md, section 3.7), so that a server runs the handler of
+// such a call at most once and answers every repeated send of it with the
+// first outcome: at least once on the wire, exactly once in effect, within
+// a bounded window.
+//
+// A transport.Server uses a Store for every REQUEST that carries a key: it
+// calls Begin before running the handler, and Finish with what the handler
+// returned. The default, NewMemory, keeps the window in the server's
+// memory; a cluster whose clients may reconnect to another node shares one
+// window through a store such as dedupe/natsdedupe (NATS JetStream
+// key-value):
+//
+//	srv := transport.NewServer(r, transport.Config{
+//		Dedupe: dedupe.NewMemory(dedupe.MemoryConfig{MaxEntries: 1_000_000}),
+//	})
+package dedupe
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+)
+
+// Key names one logical call: its idempotency key in the scope of the
+// caller and the method. The same ID from two principals, or for two
+// methods, names two calls.
+type Key struct {
+	// Principal is the authenticated subject of the caller, "" when
+	// anonymous (anonymous callers share one scope).
+	Principal string
+	// Method is the full method name.
+	Method string
+	// ID is the idempotency key the client sent.
+	ID string
+}
+
+// Fingerprint identifies a call's request: the SHA-256 of the request
+// message's deterministic Protobuf encoding, the same whichever codec
+// carried it. A key reused with another fingerprint is refused.
+type Fingerprint [sha256.Size]byte
+
+// Outcome is what a call's handler produced, as the server sends it: the
+// REPLY's payload and metadata, or the ERROR.
+type Outcome struct {
+	// Codec is the subprotocol of the connection the call came on: the
+	// encoding of Payload and of Error's details. A repeated send that
+	// comes in another codec gets the outcome re-encoded.
+	Codec string
+	// Payload is the REPLY's payload; empty for an error (and for an empty
+	// reply message).
+	Payload []byte
+	// Metadata is the REPLY's metadata.
+	Metadata map[string]string
+	// Error is the ERROR's error; nil for a reply.
+	Error *protowsv1.Error
+}
+
+// Size returns an estimate of the bytes o holds, for the bounds of a
+// window.
+func (o *Outcome) Size() int {
+	if o == nil {
+		return 0
+	}
+	n := len(o.Codec) + len(o.Payload)
+	for k, v := range o.Metadata {
+		n += len(k) + len(v) + 16
+	}
+	if o.Error != nil {
+		n += len(o.Error.GetMessage()) + 16
+		for _, d := range o.Error.GetDetails() {
+			n += len(d.GetTypeUrl()) + len(d.GetValue()) + 16
+		}
+	}
+	return n
+}
+
+// ErrConflict is returned (wrapped) by Store.Begin for a key that was used
+// with another request: the call is refused (ERROR failed_precondition),
+// as Stripe refuses an idempotency key reused with other parameters.
+var ErrConflict = errors.New("dedupe: idempotency key already used with a different request")
+
+// Store is a window of idempotency keys and the outcomes of their calls.
+// Its methods are called concurrently, by the handler goroutines of many
+// connections.
+type Store interface {
+	// Begin claims k for a run of its call, whose request has the
+	// fingerprint fp, or finds the run that claimed it.
+	//
+	// It returns (nil, nil) when the caller claimed the key: the caller
+	// runs the handler and then calls Finish. It returns the outcome of
+	// the call when k is known with fingerprint fp, waiting within ctx
+	// while the first run is still in progress; if that run is released
+	// meanwhile (Finish with a nil outcome), the caller claims the key. It
+	// returns an error wrapping ErrConflict when k is known with another
+	// fingerprint, and ctx's error when ctx ends first.
+	Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, error)
+	// Finish ends the run that claimed k. A non-nil outcome is kept for
+	// the window's time; a nil outcome releases the key (the call did not
+	// happen: it was cancelled), so that the next send of the call runs
+	// the handler. Calls waiting in Begin are woken either way. ctx is
+	// not cancelled when the call's own context ended (the outcome must be
+	// recorded all the same): a store that waits on a network bounds its
+	// waits itself.
+	Finish(ctx context.Context, k Key, o *Outcome) error
+}

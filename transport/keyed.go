@@ -1,0 +1,196 @@
+package transport
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	protows "github.com/protows/protows"
+	"github.com/protows/protows/dedupe"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/wireerr"
+	"google.golang.org/protobuf/proto"
+)
+
+// MaxIdempotencyKeyLen is the longest idempotency key a REQUEST may carry
+// (docs/PROTOCOL.md, sections 3.7 and 11).
+const MaxIdempotencyKeyLen = 128
+
+// checkKey reports why an idempotency key is malformed, or nil.
+func checkKey(key string) error {
+	if len(key) > MaxIdempotencyKeyLen {
+		return fmt.Errorf("idempotency key of %d bytes: at most %d", len(key), MaxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if b := key[i]; b < 0x21 || b > 0x7e {
+			return fmt.Errorf("idempotency key has byte 0x%02x at %d: only printable ASCII (0x21 to 0x7e)", b, i)
+		}
+	}
+	return nil
+}
+
+// watchDeadline ends call with deadline_exceeded when ctx's deadline, the
+// REQUEST's timeout_ms, passes (docs/PROTOCOL.md, section 3.8), as a
+// CANCEL would end it. The handler keeps running until it returns; for a
+// keyed call its outcome is still recorded.
+func (c *Conn) watchDeadline(ctx context.Context, call *Call, ms uint32) {
+	call.stopDeadline = context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return
+		}
+		if call.end(nil, protows.Errorf(protows.CodeDeadlineExceeded, "deadline of %d ms exceeded", ms), true) {
+			call.cancel()
+		}
+	})
+}
+
+// fingerprint is the SHA-256 of req's deterministic Protobuf encoding: the
+// same for an equal request in either codec. The encoding goes to a pooled
+// buffer: it is only hashed.
+func fingerprint(req proto.Message) (dedupe.Fingerprint, error) {
+	bp := fingerprintBufs.Get().(*[]byte)
+	defer fingerprintBufs.Put(bp)
+	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend((*bp)[:0], req)
+	if err != nil {
+		return dedupe.Fingerprint{}, err
+	}
+	if cap(b) <= maxPooledFingerprint {
+		*bp = b
+	}
+	return sha256.Sum256(b), nil
+}
+
+// maxPooledFingerprint is the largest encoding buffer fingerprint keeps.
+const maxPooledFingerprint = 64 << 10
+
+var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// runKeyed runs a unary call that carries an idempotency key
+// (docs/PROTOCOL.md, section 3.7): the handler runs only if the server's
+// window does not know the key, and every send of the call gets the
+// outcome of that one run.
+func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
+	start := time.Now()
+	k := dedupe.Key{Method: call.method.Name, ID: call.key}
+	if p := c.principal.Load(); p != nil {
+		k.Principal = p.Subject
+	}
+	var o *dedupe.Outcome
+	fp, err := fingerprint(req)
+	if err == nil {
+		o, err = c.srv.cfg.Dedupe.Begin(ctx, k, fp)
+	}
+	switch {
+	case errors.Is(err, dedupe.ErrConflict):
+		err = protows.Errorf(protows.CodeFailedPrecondition,
+			"idempotency key %q was already used with a different request to %s", call.key, call.method.Name)
+	case err != nil && ctx.Err() != nil:
+		err = protows.NewError(protows.CodeOf(ctx.Err()), ctx.Err())
+	case err != nil:
+		c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", err)
+		err = protows.Errorf(protows.CodeUnavailable, "idempotency store: %v", err)
+	case o == nil:
+		// The key is ours: run the handler, and keep what it returned.
+		res, herr := c.serve(ctx, call, req)
+		o = call.outcome(res, herr)
+		kept := o
+		if code := protows.Code(o.Error.GetCode()); code == protows.CodeCanceled || code == protows.CodeUnavailable {
+			kept = nil // the call did not happen: the next send runs it
+		}
+		// The outcome is recorded even when the call's context ended (its
+		// deadline passed, say): the handler ran. Stores bound their own
+		// waits.
+		if ferr := c.srv.cfg.Dedupe.Finish(context.WithoutCancel(ctx), k, kept); ferr != nil {
+			c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", ferr)
+		}
+	}
+	outcome := "ok"
+	if err != nil {
+		call.end(nil, err, true)
+		outcome = protows.CodeOf(err).String()
+	} else {
+		call.endOutcome(o)
+		if o.Error != nil {
+			outcome = protows.Code(o.Error.GetCode()).String()
+		}
+	}
+	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(start))
+}
+
+// outcome is what end(res, err) would send, kept for the window: the
+// REPLY's payload and metadata, or the ERROR.
+func (c *Call) outcome(res proto.Message, err error) *dedupe.Outcome {
+	cd := c.conn.codec
+	o := &dedupe.Outcome{Codec: cd.Name()}
+	if err != nil {
+		o.Error = wireerr.ToWire(cd, err)
+		return o
+	}
+	c.mu.Lock()
+	o.Metadata = c.replyMD
+	c.mu.Unlock()
+	if res != nil {
+		payload, perr := cd.AppendPayload(nil, res)
+		if perr != nil {
+			o.Metadata = nil
+			o.Error = wireerr.ToWire(cd, protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
+			return o
+		}
+		o.Payload = payload
+	}
+	return o
+}
+
+// endOutcome ends the call with o, re-encoded when it was kept in another
+// codec. It reports false when the call had already ended.
+func (c *Call) endOutcome(o *dedupe.Outcome) bool {
+	env := &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY, Payload: o.Payload, Metadata: o.Metadata}
+	if o.Error != nil {
+		env = &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_ERROR, Error: o.Error}
+	}
+	if cd := c.conn.codec; o.Codec != cd.Name() {
+		if err := c.recode(o, env); err != nil {
+			env = &protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_ERROR,
+				Error: wireerr.ToWire(cd, protows.Errorf(protows.CodeInternal, "replay the outcome of the first send: %v", err))}
+		}
+	}
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return false
+	}
+	c.ended = true
+	c.mu.Unlock()
+	c.conn.forgetCall(c.id)
+	c.sendEnd(env, true)
+	return true
+}
+
+// recode re-encodes env, made from o, from o's codec into the call's.
+func (c *Call) recode(o *dedupe.Outcome, env *protowsv1.Envelope) error {
+	from, ok := c.conn.srv.cfg.Codecs.Lookup(o.Codec)
+	if !ok {
+		return fmt.Errorf("codec %q is not served", o.Codec)
+	}
+	to := c.conn.codec
+	if o.Error != nil {
+		env.Error = wireerr.ToWire(to, wireerr.FromWire(from, o.Error))
+		return nil
+	}
+	if c.method.NewResponse == nil {
+		return errors.New("the method has no NewResponse")
+	}
+	res := c.method.NewResponse()
+	if err := from.UnmarshalPayload(o.Payload, res); err != nil {
+		return err
+	}
+	payload, err := to.AppendPayload(nil, res)
+	if err != nil {
+		return err
+	}
+	env.Payload = payload
+	return nil
+}
