@@ -189,6 +189,8 @@ type freezeProxy struct {
 	flags  []*atomic.Bool                   // frozen, one per accepted connection
 	gates  []*atomic.Pointer[chan struct{}] // server-to-client pause, one per connection
 	wg     sync.WaitGroup
+	// refusing: connections accepted are closed at once.
+	refusing atomic.Bool
 }
 
 func newFreezeProxy(t *testing.T, target string) *freezeProxy {
@@ -212,6 +214,10 @@ func (p *freezeProxy) accept() {
 		in, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.refusing.Load() {
+			in.Close()
+			continue
 		}
 		out, err := net.Dial("tcp", p.target)
 		if err != nil {

@@ -137,7 +137,14 @@ const watchMethod = "/protows.test.v1.Rooms/Watch"
 
 func startRoomServer(t *testing.T) *roomServer {
 	t.Helper()
-	h, err := hub.New(hub.Config[*testv1.CountResponse]{Logger: slog.New(slog.DiscardHandler)})
+	return startRoomServerWith(t, hub.Config[*testv1.CountResponse]{})
+}
+
+// startRoomServerWith is startRoomServer with a hub of cfg.
+func startRoomServerWith(t *testing.T, cfg hub.Config[*testv1.CountResponse]) *roomServer {
+	t.Helper()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +279,10 @@ type cutProxy struct {
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	return &cutProxy{newFreezeProxy(t, target)}
 }
+
+// refuse makes the proxy close (on) or keep (off) the connections it
+// accepts from now on: the network is down for new connections.
+func (p *cutProxy) refuse(on bool) { p.refusing.Store(on) }
 
 // cut closes every connection open now, without a close frame.
 func (p *cutProxy) cut() {
