@@ -208,6 +208,13 @@ func newFreezeProxy(t *testing.T, target string) *freezeProxy {
 
 func (p *freezeProxy) addr() string { return p.ln.Addr().String() }
 
+// retarget sends the connections accepted from now on to target.
+func (p *freezeProxy) retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 func (p *freezeProxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -219,7 +226,10 @@ func (p *freezeProxy) accept() {
 			in.Close()
 			continue
 		}
-		out, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		out, err := net.Dial("tcp", target)
 		if err != nil {
 			in.Close()
 			continue

@@ -128,9 +128,10 @@ func TestSeqGapAfterServerEnd(t *testing.T) {
 // roomServer is a real transport server whose only method,
 // /protows.test.v1.Rooms/Watch, joins the room named by the request's text.
 type roomServer struct {
-	hub   *hub.Hub[*testv1.CountResponse]
-	url   string
-	proxy *cutProxy
+	hub    *hub.Hub[*testv1.CountResponse]
+	url    string
+	proxy  *cutProxy
+	target string // the server's own address, behind the proxy
 }
 
 const watchMethod = "/protows.test.v1.Rooms/Watch"
@@ -176,7 +177,7 @@ func startRoomServerWith(t *testing.T, cfg hub.Config[*testv1.CountResponse]) *r
 		ws.Shutdown(ctx)
 		<-served
 	})
-	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p}
+	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p, target: ln.Addr().String()}
 }
 
 // waitMembers waits until room has n members.
