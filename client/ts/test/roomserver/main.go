@@ -5,7 +5,7 @@
 // exactly one line, "listening on http://HOST:PORT", once it accepts
 // connections, as cmd/protows-testserver does.
 //
-//	go run ./client/ts/test/roomserver -addr 127.0.0.1:0 -history 1000
+//	go run ./client/ts/test/roomserver -addr 127.0.0.1:0 -history 1000 -static ./www
 package main
 
 import (
@@ -38,6 +38,7 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	history := flag.Int("history", 0, "messages kept per room (0: the default, 1000)")
 	readTimeout := flag.Duration("read-timeout", 0, "heartbeat read timeout (0: default 60s)")
+	static := flag.String("static", "", "directory served at /")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -56,6 +57,9 @@ func run() error {
 	ws := transport.NewServer(r, transport.Config{Logger: logger, ReadTimeout: *readTimeout})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", ws)
+	if *static != "" {
+		mux.Handle("/", http.FileServer(http.Dir(*static)))
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
