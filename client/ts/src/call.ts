@@ -121,7 +121,10 @@ export interface StreamMessageInfo {
   /**
    * True when messages may be missing just before this one: the stream was
    * re-opened (resubscribe) before it, unless the server recovered every
-   * missed message (a room with history, see onRecovery), or its seq does not follow the
+   * missed message (a room with history, see onRecovery: there the re-open's
+   * gap goes to the first message after the new position, or to the first
+   * room message if no position comes, never to a seq-0 message before
+   * them), or its seq does not follow the
    * previous non-zero seq of the stream (it skips ahead, say 7 after 5,
    * because the server could not deliver some room messages, or goes back
    * because the numbering restarted). A seq of 0 neither starts nor hides
@@ -351,8 +354,13 @@ export class Calls {
                 unavailableAttempt = 0;
                 const msg = this.#codec.decodePayload(method.output, item.payload) as MessageShape<DescMessage>;
                 const seq = item.seq;
-                const gap = gapPending || seqSkips(lastSeq, seq);
-                gapPending = false;
+                // A stream re-opened from a position waits for the new
+                // position (or a room message) to tell whether the re-open
+                // lost anything: messages outside the room's history
+                // (seq 0: presence, say) may come before it.
+                const waiting = gapPending && epoch !== "" && !positioned && seq === 0;
+                const gap = (gapPending && !waiting) || seqSkips(lastSeq, seq);
+                if (!waiting) gapPending = false;
                 if (seq !== 0) {
                   lastSeq = seq;
                   // Room messages without a position: a room without
