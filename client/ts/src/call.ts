@@ -318,7 +318,9 @@ export class Calls {
       const method = r.method;
       const req = this.envelope(method, r.message, r.metadata);
       let unavailableAttempt = 0;
-      const history = options.history ?? 0;
+      // A uint32 on the wire; what is not a positive number asks for none.
+      const h = options.history ?? 0;
+      const history = h > 0 ? Math.min(Math.trunc(h), 0xffffffff) : 0;
       // The gap state, as in the Go client's streamCore: gapPending after a
       // re-open, lastSeq the last non-zero seq since the stream was opened,
       // or since its position. The room position (docs/PROTOCOL.md section

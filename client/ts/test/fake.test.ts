@@ -251,7 +251,8 @@ for (const codec of ["proto", "json"] as const) {
         const got: string[] = [];
         let info: StreamMessageInfo | undefined;
         let recoveries = 0;
-        const stream = client.serverStream(TestService.method.count, {}, { onMessageInfo: (i) => (info = i), onRecovery: () => recoveries++ });
+        // A negative history asks for none (resume.history is a uint32).
+        const stream = client.serverStream(TestService.method.count, {}, { history: -3, onMessageInfo: (i) => (info = i), onRecovery: () => recoveries++ });
         for await (const m of stream) {
           got.push(`${m.n}:${info!.seq}${info!.gap ? "(gap)" : ""}`);
           if (m.n === 4) break;
