@@ -122,6 +122,10 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		Presence: pres.event,
 		Logger:   cfg.Logger,
 		Metrics:  roomMetrics,
+		// Each room keeps its latest messages (docs/PROTOCOL.md section
+		// 14): the page shows them on entry, and a page that lost its
+		// connection gets what it missed when it comes back.
+		History: hub.NewMemoryHistory(hub.HistoryLimits{}),
 	}
 	if cfg.NATSURL != "" {
 		n.nc, err = nats.Connect(cfg.NATSURL,
