@@ -357,8 +357,8 @@ type streamCore struct {
 	cn         *conn // the connection it is open on, nil between two
 	id         uint32
 	queue      []streamItem
-	gapPending bool        // the stream was re-opened since the last message
-	lastSeq    uint64      // the last non-zero seq since the stream was (re-)opened, or since its position
+	gapPending bool   // the stream was re-opened since the last message
+	lastSeq    uint64 // the last non-zero seq since the stream was (re-)opened, or since its position
 	// The room position (docs/PROTOCOL.md, section 14): epoch is the
 	// room's epoch, "" when the stream has none, and lastSeq its offset.
 	// positioned: a STREAM_POSITION came since the stream was (re-)opened.
@@ -367,8 +367,8 @@ type streamCore struct {
 	epoch      string
 	positioned bool
 	posPending *StreamPosition // to attach to the next message
-	refusals   int         // unavailable ends since the last message
-	retry      *time.Timer // re-opens the stream after an unavailable end
+	refusals   int             // unavailable ends since the last message
+	retry      *time.Timer     // re-opens the stream after an unavailable end
 	ended      bool
 	err        error
 }
