@@ -7,7 +7,10 @@ import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { pkgDir } from "./repo.js";
 
-const budgetGzipped = 10 * 1024;
+// 10 KiB until resumable room streams (docs/PROTOCOL.md section 14): their
+// codec fields took the runtime from 10.1 to 10.6 KiB, and the resume
+// logic of the runtime comes on top.
+const budgetGzipped = 11 * 1024;
 
 test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`, async () => {
   const { sizes } = (await import(pathToFileURL(join(pkgDir, "scripts", "size.mjs")).href)) as {
