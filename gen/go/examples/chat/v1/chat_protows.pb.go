@@ -29,6 +29,8 @@ const (
 	ChatServiceGetPresenceMethod = "/examples.chat.v1.ChatService/GetPresence"
 	// ChatServiceListRoomsMethod is the full name of examples.chat.v1.ChatService.ListRooms.
 	ChatServiceListRoomsMethod = "/examples.chat.v1.ChatService/ListRooms"
+	// ChatServiceGetHistoryMethod is the full name of examples.chat.v1.ChatService.GetHistory.
+	ChatServiceGetHistoryMethod = "/examples.chat.v1.ChatService/GetHistory"
 )
 
 // Wire ids of the examples.chat.v1.ChatService methods, as the Protobuf codec
@@ -42,6 +44,8 @@ const (
 	ChatServiceGetPresenceMethodID uint32 = 0xf17e0617
 	// ChatServiceListRoomsMethodID is the wire id of examples.chat.v1.ChatService.ListRooms.
 	ChatServiceListRoomsMethodID uint32 = 0xc1de9b36
+	// ChatServiceGetHistoryMethodID is the wire id of examples.chat.v1.ChatService.GetHistory.
+	ChatServiceGetHistoryMethodID uint32 = 0xcf1e8582
 )
 
 // ChatServiceHandler is the server side of examples.chat.v1.ChatService:
@@ -59,6 +63,12 @@ type ChatServiceHandler interface {
 	// seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
 	// tells the client it missed events (a dropped member, a broker outage)
 	// and should resynchronize, for example with GetPresence.
+	//
+	// Rooms keep a history of their messages (docs/PROTOCOL.md, section
+	// 14): the seq of a message is then its offset in the room's history, a
+	// client may ask for the latest messages when it joins (the REQUEST's
+	// resume.history), and one that reconnects gets what it missed. Presence
+	// events are not part of the history (their seq is 0).
 	Watch(context.Context, *WatchRequest, router.Stream[*RoomEvent]) error
 	// Send posts a message to a room; every member of the room, the sender's
 	// own Watch stream included, receives it as a RoomEvent.
@@ -67,6 +77,9 @@ type ChatServiceHandler interface {
 	GetPresence(context.Context, *GetPresenceRequest) (*GetPresenceResponse, error)
 	// ListRooms returns the rooms that have members, a page at a time.
 	ListRooms(context.Context, *ListRoomsRequest) (*ListRoomsResponse, error)
+	// GetHistory returns messages of a room's history, a page at a time,
+	// going back from the latest (a client that scrolls up).
+	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
 }
 
 // RegisterChatServiceHandler registers every method of h on r, passing opts to each
@@ -84,6 +97,9 @@ func RegisterChatServiceHandler(r *router.Router, h ChatServiceHandler, opts ...
 		return err
 	}
 	if err := router.HandleUnary(r, ChatServiceListRoomsMethod, h.ListRooms, opts...); err != nil {
+		return err
+	}
+	if err := router.HandleUnary(r, ChatServiceGetHistoryMethod, h.GetHistory, opts...); err != nil {
 		return err
 	}
 	return nil
@@ -116,6 +132,11 @@ func (UnimplementedChatServiceHandler) ListRooms(context.Context, *ListRoomsRequ
 	return nil, protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", ChatServiceListRoomsMethod)
 }
 
+// GetHistory answers CodeUnimplemented.
+func (UnimplementedChatServiceHandler) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
+	return nil, protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", ChatServiceGetHistoryMethod)
+}
+
 // ChatServiceClient calls examples.chat.v1.ChatService through a protows client.
 // Its methods are safe for concurrent use.
 //
@@ -139,6 +160,12 @@ func NewChatServiceClient(c *client.Client) *ChatServiceClient {
 // seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
 // tells the client it missed events (a dropped member, a broker outage)
 // and should resynchronize, for example with GetPresence.
+//
+// Rooms keep a history of their messages (docs/PROTOCOL.md, section
+// 14): the seq of a message is then its offset in the room's history, a
+// client may ask for the latest messages when it joins (the REQUEST's
+// resume.history), and one that reconnects gets what it missed. Presence
+// events are not part of the history (their seq is 0).
 //
 // Read the stream with Receive and Msg until Receive returns false; Err
 // then says why it ended (nil when the server ended it cleanly). Close
@@ -173,4 +200,14 @@ func (c *ChatServiceClient) GetPresence(ctx context.Context, req *GetPresenceReq
 // The method is idempotent, so the call is retried after a reconnect.
 func (c *ChatServiceClient) ListRooms(ctx context.Context, req *ListRoomsRequest, opts ...client.CallOption) (*ListRoomsResponse, error) {
 	return client.CallUnary[ListRoomsResponse](ctx, c.client, ChatServiceListRoomsMethod, req, append([]client.CallOption{client.Idempotent()}, opts...)...)
+}
+
+// GetHistory returns messages of a room's history, a page at a time,
+// going back from the latest (a client that scrolls up).
+//
+// It returns the response, or an error whose protows.Code says why the
+// call failed.
+// The method is idempotent, so the call is retried after a reconnect.
+func (c *ChatServiceClient) GetHistory(ctx context.Context, req *GetHistoryRequest, opts ...client.CallOption) (*GetHistoryResponse, error) {
+	return client.CallUnary[GetHistoryResponse](ctx, c.client, ChatServiceGetHistoryMethod, req, append([]client.CallOption{client.Idempotent()}, opts...)...)
 }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file examples/chat/v1/chat.proto.
  */
 export const file_examples_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDTLYAgoLQ2hhdFNlcnZpY2USRgoFV2F0Y2gSHi5leGFtcGxlcy5jaGF0LnYxLldhdGNoUmVxdWVzdBobLmV4YW1wbGVzLmNoYXQudjEuUm9vbUV2ZW50MAESRQoEU2VuZBIdLmV4YW1wbGVzLmNoYXQudjEuU2VuZFJlcXVlc3QaHi5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXNwb25zZRJfCgtHZXRQcmVzZW5jZRIkLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GiUuZXhhbXBsZXMuY2hhdC52MS5HZXRQcmVzZW5jZVJlc3BvbnNlIgOQAgESWQoJTGlzdFJvb21zEiIuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXF1ZXN0GiMuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXNwb25zZSIDkAIBQjtaOWdpdGh1Yi5jb20vcHJvdG93cy9wcm90b3dzL2dlbi9nby9leGFtcGxlcy9jaGF0L3YxO2NoYXR2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDSJEChFHZXRIaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBmJlZm9yZRgCIAEoBBIRCglwYWdlX3NpemUYAyABKA0iYgoSR2V0SGlzdG9yeVJlc3BvbnNlEi4KBmV2ZW50cxgBIAMoCzIeLmV4YW1wbGVzLmNoYXQudjEuSGlzdG9yeUV2ZW50Eg0KBWVwb2NoGAIgASgJEg0KBWZpcnN0GAMgASgEIkoKDEhpc3RvcnlFdmVudBIOCgZvZmZzZXQYASABKAQSKgoFZXZlbnQYAiABKAsyGy5leGFtcGxlcy5jaGF0LnYxLlJvb21FdmVudDK2AwoLQ2hhdFNlcnZpY2USRgoFV2F0Y2gSHi5leGFtcGxlcy5jaGF0LnYxLldhdGNoUmVxdWVzdBobLmV4YW1wbGVzLmNoYXQudjEuUm9vbUV2ZW50MAESRQoEU2VuZBIdLmV4YW1wbGVzLmNoYXQudjEuU2VuZFJlcXVlc3QaHi5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXNwb25zZRJfCgtHZXRQcmVzZW5jZRIkLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GiUuZXhhbXBsZXMuY2hhdC52MS5HZXRQcmVzZW5jZVJlc3BvbnNlIgOQAgESWQoJTGlzdFJvb21zEiIuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXF1ZXN0GiMuZXhhbXBsZXMuY2hhdC52MS5MaXN0Um9vbXNSZXNwb25zZSIDkAIBElwKCkdldEhpc3RvcnkSIy5leGFtcGxlcy5jaGF0LnYxLkdldEhpc3RvcnlSZXF1ZXN0GiQuZXhhbXBsZXMuY2hhdC52MS5HZXRIaXN0b3J5UmVzcG9uc2UiA5ACAUI7WjlnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vZXhhbXBsZXMvY2hhdC92MTtjaGF0djFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * WatchRequest names the room to join.
@@ -362,6 +362,108 @@ export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
   messageDesc(file_examples_chat_v1_chat, 10);
 
 /**
+ * GetHistoryRequest names a room, and a page of its history.
+ *
+ * @generated from message examples.chat.v1.GetHistoryRequest
+ */
+export type GetHistoryRequest = Message<"examples.chat.v1.GetHistoryRequest"> & {
+  /**
+   * The room.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The page holds the messages just before this offset (the seq of a
+   * message the client has); 0 means the latest messages.
+   *
+   * @generated from field: uint64 before = 2;
+   */
+  before: bigint;
+
+  /**
+   * The most messages in the reply: 0 means 50, and more than 1000 means
+   * 1000.
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message examples.chat.v1.GetHistoryRequest.
+ * Use `create(GetHistoryRequestSchema)` to create a new message.
+ */
+export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 11);
+
+/**
+ * GetHistoryResponse is a page of a room's history.
+ *
+ * @generated from message examples.chat.v1.GetHistoryResponse
+ */
+export type GetHistoryResponse = Message<"examples.chat.v1.GetHistoryResponse"> & {
+  /**
+   * The messages, oldest first.
+   *
+   * @generated from field: repeated examples.chat.v1.HistoryEvent events = 1;
+   */
+  events: HistoryEvent[];
+
+  /**
+   * The history's epoch (docs/PROTOCOL.md, section 14): offsets of one
+   * epoch name the same messages.
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * The offset of the oldest message the history holds: the page reached
+   * it when its first event has this offset.
+   *
+   * @generated from field: uint64 first = 3;
+   */
+  first: bigint;
+};
+
+/**
+ * Describes the message examples.chat.v1.GetHistoryResponse.
+ * Use `create(GetHistoryResponseSchema)` to create a new message.
+ */
+export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 12);
+
+/**
+ * HistoryEvent is a message of a room's history.
+ *
+ * @generated from message examples.chat.v1.HistoryEvent
+ */
+export type HistoryEvent = Message<"examples.chat.v1.HistoryEvent"> & {
+  /**
+   * Its offset in the room: the seq it had on Watch streams.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The event.
+   *
+   * @generated from field: examples.chat.v1.RoomEvent event = 2;
+   */
+  event?: RoomEvent | undefined;
+};
+
+/**
+ * Describes the message examples.chat.v1.HistoryEvent.
+ * Use `create(HistoryEventSchema)` to create a new message.
+ */
+export const HistoryEventSchema: GenMessage<HistoryEvent> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 13);
+
+/**
  * ChatService is a chat with rooms. The caller is the authenticated subject
  * of the connection: it is the author of what it sends and the name under
  * which it is present in a room.
@@ -378,6 +480,12 @@ export const ChatService: GenService<{
    * seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
    * tells the client it missed events (a dropped member, a broker outage)
    * and should resynchronize, for example with GetPresence.
+   *
+   * Rooms keep a history of their messages (docs/PROTOCOL.md, section
+   * 14): the seq of a message is then its offset in the room's history, a
+   * client may ask for the latest messages when it joins (the REQUEST's
+   * resume.history), and one that reconnects gets what it missed. Presence
+   * events are not part of the history (their seq is 0).
    *
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    *
@@ -418,6 +526,17 @@ export const ChatService: GenService<{
     methodKind: "unary";
     input: typeof ListRoomsRequestSchema;
     output: typeof ListRoomsResponseSchema;
+  },
+  /**
+   * GetHistory returns messages of a room's history, a page at a time,
+   * going back from the latest (a client that scrolls up).
+   *
+   * @generated from rpc examples.chat.v1.ChatService.GetHistory
+   */
+  getHistory: {
+    methodKind: "unary";
+    input: typeof GetHistoryRequestSchema;
+    output: typeof GetHistoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_examples_chat_v1_chat, 0);
