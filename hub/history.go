@@ -71,7 +71,8 @@ type HistoryPage struct {
 	// entries. It changes when the history is lost (a node that kept it
 	// in memory restarted).
 	Epoch string
-	// First is the offset of the room's oldest entry in the history;
+	// First is the offset of the room's oldest message in the history
+	// (markers are not messages);
 	// Latest+1 when the history holds none.
 	First uint64
 	// Latest is the offset of the room's latest entry, or the offset its

@@ -138,11 +138,14 @@ func WithStreamTimeout(d time.Duration) HandlerOption {
 //	ID() uint32
 //	Codec() codec.Codec
 //	EnqueueParts(codec.Parts) error
+//	EnqueuePartsWait(context.Context, codec.Parts) error
+//	EnqueueControlWait(context.Context, codec.Parts) error
 //
 // of its transport.Call, for code that queues STREAM_MESSAGEs it encoded
 // itself and finds them with a type assertion, the way an http.Handler
 // finds http.Flusher on its ResponseWriter: package hub uses them to
-// encode a broadcast once for all the members of a room. An interceptor
+// encode a broadcast once for all the members of a room, and to replay a
+// room's history within the call's flow control. An interceptor
 // that replaces Call.Stream with a wrapper hides them unless the wrapper
 // has them too; such code then sends through Send.
 type Stream[T any] interface {
@@ -330,6 +333,8 @@ type enqueuer interface {
 	ID() uint32
 	Codec() codec.Codec
 	EnqueueParts(codec.Parts) error
+	EnqueuePartsWait(context.Context, codec.Parts) error
+	EnqueueControlWait(context.Context, codec.Parts) error
 }
 
 var (
@@ -469,6 +474,14 @@ func (s callStream) ID() uint32 { return s.call.ID() }
 func (s callStream) Codec() codec.Codec { return s.call.Codec() }
 
 func (s callStream) EnqueueParts(p codec.Parts) error { return s.call.EnqueueParts(p) }
+
+func (s callStream) EnqueuePartsWait(ctx context.Context, p codec.Parts) error {
+	return s.call.EnqueuePartsWait(ctx, p)
+}
+
+func (s callStream) EnqueueControlWait(ctx context.Context, p codec.Parts) error {
+	return s.call.EnqueueControlWait(ctx, p)
+}
 
 func (r *Router) register(method string, kind methodKind, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
 	if !protows.ValidMethodName(method) {

@@ -373,6 +373,10 @@ func (s *history) Read(ctx context.Context, room string, after uint64, limit int
 	p.First = p.Latest + 1
 	if len(first.entries) > 0 {
 		p.First = first.entries[0].Offset
+		if first.entries[0].Marker {
+			// A marker holds no message: the first one is after it.
+			p.First++
+		}
 	}
 	if limit <= 0 || after >= p.Latest {
 		return p, nil

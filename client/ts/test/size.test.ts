@@ -11,8 +11,11 @@ import { pkgDir } from "./repo.js";
 // flow control (src/flow.ts, Client.clientStream and bidiStream,
 // createClient's two new kinds) took the runtime from 9230 to 10502 bytes
 // gzipped, and the measured generated client gained Sum and EchoStream
-// (10041 to 11397 with it).
-const budgetGzipped = 12 * 1024;
+// (10041 to 11397 with it). 13 KiB since issue 13 joined it: resumable
+// room streams (the codec's resume and position, STREAM_POSITION, the
+// stream's kept position and onRecovery) took the runtime to 11528 bytes
+// gzipped, 12424 with the generated client.
+const budgetGzipped = 13 * 1024;
 
 test(`runtime + one generated client stays under ${budgetGzipped} bytes gzipped`, async () => {
   const { sizes } = (await import(pathToFileURL(join(pkgDir, "scripts", "size.mjs")).href)) as {
