@@ -227,6 +227,8 @@ type freezeProxy struct {
 	flags  []*atomic.Bool                   // frozen, one per accepted connection
 	gates  []*atomic.Pointer[chan struct{}] // server-to-client pause, one per connection
 	wg     sync.WaitGroup
+	// refusing: connections accepted are closed at once.
+	refusing atomic.Bool
 }
 
 func newFreezeProxy(t *testing.T, target string) *freezeProxy {
@@ -268,7 +270,14 @@ func (p *freezeProxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := p.dialUp()
+		if p.refusing.Load() {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		dialUp := p.dialUp
+		p.mu.Unlock()
+		out, err := dialUp()
 		if err != nil {
 			in.Close()
 			continue

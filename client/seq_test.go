@@ -140,18 +140,23 @@ const watchMethod = "/protows.test.v1.Rooms/Watch"
 
 func startRoomServer(t *testing.T) *roomServer {
 	t.Helper()
+	return startRoomServerWith(t, hub.Config[*testv1.CountResponse]{})
+}
+
+// startRoomServerWith is startRoomServer with a hub of cfg.
+func startRoomServerWith(t *testing.T, cfg hub.Config[*testv1.CountResponse]) *roomServer {
+	t.Helper()
 	changed := make(chan struct{}, 1)
-	h, err := hub.New(hub.Config[*testv1.CountResponse]{
-		Logger: slog.New(slog.DiscardHandler),
-		// No presence messages: the hook only tells waitMembers to look.
-		Presence: func(hub.PresenceEvent) (*testv1.CountResponse, bool) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-			return nil, false
-		},
-	})
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	// No presence messages: the hook only tells waitMembers to look.
+	cfg.Presence = func(hub.PresenceEvent) (*testv1.CountResponse, bool) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		return nil, false
+	}
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,6 +290,10 @@ type cutProxy struct {
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	return &cutProxy{newFreezeProxy(t, target)}
 }
+
+// refuse makes the proxy close (on) or keep (off) the connections it
+// accepts from now on: the network is down for new connections.
+func (p *cutProxy) refuse(on bool) { p.refusing.Store(on) }
 
 // cut closes every connection open now, without a close frame.
 func (p *cutProxy) cut() {

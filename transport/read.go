@@ -456,7 +456,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		return true
 	}
 	ctx, cancel := context.WithCancel(&c.ctx)
-	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), cancel: cancel}
+	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), cancel: cancel}
 	if credit > 0 && m.ServerStream {
 		call.flow, call.credit = true, int64(credit)
 	}
