@@ -173,4 +173,3 @@ func ExampleWithHistory() {
 		fmt.Println(st.Msg().GetN())
 	}
 }
-
