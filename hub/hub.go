@@ -406,12 +406,20 @@ func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*memb
 
 // join adds m, waits for the end of its membership and removes it.
 func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
+	var (
+		page HistoryPage
+		rerr error
+	)
+	hist := h.hasHistory(m.info.Room)
+	if hist {
+		page, rerr = h.readStart(ctx, m)
+	}
 	if err := h.add(m); err != nil {
 		return err
 	}
 	defer h.remove(m)
-	if m.room.hist {
-		if err := h.catchUp(ctx, m); err != nil {
+	if hist {
+		if err := h.catchUp(ctx, m, page, rerr); err != nil {
 			m.end(err)
 		}
 	}

@@ -144,17 +144,26 @@ func (h *Hub[T]) toRoomEntry(r *room[T], pl *payload[T], offset uint64, marker b
 	}
 }
 
-// catchUp starts m's membership of a room with history: it tells m's
-// client where the stream stands (STREAM_POSITION), replays what m asked
-// for from the history, and makes m live. It returns an error when m can
-// no longer be sent to.
-func (h *Hub[T]) catchUp(ctx context.Context, m *member[T]) error {
+// readStart reads the history m starts from, before m joins the room: the
+// position m is given is then at or before every message broadcast after
+// it joined, so that none escapes it.
+func (h *Hub[T]) readStart(ctx context.Context, m *member[T]) (HistoryPage, error) {
+	if !m.start.resume {
+		return HistoryPage{}, nil
+	}
+	return h.cfg.History.Read(ctx, m.info.Room, m.start.offset, replayBatch)
+}
+
+// catchUp starts m's membership of a room with history, from page (and
+// err), what readStart read: it tells m's client where the stream stands
+// (STREAM_POSITION), replays what m asked for from the history, and makes
+// m live. It returns an error when m can no longer be sent to.
+func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, err error) error {
 	st := m.start
 	if !st.resume {
 		h.goLive(m, 0, false)
 		return nil
 	}
-	page, err := h.cfg.History.Read(ctx, m.info.Room, st.offset, replayBatch)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
