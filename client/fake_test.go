@@ -263,6 +263,13 @@ func (p *freezeProxy) dial(t *testing.T, path string, opts ...client.Option) *cl
 	return dial(t, "ws://"+p.addr()+path, append(opts, client.WithNetDial(p.ln.(*memnet.Listener).DialContext))...)
 }
 
+// retarget sends the connections accepted from now on to target.
+func (p *freezeProxy) retarget(target string) {
+	p.mu.Lock()
+	p.dialUp = func() (net.Conn, error) { return net.Dial("tcp", target) }
+	p.mu.Unlock()
+}
+
 func (p *freezeProxy) accept() {
 	defer p.wg.Done()
 	for {

@@ -134,6 +134,7 @@ type roomServer struct {
 	url     string
 	proxy   *cutProxy
 	changed chan struct{} // gets a value after each join and leave
+	target  string        // the server's own address, behind the proxy
 }
 
 const watchMethod = "/protows.test.v1.Rooms/Watch"
@@ -188,7 +189,7 @@ func startRoomServerWith(t *testing.T, cfg hub.Config[*testv1.CountResponse]) *r
 		ws.Shutdown(ctx)
 		<-served
 	})
-	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p, changed: changed}
+	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p, changed: changed, target: ln.Addr().String()}
 }
 
 // waitMembers waits until room has n members.

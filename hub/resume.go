@@ -204,8 +204,13 @@ func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, er
 	}
 	sent := from
 	entries := page.Entries
+	// The page was read before m joined: what came between the read and
+	// the join is neither in it nor noted by m. m goes live only after a
+	// read made since it joined.
+	stale := true
 	for {
 		if entries == nil {
+			stale = false
 			p, err := h.cfg.History.Read(ctx, m.info.Room, sent, replayBatch)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -226,7 +231,7 @@ func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, er
 			}
 			sent = e.Offset
 		}
-		if len(entries) == replayBatch {
+		if len(entries) == replayBatch || stale {
 			entries = nil
 			continue
 		}
