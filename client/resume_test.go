@@ -7,10 +7,10 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"runtime"
 	"time"
 
 	"github.com/protows/protows/client"

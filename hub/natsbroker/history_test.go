@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -72,7 +71,7 @@ func startJSNode(t *testing.T, natsURL, name string, cfg natsbroker.HistoryConfi
 		Broker:            natsbroker.New(nc, natsbroker.Config{Subject: "test.rooms"}),
 		History:           natsbroker.NewHistory(nc, cfg),
 		Node:              name,
-		Logger:            testLogger(),
+		Logger:            slog.New(slog.DiscardHandler),
 		HeartbeatInterval: 25 * time.Millisecond,
 		PresenceTTL:       time.Second,
 	})
@@ -112,13 +111,6 @@ func startJSNode(t *testing.T, natsURL, name string, cfg natsbroker.HistoryConfi
 	}
 	t.Cleanup(n.close)
 	return n
-}
-
-func testLogger() *slog.Logger {
-	if os.Getenv("HUB_DEBUG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.DiscardHandler)
 }
 
 // kill makes the node vanish as a killed process would: its NATS
