@@ -358,8 +358,8 @@ type streamCore struct {
 	id         uint32
 	avail      int64 // the credit the server has left on cn (section 4.6)
 	queue      []streamItem
-	gapPending bool        // the stream was re-opened since the last message
-	lastSeq    uint64      // the last non-zero seq since the stream was (re-)opened, or since its position
+	gapPending bool   // the stream was re-opened since the last message
+	lastSeq    uint64 // the last non-zero seq since the stream was (re-)opened, or since its position
 	// The room position (docs/PROTOCOL.md, section 14): epoch is the
 	// room's epoch, "" when the stream has none, and lastSeq its offset.
 	// positioned: a STREAM_POSITION came since the stream was (re-)opened.
@@ -368,8 +368,8 @@ type streamCore struct {
 	epoch      string
 	positioned bool
 	posPending *StreamPosition // to attach to the next message
-	refusals   int         // unavailable ends since the last message
-	retry      *time.Timer // re-opens the stream after an unavailable end
+	refusals   int             // unavailable ends since the last message
+	retry      *time.Timer     // re-opens the stream after an unavailable end
 	ended      bool
 	err        error
 }
