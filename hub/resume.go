@@ -11,6 +11,7 @@ import (
 	"github.com/protows/protows/codec"
 	hubv1 "github.com/protows/protows/gen/go/protows/hub/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -126,6 +127,8 @@ func (h *Hub[T]) toRoomEntry(r *room[T], pl *payload[T], offset uint64, marker b
 		r.latest = offset
 	}
 	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
+	n := 0
+	defer func() { h.cfg.Metrics.Delivered(n) }()
 	for _, m := range r.members {
 		switch {
 		case m.catching:
@@ -137,8 +140,8 @@ func (h *Hub[T]) toRoomEntry(r *room[T], pl *payload[T], offset uint64, marker b
 			// Had it from the replay.
 		default:
 			m.sent = offset
-			if !marker {
-				h.deliver(m, pl, offset)
+			if !marker && h.deliver(m, pl, offset) {
+				n++
 			}
 		}
 	}
@@ -260,12 +263,14 @@ func (h *Hub[T]) tryLive(m *member[T], sent uint64) bool {
 		return false
 	}
 	m.sent = sent
+	n := 0
 	for _, pe := range rest {
 		m.sent = pe.offset
-		if !pe.marker {
-			h.deliver(m, pe.pl, pe.offset)
+		if !pe.marker && h.deliver(m, pe.pl, pe.offset) {
+			n++
 		}
 	}
+	h.cfg.Metrics.Delivered(n)
 	m.pending, m.catching = nil, false
 	return true
 }
@@ -285,15 +290,17 @@ func (h *Hub[T]) goLive(m *member[T], sent uint64, keep bool) {
 		}
 	}
 	m.sent = sent
+	n := 0
 	for _, pe := range m.pending {
 		if pe.offset <= m.sent {
 			continue
 		}
 		m.sent = pe.offset
-		if !pe.marker {
-			h.deliver(m, pe.pl, pe.offset)
+		if !pe.marker && h.deliver(m, pe.pl, pe.offset) {
+			n++
 		}
 	}
+	h.cfg.Metrics.Delivered(n)
 	m.pending, m.catching = nil, false
 }
 
@@ -362,7 +369,15 @@ func (h *Hub[T]) replay(ctx context.Context, m *member[T], e Entry) error {
 		h.log.Error("protows hub: encode history entry", "room", e.Room, "codec", c.Name(), "err", err)
 		return nil
 	}
-	return m.send(ctx, elem)
+	err = m.send(ctx, elem)
+	if errors.Is(err, transport.ErrMessageTooLarge) {
+		// As a live message too large for the member's connection: the
+		// member misses it (its offsets skip) and stays.
+		h.log.Warn("protows hub: history entry larger than the message size limit", "room", e.Room, "member", m.info.ID(), "bytes", elem.Len())
+		h.cfg.Metrics.Dropped("too_large")
+		return nil
+	}
+	return err
 }
 
 // HistoryQuery selects part of a room's history for Hub.History.
