@@ -95,8 +95,13 @@ func (h *Hub[T]) broadcastHistory(ctx context.Context, room string, pl *payload[
 		return nil
 	}
 	// Each node keeps its own history of the room: they all get the
-	// broadcast through the broker, as in a room without history.
-	return h.publishPayload(ctx, &hubv1.Message{Kind: hubv1.Kind_KIND_BROADCAST, Room: room}, pl)
+	// broadcast through the broker, as in a room without history. pl
+	// itself is the members' now (a member catching up encodes it under
+	// the room's lock): only its Protobuf bytes, made above, are used.
+	if h.cfg.Broker == nil {
+		return nil
+	}
+	return h.publish(ctx, &hubv1.Message{Kind: hubv1.Kind_KIND_BROADCAST, Room: room, Payload: b})
 }
 
 // deliverEntry is the store's deliver: it hands a history entry to the
