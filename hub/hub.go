@@ -517,6 +517,14 @@ func (h *Hub[T]) Leave(room, connID string) int {
 // this node have it queued when Broadcast returns; an error means the
 // broker did not take it, so members on other nodes may miss it (and see a
 // gap in the room's sequence). msg must not be modified afterwards.
+//
+// In a room with history (Config.History) msg is stored first, and takes
+// the room's next offset. With a store shared by the nodes (JetStream),
+// Broadcast returns once it is stored, and every node's members get it
+// from the store, this node's too; an error (unavailable, wrapping
+// ErrHistoryUnavailable) means it was not stored and is delivered nowhere,
+// or, when the store's acknowledgement did not come, that it may have been
+// (docs/GUARANTEES.md, section 1.7).
 func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
 	if err := checkRoom(room); err != nil {
 		return err
