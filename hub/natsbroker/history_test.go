@@ -30,7 +30,7 @@ import (
 
 // startJetStream runs an embedded NATS server with JetStream on loopback,
 // keeping its files in dir; port 0 picks one.
-func startJetStream(t *testing.T, port int, dir string) *natsserver.Server {
+func startJetStream(t testing.TB, port int, dir string) *natsserver.Server {
 	t.Helper()
 	if port == 0 {
 		port = -1
