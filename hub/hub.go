@@ -247,7 +247,7 @@ type member[T proto.Message] struct {
 	// room message it was given, so that none is given twice.
 	catching bool
 	sent     uint64
-	pending  []pendingEntry[T]
+	pending  []pendingEntry
 	start    joinStart // how the membership starts, from Join's options
 
 	done chan struct{}
