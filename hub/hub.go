@@ -176,11 +176,7 @@ type enqueuer interface {
 	EnqueueParts(elem codec.Parts) error
 }
 
-var (
-	_ enqueuer      = (*transport.Call)(nil)
-	_ waiter        = (*transport.Call)(nil)
-	_ controlWaiter = (*transport.Call)(nil)
-)
+var _ enqueuer = (*transport.Call)(nil)
 
 // Hub is a set of rooms whose members receive broadcasts of type T on
 // server streams. Its methods are safe for concurrent use.
@@ -251,7 +247,7 @@ type member[T proto.Message] struct {
 	// room message it was given, so that none is given twice.
 	catching bool
 	sent     uint64
-	pending  []pendingEntry[T]
+	pending  []pendingEntry
 	start    joinStart // how the membership starts, from Join's options
 
 	done chan struct{}

@@ -63,9 +63,11 @@ func WithHistory(n int) JoinOption {
 	}
 }
 
-// pendingEntry is a live message that a catching-up member noted.
-type pendingEntry[T proto.Message] struct {
-	pl     *payload[T]
+// pendingEntry is a live message that a catching-up member noted: its
+// Protobuf encoding, which does not change, rather than the payload other
+// members share under the room's lock.
+type pendingEntry struct {
+	data   []byte
 	offset uint64
 	marker bool
 }
@@ -140,7 +142,12 @@ func (h *Hub[T]) toRoomEntry(r *room[T], pl *payload[T], offset uint64, marker b
 			if len(m.pending) == maxPending {
 				m.pending = slices.Delete(m.pending, 0, maxPending/4)
 			}
-			m.pending = append(m.pending, pendingEntry[T]{pl: pl, offset: offset, marker: marker})
+			data, err := pl.forCodec(codec.Proto())
+			if err != nil {
+				h.log.Error("protows hub: encode broadcast", "codec", codec.ProtoName, "err", err)
+				continue
+			}
+			m.pending = append(m.pending, pendingEntry{data: data, offset: offset, marker: marker})
 		case offset <= m.sent:
 			// Had it from the replay.
 		default:
@@ -169,8 +176,7 @@ func (h *Hub[T]) readStart(ctx context.Context, m *member[T]) (HistoryPage, erro
 func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, err error) error {
 	st := m.start
 	if !st.resume {
-		h.goLive(m, 0, false)
-		return nil
+		return h.goLive(ctx, m, 0, false)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -183,8 +189,7 @@ func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, er
 		if err := h.sendPosition(ctx, m, &protowsv1.Position{Offset: latest, Recovery: protowsv1.Recovery_RECOVERY_UNAVAILABLE, Latest: latest}); err != nil {
 			return err
 		}
-		h.goLive(m, latest, true)
-		return nil
+		return h.goLive(ctx, m, latest, true)
 	}
 	recovery := protowsv1.Recovery_RECOVERY_UNSPECIFIED
 	from := st.offset
@@ -226,14 +231,13 @@ func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, er
 				}
 				// The rest shows as a gap in the offsets.
 				h.log.Warn("protows hub: read history", "room", m.info.Room, "err", err)
-				h.goLive(m, sent, true)
-				return nil
+				return h.goLive(ctx, m, sent, true)
 			}
 			entries = p.Entries
 		}
 		for _, e := range entries {
 			if !e.Marker {
-				if err := h.replay(ctx, m, e); err != nil {
+				if err := h.replay(ctx, m, e.Room, e.Payload, e.Offset); err != nil {
 					return err
 				}
 			}
@@ -243,78 +247,86 @@ func (h *Hub[T]) catchUp(ctx context.Context, m *member[T], page HistoryPage, er
 			entries = nil
 			continue
 		}
-		if h.tryLive(m, sent) {
-			return nil
+		var live bool
+		sent, live, err = h.drain(ctx, m, sent, true)
+		if live || err != nil {
+			return err
 		}
 		entries = nil
 	}
 }
 
-// tryLive makes m live if what it noted follows what it was replayed
-// (sent), giving it the noted messages it lacks. It reports false when
-// the noted messages start further on: more is to be read from the
-// history first.
-func (h *Hub[T]) tryLive(m *member[T], sent uint64) bool {
+// drain makes m live once it was given what it noted, after sent, the
+// last offset it was given; it returns the last offset given. The noted messages are sent as the replay is,
+// waiting for the member's credit and room in its connection (a handler's
+// Send), outside the room's lock, while more are noted; m goes live, under
+// the lock, when nothing is left to give. strict: when the noted messages
+// start further on than sent+1, drain gives up and reports false, for the
+// history to be read again; without it they are given anyway (the member
+// sees the skip).
+func (h *Hub[T]) drain(ctx context.Context, m *member[T], sent uint64, strict bool) (uint64, bool, error) {
 	r := m.room
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	i := 0
-	for i < len(m.pending) && m.pending[i].offset <= sent {
-		i++
-	}
-	rest := m.pending[i:]
-	if len(rest) > 0 && rest[0].offset > sent+1 {
-		m.pending = slices.Clone(rest)
-		return false
-	}
-	m.sent = sent
-	n := 0
-	for _, pe := range rest {
-		m.sent = pe.offset
-		if !pe.marker && h.deliver(m, pe.pl, pe.offset) {
-			n++
+	for {
+		r.mu.Lock()
+		i := 0
+		for i < len(m.pending) && m.pending[i].offset <= sent {
+			i++
+		}
+		rest := m.pending[i:]
+		if strict && len(rest) > 0 && rest[0].offset > sent+1 {
+			m.pending = slices.Clone(rest)
+			r.mu.Unlock()
+			return sent, false, nil
+		}
+		if len(rest) == 0 {
+			m.sent, m.pending, m.catching = sent, nil, false
+			r.mu.Unlock()
+			return sent, true, nil
+		}
+		batch := slices.Clone(rest)
+		m.pending = nil
+		r.mu.Unlock()
+		for _, pe := range batch {
+			if !pe.marker {
+				if err := h.replay(ctx, m, m.info.Room, pe.data, pe.offset); err != nil {
+					return sent, false, err
+				}
+			}
+			sent = pe.offset
 		}
 	}
-	h.cfg.Metrics.Delivered(n)
-	m.pending, m.catching = nil, false
-	return true
 }
 
 // goLive makes m live after its last room message sent; with keep, the
-// messages it noted after sent are delivered, else dropped (a member that
-// asked for nothing starts with what comes next).
-func (h *Hub[T]) goLive(m *member[T], sent uint64, keep bool) {
-	r := m.room
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// messages it noted after sent are given to it first, else m starts with
+// the first message it noted, or what comes next (a member that asked for
+// nothing).
+func (h *Hub[T]) goLive(ctx context.Context, m *member[T], sent uint64, keep bool) error {
 	if !keep {
+		r := m.room
+		r.mu.Lock()
 		if len(m.pending) > 0 {
 			sent = m.pending[0].offset - 1
 		} else {
 			sent = r.latest
 		}
+		r.mu.Unlock()
 	}
-	m.sent = sent
-	n := 0
-	for _, pe := range m.pending {
-		if pe.offset <= m.sent {
-			continue
-		}
-		m.sent = pe.offset
-		if !pe.marker && h.deliver(m, pe.pl, pe.offset) {
-			n++
-		}
-	}
-	h.cfg.Metrics.Delivered(n)
-	m.pending, m.catching = nil, false
+	_, _, err := h.drain(ctx, m, sent, false)
+	return err
 }
 
-// waiter is the optional interface of a stream that can wait for room in
-// its connection's send queue (transport.Call has it): a replay answers the
-// member's own call, so it waits rather than overflow the queue.
+// waiter is the optional interface of a stream that can wait for its
+// credit and for room in its connection's send queue, and send a
+// STREAM_POSITION (transport.Call has it): a replay answers the member's
+// own call, so it waits, as a handler's Send does, rather than overflow
+// the queue or the member's window.
 type waiter interface {
 	EnqueuePartsWait(ctx context.Context, p codec.Parts) error
+	SendPosition(ctx context.Context, pos *protowsv1.Position) error
 }
+
+var _ waiter = (*transport.Call)(nil)
 
 // send queues an encoded envelope of m's call, waiting for room when the
 // stream can.
@@ -330,14 +342,6 @@ func (m *member[T]) send(ctx context.Context, p codec.Parts) error {
 	return m.ep.EnqueueParts(p)
 }
 
-// controlWaiter is the optional interface of a stream that can queue an
-// envelope other than a STREAM_MESSAGE without taking the call's flow
-// control credit (transport.Call has it): a STREAM_POSITION is not one of
-// the messages the client granted credit for.
-type controlWaiter interface {
-	EnqueueControlWait(ctx context.Context, p codec.Parts) error
-}
-
 // errMemberDone stops a replay to a member whose membership ended.
 var errMemberDone = errors.New("hub: membership ended")
 
@@ -347,25 +351,26 @@ func (h *Hub[T]) sendPosition(ctx context.Context, m *member[T], pos *protowsv1.
 	if !m.start.positions {
 		return nil
 	}
+	select {
+	case <-m.done:
+		return errMemberDone
+	default:
+	}
+	if w, ok := m.ep.(waiter); ok {
+		return w.SendPosition(ctx, pos)
+	}
 	c := m.ep.Codec()
 	b, err := c.AppendEnvelope(nil, &protowsv1.Envelope{Id: m.info.CallID, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: pos})
 	if err != nil {
 		return fmt.Errorf("hub: encode stream position: %w", err)
 	}
-	if w, ok := m.ep.(controlWaiter); ok {
-		select {
-		case <-m.done:
-			return errMemberDone
-		default:
-		}
-		return w.EnqueueControlWait(ctx, codec.Parts{Body: b})
-	}
-	return m.send(ctx, codec.Parts{Body: b})
+	return m.ep.EnqueueParts(codec.Parts{Body: b})
 }
 
-// replay sends a history entry to m.
-func (h *Hub[T]) replay(ctx context.Context, m *member[T], e Entry) error {
-	pl := h.remotePayload(e.Payload)
+// replay sends m a message of room at offset, from its Protobuf encoding
+// data: an entry of the history, or a live message m noted.
+func (h *Hub[T]) replay(ctx context.Context, m *member[T], room string, data []byte, offset uint64) error {
+	pl := h.remotePayload(data)
 	if m.ep == nil {
 		select {
 		case <-m.done:
@@ -374,7 +379,7 @@ func (h *Hub[T]) replay(ctx context.Context, m *member[T], e Entry) error {
 		}
 		msg, err := pl.message()
 		if err != nil {
-			h.log.Error("protows hub: decode history entry", "room", e.Room, "err", err)
+			h.log.Error("protows hub: decode history entry", "room", room, "err", err)
 			return nil
 		}
 		return m.stream.Send(msg)
@@ -382,19 +387,19 @@ func (h *Hub[T]) replay(ctx context.Context, m *member[T], e Entry) error {
 	c := m.ep.Codec()
 	b, err := pl.forCodec(c)
 	if err != nil {
-		h.log.Error("protows hub: encode history entry", "room", e.Room, "codec", c.Name(), "err", err)
+		h.log.Error("protows hub: encode history entry", "room", room, "codec", c.Name(), "err", err)
 		return nil
 	}
-	elem, _, err := codec.AppendStreamMessage(c, nil, m.info.CallID, b, e.Offset)
+	elem, _, err := codec.AppendStreamMessage(c, nil, m.info.CallID, b, offset)
 	if err != nil {
-		h.log.Error("protows hub: encode history entry", "room", e.Room, "codec", c.Name(), "err", err)
+		h.log.Error("protows hub: encode history entry", "room", room, "codec", c.Name(), "err", err)
 		return nil
 	}
 	err = m.send(ctx, elem)
 	if errors.Is(err, transport.ErrMessageTooLarge) {
 		// As a live message too large for the member's connection: the
 		// member misses it (its offsets skip) and stays.
-		h.log.Warn("protows hub: history entry larger than the message size limit", "room", e.Room, "member", m.info.ID(), "bytes", elem.Len())
+		h.log.Warn("protows hub: history entry larger than the message size limit", "room", room, "member", m.info.ID(), "bytes", elem.Len())
 		h.cfg.Metrics.Dropped("too_large")
 		return nil
 	}

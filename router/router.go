@@ -12,6 +12,7 @@ import (
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
@@ -139,13 +140,13 @@ func WithStreamTimeout(d time.Duration) HandlerOption {
 //	Codec() codec.Codec
 //	EnqueueParts(codec.Parts) error
 //	EnqueuePartsWait(context.Context, codec.Parts) error
-//	EnqueueControlWait(context.Context, codec.Parts) error
+//	SendPosition(context.Context, *protowsv1.Position) error
 //
 // of its transport.Call, for code that queues STREAM_MESSAGEs it encoded
 // itself and finds them with a type assertion, the way an http.Handler
 // finds http.Flusher on its ResponseWriter: package hub uses them to
 // encode a broadcast once for all the members of a room, and to replay a
-// room's history within the call's flow control. An interceptor
+// room's history to a member that resumes (docs/PROTOCOL.md, section 14). An interceptor
 // that replaces Call.Stream with a wrapper hides them unless the wrapper
 // has them too; such code then sends through Send.
 type Stream[T any] interface {
@@ -328,13 +329,15 @@ func messageTypes[Req, Res any]() (func() proto.Message, error) {
 }
 
 // enqueuer is the part of transport.Call that the streams of calls pass
-// on (see Stream).
+// on (see Stream): package hub finds these methods by type assertion, to
+// queue a room's broadcasts encoded once, and to replay a room's history
+// (EnqueuePartsWait, SendPosition).
 type enqueuer interface {
 	ID() uint32
 	Codec() codec.Codec
 	EnqueueParts(codec.Parts) error
 	EnqueuePartsWait(context.Context, codec.Parts) error
-	EnqueueControlWait(context.Context, codec.Parts) error
+	SendPosition(context.Context, *protowsv1.Position) error
 }
 
 var (
@@ -479,8 +482,8 @@ func (s callStream) EnqueuePartsWait(ctx context.Context, p codec.Parts) error {
 	return s.call.EnqueuePartsWait(ctx, p)
 }
 
-func (s callStream) EnqueueControlWait(ctx context.Context, p codec.Parts) error {
-	return s.call.EnqueueControlWait(ctx, p)
+func (s callStream) SendPosition(ctx context.Context, pos *protowsv1.Position) error {
+	return s.call.SendPosition(ctx, pos)
 }
 
 func (r *Router) register(method string, kind methodKind, newReq func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
