@@ -379,3 +379,52 @@ func TestMemoryHistoryPerNode(t *testing.T) {
 		t.Errorf("seqs %v: want a skip after the loss", seqs)
 	}
 }
+
+// stuckCall is a member stream whose client grants no credit: a replay to
+// it waits until its context ends.
+type stuckCall struct {
+	fakeCall
+	waiting chan struct{}
+}
+
+func (s stuckCall) EnqueuePartsWait(ctx context.Context, _ codec.Parts) error {
+	select {
+	case s.waiting <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s stuckCall) SendPosition(context.Context, *protowsv1.Position) error { return nil }
+
+// TestLeaveStopsACatchUp: a member whose replay waits for credit leaves
+// when Leave ends its membership, as a live member would.
+func TestLeaveStopsACatchUp(t *testing.T) {
+	h := historyHub(t, Config[*msg]{})
+	bcast(t, h, "r", 1, 5)
+	f := newFake("c1", codec.Proto())
+	call := stuckCall{fakeCall: f.call(1), waiting: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := fakeMember(t, ctx, h, "r", call, "c1")
+	m.start = joinStart{resume: true, history: 5, positions: true}
+	done := make(chan error, 1)
+	go func() { done <- h.join(ctx, m) }()
+	select {
+	case <-call.waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the replay did not start")
+	}
+	if n := h.Leave("r", "c1"); n != 1 {
+		t.Fatalf("Leave ended %d memberships", n)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Join returned %v, want nil after Leave", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Join did not return after Leave")
+	}
+}

@@ -419,7 +419,20 @@ func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
 	}
 	defer h.remove(m)
 	if hist {
-		if err := h.catchUp(ctx, m, page, rerr); err != nil {
+		// The catch-up waits for the member's credit and connection: it
+		// stops when the membership ends (Leave, Close), not only when
+		// the call does.
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-m.done:
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
+		err := h.catchUp(cctx, m, page, rerr)
+		cancel()
+		if err != nil {
 			m.end(err)
 		}
 	}
