@@ -119,11 +119,14 @@ conformance: deps chromium
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-## bench: codec and dispatch micro-benchmarks, then the end-to-end load
-## tool: protows against raw gorilla/websocket, JSON against Protobuf, echo
-## on one bidirectional stream against unary echo and raw echo (the same
-## runs), with and without idempotency keys (echo/protows-keyed), and
-## 1,000,000 samples through one bidirectional stream, room
+## bench: codec and dispatch micro-benchmarks, room history (a broadcast
+## with and without it, JetStream's publish latency and fan-out against the
+## in-memory broker, the time to recover 1,000 missed messages), then the
+## end-to-end load tool: protows against raw gorilla/websocket, JSON against
+## Protobuf, echo on one bidirectional stream against unary echo and raw
+## echo (the same runs), with and without idempotency keys
+## (echo/protows-keyed), and 1,000,000 samples through one bidirectional
+## stream, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
 ## coalescing on, off and delayed 1 ms (broadcast). Implementations take
@@ -152,6 +155,9 @@ BENCH_BIN = $(BENCH_OUT)/bin
 bench:
 	go test ./codec -run '^$$' -bench . -benchmem -count 6 -benchtime 300ms
 	go test ./benchmarks/micro -run '^$$' -bench . -benchmem
+	go test ./hub -run '^$$' -bench 'Broadcast$$' -benchmem -count 6 -benchtime 300ms
+	go test ./hub/natsbroker -run '^$$' -bench 'HistoryPublish|HistoryFanOut' -benchtime 5000x
+	go test ./hub/natsbroker -run '^$$' -bench 'Recovery' -benchtime 20x
 	mkdir -p $(BENCH_BIN) && rm -f $(BENCH_OUT)/*.jsonl
 	go build -o $(BENCH_BIN)/protows-load ./benchmarks/cmd/protows-load
 	cd benchmarks/centrifuge && go build -o ../out/bin/centrifuge-load .

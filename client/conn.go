@@ -347,7 +347,8 @@ func readMessage(ws *websocket.Conn, hint int) (int, []byte, error) {
 func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 	switch env.GetKind() {
 	case protowsv1.Kind_KIND_REPLY, protowsv1.Kind_KIND_STREAM_MESSAGE,
-		protowsv1.Kind_KIND_STREAM_END, protowsv1.Kind_KIND_ERROR, protowsv1.Kind_KIND_CREDIT:
+		protowsv1.Kind_KIND_STREAM_END, protowsv1.Kind_KIND_ERROR, protowsv1.Kind_KIND_CREDIT,
+		protowsv1.Kind_KIND_STREAM_POSITION:
 		id := env.GetId()
 		if id == 0 {
 			if env.GetKind() == protowsv1.Kind_KIND_ERROR {
@@ -358,7 +359,8 @@ func (cn *conn) dispatch(env *protowsv1.Envelope) bool {
 			}
 			return true
 		}
-		final := env.GetKind() != protowsv1.Kind_KIND_STREAM_MESSAGE && env.GetKind() != protowsv1.Kind_KIND_CREDIT
+		final := env.GetKind() != protowsv1.Kind_KIND_STREAM_MESSAGE && env.GetKind() != protowsv1.Kind_KIND_CREDIT &&
+			env.GetKind() != protowsv1.Kind_KIND_STREAM_POSITION
 		cn.mu.Lock()
 		s := cn.calls[id]
 		if final {

@@ -227,6 +227,8 @@ type freezeProxy struct {
 	flags  []*atomic.Bool                   // frozen, one per accepted connection
 	gates  []*atomic.Pointer[chan struct{}] // server-to-client pause, one per connection
 	wg     sync.WaitGroup
+	// refusing: connections accepted are closed at once.
+	refusing atomic.Bool
 }
 
 func newFreezeProxy(t *testing.T, target string) *freezeProxy {
@@ -261,6 +263,14 @@ func (p *freezeProxy) dial(t *testing.T, path string, opts ...client.Option) *cl
 	return dial(t, "ws://"+p.addr()+path, append(opts, client.WithNetDial(p.ln.(*memnet.Listener).DialContext))...)
 }
 
+// retarget sends the connections accepted from now on to target, on
+// loopback TCP.
+func (p *freezeProxy) retarget(target string) {
+	p.mu.Lock()
+	p.dialUp = func() (net.Conn, error) { return net.Dial("tcp", target) }
+	p.mu.Unlock()
+}
+
 func (p *freezeProxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -268,7 +278,14 @@ func (p *freezeProxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := p.dialUp()
+		if p.refusing.Load() {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		dialUp := p.dialUp
+		p.mu.Unlock()
+		out, err := dialUp()
 		if err != nil {
 			in.Close()
 			continue

@@ -90,6 +90,20 @@ type Stream interface {
 	Close() error
 }
 
+// PositionStream is the optional interface of a Stream of a room with
+// history (docs/PROTOCOL.md, section 14), which ServerStream.Resumed and
+// ServerStream.Position find by type assertion: the client's own streams
+// have it. An interceptor that wraps a Stream keeps them working by
+// forwarding the two methods to the Stream it wraps (embedding the Stream
+// interface does not, as it promotes only Stream's methods).
+type PositionStream interface {
+	Stream
+	// Resumed is ServerStream.Resumed.
+	Resumed() (StreamPosition, bool)
+	// Position is ServerStream.Position.
+	Position() Position
+}
+
 // Interceptor wraps the calls of a Client (WithInterceptors): logging,
 // metrics, tracing, metadata. Each wrapper gets the next function in the
 // chain and returns one that does its work around it. An interceptor sees
@@ -198,6 +212,8 @@ func (lc logCalls) log(ctx context.Context, call *Call, start time.Time, err err
 	lc.l.Log(ctx, level, "protows client: call", attrs...)
 }
 
+var _ PositionStream = (*loggedStream)(nil)
+
 // loggedStream logs the end of a stream, once.
 type loggedStream struct {
 	Stream
@@ -216,6 +232,20 @@ func (s *loggedStream) Receive() bool {
 	}
 	s.once.Do(func() { s.lc.log(s.ctx, s.call, s.start, s.Stream.Err(), int(s.msgs.Load())) })
 	return false
+}
+
+func (s *loggedStream) Resumed() (StreamPosition, bool) {
+	if ps, ok := s.Stream.(PositionStream); ok {
+		return ps.Resumed()
+	}
+	return StreamPosition{}, false
+}
+
+func (s *loggedStream) Position() Position {
+	if ps, ok := s.Stream.(PositionStream); ok {
+		return ps.Position()
+	}
+	return Position{}
 }
 
 func (s *loggedStream) Close() error {

@@ -238,6 +238,9 @@ type callConfig struct {
 	metadata      map[string]string
 	replyMD       *map[string]string
 	initResponse  func(proto.Message) error
+	history       uint32
+	from          Position
+	onPosition    func(StreamPosition)
 }
 
 func newCallConfig(opts []CallOption) callConfig {
@@ -288,6 +291,34 @@ func WithIdempotencyKey(key string) CallOption {
 // ServerStream.Gap). Use it for streams whose request must not run twice.
 func NoResubscribe() CallOption {
 	return callOptionFunc(func(c *callConfig) { c.noResubscribe = true })
+}
+
+// WithHistory makes a stream of a room with history start with the room's
+// latest n messages (docs/PROTOCOL.md, section 14): on its first opening,
+// and whenever a re-opening cannot resume where the stream was (the
+// history lost what was missed), so that the application can start again
+// from them. The server replays at most its history's bound. Streams of
+// rooms without history, and servers without it, ignore it.
+func WithHistory(n int) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.history = uint32(min(max(n, 0), 1<<32-1)) })
+}
+
+// ResumeFrom opens a stream of a room with history after pos, a position
+// the application kept (ServerStream.Position) or got from a call that
+// reads the history: the stream starts with the messages after it, if the
+// history still holds them, and Resumed tells whether it does.
+func ResumeFrom(pos Position) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.from = pos })
+}
+
+// OnPosition makes a stream call f with each STREAM_POSITION the server
+// sends for it (docs/PROTOCOL.md, section 14): when the stream of a room
+// with history opens or re-opens, f learns at once whether what was missed
+// is recovered, even when no message follows. f runs on the connection's
+// reading goroutine, before the messages that follow the position are
+// queued, and must not block.
+func OnPosition(f func(StreamPosition)) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.onPosition = f })
 }
 
 // WithMetadata sets the request's metadata (docs/PROTOCOL.md, section 3.4).

@@ -134,24 +134,35 @@ type roomServer struct {
 	url     string
 	proxy   *cutProxy
 	changed chan struct{} // gets a value after each join and leave
+	target  string        // the server's own address, behind the proxy
 }
 
 const watchMethod = "/protows.test.v1.Rooms/Watch"
 
 func startRoomServer(t *testing.T) *roomServer {
 	t.Helper()
+	return startRoomServerWith(t, hub.Config[*testv1.CountResponse]{})
+}
+
+// startRoomServerWith is startRoomServer with a hub of cfg.
+func startRoomServerWith(t *testing.T, cfg hub.Config[*testv1.CountResponse]) *roomServer {
+	t.Helper()
 	changed := make(chan struct{}, 1)
-	h, err := hub.New(hub.Config[*testv1.CountResponse]{
-		Logger: slog.New(slog.DiscardHandler),
-		// No presence messages: the hook only tells waitMembers to look.
-		Presence: func(hub.PresenceEvent) (*testv1.CountResponse, bool) {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-			return nil, false
-		},
-	})
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	presence := cfg.Presence
+	// The hook tells waitMembers to look; it sends presence messages only
+	// if cfg asks for them.
+	cfg.Presence = func(ev hub.PresenceEvent) (*testv1.CountResponse, bool) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+		if presence != nil {
+			return presence(ev)
+		}
+		return nil, false
+	}
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +194,7 @@ func startRoomServer(t *testing.T) *roomServer {
 		ws.Shutdown(ctx)
 		<-served
 	})
-	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p, changed: changed}
+	return &roomServer{hub: h, url: "ws://" + p.addr() + "/ws", proxy: p, changed: changed, target: ln.Addr().String()}
 }
 
 // waitMembers waits until room has n members.
@@ -285,6 +296,10 @@ type cutProxy struct {
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	return &cutProxy{newFreezeProxy(t, target)}
 }
+
+// refuse makes the proxy close (on) or keep (off) the connections it
+// accepts from now on: the network is down for new connections.
+func (p *cutProxy) refuse(on bool) { p.refusing.Store(on) }
 
 // cut closes every connection open now, without a close frame.
 func (p *cutProxy) cut() {

@@ -42,6 +42,15 @@ import (
 //		}
 //		use(stream.Msg())
 //	}
+//
+// A room with history (docs/PROTOCOL.md, section 14) does better: the
+// client keeps the stream's position (the room's epoch and the offset of
+// its last message, Position) and re-opens the stream from it, and the
+// server replays what was missed before the live messages, with no
+// duplicate and no hole between them. Gap is then false after a re-open
+// that recovered everything, and Resumed tells the outcome of each
+// (re-)open: recovered, with how many messages, or an unrecoverable gap
+// and why (StreamPosition).
 type ServerStream[Res any] struct {
 	s      Stream // the client's own, or an interceptor's around it
 	method string
@@ -117,8 +126,39 @@ func (s *ServerStream[Res]) Msg() *Res {
 // Messages with Seq 0 never start or hide a gap. Applications that must not
 // miss messages resume from a position of their own when Gap is true (reload
 // the state, or ask for the messages after the last one they have).
+//
+// In a room with history, a re-open that recovered everything missed is
+// not a gap: the replayed messages follow with the next numbers. One that
+// could not (Resumed tells why) is a gap, on the first message after it.
 func (s *ServerStream[Res]) Gap() bool {
 	return s.msg != nil && s.s.Gap()
+}
+
+// Resumed returns what the server said of the stream's position just
+// before the message Msg returns (a STREAM_POSITION, docs/PROTOCOL.md
+// section 14), and true, on the first message after each opening of a
+// stream of a room with history: whether what was missed was recovered
+// (and how many messages are replayed), or why it was not. It returns
+// false on other messages, and on every message of streams without
+// history. OnPosition tells the same thing at once, without waiting for a
+// message.
+func (s *ServerStream[Res]) Resumed() (StreamPosition, bool) {
+	if ps, ok := s.s.(PositionStream); ok && s.msg != nil {
+		return ps.Resumed()
+	}
+	return StreamPosition{}, false
+}
+
+// Position returns the stream's position after the message Msg returns:
+// the room's epoch and the offset of its last message the reader got. The
+// client resumes from it by itself after a reconnection; an application
+// may keep it, to open the stream again later from it (ResumeFrom). It is
+// the zero Position on streams without history.
+func (s *ServerStream[Res]) Position() Position {
+	if ps, ok := s.s.(PositionStream); ok {
+		return ps.Position()
+	}
+	return Position{}
 }
 
 // Seq returns the room sequence number of the message Msg returns
@@ -169,13 +209,19 @@ func (c *Client) doOpenStream(ctx context.Context, call *Call) (Stream, error) {
 		return nil, err
 	}
 	s := &streamCore{
-		cl:       c,
-		method:   call.Method,
-		payload:  payload,
-		metadata: call.md,
-		newRes:   call.newRes,
-		resub:    !call.cc.noResubscribe,
-		wake:     make(chan struct{}, 1),
+		cl:         c,
+		method:     call.Method,
+		payload:    payload,
+		metadata:   call.md,
+		newRes:     call.newRes,
+		resub:      !call.cc.noResubscribe,
+		wake:       make(chan struct{}, 1),
+		history:    call.cc.history,
+		onPosition: call.cc.onPosition,
+		epoch:      call.cc.from.Epoch,
+	}
+	if s.epoch != "" {
+		s.lastSeq = call.cc.from.Offset
 	}
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
@@ -212,17 +258,20 @@ func (c *Client) doOpenStream(ctx context.Context, call *Call) (Stream, error) {
 // rawStream is the client's own Stream: it decodes each message into a new
 // response message.
 type rawStream struct {
-	core *streamCore
-	msg  proto.Message
-	seq  uint64
-	gap  bool
+	core    *streamCore
+	msg     proto.Message
+	seq     uint64
+	gap     bool
+	epoch   string
+	offset  uint64
+	resumed *StreamPosition
 	// err is a message that did not decode: it ends the stream for the
 	// reader even when the server had already ended it, with messages
 	// still queued.
 	err error
 }
 
-var _ Stream = (*rawStream)(nil)
+var _ PositionStream = (*rawStream)(nil)
 
 func (s *rawStream) Receive() bool {
 	if s.err != nil {
@@ -230,7 +279,7 @@ func (s *rawStream) Receive() bool {
 	}
 	it, ok := s.core.next()
 	if !ok {
-		s.msg, s.seq, s.gap = nil, 0, false
+		s.msg, s.seq, s.gap, s.resumed = nil, 0, false, nil
 		return false
 	}
 	msg, err := s.core.newRes()
@@ -240,11 +289,28 @@ func (s *rawStream) Receive() bool {
 	if err != nil {
 		s.err = protows.Errorf(protows.CodeInternal, "client: decode stream message: %w", err).WithMethod(s.core.method)
 		s.core.cancel(s.err, false)
-		s.msg, s.seq, s.gap = nil, 0, false
+		s.msg, s.seq, s.gap, s.resumed = nil, 0, false, nil
 		return false
 	}
-	s.msg, s.seq, s.gap = msg, it.seq, it.gap
+	s.msg, s.seq, s.gap, s.resumed = msg, it.seq, it.gap, it.pos
+	if it.seq != 0 || it.pos != nil {
+		s.epoch, s.offset = it.epoch, it.offset
+	}
 	return true
+}
+
+func (s *rawStream) Resumed() (StreamPosition, bool) {
+	if s.resumed == nil {
+		return StreamPosition{}, false
+	}
+	return *s.resumed, true
+}
+
+func (s *rawStream) Position() Position {
+	if s.epoch == "" {
+		return Position{}
+	}
+	return Position{Epoch: s.epoch, Offset: s.offset}
 }
 
 func (s *rawStream) Msg() proto.Message { return s.msg }
@@ -268,6 +334,11 @@ type streamItem struct {
 	payload []byte
 	seq     uint64
 	gap     bool
+	// The stream's position after the message; pos is the
+	// STREAM_POSITION that came just before it, if one did.
+	epoch  string
+	offset uint64
+	pos    *StreamPosition
 }
 
 // streamCore is the untyped state of a server stream. It outlives
@@ -287,10 +358,18 @@ type streamCore struct {
 	id         uint32
 	avail      int64 // the credit the server has left on cn (section 4.6)
 	queue      []streamItem
-	gapPending bool        // the stream was re-opened since the last message
-	lastSeq    uint64      // the last non-zero seq since the stream was (re-)opened
-	refusals   int         // unavailable ends since the last message
-	retry      *time.Timer // re-opens the stream after an unavailable end
+	gapPending bool   // the stream was re-opened since the last message
+	lastSeq    uint64 // the last non-zero seq since the stream was (re-)opened, or since its position
+	// The room position (docs/PROTOCOL.md, section 14): epoch is the
+	// room's epoch, "" when the stream has none, and lastSeq its offset.
+	// positioned: a STREAM_POSITION came since the stream was (re-)opened.
+	history    uint32
+	onPosition func(StreamPosition)
+	epoch      string
+	positioned bool
+	posPending *StreamPosition // to attach to the next message
+	refusals   int             // unavailable ends since the last message
+	retry      *time.Timer     // re-opens the stream after an unavailable end
 	ended      bool
 	err        error
 }
@@ -315,9 +394,17 @@ func (s *streamCore) open(ctx context.Context, cn *conn) error {
 	// so that what the stream holds never exceeds it.
 	window := int64(max(s.cl.cfg.streamBuffer-len(s.queue), 1))
 	s.cn, s.id, s.avail = cn, id, window
+	// Every stream says it understands STREAM_POSITION: the client cannot
+	// know which streams are rooms with history.
+	resume := &protowsv1.Resume{History: s.history}
+	if s.epoch != "" {
+		resume.Epoch, resume.Offset = s.epoch, s.lastSeq
+	}
+	s.positioned = false
 	s.mu.Unlock()
 	req := cn.request(id, s.method, s.payload, s.metadata)
 	req.Credit = uint32(window)
+	req.Resume = resume
 	b, err := cn.encode(req)
 	if err == nil {
 		err = cn.send(ctx, b)
@@ -355,11 +442,33 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		gap := s.gapPending || seqSkips(s.lastSeq, seq)
 		if seq != 0 {
 			s.lastSeq = seq
+			if !s.positioned {
+				// Room messages without a position: a room without
+				// history, or a server without them.
+				s.epoch = ""
+			}
 		}
-		s.queue = append(s.queue, streamItem{payload: env.GetPayload(), seq: seq, gap: gap})
-		s.gapPending, s.refusals = false, 0
+		s.queue = append(s.queue, streamItem{payload: env.GetPayload(), seq: seq, gap: gap,
+			epoch: s.epoch, offset: s.lastSeq, pos: s.posPending})
+		s.gapPending, s.refusals, s.posPending = false, 0, nil
 		s.mu.Unlock()
 		s.signal()
+		return
+	case protowsv1.Kind_KIND_STREAM_POSITION:
+		sp := streamPositionOf(env.GetPosition())
+		s.epoch, s.lastSeq, s.positioned = sp.Epoch, sp.Offset, true
+		switch {
+		case sp.Recovery == Recovered:
+			s.gapPending = false
+		case sp.Lost():
+			s.gapPending = true
+		}
+		s.posPending = &sp
+		f := s.onPosition
+		s.mu.Unlock()
+		if f != nil {
+			f(sp)
+		}
 		return
 	case protowsv1.Kind_KIND_STREAM_END:
 		if env.GetError() != nil {
@@ -374,7 +483,7 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 	if s.resub && end != nil && serverWentAway(protows.CodeOf(end)) {
 		// The server is draining or restarting: open the stream again
 		// after a backoff, on this connection or the next.
-		s.gapPending, s.lastSeq = true, 0
+		s.reopening()
 		delay := s.cl.cfg.backoff.delay(s.refusals, s.cl.cfg.rnd)
 		s.refusals++
 		s.retry = time.AfterFunc(delay, s.reopen)
@@ -390,6 +499,18 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		cn.unregister(id)
 	}
 	s.release()
+}
+
+// reopening prepares the stream for its next opening. The re-open is a
+// gap unless the server says it recovered everything from the stream's
+// position (docs/PROTOCOL.md, section 14); without a position, the numbers
+// of the re-opened stream are not comparable with these (section 3.5).
+// s.mu must be held.
+func (s *streamCore) reopening() {
+	s.gapPending, s.posPending = true, nil
+	if s.epoch == "" {
+		s.lastSeq = 0
+	}
 }
 
 // seqSkips reports whether room sequence number seq does not follow last,
@@ -426,9 +547,7 @@ func (s *streamCore) lost(cn *conn, id uint32, err error) {
 	}
 	s.cn = nil
 	if s.resub {
-		// The numbers of the re-opened stream are not comparable with
-		// these (docs/PROTOCOL.md, section 3.5): the re-open is the gap.
-		s.gapPending, s.lastSeq = true, 0
+		s.reopening()
 		s.mu.Unlock()
 		return
 	}

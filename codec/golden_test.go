@@ -178,8 +178,43 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_END},
 		},
 		"half_close": {{Id: 13, Kind: protowsv1.Kind_KIND_STREAM_END}},
-		"ping":       {{Id: 7, Kind: protowsv1.Kind_KIND_PING}},
-		"pong":       {{Id: 7, Kind: protowsv1.Kind_KIND_PONG}},
+		// Resumable room streams (docs/PROTOCOL.md, section 14): a first
+		// join that asks for the latest 50 messages, a resume after a
+		// reconnection, and the server's answers.
+		"request_history": {func() *protowsv1.Envelope {
+			e := request(11, token)
+			e.Resume = &protowsv1.Resume{History: 50}
+			return e
+		}()},
+		// A stream REQUEST of a client that understands STREAM_POSITION
+		// and wants no history: resume is there, empty.
+		"request_resume_empty": {func() *protowsv1.Envelope {
+			e := request(13, token)
+			e.Resume = &protowsv1.Resume{}
+			return e
+		}()},
+		"request_resume": {func() *protowsv1.Envelope {
+			e := request(12, token)
+			e.Resume = &protowsv1.Resume{Epoch: "m-6f1d2c3b4a5e", Offset: 1041, History: 50}
+			return e
+		}()},
+		"stream_position": {{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: &protowsv1.Position{
+			Epoch: "m-6f1d2c3b4a5e", Offset: 1041, Recovery: protowsv1.Recovery_RECOVERY_RECOVERED, Latest: 1043}}},
+		"stream_position_gap": {{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: &protowsv1.Position{
+			Epoch: "m-0a9b8c7d6e5f", Offset: 10, Recovery: protowsv1.Recovery_RECOVERY_EPOCH_CHANGED, Latest: 12}}},
+		"stream_position_fresh": {{Id: 11, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: &protowsv1.Position{
+			Epoch: "m-6f1d2c3b4a5e"}}},
+		// A resume as it reaches the client: the position, the two
+		// missed messages (replayed), then a live one.
+		"batch_resume": {
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: &protowsv1.Position{
+				Epoch: "m-6f1d2c3b4a5e", Offset: 1041, Recovery: protowsv1.Recovery_RECOVERY_RECOVERED, Latest: 1043}},
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply), Seq: 1042},
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply), Seq: 1043},
+			{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply), Seq: 1044},
+		},
+		"ping": {{Id: 7, Kind: protowsv1.Kind_KIND_PING}},
+		"pong": {{Id: 7, Kind: protowsv1.Kind_KIND_PONG}},
 		"batch": {
 			{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payload(reply)},
 			{Id: 9, Kind: protowsv1.Kind_KIND_STREAM_MESSAGE, Payload: payload(reply)},

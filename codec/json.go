@@ -76,6 +76,24 @@ type jsonEnvelope struct {
 	Credit         uint32 `json:"credit,omitempty"`
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
 	TimeoutMs      uint32 `json:"timeoutMs,omitempty"`
+	// Resume is written whenever the envelope has one, even empty: its
+	// presence is what tells a server that the client understands
+	// STREAM_POSITION.
+	Resume   *jsonResume   `json:"resume,omitempty"`
+	Position *jsonPosition `json:"position,omitempty"`
+}
+
+type jsonResume struct {
+	Epoch   string `json:"epoch,omitempty"`
+	Offset  uint64 `json:"offset,omitempty"`
+	History uint32 `json:"history,omitempty"`
+}
+
+type jsonPosition struct {
+	Epoch    string `json:"epoch,omitempty"`
+	Offset   uint64 `json:"offset,omitempty"`
+	Recovery string `json:"recovery,omitempty"`
+	Latest   uint64 `json:"latest,omitempty"`
 }
 
 type jsonError struct {
@@ -116,6 +134,19 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 				return dst, fmt.Errorf("codec: error detail %d is not a JSON object", i)
 			}
 			je.Error.Details = append(je.Error.Details, d.GetValue())
+		}
+	}
+	if r := e.GetResume(); r != nil {
+		je.Resume = &jsonResume{Epoch: r.GetEpoch(), Offset: r.GetOffset(), History: r.GetHistory()}
+	}
+	if p := e.GetPosition(); p != nil {
+		je.Position = &jsonPosition{Epoch: p.GetEpoch(), Offset: p.GetOffset(), Latest: p.GetLatest()}
+		if rec := p.GetRecovery(); rec != protowsv1.Recovery_RECOVERY_UNSPECIFIED {
+			name, ok := recoveryNames[rec]
+			if !ok {
+				return dst, fmt.Errorf("codec: recovery %d has no JSON name", rec)
+			}
+			je.Position.Recovery = name
 		}
 	}
 	start := len(dst)
@@ -222,6 +253,24 @@ var kindNames, kindValues = func() (map[protowsv1.Kind]string, map[string]protow
 		name := strings.ToLower(strings.TrimPrefix(full, "KIND_"))
 		names[k] = name
 		values[name] = k
+	}
+	return names, values
+}()
+
+// recoveryNames and recoveryValues map recovery outcomes to their JSON
+// names: the enum value name without its RECOVERY_ prefix, in lower case
+// ("epoch_changed").
+var recoveryNames, recoveryValues = func() (map[protowsv1.Recovery]string, map[string]protowsv1.Recovery) {
+	names := make(map[protowsv1.Recovery]string)
+	values := make(map[string]protowsv1.Recovery)
+	for n, full := range protowsv1.Recovery_name {
+		r := protowsv1.Recovery(n)
+		if r == protowsv1.Recovery_RECOVERY_UNSPECIFIED {
+			continue
+		}
+		name := strings.ToLower(strings.TrimPrefix(full, "RECOVERY_"))
+		names[r] = name
+		values[name] = r
 	}
 	return names, values
 }()

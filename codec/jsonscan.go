@@ -27,7 +27,8 @@ import (
 //   "metadata", and a null payload is no payload;
 // - a value of the wrong type, a number that does not fit, an unknown kind
 //   or a bad code is an error, but a syntax error anywhere takes precedence;
-// - "error" objects and "metadata" objects given twice are merged.
+// - "error", "metadata", "resume" and "position" objects given twice are
+//   merged.
 // Payloads alias the frame, as the Codec contract allows.
 
 // maxJSONDepth is encoding/json's nesting limit.
@@ -486,6 +487,9 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			message string
 			details []*anypb.Any
 		}
+		resume   *protowsv1.Resume
+		position *protowsv1.Position
+		recovery string
 	)
 	err := s.object(func(k []byte) error {
 		switch {
@@ -559,12 +563,72 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			return s.string("idempotencyKey", &e.IdempotencyKey)
 		case keyIs(k, "timeoutMs"):
 			return s.uint("timeoutMs", 32, &timeout)
+		case keyIs(k, "resume"):
+			switch s.peek() {
+			case '{':
+			case 'n':
+				resume = nil
+				return s.literal("null")
+			default:
+				return s.typeErr("resume")
+			}
+			if resume == nil {
+				resume = &protowsv1.Resume{}
+			}
+			return s.object(func(k []byte) error {
+				switch {
+				case keyIs(k, "epoch"):
+					return s.string("epoch", &resume.Epoch)
+				case keyIs(k, "offset"):
+					return s.uint("offset", 64, &resume.Offset)
+				case keyIs(k, "history"):
+					n := uint64(resume.History)
+					err := s.uint("history", 32, &n)
+					resume.History = uint32(n)
+					return err
+				}
+				return s.skipValue()
+			})
+		case keyIs(k, "position"):
+			switch s.peek() {
+			case '{':
+			case 'n':
+				position, recovery = nil, ""
+				return s.literal("null")
+			default:
+				return s.typeErr("position")
+			}
+			if position == nil {
+				position = &protowsv1.Position{}
+			}
+			return s.object(func(k []byte) error {
+				switch {
+				case keyIs(k, "epoch"):
+					return s.string("epoch", &position.Epoch)
+				case keyIs(k, "offset"):
+					return s.uint("offset", 64, &position.Offset)
+				case keyIs(k, "recovery"):
+					return s.string("recovery", &recovery)
+				case keyIs(k, "latest"):
+					return s.uint("latest", 64, &position.Latest)
+				}
+				return s.skipValue()
+			})
 		}
 		return s.skipValue()
 	})
 	if err != nil {
 		return nil, err
 	}
+	e.Resume = resume
+	if position != nil && recovery != "" {
+		r, ok := recoveryValues[recovery]
+		if !ok {
+			s.setSem(fmt.Errorf("codec: bad envelope: unknown recovery %q", recovery))
+		}
+		position.Recovery = r
+	}
+	e.Position = position
 	e.Id, e.MethodId, e.Seq, e.Credit, e.TimeoutMs = uint32(id), uint32(methodID), seq, uint32(credit), uint32(timeout)
 	if kind != "" {
 		k, ok := kindValues[kind]

@@ -91,5 +91,18 @@ func decodeJSONEnvelopeStd(src []byte) (*protowsv1.Envelope, error) {
 			e.Error.Details = append(e.Error.Details, &anypb.Any{TypeUrl: head.Type, Value: raw})
 		}
 	}
+	if r := je.Resume; r != nil {
+		e.Resume = &protowsv1.Resume{Epoch: r.Epoch, Offset: r.Offset, History: r.History}
+	}
+	if p := je.Position; p != nil {
+		e.Position = &protowsv1.Position{Epoch: p.Epoch, Offset: p.Offset, Latest: p.Latest}
+		if p.Recovery != "" {
+			r, ok := recoveryValues[p.Recovery]
+			if !ok {
+				return nil, fmt.Errorf("codec: bad envelope: unknown recovery %q", p.Recovery)
+			}
+			e.Position.Recovery = r
+		}
+	}
 	return e, nil
 }

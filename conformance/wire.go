@@ -67,7 +67,7 @@ var methods, methodsByID = func() (map[string]*method, map[uint32]*method) {
 // kindNumbers maps the JSON names of kinds to their numbers.
 var kindNumbers = map[string]protowsv1.Kind{
 	"request": 1, "reply": 2, "stream_message": 3, "stream_end": 4,
-	"cancel": 5, "error": 6, "ping": 7, "pong": 8, "credit": 9,
+	"cancel": 5, "error": 6, "ping": 7, "pong": 8, "credit": 9, "stream_position": 16,
 }
 
 func kindName(k protowsv1.Kind) string {
@@ -82,7 +82,7 @@ func kindName(k protowsv1.Kind) string {
 // envelopeKeys are the keys of an envelope in a case; "type" (the payload's
 // message type) and "methodForm" ("id", "name", "both": how a REQUEST names
 // its method; default: as the codec's clients do) are the case's own.
-var envelopeKeys = []string{"id", "kind", "method", "methodId", "payload", "payloadHex", "error", "metadata", "seq", "credit", "idempotencyKey", "timeoutMs", "type", "methodForm"}
+var envelopeKeys = []string{"id", "kind", "method", "methodId", "payload", "payloadHex", "error", "metadata", "seq", "credit", "idempotencyKey", "timeoutMs", "resume", "position", "type", "methodForm"}
 
 // buildEnvelope turns a case envelope (already substituted) into an
 // Envelope of codec c. calls records the method of each REQUEST's id.
@@ -224,6 +224,42 @@ func buildEnvelope(m map[string]any, c codec.Codec, calls map[uint32]string) (*p
 			return nil, fmt.Errorf("timeoutMs: %w", err)
 		}
 	}
+	if v, ok := m["resume"].(map[string]any); ok {
+		e.Resume = &protowsv1.Resume{}
+		e.Resume.Epoch, _ = v["epoch"].(string)
+		if o, ok := v["offset"]; ok {
+			n, err := toFloat(o)
+			if err != nil {
+				return nil, fmt.Errorf("resume offset: %w", err)
+			}
+			e.Resume.Offset = uint64(n)
+		}
+		if h, ok := v["history"]; ok {
+			if e.Resume.History, err = toUint32(h); err != nil {
+				return nil, fmt.Errorf("resume history: %w", err)
+			}
+		}
+	}
+	if v, ok := m["position"].(map[string]any); ok {
+		e.Position = &protowsv1.Position{}
+		e.Position.Epoch, _ = v["epoch"].(string)
+		for key, dst := range map[string]*uint64{"offset": &e.Position.Offset, "latest": &e.Position.Latest} {
+			if o, ok := v[key]; ok {
+				n, err := toFloat(o)
+				if err != nil {
+					return nil, fmt.Errorf("position %s: %w", key, err)
+				}
+				*dst = uint64(n)
+			}
+		}
+		if r, ok := v["recovery"].(string); ok && r != "" {
+			n, ok := protowsv1.Recovery_value["RECOVERY_"+strings.ToUpper(r)]
+			if !ok {
+				return nil, fmt.Errorf("unknown recovery %q", r)
+			}
+			e.Position.Recovery = protowsv1.Recovery(n)
+		}
+	}
 	return e, nil
 }
 
@@ -266,6 +302,12 @@ func detailForm(a *anypb.Any, c codec.Codec) any {
 		return map[string]any{"@type": a.GetTypeUrl(), "$hex": hex.EncodeToString(a.GetValue())}
 	}
 	return v
+}
+
+// recoveryName is the JSON name of a recovery outcome (PROTOCOL.md section
+// 5): the enum name without RECOVERY_, lower case.
+func recoveryName(r protowsv1.Recovery) string {
+	return strings.ToLower(strings.TrimPrefix(r.String(), "RECOVERY_"))
 }
 
 // encodePayload encodes a case payload (a JSON value) in codec c. The JSON
@@ -371,6 +413,35 @@ func envelopeForm(e *protowsv1.Envelope, c codec.Codec, calls map[uint32]string)
 	}
 	if e.GetCredit() != 0 {
 		m["credit"] = float64(e.GetCredit())
+	}
+	if r := e.GetResume(); r != nil {
+		rm := map[string]any{}
+		if r.GetEpoch() != "" {
+			rm["epoch"] = r.GetEpoch()
+		}
+		if r.GetOffset() != 0 {
+			rm["offset"] = float64(r.GetOffset())
+		}
+		if r.GetHistory() != 0 {
+			rm["history"] = float64(r.GetHistory())
+		}
+		m["resume"] = rm
+	}
+	if p := e.GetPosition(); p != nil {
+		pm := map[string]any{}
+		if p.GetEpoch() != "" {
+			pm["epoch"] = p.GetEpoch()
+		}
+		if p.GetOffset() != 0 {
+			pm["offset"] = float64(p.GetOffset())
+		}
+		if p.GetRecovery() != protowsv1.Recovery_RECOVERY_UNSPECIFIED {
+			pm["recovery"] = recoveryName(p.GetRecovery())
+		}
+		if p.GetLatest() != 0 {
+			pm["latest"] = float64(p.GetLatest())
+		}
+		m["position"] = pm
 	}
 	return m
 }

@@ -24,12 +24,22 @@ func (d *discardCall) EnqueueParts(codec.Parts) error { d.n.Add(1); return nil }
 func (d *discardCall) Send(*msg) error                { d.n.Add(1); return nil }
 
 // BenchmarkBroadcast measures one broadcast to a room of 1000 members, half
-// on each codec: two payload encodings, then 1000 envelope elements.
+// on each codec: two payload encodings, then 1000 envelope elements; with
+// history=memory the room keeps a history in memory (the message stored,
+// offsets checked per member), whose cost per delivery is the difference.
 func BenchmarkBroadcast(b *testing.B) {
-	for _, members := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+	for _, bc := range []struct {
+		members int
+		history bool
+	}{{100, false}, {100, true}, {1000, false}, {1000, true}} {
+		name := fmt.Sprintf("members=%d/history=off", bc.members)
+		if bc.history {
+			name = fmt.Sprintf("members=%d/history=memory", bc.members)
+		}
+		members := bc.members
+		b.Run(name, func(b *testing.B) {
 			joined := make(chan struct{}, members)
-			h, err := New(Config[*msg]{
+			cfg := Config[*msg]{
 				Logger: slog.New(slog.DiscardHandler),
 				// No presence messages: the hook only counts the joins.
 				Presence: func(ev PresenceEvent) (*msg, bool) {
@@ -38,7 +48,11 @@ func BenchmarkBroadcast(b *testing.B) {
 					}
 					return nil, false
 				},
-			})
+			}
+			if bc.history {
+				cfg.History = NewMemoryHistory(HistoryLimits{})
+			}
+			h, err := New(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

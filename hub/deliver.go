@@ -71,19 +71,24 @@ func (p *payload[T]) message() (T, error) {
 }
 
 // toRoom delivers pl to every member of r with the room's next sequence
-// number.
+// number. In a room with history, whose numbers are the offsets of its
+// history (toRoomEntry), pl is not part of it and goes without one.
 func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.seq < MaxSeq {
-		r.seq++
+	var seq uint64
+	if !r.hist {
+		if r.seq < MaxSeq {
+			r.seq++
+		}
+		seq = r.seq
 	}
 	// Room for the envelope heads and tails of most members, short ids and
 	// sequence numbers; codec.AppendStreamMessage grows it when that is not enough.
 	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
 	n := 0
 	for _, m := range r.members {
-		if h.deliver(m, pl, r.seq) {
+		if h.deliver(m, pl, seq) {
 			n++
 		}
 	}
@@ -211,6 +216,11 @@ func (h *Hub[T]) hole() {
 			r.seq++
 		}
 		r.mu.Unlock()
+	}
+	// Rooms with history of a store this node alone keeps took the lost
+	// messages into their history, with offsets of their own: skip one.
+	if sk, ok := h.cfg.History.(skipper); ok {
+		sk.Skip()
 	}
 }
 

@@ -46,6 +46,29 @@
 // node: compare them within one stream only. docs/GUARANTEES.md lists
 // every way a message can be lost and how each one shows.
 //
+// # History and resume
+//
+// With Config.History, rooms keep their recent broadcasts, and a member
+// that lost its connection gets what it missed when it comes back
+// (docs/PROTOCOL.md, section 14): the clients keep each room stream's
+// position (an epoch and the offset of the last message) and send it when
+// they re-open the stream; Join replays what followed from the history,
+// then the live messages, with no duplicate and no hole between them, or
+// says why it cannot (the history was lost, or no longer holds them). A
+// member may also ask for the room's latest messages when it joins, and
+// History reads the history a page at a time.
+//
+//	h, err := hub.New(hub.Config[*chatv1.RoomEvent]{
+//		History: hub.NewMemoryHistory(hub.HistoryLimits{Messages: 1000, Age: time.Hour}),
+//	})
+//
+// NewMemoryHistory keeps the history in the process, each node its own;
+// natsbroker.NewHistory keeps it in NATS JetStream, shared by every node,
+// so that a client resumes on any node, after any node restarted. In a
+// room with history the sequence number of a message is its offset in the
+// history, the same on every node that shares it; presence events,
+// BroadcastAll and SendTo are not part of it and carry 0.
+//
 // # Slow members
 //
 // Delivery never waits for a member: messages go to the member's connection
@@ -85,5 +108,8 @@
 //
 // A Hub's methods are safe for concurrent use, from any handler. Join
 // blocks for as long as the membership lasts. A broadcast queues its
-// message to every member of the room on this node before it returns.
+// message to every member of the room on this node before it returns,
+// except in a room with a history shared by the nodes, where it returns
+// once the history stored it and every node, this one included, delivers
+// it from there.
 package hub

@@ -108,6 +108,18 @@ type Config[T proto.Message] struct {
 	// deliveries, drops, gaps and the broker's publishes. Nil means none;
 	// package hub/prommetrics adapts them to Prometheus.
 	Metrics Metrics
+	// History keeps the recent broadcasts of rooms, so that a member that
+	// lost its connection gets what it missed when it comes back, and a
+	// member that joins may first get the room's latest messages
+	// (docs/PROTOCOL.md, section 14). NewMemoryHistory keeps them in the
+	// process; natsbroker.NewHistory in NATS JetStream, shared by every
+	// node. Nil means no history: rooms are at most once, and a member
+	// that reconnects learns only that it missed something.
+	History HistoryStore
+	// HistoryRooms selects the rooms that have history, or returns false
+	// for those that do not. Nil means every room, when History is set.
+	// Every node must select the same rooms.
+	HistoryRooms func(room string) bool
 }
 
 // Member is one membership of a room: one server stream, on one connection
@@ -188,6 +200,7 @@ type Hub[T proto.Message] struct {
 	conns  map[string]map[*member[T]]struct{} // local connection id -> memberships
 	peers  map[string]*peer                   // other nodes, by name
 
+	closing  atomic.Bool   // Close began: deliveries from the history store stop
 	anon     atomic.Uint64 // ids of memberships without a connection
 	marshals atomic.Int64  // payload encodings, for tests
 	quit     chan struct{}
@@ -213,6 +226,11 @@ type room[T proto.Message] struct {
 	mu      sync.Mutex
 	seq     uint64
 	members []*member[T]
+	// hist: the room has history; its messages carry the offsets of the
+	// history store instead of seq, and latest is the last offset
+	// delivered here.
+	hist   bool
+	latest uint64
 }
 
 // member is a local membership.
@@ -222,6 +240,15 @@ type member[T proto.Message] struct {
 	ctx    context.Context
 	stream Stream[T]
 	ep     enqueuer // the stream's, nil when it has none: deliver through Send
+
+	// In a room with history (resume.go), under room.mu: a member that
+	// catches up (replays from the history) gets no live message but
+	// keeps the latest of them in pending; sent is the offset of the last
+	// room message it was given, so that none is given twice.
+	catching bool
+	sent     uint64
+	pending  []pendingEntry
+	start    joinStart // how the membership starts, from Join's options
 
 	done chan struct{}
 	once sync.Once
@@ -275,8 +302,16 @@ func New[T proto.Message](cfg Config[T]) (*Hub[T], error) {
 		peers:       make(map[string]*peer),
 		quit:        make(chan struct{}),
 	}
+	if cfg.History != nil {
+		if err := cfg.History.Open(context.Background(), h.node, h.deliverEntry); err != nil {
+			return nil, fmt.Errorf("hub: open history: %w", err)
+		}
+	}
 	if cfg.Broker != nil {
 		if err := cfg.Broker.Open(context.Background(), h.node, h.receive); err != nil {
+			if cfg.History != nil {
+				_ = cfg.History.Close()
+			}
 			return nil, fmt.Errorf("hub: open broker: %w", err)
 		}
 		// Ask every node for its members now rather than at its next
@@ -316,10 +351,13 @@ func (h *Hub[T]) Node() string { return h.node }
 // after the connection and call of ctx (Member); outside a protows server
 // it gets a connection id of its own. Join in a unary handler returns an
 // error.
-func (h *Hub[T]) Join(ctx context.Context, room string, s Stream[T]) error {
+func (h *Hub[T]) Join(ctx context.Context, room string, s Stream[T], opts ...JoinOption) error {
 	m, err := h.newMember(ctx, room, s)
 	if err != nil {
 		return err
+	}
+	for _, o := range opts {
+		o(&m.start)
 	}
 	return h.join(ctx, m)
 }
@@ -354,6 +392,9 @@ func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*memb
 		// Envelopes would go to one call, SendTo and Leave to another.
 		return nil, fmt.Errorf("hub: Join with the stream of call %d in call %d", m.info.CallID, call.ID())
 	}
+	if r := call.Resume(); r != nil {
+		m.start = joinStart{resume: true, epoch: r.GetEpoch(), offset: r.GetOffset(), history: uint64(r.GetHistory()), positions: m.ep != nil}
+	}
 	conn := call.Conn()
 	m.info.ConnID = conn.ID()
 	m.info.CallID = call.ID()
@@ -365,10 +406,36 @@ func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*memb
 
 // join adds m, waits for the end of its membership and removes it.
 func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
+	var (
+		page HistoryPage
+		rerr error
+	)
+	hist := h.hasHistory(m.info.Room)
+	if hist {
+		page, rerr = h.readStart(ctx, m)
+	}
 	if err := h.add(m); err != nil {
 		return err
 	}
 	defer h.remove(m)
+	if hist {
+		// The catch-up waits for the member's credit and connection: it
+		// stops when the membership ends (Leave, Close), not only when
+		// the call does.
+		cctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-m.done:
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
+		err := h.catchUp(cctx, m, page, rerr)
+		cancel()
+		if err != nil {
+			m.end(err)
+		}
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -388,11 +455,14 @@ func (h *Hub[T]) add(m *member[T]) error {
 	}
 	r := h.rooms[m.info.Room]
 	if r == nil {
-		r = &room[T]{name: m.info.Room}
+		r = &room[T]{name: m.info.Room, hist: h.hasHistory(m.info.Room)}
 		h.rooms[r.name] = r
 	}
 	m.room = r
 	r.mu.Lock()
+	// A member of a room with history catches up before it takes live
+	// messages (resume.go); until then it only notes them.
+	m.catching = r.hist
 	r.members = append(r.members, m)
 	r.mu.Unlock()
 	set := h.conns[m.info.ConnID]
@@ -460,6 +530,14 @@ func (h *Hub[T]) Leave(room, connID string) int {
 // this node have it queued when Broadcast returns; an error means the
 // broker did not take it, so members on other nodes may miss it (and see a
 // gap in the room's sequence). msg must not be modified afterwards.
+//
+// In a room with history (Config.History) msg is stored first, and takes
+// the room's next offset. With a store shared by the nodes (JetStream),
+// Broadcast returns once it is stored, and every node's members get it
+// from the store, this node's too; an error (unavailable, wrapping
+// ErrHistoryUnavailable) means it was not stored and is delivered nowhere,
+// or, when the store's acknowledgement did not come, that it may have been
+// (docs/GUARANTEES.md, section 1.8).
 func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
 	if err := checkRoom(room); err != nil {
 		return err
@@ -469,6 +547,9 @@ func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
 	}
 	h.cfg.Metrics.Broadcast(kindRoom, originLocal)
 	pl := h.newPayload(msg)
+	if h.hasHistory(room) {
+		return h.broadcastHistory(ctx, room, pl)
+	}
 	h.mu.Lock()
 	r := h.rooms[room]
 	h.mu.Unlock()
@@ -480,7 +561,8 @@ func (h *Hub[T]) Broadcast(ctx context.Context, room string, msg T) error {
 
 // BroadcastAll sends msg to every member of every room, on every node: a
 // connection in several rooms gets it once per membership, each with its
-// room's next sequence number.
+// room's next sequence number. In rooms with history it is not part of the
+// history, and carries no sequence number (0).
 func (h *Hub[T]) BroadcastAll(ctx context.Context, msg T) error {
 	if h.isClosed() {
 		return ErrClosed
@@ -636,6 +718,7 @@ func (h *Hub[T]) Close() error {
 		return nil
 	}
 	h.closed = true
+	h.closing.Store(true)
 	var ms []*member[T]
 	for _, set := range h.conns {
 		for m := range set {
@@ -648,11 +731,15 @@ func (h *Hub[T]) Close() error {
 	for _, m := range ms {
 		m.end(ErrClosed)
 	}
+	var herr error
+	if h.cfg.History != nil {
+		herr = h.cfg.History.Close()
+	}
 	if h.cfg.Broker == nil {
-		return nil
+		return herr
 	}
 	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_BYE})
-	return h.cfg.Broker.Close()
+	return errors.Join(h.cfg.Broker.Close(), herr)
 }
 
 func (h *Hub[T]) isClosed() bool {

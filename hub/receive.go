@@ -208,8 +208,17 @@ func (h *Hub[T]) route(w *hubv1.Message) {
 }
 
 // receiveBroadcast delivers the payload to the local members of the room.
+// In a room with history that this node keeps alone, the broadcast goes
+// into its history first, which delivers it.
 func (h *Hub[T]) receiveBroadcast(w *hubv1.Message) {
 	h.cfg.Metrics.Broadcast(kindRoom, originRemote)
+	if h.hasHistory(w.GetRoom()) && !h.cfg.History.Shared() {
+		e := &Entry{Room: w.GetRoom(), Payload: w.GetPayload()}
+		if err := h.cfg.History.Append(context.Background(), e); err != nil {
+			h.log.Warn("protows hub: keep a broadcast of another node", "room", w.GetRoom(), "err", err)
+		}
+		return
+	}
 	h.mu.Lock()
 	r := h.rooms[w.GetRoom()]
 	h.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/codec"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
@@ -138,11 +139,14 @@ func WithStreamTimeout(d time.Duration) HandlerOption {
 //	ID() uint32
 //	Codec() codec.Codec
 //	EnqueueParts(codec.Parts) error
+//	EnqueuePartsWait(context.Context, codec.Parts) error
+//	SendPosition(context.Context, *protowsv1.Position) error
 //
 // of its transport.Call, for code that queues STREAM_MESSAGEs it encoded
 // itself and finds them with a type assertion, the way an http.Handler
 // finds http.Flusher on its ResponseWriter: package hub uses them to
-// encode a broadcast once for all the members of a room. An interceptor
+// encode a broadcast once for all the members of a room, and to replay a
+// room's history to a member that resumes (docs/PROTOCOL.md, section 14). An interceptor
 // that replaces Call.Stream with a wrapper hides them unless the wrapper
 // has them too; such code then sends through Send.
 type Stream[T any] interface {
@@ -326,11 +330,15 @@ func messageTypes[Req, Res any]() (newReq, newRes func() proto.Message, err erro
 }
 
 // enqueuer is the part of transport.Call that the streams of calls pass
-// on (see Stream).
+// on (see Stream): package hub finds these methods by type assertion, to
+// queue a room's broadcasts encoded once, and to replay a room's history
+// (EnqueuePartsWait, SendPosition).
 type enqueuer interface {
 	ID() uint32
 	Codec() codec.Codec
 	EnqueueParts(codec.Parts) error
+	EnqueuePartsWait(context.Context, codec.Parts) error
+	SendPosition(context.Context, *protowsv1.Position) error
 }
 
 var (
@@ -470,6 +478,14 @@ func (s callStream) ID() uint32 { return s.call.ID() }
 func (s callStream) Codec() codec.Codec { return s.call.Codec() }
 
 func (s callStream) EnqueueParts(p codec.Parts) error { return s.call.EnqueueParts(p) }
+
+func (s callStream) EnqueuePartsWait(ctx context.Context, p codec.Parts) error {
+	return s.call.EnqueuePartsWait(ctx, p)
+}
+
+func (s callStream) SendPosition(ctx context.Context, pos *protowsv1.Position) error {
+	return s.call.SendPosition(ctx, pos)
+}
 
 func (r *Router) register(method string, kind methodKind, newReq, newRes func() proto.Message, inner HandlerFunc, opts []HandlerOption) error {
 	if !protows.ValidMethodName(method) {

@@ -82,6 +82,7 @@ type Call struct {
 	method   *Method
 	metadata map[string]string
 	ctx      context.Context // the call's context: cancelled with cancel
+	resume   *protowsv1.Resume
 	cancel   context.CancelFunc
 	key      string // the idempotency key, "" for none
 	// stopDeadline stops the watch of the call's timeout (timeout_ms);
@@ -135,6 +136,12 @@ func (c *Call) IdempotencyKey() string { return c.key }
 
 // Metadata returns the REQUEST's metadata. The map must not be modified.
 func (c *Call) Metadata() map[string]string { return c.metadata }
+
+// Resume returns the REQUEST's resume (docs/PROTOCOL.md, section 14): how
+// a stream of a room with history should start, and, by being there, that
+// the client understands STREAM_POSITION. It returns nil when the REQUEST
+// had none. The message must not be modified.
+func (c *Call) Resume() *protowsv1.Resume { return c.resume }
 
 // SetReplyMetadata sets a metadata entry of the REPLY of a unary call. It
 // has no effect on streams, nor after the reply was sent.

@@ -87,9 +87,11 @@ func (s *chatService) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv
 		}},
 	}
 	if err := s.hub.Broadcast(ctx, req.GetRoom(), ev); err != nil {
-		// The members of this node have the message; those of other
-		// nodes may not, and see the room's seq skip.
-		return nil, protows.Errorf(protows.CodeUnavailable, "sent on this node only: %w", err)
+		// With history in memory, the members of this node have the
+		// message and those of other nodes may not (their seq skips);
+		// with history in JetStream, nobody has it (it may still be
+		// stored, if only the acknowledgement was lost).
+		return nil, protows.Errorf(protows.CodeUnavailable, "send: %w", err)
 	}
 	return &chatv1.SendResponse{}, nil
 }
@@ -167,4 +169,34 @@ func pageSize(n uint32) int {
 		return maxPageSize
 	}
 	return int(n)
+}
+
+// historyPage is the default and the largest page of GetHistory.
+const (
+	historyPage    = 50
+	maxHistoryPage = hub.MaxHistoryPage
+)
+
+// GetHistory returns a page of the room's history, going back from before
+// (the latest messages when it is 0).
+func (s *chatService) GetHistory(ctx context.Context, req *chatv1.GetHistoryRequest) (*chatv1.GetHistoryResponse, error) {
+	if err := checkRoom(req.GetRoom()); err != nil {
+		return nil, err
+	}
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = historyPage
+	case size > maxHistoryPage:
+		size = maxHistoryPage
+	}
+	page, err := s.hub.History(ctx, req.GetRoom(), hub.HistoryQuery{Before: req.GetBefore(), Limit: size})
+	if err != nil {
+		return nil, err
+	}
+	res := &chatv1.GetHistoryResponse{Epoch: page.Epoch, First: page.First, Events: make([]*chatv1.HistoryEvent, 0, len(page.Messages))}
+	for _, m := range page.Messages {
+		res.Events = append(res.Events, &chatv1.HistoryEvent{Offset: m.Offset, Event: m.Msg})
+	}
+	return res, nil
 }

@@ -11,15 +11,19 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
-// startNATS runs an embedded NATS server on loopback, on a free port.
-// It never listens beyond loopback: the nodes are in this process, and
-// nodes started elsewhere with -nats must run on this machine.
-func startNATS() (*natsserver.Server, error) {
+// startNATS runs an embedded NATS server on loopback, on a free port,
+// with JetStream keeping its files in storeDir, or without JetStream when
+// storeDir is "". It never listens beyond loopback: the nodes are in this
+// process, and nodes started elsewhere with -nats must run on this
+// machine.
+func startNATS(storeDir string) (*natsserver.Server, error) {
 	s, err := natsserver.NewServer(&natsserver.Options{
-		Host:   "127.0.0.1",
-		Port:   -1, // any free port
-		NoLog:  true,
-		NoSigs: true, // the command handles SIGINT and SIGTERM
+		Host:      "127.0.0.1",
+		Port:      -1, // any free port
+		NoLog:     true,
+		NoSigs:    true, // the command handles SIGINT and SIGTERM
+		JetStream: storeDir != "",
+		StoreDir:  storeDir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -41,7 +45,11 @@ func startCluster(o options, logger *slog.Logger) (nodes []*node, natsURL string
 	if err != nil {
 		return nil, "", nil, err
 	}
-	ns, err := startNATS()
+	store := ""
+	if o.history == historyJetStream {
+		store = o.store
+	}
+	ns, err := startNATS(store)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -71,6 +79,7 @@ func startCluster(o options, logger *slog.Logger) (nodes []*node, natsURL string
 			Name:       name,
 			NATSURL:    ns.ClientURL(),
 			Reflection: o.reflection,
+			History:    o.history,
 			Logger:     logger,
 		})
 		if err != nil {

@@ -18,7 +18,7 @@ import (
 // server share a room: presence and messages cross between the nodes.
 func TestClusterOverNATS(t *testing.T) {
 	t.Parallel()
-	ns, err := startNATS()
+	ns, err := startNATS("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +97,7 @@ func TestRun(t *testing.T) {
 		{"cluster", []string{"-addr", "127.0.0.1:0", "-cluster", "3"}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.args = append(tc.args, "-store", t.TempDir())
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
 			out, ch := lines(t)
@@ -175,6 +176,10 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-cluster", "3", "-origin", "https://a.example"}, "drop -origin"},
 		{[]string{"-cluster", "17"}, "between"},
 		{[]string{"extra"}, "unexpected"},
+		{[]string{"-history", "off"}, ""},
+		{[]string{"-history", "jetstream"}, "needs -nats"},
+		{[]string{"-history", "jetstream", "-nats", "nats://127.0.0.1:4222"}, ""},
+		{[]string{"-history", "disk"}, "want memory"},
 	} {
 		o, err := parseFlags(tc.args, io.Discard)
 		switch {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -61,6 +62,8 @@ type options struct {
 	cluster    int
 	verbose    bool
 	reflection bool
+	history    string
+	store      string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -75,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fl.IntVar(&o.cluster, "cluster", 0, "start an embedded NATS server and this many nodes on consecutive ports")
 	fl.BoolVar(&o.verbose, "v", false, "log debug messages")
 	fl.BoolVar(&o.reflection, "reflection", false, "serve protows server reflection, for the protows command (protows list ws://ADDR/ws)")
+	fl.StringVar(&o.history, "history", "", "where rooms keep their history: memory, jetstream (needs -nats or -cluster) or off (default: jetstream with -cluster, else memory)")
+	fl.StringVar(&o.store, "store", defaultStore(), "with -cluster, the directory of the embedded NATS server's JetStream files: the history survives restarts")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -96,6 +101,21 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.cluster > 0 && len(o.origins) > 0 {
 		return o, usageError{"-cluster nodes serve their own origins: drop -origin"}
+	}
+	if o.history == "" {
+		o.history = historyMemory
+		if o.cluster > 0 {
+			o.history = historyJetStream
+		}
+	}
+	switch o.history {
+	case historyMemory, historyOff:
+	case historyJetStream:
+		if o.cluster == 0 && o.natsURL == "" {
+			return o, usageError{"-history jetstream needs -nats or -cluster"}
+		}
+	default:
+		return o, usageError{fmt.Sprintf("-history %q: want memory, jetstream or off", o.history)}
 	}
 	return o, nil
 }
@@ -157,8 +177,16 @@ func startSingle(o options, logger *slog.Logger) (*node, error) {
 		Name:       o.nodeName,
 		NATSURL:    o.natsURL,
 		Reflection: o.reflection,
+		History:    o.history,
 		Logger:     logger,
 	})
+}
+
+// defaultStore is where -cluster keeps its JetStream files unless -store
+// says otherwise: the same directory from run to run, so that rooms keep
+// their history when the demo restarts.
+func defaultStore() string {
+	return filepath.Join(os.TempDir(), "protows-chat-jetstream")
 }
 
 // nextAddrs returns n listen addresses on consecutive ports from addr's;

@@ -27,6 +27,20 @@ import (
 // natsSubject is the subject the demo's hubs share on NATS.
 const natsSubject = "protows.chat"
 
+// Where rooms keep their history (nodeConfig.History, -history).
+const (
+	historyMemory    = "memory"
+	historyJetStream = "jetstream"
+	historyOff       = "off"
+)
+
+// historyLimits bound each room's history: the latest 1000 messages of the
+// last 24 hours.
+var historyLimits = hub.HistoryLimits{Messages: 1000, Age: 24 * time.Hour}
+
+// historyStream is the JetStream stream of the demo's history.
+const historyStream = "PROTOWS_CHAT"
+
 // nodeConfig configures one demo server node.
 type nodeConfig struct {
 	// Listener is where the node serves; it owns it from then on.
@@ -45,6 +59,10 @@ type nodeConfig struct {
 	// Reflection serves protows server reflection, so that the protows
 	// command lists, describes and calls the chat service.
 	Reflection bool
+	// History is where rooms keep their history (docs/PROTOCOL.md,
+	// section 14): historyMemory (the default), historyJetStream (NATS
+	// JetStream, shared by the nodes; needs NATSURL) or historyOff.
+	History string
 	// Web is the page's files. Nil means the embedded build.
 	Web fs.FS
 	// Logger receives the logs. Nil means slog.Default().
@@ -122,6 +140,10 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		Presence: pres.event,
 		Logger:   cfg.Logger,
 		Metrics:  roomMetrics,
+		// Each room keeps its latest messages (docs/PROTOCOL.md section
+		// 14): the page shows them on entry, and a page that lost its
+		// connection gets what it missed when it comes back.
+		History: hub.NewMemoryHistory(hub.HistoryLimits{}),
 	}
 	if cfg.NATSURL != "" {
 		n.nc, err = nats.Connect(cfg.NATSURL,
@@ -132,6 +154,20 @@ func startNode(cfg nodeConfig) (_ *node, err error) {
 		}
 		hcfg.Broker = natsbroker.New(n.nc, natsbroker.Config{Subject: natsSubject})
 		typingBroker = natsbroker.New(n.nc, natsbroker.Config{Subject: natsSubject + ".typing"})
+	}
+	switch cfg.History {
+	case "", historyMemory:
+		hcfg.History = hub.NewMemoryHistory(historyLimits)
+	case historyJetStream:
+		if n.nc == nil {
+			return nil, errors.New("history in JetStream needs NATS")
+		}
+		hcfg.History = natsbroker.NewHistory(n.nc, natsbroker.HistoryConfig{
+			Stream: historyStream, Subject: natsSubject + ".history", Limits: historyLimits})
+	case historyOff:
+	default:
+		n.closeNATS()
+		return nil, fmt.Errorf("history %q: want %s, %s or %s", cfg.History, historyMemory, historyJetStream, historyOff)
 	}
 	n.hub, err = hub.New(hcfg)
 	if err != nil {

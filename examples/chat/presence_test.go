@@ -80,7 +80,7 @@ func expectMessage(t *testing.T, s *client.ServerStream[chatv1.RoomEvent], want 
 // new connection, then closes the old one.
 func TestPresencePerPerson(t *testing.T) {
 	t.Parallel()
-	ns, err := startNATS()
+	ns, err := startNATS("")
 	if err != nil {
 		t.Fatal(err)
 	}

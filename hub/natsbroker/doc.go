@@ -34,4 +34,20 @@
 // back by then; broadcasts of other nodes during the gap are lost for this
 // node. A node silent for longer than hub.Config.PresenceTTL has its
 // members dropped from presence, and listed again once it is heard from.
+//
+// # History in JetStream
+//
+// NewHistory keeps the history of rooms (hub.Config.History) in a
+// JetStream stream that every node shares: one stream per hub, one subject
+// per room, each room bounded by MaxMsgsPerSubject and MaxAge. A broadcast
+// to a room with history is stored by JetStream and delivered from it on
+// every node, in one order, with the same offsets everywhere; a client may
+// resume on any node, after any node restarted, and recovers what was
+// broadcast meanwhile. Presence and direct sends still travel on the
+// broker's subject.
+//
+//	h, err := hub.New(hub.Config[*chatv1.RoomEvent]{
+//		Broker:  natsbroker.New(nc, natsbroker.Config{Subject: "chat.rooms"}),
+//		History: natsbroker.NewHistory(nc, natsbroker.HistoryConfig{Stream: "CHAT_HISTORY", Subject: "chat.history"}),
+//	})
 package natsbroker

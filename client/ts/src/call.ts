@@ -13,10 +13,10 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { backoffDelay, type Backoff } from "./backoff.js";
-import type { Codec, WireEnvelope } from "./codec.js";
+import type { Codec, WireEnvelope, WirePosition } from "./codec.js";
 import type { Conn } from "./conn.js";
 import { connectionLost, isConnectionLost, ProtowsError, wireError, withMethod } from "./error.js";
-import { Kind } from "./gen/protows/v1/protows_pb.js";
+import { Kind, Recovery } from "./gen/protows/v1/protows_pb.js";
 import { chain, type CallFn, type Interceptor, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "./interceptor.js";
 import { methodId, methodName } from "./method.js";
 import { FlowCall, Granter, streamWindow } from "./flow.js";
@@ -74,8 +74,36 @@ export interface CallOptions {
    * stream's messages; the first of them has `gap: true` (see
    * onMessageInfo). Default true; false ends the stream with the error
    * instead (`unavailable` after a dropped connection).
+   *
+   * A stream of a room with history (docs/PROTOCOL.md section 14) is
+   * re-opened from its position (the room's epoch and the last offset
+   * received): the server replays what was missed, and the first message
+   * of the re-opened stream has `gap: false` when everything was
+   * recovered. onRecovery tells the outcome.
    */
   resubscribe?: boolean;
+  /**
+   * Streams: on a room with history, start with the room's latest
+   * `history` messages (sent as the REQUEST's `resume.history`,
+   * docs/PROTOCOL.md section 14): on the first opening, and on a re-open
+   * that could not resume (the missed messages are gone), so that the
+   * application can start again from them. The server replays at most its
+   * history's bound; other streams ignore it. Default 0.
+   */
+  history?: number;
+  /**
+   * Streams: called with each position the server tells for a stream of a
+   * room with history (STREAM_POSITION, docs/PROTOCOL.md section 14): when
+   * the stream opens and after each re-open, with the outcome: a fresh
+   * start, everything missed `recovered` (with the count), or an
+   * unrecoverable gap (`lost`). It is called synchronously from the
+   * iteration, in order with the messages: after the messages before the
+   * position were yielded, before the messages after it. Streams of rooms
+   * without history and servers that predate section 14 never call it;
+   * their re-opens are gaps (onMessageInfo). An exception it throws ends the
+   * stream, as onMessageInfo's does.
+   */
+  onRecovery?: (info: StreamRecovery) => void;
   /** Request metadata (string keys and values, keys in lower case). */
   metadata?: Record<string, string>;
   /**
@@ -113,7 +141,11 @@ export interface StreamMessageInfo {
   readonly seq: number;
   /**
    * True when messages may be missing just before this one: the stream was
-   * re-opened (resubscribe) before it, or its seq does not follow the
+   * re-opened (resubscribe) before it, unless the server recovered every
+   * missed message (a room with history, see onRecovery: there the re-open's
+   * gap goes to the first message after the new position, or to the first
+   * room message if no position comes, never to a seq-0 message before
+   * them), or its seq does not follow the
    * previous non-zero seq of the stream (it skips ahead, say 7 after 5,
    * because the server could not deliver some room messages, or goes back
    * because the numbering restarted). A seq of 0 neither starts nor hides
@@ -123,8 +155,39 @@ export interface StreamMessageInfo {
   readonly gap: boolean;
 }
 
+/**
+ * What became of the opening or re-opening of a stream of a room with
+ * history (docs/PROTOCOL.md section 14.3): the same as Go's
+ * `client.StreamPosition`.
+ */
+export interface StreamRecovery {
+  /**
+   * The outcome: `fresh`, the stream had no position to resume from (its
+   * first opening; the `history` asked for follows); `recovered`, nothing
+   * was lost, the `replayed` missed messages follow; `epoch_changed`
+   * (the room's history was lost: a server that kept it in memory
+   * restarted), `too_old` (the missed messages already left the history)
+   * or `unavailable` (the history could not be read): an unrecoverable
+   * gap; `unknown`, an outcome newer than this runtime, counted as a gap.
+   */
+  readonly recovery: "fresh" | "recovered" | "epoch_changed" | "too_old" | "unavailable" | "unknown";
+  /** True when messages may be missing: every outcome but fresh and recovered. */
+  readonly lost: boolean;
+  /** How many of the messages that follow are replayed from the history (latest - offset). */
+  readonly replayed: number;
+  /** The room's epoch. */
+  readonly epoch: string;
+  /** The offset of the last room message before those that follow: the next has seq offset + 1. */
+  readonly offset: number;
+}
+
 /** Options of a server stream: the CallOptions that apply to streams. */
-export type StreamOptions = Pick<CallOptions, "signal" | "resubscribe" | "metadata" | "onMessageInfo">;
+export type StreamOptions = Pick<
+  CallOptions,
+  "signal" | "resubscribe" | "metadata" | "onMessageInfo" | "history" | "onRecovery"
+>;
+
+const recoveryNames = ["fresh", "recovered", "epoch_changed", "too_old", "unavailable"] as const;
 
 /**
  * Options of a client-streaming or bidirectional call. `timeoutMs` bounds
@@ -327,16 +390,33 @@ export class Calls {
       const method = r.method;
       const req = this.envelope(method, r.message, r.metadata);
       let unavailableAttempt = 0;
+      // A uint32 on the wire; what is not a positive number asks for none.
+      const h = options.history ?? 0;
+      const history = h > 0 ? Math.min(Math.trunc(h), 0xffffffff) : 0;
       // The gap state, as in the Go client's streamCore: gapPending after a
-      // re-open, lastSeq the last non-zero seq since the stream was opened.
+      // re-open, lastSeq the last non-zero seq since the stream was opened,
+      // or since its position. The room position (docs/PROTOCOL.md section
+      // 14): epoch, "" when the stream has none, with lastSeq its offset;
+      // positioned, a STREAM_POSITION came since the stream was (re-)opened.
       let gapPending = false;
       let lastSeq = 0;
+      let epoch = "";
+      let positioned = false;
+      const reopening = (): void => {
+        gapPending = true;
+        if (epoch === "") lastSeq = 0;
+      };
       for (;;) {
         const conn = await this.#waitConnected(signal);
         if (conn.ended) continue; // ended between the wait and now: wait for the next
         const sub = new Subscription(conn, conn.allocId(), signal);
+        positioned = false;
         try {
-          conn.send([{ ...req, id: sub.id, credit: streamWindow }]);
+          // Every stream says it understands STREAM_POSITION: the client
+          // cannot know which streams are rooms with history.
+          conn.send([
+            { ...req, id: sub.id, credit: streamWindow, resume: { epoch, offset: epoch === "" ? 0 : lastSeq, history } },
+          ]);
         } catch (err) {
           sub.dispose();
           throw new ProtowsError("unavailable", "send failed", { cause: err });
@@ -350,11 +430,39 @@ export class Calls {
                 unavailableAttempt = 0;
                 const msg = this.#codec.decodePayload(method.output, item.payload) as MessageShape<DescMessage>;
                 const seq = item.seq;
-                const gap = gapPending || seqSkips(lastSeq, seq);
-                gapPending = false;
-                if (seq !== 0) lastSeq = seq;
+                // A stream re-opened from a position waits for the new
+                // position (or a room message) to tell whether the re-open
+                // lost anything: messages outside the room's history
+                // (seq 0: presence, say) may come before it.
+                const waiting = gapPending && epoch !== "" && !positioned && seq === 0;
+                const gap = (gapPending && !waiting) || seqSkips(lastSeq, seq);
+                if (!waiting) gapPending = false;
+                if (seq !== 0) {
+                  lastSeq = seq;
+                  // Room messages without a position: a room without
+                  // history, or a server that predates them.
+                  if (!positioned) epoch = "";
+                }
                 options.onMessageInfo?.({ seq, gap });
                 yield msg;
+                break;
+              }
+              case "position": {
+                const p = item.position;
+                const recovery = recoveryNames[p.recovery] ?? "unknown";
+                const lost = p.recovery !== Recovery.UNSPECIFIED && p.recovery !== Recovery.RECOVERED;
+                epoch = p.epoch;
+                lastSeq = p.offset;
+                positioned = true;
+                if (recovery === "recovered") gapPending = false;
+                if (lost) gapPending = true;
+                options.onRecovery?.({
+                  recovery,
+                  lost,
+                  replayed: Math.max(p.latest - p.offset, 0),
+                  epoch: p.epoch,
+                  offset: p.offset,
+                });
                 break;
               }
               case "end":
@@ -363,10 +471,9 @@ export class Calls {
                 }
                 if (resubscribe && serverWentAway(item.error)) {
                   // The server is draining or restarting: try again, with
-                  // backoff, on this connection or the next. The numbers
-                  // of the new stream are not comparable with these.
-                  gapPending = true;
-                  lastSeq = 0;
+                  // backoff, on this connection or the next, from the
+                  // stream's position if it has one.
+                  reopening();
                   await sleep(backoffDelay(this.#backoff, unavailableAttempt++), signal);
                   resend = true;
                   break;
@@ -376,8 +483,7 @@ export class Calls {
                 if (!resubscribe) {
                   throw item.error;
                 }
-                gapPending = true;
-                lastSeq = 0;
+                reopening();
                 resend = true;
                 break;
             }
@@ -646,6 +752,7 @@ export class CallControl {
 
 type StreamItem =
   | { kind: "message"; payload: unknown; seq: number }
+  | { kind: "position"; position: WirePosition }
   | { kind: "end"; error?: ProtowsError }
   | { kind: "lost"; error: ProtowsError };
 
@@ -669,6 +776,10 @@ class Subscription {
         switch (env.kind) {
           case Kind.STREAM_MESSAGE:
             this.#push({ kind: "message", payload: env.payload, seq: env.seq ?? 0 });
+            return;
+          case Kind.STREAM_POSITION:
+            // An absent position is the one with every field at its default.
+            this.#push({ kind: "position", position: env.position ?? { epoch: "", offset: 0, recovery: Recovery.UNSPECIFIED, latest: 0 } });
             return;
           case Kind.STREAM_END:
             this.#finish({ kind: "end", error: env.error === undefined ? undefined : wireError(env) });

@@ -15,7 +15,15 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { codeName, codeNumber } from "./code.js";
-import { EnvelopeSchema, FrameSchema, Kind, type ErrorSchema } from "./gen/protows/v1/protows_pb.js";
+import {
+  EnvelopeSchema,
+  FrameSchema,
+  Kind,
+  PositionSchema,
+  Recovery,
+  ResumeSchema,
+  type ErrorSchema,
+} from "./gen/protows/v1/protows_pb.js";
 
 /** The subprotocol of the Protobuf codec (binary frames). */
 export const PROTO_SUBPROTOCOL = "protows.v1.proto";
@@ -39,6 +47,32 @@ export interface WireError {
   message: string;
   /** Typed details (docs/PROTOCOL.md, section 8.1); absent when there are none. */
   details?: WireDetail[];
+}
+
+/**
+ * How a room stream with history should start (a REQUEST's `resume`,
+ * docs/PROTOCOL.md section 14). Its presence, even with every field 0,
+ * tells the server that the client understands STREAM_POSITION.
+ */
+export interface WireResume {
+  /** The epoch of the client's last position; "" for none. */
+  epoch: string;
+  /** The offset of the last room message the client got in that epoch. */
+  offset: number;
+  /** How many of the room's latest messages to replay when not resuming. */
+  history: number;
+}
+
+/** Where a room stream with history stands (a STREAM_POSITION's `position`). */
+export interface WirePosition {
+  /** The room's epoch. */
+  epoch: string;
+  /** The offset of the last room message before those that follow. */
+  offset: number;
+  /** The outcome of the REQUEST's resume (Recovery.UNSPECIFIED: not resuming). */
+  recovery: Recovery;
+  /** The room's latest offset when the position was taken. */
+  latest: number;
 }
 
 /**
@@ -69,6 +103,10 @@ export interface WireEnvelope {
   idempotencyKey?: string;
   /** The time a REQUEST may take, in ms from its arrival (section 3.8). */
   timeoutMs?: number;
+  /** REQUEST: how a room stream with history should start. */
+  resume?: WireResume;
+  /** STREAM_POSITION: where the room stream stands. */
+  position?: WirePosition;
 }
 
 /** A codec: how envelopes and their payloads become WebSocket messages. */
@@ -154,6 +192,23 @@ export function protoCodec(): Codec {
             credit: e.credit ?? 0,
             idempotencyKey: e.idempotencyKey ?? "",
             timeoutMs: e.timeoutMs ?? 0,
+            resume:
+              e.resume === undefined
+                ? undefined
+                : create(ResumeSchema, {
+                    epoch: e.resume.epoch,
+                    offset: BigInt(e.resume.offset),
+                    history: e.resume.history,
+                  }),
+            position:
+              e.position === undefined
+                ? undefined
+                : create(PositionSchema, {
+                    epoch: e.position.epoch,
+                    offset: BigInt(e.position.offset),
+                    recovery: e.position.recovery,
+                    latest: BigInt(e.position.latest),
+                  }),
           });
         }),
       });
@@ -189,6 +244,17 @@ export function protoCodec(): Codec {
         if (e.credit !== 0) w.credit = e.credit;
         if (e.idempotencyKey !== "") w.idempotencyKey = e.idempotencyKey;
         if (e.timeoutMs !== 0) w.timeoutMs = e.timeoutMs;
+        if (e.resume !== undefined) {
+          w.resume = { epoch: e.resume.epoch, offset: Number(e.resume.offset), history: e.resume.history };
+        }
+        if (e.position !== undefined) {
+          w.position = {
+            epoch: e.position.epoch,
+            offset: Number(e.position.offset),
+            recovery: e.position.recovery,
+            latest: Number(e.position.latest),
+          };
+        }
         return w;
       });
     },
@@ -206,8 +272,21 @@ const kindNames: Record<number, string> = {
   [Kind.PING]: "ping",
   [Kind.PONG]: "pong",
   [Kind.CREDIT]: "credit",
+  [Kind.STREAM_POSITION]: "stream_position",
 };
 const kindValues = new Map<string, Kind>(Object.entries(kindNames).map(([n, s]) => [s, Number(n) as Kind]));
+
+// JSON names of the recovery outcomes: the enum value name without
+// RECOVERY_, lower case. UNSPECIFIED is never written (the key is omitted).
+const recoveryNames: Record<number, string> = {
+  [Recovery.RECOVERED]: "recovered",
+  [Recovery.EPOCH_CHANGED]: "epoch_changed",
+  [Recovery.TOO_OLD]: "too_old",
+  [Recovery.UNAVAILABLE]: "unavailable",
+};
+const recoveryValues = new Map<string, Recovery>(
+  Object.entries(recoveryNames).map(([n, s]) => [s, Number(n) as Recovery]),
+);
 
 function writeJSONEnvelope(e: WireEnvelope): string {
   const parts: string[] = [];
@@ -239,6 +318,27 @@ function writeJSONEnvelope(e: WireEnvelope): string {
   if (e.credit) parts.push(`"credit":${e.credit}`);
   if (e.idempotencyKey) parts.push(`"idempotencyKey":${JSON.stringify(e.idempotencyKey)}`);
   if (e.timeoutMs) parts.push(`"timeoutMs":${e.timeoutMs}`);
+  if (e.resume !== undefined) {
+    const rp: string[] = [];
+    if (e.resume.epoch !== "") rp.push(`"epoch":${JSON.stringify(e.resume.epoch)}`);
+    if (e.resume.offset !== 0) rp.push(`"offset":${e.resume.offset}`);
+    if (e.resume.history !== 0) rp.push(`"history":${e.resume.history}`);
+    parts.push(`"resume":{${rp.join(",")}}`);
+  }
+  if (e.position !== undefined) {
+    const pp: string[] = [];
+    if (e.position.epoch !== "") pp.push(`"epoch":${JSON.stringify(e.position.epoch)}`);
+    if (e.position.offset !== 0) pp.push(`"offset":${e.position.offset}`);
+    if (e.position.recovery !== Recovery.UNSPECIFIED) {
+      const name = recoveryNames[e.position.recovery];
+      if (name === undefined) {
+        throw new CodecError(`recovery ${e.position.recovery} has no JSON name`);
+      }
+      pp.push(`"recovery":"${name}"`);
+    }
+    if (e.position.latest !== 0) pp.push(`"latest":${e.position.latest}`);
+    parts.push(`"position":{${pp.join(",")}}`);
+  }
   return `{${parts.join(",")}}`;
 }
 
@@ -316,10 +416,42 @@ function readJSONEnvelope(v: unknown): WireEnvelope {
     if (Object.keys(md).length > 0) e.metadata = md;
   }
   if (v.seq != null) {
-    if (typeof v.seq !== "number" || !Number.isSafeInteger(v.seq) || v.seq < 0) {
-      throw new CodecError("bad envelope: seq is not an integer from 0 to 2^53-1");
+    const seq = readOffset(v.seq, "seq");
+    if (seq !== 0) e.seq = seq;
+  }
+  if (v.resume != null) {
+    if (!isObject(v.resume)) {
+      throw new CodecError("bad envelope: resume is not an object");
     }
-    if (v.seq !== 0) e.seq = v.seq;
+    const r = v.resume;
+    e.resume = {
+      epoch: r.epoch != null ? readString(r.epoch, "resume.epoch") : "",
+      offset: r.offset != null ? readOffset(r.offset, "resume.offset") : 0,
+      history: r.history != null ? readUint32(r.history, "resume.history") : 0,
+    };
+  }
+  if (v.position != null) {
+    if (!isObject(v.position)) {
+      throw new CodecError("bad envelope: position is not an object");
+    }
+    const p = v.position;
+    let recovery = Recovery.UNSPECIFIED;
+    if (p.recovery != null) {
+      const name = readString(p.recovery, "position.recovery");
+      if (name !== "") {
+        const r = recoveryValues.get(name);
+        if (r === undefined) {
+          throw new CodecError(`bad envelope: unknown recovery ${JSON.stringify(name)}`);
+        }
+        recovery = r;
+      }
+    }
+    e.position = {
+      epoch: p.epoch != null ? readString(p.epoch, "position.epoch") : "",
+      offset: p.offset != null ? readOffset(p.offset, "position.offset") : 0,
+      recovery,
+      latest: p.latest != null ? readOffset(p.latest, "position.latest") : 0,
+    };
   }
   if (v.credit != null) {
     const c = readUint32(v.credit, "credit");
@@ -334,6 +466,15 @@ function readJSONEnvelope(v: unknown): WireEnvelope {
     if (t !== 0) e.timeoutMs = t;
   }
   return e;
+}
+
+// readOffset reads a room sequence number or offset: an integer from 0 to
+// 2^53-1, which servers never exceed (docs/PROTOCOL.md section 3.5).
+function readOffset(v: unknown, key: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new CodecError(`bad envelope: ${key} is not an integer from 0 to 2^53-1`);
+  }
+  return v;
 }
 
 /** jsonCodec returns the JSON codec ("protows.v1.json"). */

@@ -294,6 +294,7 @@ export class Conn {
         case Kind.REPLY:
         case Kind.STREAM_MESSAGE:
         case Kind.STREAM_END:
+        case Kind.STREAM_POSITION:
         case Kind.ERROR:
         case Kind.CREDIT:
           if (env.kind === Kind.ERROR && env.id === 0) {

@@ -5,7 +5,7 @@
 
 export { Client } from "./client.js";
 export type { ClientOptions, ConnectionState, StateChange } from "./client.js";
-export type { BidiStream, CallOptions, ClientStreamOptions, StreamMessageInfo, StreamOptions } from "./call.js";
+export type { BidiStream, CallOptions, ClientStreamOptions, StreamMessageInfo, StreamOptions, StreamRecovery } from "./call.js";
 export type { CallFn, Interceptor, StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "./interceptor.js";
 export type { HeartbeatOptions, WebSocketConstructor, WebSocketLike } from "./conn.js";
 export type { OutboxStorage, RecoveredCall, StoredCall } from "./outbox.js";

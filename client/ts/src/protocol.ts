@@ -15,6 +15,8 @@ export {
   type WireEnvelope,
   type WireDetail,
   type WireError,
+  type WirePosition,
+  type WireResume,
 } from "./codec.js";
 export { methodId, methodName } from "./method.js";
 export { codeName, codeNumber, type CodeName } from "./code.js";
@@ -26,7 +28,12 @@ export {
   EnvelopeSchema,
   FrameSchema,
   Kind,
+  PositionSchema,
+  Recovery,
+  ResumeSchema,
   file_protows_v1_protows,
   type Envelope,
   type Frame,
+  type Position,
+  type Resume,
 } from "./gen/protows/v1/protows_pb.js";

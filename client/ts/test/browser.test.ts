@@ -2,7 +2,9 @@
 // loads a page served by the Go test server (-static) that calls
 // TestService in both codecs through the browser's WebSocket and an
 // interceptor, keeps working across a server restart, and fails fast at a
-// wrong path and a closed port. The test asserts what the page shows.
+// wrong path and a closed port; and a page (browser/room.ts) that watches
+// a room with history (test/roomserver) and resumes it after its link
+// died. The tests assert what the pages show.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +13,11 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import * as esbuild from "esbuild";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { GoServer } from "./goserver.js";
+import WebSocket from "ws";
+import { Client, createClient, type WebSocketConstructor } from "../src/index.js";
+import { ChatService } from "../../../gen/ts/examples/chat/v1/chat_pb.js";
+import { GoServer, roomServerPkg } from "./goserver.js";
+import { BlackholeProxy } from "./proxy.js";
 import { pkgDir } from "./repo.js";
 
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -20,24 +26,28 @@ let server: GoServer;
 let context: BrowserContext;
 let page: Page;
 let profile: string;
+let wwwDir: string;
 const pageErrors: string[] = [];
 
 before(async () => {
   const www = join(pkgDir, "build-test", "www");
   mkdirSync(www, { recursive: true });
-  await esbuild.build({
-    entryPoints: [join(pkgDir, "test", "browser", "page.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    outfile: join(www, "app.js"),
-    logLevel: "warning",
-  });
-  writeFileSync(
-    join(www, "index.html"),
-    '<!doctype html><meta charset="utf-8"><title>protows e2e</title><body><script type="module" src="app.js"></script></body>\n',
-  );
+  for (const [page, out, html] of [["page.ts", "app.js", "index.html"], ["room.ts", "room.js", "room.html"]]) {
+    await esbuild.build({
+      entryPoints: [join(pkgDir, "test", "browser", page!)],
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      outfile: join(www, out!),
+      logLevel: "warning",
+    });
+    writeFileSync(
+      join(www, html!),
+      `<!doctype html><meta charset="utf-8"><title>protows e2e</title><body><script type="module" src="${out}"></script></body>\n`,
+    );
+  }
+  wwwDir = www;
   server = await GoServer.start(["-static", www]);
   profile = mkdtempSync(join(tmpdir(), "protows-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
@@ -138,4 +148,55 @@ test("the page calls in both codecs and survives a server restart", async () => 
     `unavailable|protows: ${echo}: unavailable: cannot connect to ws://${wsHost}/nope: ${didNotOpen}|method=${echo}|neverOpened=true|closeCode=1006|error=unavailable`,
   );
   assert.deepEqual(pageErrors, []);
+});
+
+test("a page whose link dies resumes its room: history on entry, then every message once, recovered", async () => {
+  const rooms = await GoServer.start(["-static", wwwDir], roomServerPkg);
+  // The page and its WebSockets go through the proxy (same origin), whose
+  // existing connections then go silent.
+  const proxy = await BlackholeProxy.start(rooms.addr);
+  const sender = new Client({ url: rooms.url, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const chat = createClient(ChatService, sender);
+  const room = "browser";
+  const logs = (): Promise<string[]> => Promise.all(["proto", "json"].map((c) => text(`${c}-log`)));
+  const waitLogs = async (pred: (log: string) => boolean, what: string): Promise<string[]> => {
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const ls = (await page.locator("#proto-log").count()) > 0 ? await logs() : [];
+      if (ls.length === 2 && ls.every(pred)) return ls;
+      if (Date.now() > end) throw new Error(`${what}: never; last: ${JSON.stringify(ls)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    for (let i = 1; i <= 5; i++) await chat.send({ room, text: `h${i}` });
+    await page.goto(`http://${proxy.addr}/room.html?room=${room}`);
+    await waitLogs((l) => l === "[fresh 3] h3 h4 h5", "the history on entry");
+    const want = ["h3", "h4", "h5"];
+    for (let i = 1; i <= 30; i++) {
+      await chat.send({ room, text: `m${i}` });
+      want.push(`m${i}`);
+      if (i === 5) {
+        await waitLogs((l) => l.endsWith(" m5"), "m1..m5 live");
+        proxy.freezeExisting();
+      }
+      if (i > 5 && i < 20) await new Promise((r) => setTimeout(r, 10));
+    }
+    const ls = await waitLogs((l) => l.endsWith(" m30"), "m30");
+    for (const l of ls) {
+      const words = l.split(" ");
+      const recovered = words.filter((w) => w.startsWith("[recovered"));
+      assert.equal(recovered.length, 1, l);
+      const replayed = Number(words[words.indexOf("[recovered") + 1]!.slice(0, -1));
+      assert.ok(replayed >= 1, `replayed ${replayed}: the cut lost nothing to recover: ${l}`);
+      assert.ok(!l.includes("(gap)") && !l.includes("error"), l);
+      assert.deepEqual(words.filter((w) => !w.startsWith("[") && !/^\d+\]$/.test(w)), want, "every message once, in order");
+    }
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    sender.close();
+    await page.goto("about:blank");
+    await proxy.stop();
+    await rooms.stop("SIGKILL");
+  }
 });

@@ -9,9 +9,10 @@ import {
   ProtowsError,
   type StateChange,
   type StreamMessageInfo,
+  type StreamRecovery,
   type WebSocketConstructor,
 } from "../src/index.js";
-import { Kind, methodId, type WireEnvelope } from "../src/protocol.js";
+import { Kind, Recovery, methodId, type WireEnvelope, type WireResume } from "../src/protocol.js";
 import { TestService } from "../../../gen/ts/protows/test/v1/test_pb.js";
 import { startFake, type FakeServer } from "./fakeserver.js";
 import { waitFor } from "./util.js";
@@ -153,6 +154,122 @@ for (const codec of ["proto", "json"] as const) {
         assert.deepEqual(got, [
           "1:5", "2:6", "3:0", "4:7", "5:9(gap)", "6:10", "7:10", "8:4(gap)", "9:5",
           "1:11(gap)", "2:12", "3:0", "4:14(gap)",
+        ]);
+      } finally {
+        fake.onCount = undefined;
+        client.close();
+      }
+    });
+
+    test("resume: every stream REQUEST carries it; a recovered re-open is no gap; a lost one is", async () => {
+      // Each connection's stream of a room with history: the position,
+      // then messages with the room's offsets as seq, then a 4008.
+      const resumes: WireResume[] = [];
+      fake.onCount = (call) => {
+        resumes.push(call.request.resume!);
+        const pos = (epoch: string, offset: number, recovery: Recovery, latest: number): WireEnvelope =>
+          call.position({ epoch, offset, recovery, latest });
+        switch (call.connection - first) {
+          case 1: // a first join with history 2: 11 and 12 replayed, 13 live
+            call.send([pos("e1", 10, Recovery.UNSPECIFIED, 12), call.message(1, 11), call.message(2, 12), call.message(3, 13)]);
+            call.close(4008, "slow consumer");
+            break;
+          case 2: // everything after 13 recovered: 14 and 15 replayed
+            // A message outside the history (seq 0) may come before the
+            // position: it does not take the re-open's gap.
+            call.send([call.message(100, 0), pos("e1", 13, Recovery.RECOVERED, 15), call.message(4, 14), call.message(5, 15), call.message(6, 16)]);
+            call.close(4008, "slow consumer");
+            break;
+          case 3: // the server restarted: a new epoch, its latest 2 messages
+            call.send([call.message(101, 0), pos("e2", 3, Recovery.EPOCH_CHANGED, 5), call.message(7, 4), call.message(8, 5)]);
+            // The history was deleted and made anew while the stream was open.
+            call.send([pos("e3", 0, Recovery.EPOCH_CHANGED, 0), call.message(9, 1)]);
+            call.close(4008, "slow consumer");
+            break;
+          case 4: // too old; nothing replayed, a live message
+            call.send([pos("e3", 9, Recovery.TOO_OLD, 9), call.message(10, 10)]);
+            call.close(4008, "slow consumer");
+            break;
+          default: // recovered with nothing missed, then an outcome this runtime does not know
+            call.send([pos("e3", 10, Recovery.RECOVERED, 10), call.message(11, 11)]);
+            if (codec === "proto") call.send([pos("e3", 11, 9 as Recovery, 11), call.message(12, 12)]);
+        }
+      };
+      const first = fake.connections;
+      const client = new Client({ url: fake.url, codec, WebSocket: WS, backoff: { initialMs: 10 } });
+      try {
+        const got: string[] = [];
+        const recoveries: StreamRecovery[] = [];
+        let info: StreamMessageInfo | undefined;
+        const stream = client.serverStream(TestService.method.count, {}, {
+          history: 2,
+          onMessageInfo: (i) => (info = i),
+          onRecovery: (r) => {
+            recoveries.push(r);
+            got.push(`[${r.recovery}${r.lost ? " lost" : ""} ${r.replayed}]`);
+          },
+        });
+        const want = codec === "proto" ? 12 : 11;
+        for await (const m of stream) {
+          got.push(`${m.n}:${info!.seq}${info!.gap ? "(gap)" : ""}`);
+          if (m.n === want) break;
+        }
+        assert.deepEqual(got, [
+          "[fresh 2]", "1:11", "2:12", "3:13",
+          "100:0", "[recovered 2]", "4:14", "5:15", "6:16",
+          "101:0", "[epoch_changed lost 2]", "7:4(gap)", "8:5",
+          "[epoch_changed lost 0]", "9:1(gap)",
+          "[too_old lost 0]", "10:10(gap)",
+          "[recovered 0]", "11:11",
+          ...(codec === "proto" ? ["[unknown lost 0]", "12:12(gap)"] : []),
+        ]);
+        assert.deepEqual(recoveries[1], { recovery: "recovered", lost: false, replayed: 2, epoch: "e1", offset: 13 });
+        // The first REQUEST has no position; each re-open sends the last
+        // offset received in the last epoch, and the same history.
+        assert.deepEqual(resumes.slice(0, 5), [
+          { epoch: "", offset: 0, history: 2 },
+          { epoch: "e1", offset: 13, history: 2 },
+          { epoch: "e1", offset: 16, history: 2 },
+          { epoch: "e3", offset: 1, history: 2 },
+          { epoch: "e3", offset: 10, history: 2 },
+        ]);
+      } finally {
+        fake.onCount = undefined;
+        client.close();
+      }
+    });
+
+    test("resume: a server without STREAM_POSITION keeps today's behaviour: a re-open is a gap", async () => {
+      const resumes: (WireResume | undefined)[] = [];
+      fake.onCount = (call) => {
+        resumes.push(call.request.resume);
+        if (call.connection === first + 1) {
+          call.send([call.message(1, 5), call.message(2, 6)]);
+          call.close(4008, "slow consumer");
+        } else {
+          call.send([call.message(3, 7), call.message(4, 8)]);
+        }
+      };
+      const first = fake.connections;
+      const client = new Client({ url: fake.url, codec, WebSocket: WS, backoff: { initialMs: 10 } });
+      try {
+        const got: string[] = [];
+        let info: StreamMessageInfo | undefined;
+        let recoveries = 0;
+        // A negative history asks for none (resume.history is a uint32).
+        const stream = client.serverStream(TestService.method.count, {}, { history: -3, onMessageInfo: (i) => (info = i), onRecovery: () => recoveries++ });
+        for await (const m of stream) {
+          got.push(`${m.n}:${info!.seq}${info!.gap ? "(gap)" : ""}`);
+          if (m.n === 4) break;
+        }
+        // 7 follows 6, but the numbers of a re-opened stream without a
+        // position are not comparable.
+        assert.deepEqual(got, ["1:5", "2:6", "3:7(gap)", "4:8"]);
+        assert.equal(recoveries, 0);
+        // resume is present (empty) on both, without a position.
+        assert.deepEqual(resumes, [
+          { epoch: "", offset: 0, history: 0 },
+          { epoch: "", offset: 0, history: 0 },
         ]);
       } finally {
         fake.onCount = undefined;

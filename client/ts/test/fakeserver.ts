@@ -5,7 +5,7 @@
 import { WebSocketServer, type WebSocket } from "ws";
 import type { AddressInfo } from "node:net";
 import { create, type DescMessage } from "@bufbuild/protobuf";
-import { jsonCodec, protoCodec, type Codec, type WireEnvelope } from "../src/codec.js";
+import { jsonCodec, protoCodec, type Codec, type WireEnvelope, type WirePosition } from "../src/codec.js";
 import { methodId, methodName } from "../src/method.js";
 import { AuthService, Kind } from "../src/gen/protows/v1/protows_pb.js";
 import { TestService } from "../../../gen/ts/protows/test/v1/test_pb.js";
@@ -44,8 +44,12 @@ export interface FakeServer {
 export interface CountCall {
   readonly id: number;
   readonly connection: number;
+  /** The REQUEST, whose `resume` says where the client wants to start. */
+  readonly request: WireEnvelope;
   /** A STREAM_MESSAGE of this call carrying CountResponse{n} and seq (0: none). */
   message(n: number, seq: number): WireEnvelope;
+  /** A STREAM_POSITION of this call (docs/PROTOCOL.md section 14). */
+  position(p: WirePosition): WireEnvelope;
   /** Sends envs as one frame. */
   send(envs: WireEnvelope[]): void;
   /** Closes the connection with code. */
@@ -168,6 +172,8 @@ export async function startFake(): Promise<FakeServer> {
               fake.onCount({
                 id,
                 connection,
+                request: e,
+                position: (position) => ({ id, kind: Kind.STREAM_POSITION, position }),
                 message: (n, seq) => ({
                   id,
                   kind: Kind.STREAM_MESSAGE,

@@ -1,20 +1,27 @@
-// Starts cmd/protows-testserver, the real Go server, for the tests.
+// Starts cmd/protows-testserver, the real Go server, for the tests (or
+// another Go server that prints the same first line: test/roomserver).
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pkgDir, repoRoot } from "./repo.js";
 
-let binary: string | undefined;
+const binaries = new Map<string, string>();
 // The server logs (handler panics the tests provoke, say) go to stderr only
 // with PROTOWS_TEST_VERBOSE=1.
 const verbose = process.env.PROTOWS_TEST_VERBOSE === "1";
 
-/** buildServer builds the test server once per test process (go build is incremental). */
-export function buildServer(): string {
+/** The Go package of the default server. */
+export const testServerPkg = "./cmd/protows-testserver";
+/** The Go package of the server of a room with history. */
+export const roomServerPkg = "./client/ts/test/roomserver";
+
+/** buildServer builds a server package once per test process (go build is incremental). */
+export function buildServer(pkg = testServerPkg): string {
+  let binary = binaries.get(pkg);
   if (binary === undefined) {
-    const out = join(pkgDir, "build-test", "protows-testserver");
-    execFileSync("go", ["build", "-o", out, "./cmd/protows-testserver"], { cwd: repoRoot, stdio: "inherit" });
-    binary = out;
+    binary = join(pkgDir, "build-test", pkg.slice(pkg.lastIndexOf("/") + 1));
+    execFileSync("go", ["build", "-o", binary, pkg], { cwd: repoRoot, stdio: "inherit" });
+    binaries.set(pkg, binary);
   }
   return binary;
 }
@@ -24,16 +31,18 @@ export class GoServer {
   #proc: ChildProcess | undefined;
   #exited: Promise<number | null> = Promise.resolve(null);
   readonly args: string[];
+  readonly #pkg: string;
   /** host:port, fixed after the first start so that restarts keep it. */
   addr = "127.0.0.1:0";
 
-  private constructor(args: string[]) {
+  private constructor(args: string[], pkg: string) {
     this.args = args;
+    this.#pkg = pkg;
   }
 
-  /** start runs the server with the given flags (plus -addr). */
-  static async start(args: string[] = []): Promise<GoServer> {
-    const s = new GoServer(args);
+  /** start runs the server of package pkg with the given flags (plus -addr). */
+  static async start(args: string[] = [], pkg = testServerPkg): Promise<GoServer> {
+    const s = new GoServer(args, pkg);
     await s.#run();
     return s;
   }
@@ -49,7 +58,7 @@ export class GoServer {
   }
 
   async #run(): Promise<void> {
-    const proc = spawn(buildServer(), ["-addr", this.addr, ...this.args], { stdio: ["ignore", "pipe", verbose ? "inherit" : "ignore"] });
+    const proc = spawn(buildServer(this.#pkg), ["-addr", this.addr, ...this.args], { stdio: ["ignore", "pipe", verbose ? "inherit" : "ignore"] });
     this.#proc = proc;
     this.#exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
     const lines = createInterface({ input: proc.stdout! });

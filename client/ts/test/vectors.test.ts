@@ -56,6 +56,17 @@ function expected(frame: Frame): WireEnvelope[] {
     if (e.credit !== 0) w.credit = e.credit;
     if (e.idempotencyKey !== "") w.idempotencyKey = e.idempotencyKey;
     if (e.timeoutMs !== 0) w.timeoutMs = e.timeoutMs;
+    if (e.resume !== undefined) {
+      w.resume = { epoch: e.resume.epoch, offset: Number(e.resume.offset), history: e.resume.history };
+    }
+    if (e.position !== undefined) {
+      w.position = {
+        epoch: e.position.epoch,
+        offset: Number(e.position.offset),
+        recovery: e.position.recovery,
+        latest: Number(e.position.latest),
+      };
+    }
     return w;
   });
 }
@@ -68,7 +79,18 @@ test("index covers both codecs and every kind", () => {
   const codecs = new Set(index.frames.map((f) => f.codec));
   assert.deepEqual([...codecs].sort(), ["protows.v1.json", "protows.v1.proto"]);
   const kinds = new Set(index.frames.flatMap((f) => expected(f).map((e) => e.kind)));
-  for (const k of [Kind.REQUEST, Kind.REPLY, Kind.STREAM_MESSAGE, Kind.STREAM_END, Kind.CANCEL, Kind.ERROR, Kind.PING, Kind.PONG, Kind.CREDIT]) {
+  for (const k of [
+    Kind.REQUEST,
+    Kind.REPLY,
+    Kind.STREAM_MESSAGE,
+    Kind.STREAM_END,
+    Kind.CANCEL,
+    Kind.ERROR,
+    Kind.PING,
+    Kind.PONG,
+    Kind.CREDIT,
+    Kind.STREAM_POSITION,
+  ]) {
     assert.ok(kinds.has(k), `no vector of kind ${Kind[k]}`);
   }
   assert.ok(index.frames.length >= 30, `only ${index.frames.length} vectors`);

@@ -37,6 +37,7 @@ type receiver interface {
 	Msg() proto.Message
 	Seq() uint64
 	Gap() bool
+	Resumed() (client.StreamPosition, bool)
 	Err() error
 	Close() error
 }
@@ -50,8 +51,11 @@ func (s streamOf[Res, P]) Receive() bool      { return s.s.Receive() }
 func (s streamOf[Res, P]) Msg() proto.Message { return P(s.s.Msg()) }
 func (s streamOf[Res, P]) Seq() uint64        { return s.s.Seq() }
 func (s streamOf[Res, P]) Gap() bool          { return s.s.Gap() }
-func (s streamOf[Res, P]) Err() error         { return s.s.Err() }
-func (s streamOf[Res, P]) Close() error       { return s.s.Close() }
+func (s streamOf[Res, P]) Resumed() (client.StreamPosition, bool) {
+	return s.s.Resumed()
+}
+func (s streamOf[Res, P]) Err() error   { return s.s.Err() }
+func (s streamOf[Res, P]) Close() error { return s.s.Close() }
 
 func unary[Res any, P interface {
 	*Res
@@ -98,6 +102,7 @@ type command struct {
 	Idempotent  bool              `json:"idempotent"`
 	Resubscribe *bool             `json:"resubscribe"`
 	Metadata    map[string]string `json:"metadata"`
+	History     int               `json:"history"`
 }
 
 type backoff struct {
@@ -354,6 +359,9 @@ func (d *driver) stream(ctx context.Context, c *client.Client, cmd command) {
 	if cmd.Metadata != nil {
 		opts = append(opts, client.WithMetadata(cmd.Metadata))
 	}
+	if cmd.History > 0 {
+		opts = append(opts, client.WithHistory(cmd.History))
+	}
 	s, err := m.stream(ctx, c, cmd.Method, req, opts...)
 	if err != nil {
 		d.emitErr(cmd, "error", err)
@@ -361,11 +369,25 @@ func (d *driver) stream(ctx context.Context, c *client.Client, cmd command) {
 	}
 	defer s.Close()
 	for s.Receive() {
-		d.emit(map[string]any{"client": cmd.Client, "ref": cmd.Ref, "event": "message", "payload": payload(s.Msg()), "seq": s.Seq(), "gap": s.Gap()})
+		ev := map[string]any{"client": cmd.Client, "ref": cmd.Ref, "event": "message", "payload": payload(s.Msg()), "seq": s.Seq(), "gap": s.Gap()}
+		if sp, ok := s.Resumed(); ok {
+			ev["recovery"], ev["replayed"] = recoveryNames[sp.Recovery], sp.Replayed()
+		}
+		d.emit(ev)
 	}
 	if err := s.Err(); err != nil {
 		d.emitErr(cmd, "error", err)
 		return
 	}
 	d.emit(map[string]any{"client": cmd.Client, "ref": cmd.Ref, "event": "end"})
+}
+
+// recoveryNames are the protocol's names of the outcomes (PROTOCOL.md
+// section 14.3).
+var recoveryNames = map[client.Recovery]string{
+	client.NotResumed:         "unspecified",
+	client.Recovered:          "recovered",
+	client.EpochChanged:       "epoch_changed",
+	client.TooOld:             "too_old",
+	client.HistoryUnavailable: "unavailable",
 }

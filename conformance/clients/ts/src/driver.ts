@@ -22,6 +22,8 @@ export interface Command {
   idempotent?: boolean;
   resubscribe?: boolean;
   metadata?: Record<string, string>;
+  /** stream: how many of the room's latest messages to ask for (PROTOCOL.md section 14). */
+  history?: number;
 }
 
 /** An event, one line of output. */
@@ -154,14 +156,26 @@ export class Driver {
     try {
       const m = this.#method(cmd, "server_streaming") as DescMethodServerStreaming;
       let info = { seq: 0, gap: false };
+      // The outcome of the last STREAM_POSITION, reported with the message
+      // that follows it, as the Go driver does.
+      let recovery: { recovery: string; replayed: number } | undefined;
       const stream = client.serverStream(m, fromJson(m.input, cmd.request ?? {}), {
         signal: ac.signal,
         ...(cmd.resubscribe !== undefined ? { resubscribe: cmd.resubscribe } : {}),
         ...(cmd.metadata !== undefined ? { metadata: cmd.metadata } : {}),
+        ...(cmd.history !== undefined && cmd.history > 0 ? { history: cmd.history } : {}),
         onMessageInfo: (i) => (info = { seq: i.seq, gap: i.gap }),
+        onRecovery: (r) =>
+          (recovery = { recovery: r.recovery === "fresh" ? "unspecified" : r.recovery, replayed: r.replayed }),
       });
       for await (const msg of stream) {
-        this.#emit({ client: id, ref: cmd.ref, event: "message", payload: toJson(m.output, msg), seq: info.seq, gap: info.gap });
+        const ev: Event = { client: id, ref: cmd.ref, event: "message", payload: toJson(m.output, msg), seq: info.seq, gap: info.gap };
+        if (recovery !== undefined) {
+          ev.recovery = recovery.recovery;
+          ev.replayed = recovery.replayed;
+          recovery = undefined;
+        }
+        this.#emit(ev);
       }
       this.#emit({ client: id, ref: cmd.ref, event: "end" });
     } catch (err) {

@@ -7,6 +7,11 @@
 //     WebSocket handshake);
 //   - Watch is the room membership: its stream brings messages and
 //     presence events; GetPresence lists who is there, ListRooms the rooms;
+//   - the room keeps its latest messages (docs/PROTOCOL.md section 14):
+//     the stream starts with the last 50, and after a network drop or a
+//     server restart the client resumes it where it was, so the page says
+//     "recovered N messages" (or, when the server could not, "some
+//     messages were lost") instead of leaving a hole;
 //   - the codec select moves the page to a connection with the other
 //     subprotocol without leaving the room: the new connection joins
 //     first, the old one closes after, and presence being per person
@@ -19,7 +24,7 @@
 // Everything the server sends is shown with textContent, never as HTML.
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Client, ProtowsError, type BidiStream, type RecoveredCall, type StateChange, type StreamMessageInfo } from "@protows/client";
+import { Client, ProtowsError, type BidiStream, type RecoveredCall, type StateChange, type StreamMessageInfo, type StreamRecovery } from "@protows/client";
 import { indexedDBStorage } from "@protows/client/indexeddb";
 import {
   ChatService,
@@ -41,6 +46,8 @@ interface TokenResponse {
 }
 
 const defaultRoom = "lobby";
+/** The room's latest messages shown on entry. */
+const historyMessages = 50;
 const pollMs = 5_000;
 const callTimeoutMs = 5_000;
 /** While typing, the page says so again this often; others forget a typist after typingForgetMs. */
@@ -175,12 +182,9 @@ function onState(client: Client | undefined, change: StateChange): void {
   }
   if (change.state === "connected") {
     ui.subprotocol.textContent = client?.subprotocol ?? "-";
-    if (app.reconnecting) {
-      // The stream is re-opened by the client; what the room said in
-      // between is lost.
-      addLine("presence", undefined, "", "reconnected: messages sent while away are missing", false);
-      app.reconnecting = false;
-    }
+    // The client re-opens the stream from where it was; the stream says
+    // what became of the messages sent meanwhile (runWatch).
+    app.reconnecting = false;
   }
   if (change.state === "closed" && change.error !== undefined) {
     showError(change.error);
@@ -290,17 +294,39 @@ async function watchRoom(room: string): Promise<void> {
  */
 async function runWatch(chat: ChatServiceClient, room: string, ctl: AbortController, adopt?: () => boolean): Promise<void> {
   let overlap = adopt !== undefined;
+  // The first position is the stream's start (with the room's history);
+  // the later ones tell what a re-open recovered.
+  let positions = 0;
+  // A loss onRecovery told already: the gap that follows is the same one.
+  let lossTold = false;
   try {
-    const onMessageInfo = (info: StreamMessageInfo): void => {
-      // A room sequence number that skips means events were lost without a
-      // reconnect (a slow moment on a broker link, say): say so, and fetch
-      // the member list again. A reconnect is reported by onState already.
-      if (info.gap && !app.needResync && app.watch === ctl) {
-        app.needResync = true;
-        addLine("presence", undefined, "", "missed some messages: resynchronizing", false);
+    const onRecovery = (r: StreamRecovery): void => {
+      if (positions++ === 0 || app.watch !== ctl) return;
+      if (r.recovery === "recovered") {
+        addLine("presence", undefined, "", `recovered ${r.replayed} message${r.replayed === 1 ? "" : "s"}`, false);
+      } else if (r.lost) {
+        lossTold = true;
+        addLine("presence", undefined, "", "some messages were lost", false);
+        // The room's latest messages follow: those shown already are
+        // skipped, as after a codec switch.
+        overlap = true;
       }
     };
-    for await (const ev of chat.watch({ room }, { signal: ctl.signal, onMessageInfo })) {
+    const onMessageInfo = (info: StreamMessageInfo): void => {
+      // Messages may be missing before this one: a re-open the server could
+      // not recover (a server without history), or a room sequence number
+      // that skips (a slow moment on a broker link, say). Say so, unless
+      // onRecovery did, and fetch the member list again.
+      if (info.gap && app.watch === ctl) {
+        app.needResync = true;
+        if (!lossTold) addLine("presence", undefined, "", "some messages were lost", false);
+        lossTold = false;
+      }
+    };
+    // A codec switch's stream starts without history: the page shows the
+    // room already.
+    const history = adopt === undefined ? historyMessages : 0;
+    for await (const ev of chat.watch({ room }, { signal: ctl.signal, onMessageInfo, onRecovery, history })) {
       if (ctl.signal.aborted) break; // another room, or another client
       if (adopt !== undefined) {
         const ok = adopt();

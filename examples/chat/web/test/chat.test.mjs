@@ -22,10 +22,16 @@
 //     drops is sent again and shown once; one whose page reloads before
 //     the answer is sent again from IndexedDB, shown once, and the
 //     reloaded page reports it delivered.
+//   - a page entering a room shows its last 50 messages; one whose
+//     connection drops (a proxy that goes away) comes back saying
+//     "recovered N messages" and shows them, in order, once; after a
+//     server restart (history in memory: a new epoch) it says "some
+//     messages were lost".
 //
 // Screenshots go to test-results/ (gitignored); the test prints their paths.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
+import net from "node:net";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -277,8 +283,9 @@ test("two pages chat in one room, see each other, switch codec, refresh tokens, 
   await bob.screenshot({ path: join(results, "chat-bob-json.png") });
 
   // The server restarts on the same address with a new token key: the
-  // pages reconnect (1001), fetch new tokens, join again, say so, and
-  // fetch the member list again.
+  // pages reconnect (1001), fetch new tokens, join again, and fetch the
+  // member list again. The rooms' history was in the server's memory:
+  // the pages say that what was sent meanwhile may be lost.
   serverDown = true;
   assert.equal(await demo.stop(), 0, "graceful shutdown exit code");
   const again = await Demo.start(["-addr", url.slice("http://".length), "-token-ttl", `${tokenTTLSeconds}s`]);
@@ -286,7 +293,7 @@ test("two pages chat in one room, see each other, switch codec, refresh tokens, 
   for (const page of [alice, bob]) {
     await waitFor(page, "#reconnects", (s) => s === "1");
     await waitFor(page, "#state", (s) => s === "connected");
-    await waitFor(page, "#messages .presence", (s) => s.includes("reconnected: messages sent while away are missing"));
+    await waitFor(page, "#messages .presence", (s) => s.includes("some messages were lost"));
     // Ordered by join time, which the reconnects shuffled.
     await waitFor(page, "#members .name", (s) => s.split("|").sort().join("|") === "alice|bob");
   }
@@ -710,6 +717,108 @@ test("the frame inspector compares the codecs; the page fits a phone and a deskt
   assert.ok((m.get('protows_messages_received_total{subprotocol="protows.v1.json"}') ?? 0) >= 3);
   await erin.close();
   await frank.close();
+  assert.equal(await demo.stop(), 0);
+  assert.deepEqual(problems, []);
+});
+
+/**
+ * A TCP proxy whose link goes away and comes back: down() closes every
+ * connection and stops listening (the browser gets connection refused,
+ * as from a dead server), up() listens again on the same port.
+ */
+class DropProxy {
+  /** @type {net.Server | undefined} */
+  server;
+  sockets = new Set();
+  port = 0;
+  /** @type {URL | undefined} the server, set before the first connection */
+  target;
+  async up() {
+    const server = net.createServer((down) => {
+      const up = net.connect(Number(this.target.port), this.target.hostname);
+      for (const s of [down, up]) {
+        this.sockets.add(s);
+        s.on("close", () => this.sockets.delete(s));
+        s.on("error", () => {});
+      }
+      down.pipe(up);
+      up.pipe(down);
+      down.on("close", () => up.destroy());
+      up.on("close", () => down.destroy());
+    });
+    await new Promise((r) => server.listen(this.port, "127.0.0.1", r));
+    this.port = server.address().port;
+    this.server = server;
+  }
+  async down() {
+    const server = this.server;
+    this.server = undefined;
+    const closed = new Promise((r) => server.close(r));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+}
+
+test("a page shows a room's last 50 messages on entry and recovers what it missed while its connection was down", async () => {
+  problems.length = 0;
+  // The pages come through proxies (the page's origin is the proxy's):
+  // heidi's goes away and comes back, grace's stays.
+  const proxy = new DropProxy();
+  const stay = new DropProxy();
+  for (const p of [proxy, stay]) await p.up();
+  const demo = await Demo.start(["-addr", "127.0.0.1:0", "-origin", `${proxy.url},${stay.url}`]);
+  for (const p of [proxy, stay]) p.target = new URL(demo.urls[0]);
+  const url = stay.url;
+
+  // grace posts 55 messages, one after the other (each shown before the next).
+  const grace = await open(url, "grace");
+  await grace.waitForSelector("#send:not([disabled])");
+  const sent = [];
+  for (let i = 1; i <= 55; i++) {
+    const text = `n${i}`;
+    sent.push(text);
+    await grace.fill("#text", text);
+    await grace.press("#text", "Enter");
+    await waitFor(grace, "#messages .message .text", (s) => s.split("|").at(-1) === text);
+  }
+
+  // heidi enters through the proxy: the room's last 50 messages first.
+  const heidi = await open(proxy.url, "heidi");
+  await waitFor(heidi, "#members .name", (s) => s === "grace|heidi");
+  const history = await waitFor(heidi, "#messages .message .text", (s) => s.split("|").length >= 50);
+  assert.deepEqual(history.split("|"), sent.slice(5), "the last 50, in order");
+
+  // heidi's link goes away; grace goes on talking; the link comes back.
+  serverDown = true;
+  await proxy.down();
+  await waitFor(heidi, "#state", (s) => s === "reconnecting");
+  const missed = ["while heidi was away 1", "while heidi was away 2", "while heidi was away 3"];
+  for (const text of missed) {
+    await grace.fill("#text", text);
+    await grace.press("#text", "Enter");
+    await waitFor(grace, "#messages .message .text", (s) => s.split("|").at(-1) === text);
+  }
+  await proxy.up();
+  await waitFor(heidi, "#state", (s) => s === "connected", 15_000);
+  await waitFor(heidi, "#messages .presence", (s) => s.includes("recovered 3 messages"));
+  serverDown = false;
+  const all = (await waitFor(heidi, "#messages .message .text", (s) => s.endsWith(missed[2]))).split("|");
+  assert.deepEqual(all, [...sent.slice(5), ...missed], "every missed message once, in order, after the history");
+  const notices = await heidi.locator("#messages .presence").allTextContents();
+  assert.ok(!notices.some((n) => n.includes("lost")), `notices: ${notices}`);
+  // The connection works on: heidi answers.
+  await heidi.waitForSelector("#send:not([disabled])");
+  await heidi.fill("#text", "back");
+  await heidi.press("#text", "Enter");
+  await waitFor(grace, "#messages .message .text", (s) => s.endsWith("back"));
+  mkdirSync(results, { recursive: true });
+  await heidi.screenshot({ path: join(results, "chat-recovered.png") });
+  await grace.close();
+  await heidi.close();
+  for (const p of [proxy, stay]) await p.down();
   assert.equal(await demo.stop(), 0);
   assert.deepEqual(problems, []);
 });

@@ -68,34 +68,42 @@ const (
 	// credit more of them (flow control, docs/PROTOCOL.md section 4.6). The
 	// server sends the first one of a client-streaming or bidirectional call
 	// when it accepts the call.
-	Kind_KIND_CREDIT Kind = 9
+	Kind_KIND_CREDIT Kind = 9 // Kinds 10 to 15 are unused.
+	// Server to client: where a room stream with history stands (position),
+	// and what became of the REQUEST's resume. Sent only on a stream whose
+	// REQUEST carried resume, before the stream's first STREAM_MESSAGE of
+	// the room, and again whenever the position restarts (docs/PROTOCOL.md
+	// section 14).
+	Kind_KIND_STREAM_POSITION Kind = 16
 )
 
 // Enum value maps for Kind.
 var (
 	Kind_name = map[int32]string{
-		0: "KIND_UNSPECIFIED",
-		1: "KIND_REQUEST",
-		2: "KIND_REPLY",
-		3: "KIND_STREAM_MESSAGE",
-		4: "KIND_STREAM_END",
-		5: "KIND_CANCEL",
-		6: "KIND_ERROR",
-		7: "KIND_PING",
-		8: "KIND_PONG",
-		9: "KIND_CREDIT",
+		0:  "KIND_UNSPECIFIED",
+		1:  "KIND_REQUEST",
+		2:  "KIND_REPLY",
+		3:  "KIND_STREAM_MESSAGE",
+		4:  "KIND_STREAM_END",
+		5:  "KIND_CANCEL",
+		6:  "KIND_ERROR",
+		7:  "KIND_PING",
+		8:  "KIND_PONG",
+		9:  "KIND_CREDIT",
+		16: "KIND_STREAM_POSITION",
 	}
 	Kind_value = map[string]int32{
-		"KIND_UNSPECIFIED":    0,
-		"KIND_REQUEST":        1,
-		"KIND_REPLY":          2,
-		"KIND_STREAM_MESSAGE": 3,
-		"KIND_STREAM_END":     4,
-		"KIND_CANCEL":         5,
-		"KIND_ERROR":          6,
-		"KIND_PING":           7,
-		"KIND_PONG":           8,
-		"KIND_CREDIT":         9,
+		"KIND_UNSPECIFIED":     0,
+		"KIND_REQUEST":         1,
+		"KIND_REPLY":           2,
+		"KIND_STREAM_MESSAGE":  3,
+		"KIND_STREAM_END":      4,
+		"KIND_CANCEL":          5,
+		"KIND_ERROR":           6,
+		"KIND_PING":            7,
+		"KIND_PONG":            8,
+		"KIND_CREDIT":          9,
+		"KIND_STREAM_POSITION": 16,
 	}
 )
 
@@ -235,6 +243,74 @@ func (x Code) Number() protoreflect.EnumNumber {
 // Deprecated: Use Code.Descriptor instead.
 func (Code) EnumDescriptor() ([]byte, []int) {
 	return file_protows_v1_protows_proto_rawDescGZIP(), []int{1}
+}
+
+// Recovery is the outcome of a resume.
+type Recovery int32
+
+const (
+	// The stream did not resume: the REQUEST's resume had no epoch (a first
+	// join). The history it asked for, if any, follows.
+	Recovery_RECOVERY_UNSPECIFIED Recovery = 0
+	// Nothing was lost: every room message after the client's position
+	// follows, then the live ones.
+	Recovery_RECOVERY_RECOVERED Recovery = 1
+	// Unrecoverable: the room's epoch is not the client's (its history was
+	// lost). Messages may be missing; the stream starts at position.offset
+	// with the history the REQUEST asked for.
+	Recovery_RECOVERY_EPOCH_CHANGED Recovery = 2
+	// Unrecoverable: messages after the client's position are no longer in
+	// the history (older than its bounds). The stream starts at
+	// position.offset with the history the REQUEST asked for.
+	Recovery_RECOVERY_TOO_OLD Recovery = 3
+	// Unrecoverable for now: the history could not be read (its store is
+	// unreachable). The stream continues live from position.offset.
+	Recovery_RECOVERY_UNAVAILABLE Recovery = 4
+)
+
+// Enum value maps for Recovery.
+var (
+	Recovery_name = map[int32]string{
+		0: "RECOVERY_UNSPECIFIED",
+		1: "RECOVERY_RECOVERED",
+		2: "RECOVERY_EPOCH_CHANGED",
+		3: "RECOVERY_TOO_OLD",
+		4: "RECOVERY_UNAVAILABLE",
+	}
+	Recovery_value = map[string]int32{
+		"RECOVERY_UNSPECIFIED":   0,
+		"RECOVERY_RECOVERED":     1,
+		"RECOVERY_EPOCH_CHANGED": 2,
+		"RECOVERY_TOO_OLD":       3,
+		"RECOVERY_UNAVAILABLE":   4,
+	}
+)
+
+func (x Recovery) Enum() *Recovery {
+	p := new(Recovery)
+	*p = x
+	return p
+}
+
+func (x Recovery) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Recovery) Descriptor() protoreflect.EnumDescriptor {
+	return file_protows_v1_protows_proto_enumTypes[2].Descriptor()
+}
+
+func (Recovery) Type() protoreflect.EnumType {
+	return &file_protows_v1_protows_proto_enumTypes[2]
+}
+
+func (x Recovery) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Recovery.Descriptor instead.
+func (Recovery) EnumDescriptor() ([]byte, []int) {
+	return file_protows_v1_protows_proto_rawDescGZIP(), []int{2}
 }
 
 // Frame is the body of one binary WebSocket message. Its encoding is the
@@ -396,7 +472,12 @@ type Envelope struct {
 	// The time the client gives a REQUEST, in milliseconds from when the
 	// server reads it (relative, so that clocks need not agree). The server
 	// ends the call with CODE_DEADLINE_EXCEEDED when it passes. 0 means none.
-	TimeoutMs     uint32 `protobuf:"varint,12,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	TimeoutMs uint32 `protobuf:"varint,12,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// How a room stream should start (REQUEST), present on every stream
+	// REQUEST of a client that understands STREAM_POSITION, even when empty.
+	Resume *Resume `protobuf:"bytes,13,opt,name=resume,proto3" json:"resume,omitempty"`
+	// Where a room stream with history stands (STREAM_POSITION).
+	Position      *Position `protobuf:"bytes,14,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -508,6 +589,173 @@ func (x *Envelope) GetTimeoutMs() uint32 {
 	return 0
 }
 
+func (x *Envelope) GetResume() *Resume {
+	if x != nil {
+		return x.Resume
+	}
+	return nil
+}
+
+func (x *Envelope) GetPosition() *Position {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+// Resume asks a stream of a room with history to continue from the
+// client's last position, or to start with the room's latest messages
+// (docs/PROTOCOL.md section 14). Its presence on a REQUEST, even empty,
+// tells the server that the client understands STREAM_POSITION.
+type Resume struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The epoch of the client's last position; empty when the client has
+	// none (a first join).
+	Epoch string `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The offset of the last room message the client got in epoch: the
+	// stream resumes with the message after it. 0 with an epoch means the
+	// client got no message of that epoch.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// How many of the room's latest messages to replay when the stream
+	// does not resume (no epoch, or a resume that cannot be honoured): the
+	// history a client shows on entering a room. 0 means none.
+	History       uint32 `protobuf:"varint,3,opt,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resume) Reset() {
+	*x = Resume{}
+	mi := &file_protows_v1_protows_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resume) ProtoMessage() {}
+
+func (x *Resume) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_v1_protows_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resume.ProtoReflect.Descriptor instead.
+func (*Resume) Descriptor() ([]byte, []int) {
+	return file_protows_v1_protows_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Resume) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *Resume) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Resume) GetHistory() uint32 {
+	if x != nil {
+		return x.History
+	}
+	return 0
+}
+
+// Position is where a room stream with history stands.
+type Position struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room's epoch: the offsets of one epoch name the same messages on
+	// every node that shares the room's history. It changes when the
+	// history is lost (a restarted node that kept it in memory, a history
+	// stream deleted and created anew).
+	Epoch string `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The offset of the last room message before the ones that follow on
+	// the stream: the next room message carries seq offset+1, unless
+	// messages were lost meanwhile. 0 when the stream starts before the
+	// room's first message.
+	Offset uint64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// What became of the REQUEST's resume.
+	Recovery Recovery `protobuf:"varint,3,opt,name=recovery,proto3,enum=protows.v1.Recovery" json:"recovery,omitempty"`
+	// The offset of the room's latest message when the position was taken:
+	// the messages of the stream up to it are replayed history, those after
+	// it are live. Equal to offset when nothing is replayed.
+	Latest        uint64 `protobuf:"varint,4,opt,name=latest,proto3" json:"latest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Position) Reset() {
+	*x = Position{}
+	mi := &file_protows_v1_protows_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Position) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Position) ProtoMessage() {}
+
+func (x *Position) ProtoReflect() protoreflect.Message {
+	mi := &file_protows_v1_protows_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Position.ProtoReflect.Descriptor instead.
+func (*Position) Descriptor() ([]byte, []int) {
+	return file_protows_v1_protows_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Position) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *Position) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *Position) GetRecovery() Recovery {
+	if x != nil {
+		return x.Recovery
+	}
+	return Recovery_RECOVERY_UNSPECIFIED
+}
+
+func (x *Position) GetLatest() uint64 {
+	if x != nil {
+		return x.Latest
+	}
+	return 0
+}
+
 // AuthenticateRequest carries the credential.
 type AuthenticateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -519,7 +767,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_protows_v1_protows_proto_msgTypes[3]
+	mi := &file_protows_v1_protows_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +779,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protows_v1_protows_proto_msgTypes[3]
+	mi := &file_protows_v1_protows_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +792,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_protows_v1_protows_proto_rawDescGZIP(), []int{3}
+	return file_protows_v1_protows_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuthenticateRequest) GetToken() string {
@@ -567,7 +815,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_protows_v1_protows_proto_msgTypes[4]
+	mi := &file_protows_v1_protows_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +827,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_protows_v1_protows_proto_msgTypes[4]
+	mi := &file_protows_v1_protows_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +840,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_protows_v1_protows_proto_rawDescGZIP(), []int{4}
+	return file_protows_v1_protows_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuthenticateResponse) GetSubject() string {
@@ -620,7 +868,7 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\x05Error\x12$\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x10.protows.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
-	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"\xa7\x03\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"\x85\x04\n" +
 	"\bEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12$\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x10.protows.v1.KindR\x04kind\x12\x1b\n" +
@@ -633,16 +881,27 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\x06credit\x18\t \x01(\rR\x06credit\x12'\n" +
 	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\f \x01(\rR\ttimeoutMs\x1a;\n" +
+	"timeout_ms\x18\f \x01(\rR\ttimeoutMs\x12*\n" +
+	"\x06resume\x18\r \x01(\v2\x12.protows.v1.ResumeR\x06resume\x120\n" +
+	"\bposition\x18\x0e \x01(\v2\x14.protows.v1.PositionR\bposition\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"+\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x06Resume\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x18\n" +
+	"\ahistory\x18\x03 \x01(\rR\ahistory\"\x82\x01\n" +
+	"\bPosition\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\tR\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x04R\x06offset\x120\n" +
+	"\brecovery\x18\x03 \x01(\x0e2\x14.protows.v1.RecoveryR\brecovery\x12\x16\n" +
+	"\x06latest\x18\x04 \x01(\x04R\x06latest\"+\n" +
 	"\x13AuthenticateRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"O\n" +
 	"\x14AuthenticateResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\x03R\texpiresAt*\xbc\x01\n" +
+	"expires_at\x18\x02 \x01(\x03R\texpiresAt*\xd6\x01\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fKIND_REQUEST\x10\x01\x12\x0e\n" +
@@ -655,7 +914,8 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"KIND_ERROR\x10\x06\x12\r\n" +
 	"\tKIND_PING\x10\a\x12\r\n" +
 	"\tKIND_PONG\x10\b\x12\x0f\n" +
-	"\vKIND_CREDIT\x10\t*\x94\x03\n" +
+	"\vKIND_CREDIT\x10\t\x12\x18\n" +
+	"\x14KIND_STREAM_POSITION\x10\x10*\x94\x03\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCODE_CANCELED\x10\x01\x12\x10\n" +
@@ -674,7 +934,13 @@ const file_protows_v1_protows_proto_rawDesc = "" +
 	"\rCODE_INTERNAL\x10\r\x12\x14\n" +
 	"\x10CODE_UNAVAILABLE\x10\x0e\x12\x12\n" +
 	"\x0eCODE_DATA_LOSS\x10\x0f\x12\x18\n" +
-	"\x14CODE_UNAUTHENTICATED\x10\x102`\n" +
+	"\x14CODE_UNAUTHENTICATED\x10\x10*\x88\x01\n" +
+	"\bRecovery\x12\x18\n" +
+	"\x14RECOVERY_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12RECOVERY_RECOVERED\x10\x01\x12\x1a\n" +
+	"\x16RECOVERY_EPOCH_CHANGED\x10\x02\x12\x14\n" +
+	"\x10RECOVERY_TOO_OLD\x10\x03\x12\x18\n" +
+	"\x14RECOVERY_UNAVAILABLE\x10\x042`\n" +
 	"\vAuthService\x12Q\n" +
 	"\fAuthenticate\x12\x1f.protows.v1.AuthenticateRequest\x1a .protows.v1.AuthenticateResponseB8Z6github.com/protows/protows/gen/go/protows/v1;protowsv1b\x06proto3"
 
@@ -690,33 +956,39 @@ func file_protows_v1_protows_proto_rawDescGZIP() []byte {
 	return file_protows_v1_protows_proto_rawDescData
 }
 
-var file_protows_v1_protows_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_protows_v1_protows_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_protows_v1_protows_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_protows_v1_protows_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_protows_v1_protows_proto_goTypes = []any{
 	(Kind)(0),                    // 0: protows.v1.Kind
 	(Code)(0),                    // 1: protows.v1.Code
-	(*Frame)(nil),                // 2: protows.v1.Frame
-	(*Error)(nil),                // 3: protows.v1.Error
-	(*Envelope)(nil),             // 4: protows.v1.Envelope
-	(*AuthenticateRequest)(nil),  // 5: protows.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 6: protows.v1.AuthenticateResponse
-	nil,                          // 7: protows.v1.Envelope.MetadataEntry
-	(*anypb.Any)(nil),            // 8: google.protobuf.Any
+	(Recovery)(0),                // 2: protows.v1.Recovery
+	(*Frame)(nil),                // 3: protows.v1.Frame
+	(*Error)(nil),                // 4: protows.v1.Error
+	(*Envelope)(nil),             // 5: protows.v1.Envelope
+	(*Resume)(nil),               // 6: protows.v1.Resume
+	(*Position)(nil),             // 7: protows.v1.Position
+	(*AuthenticateRequest)(nil),  // 8: protows.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil), // 9: protows.v1.AuthenticateResponse
+	nil,                          // 10: protows.v1.Envelope.MetadataEntry
+	(*anypb.Any)(nil),            // 11: google.protobuf.Any
 }
 var file_protows_v1_protows_proto_depIdxs = []int32{
-	4, // 0: protows.v1.Frame.envelopes:type_name -> protows.v1.Envelope
-	1, // 1: protows.v1.Error.code:type_name -> protows.v1.Code
-	8, // 2: protows.v1.Error.details:type_name -> google.protobuf.Any
-	0, // 3: protows.v1.Envelope.kind:type_name -> protows.v1.Kind
-	3, // 4: protows.v1.Envelope.error:type_name -> protows.v1.Error
-	7, // 5: protows.v1.Envelope.metadata:type_name -> protows.v1.Envelope.MetadataEntry
-	5, // 6: protows.v1.AuthService.Authenticate:input_type -> protows.v1.AuthenticateRequest
-	6, // 7: protows.v1.AuthService.Authenticate:output_type -> protows.v1.AuthenticateResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5,  // 0: protows.v1.Frame.envelopes:type_name -> protows.v1.Envelope
+	1,  // 1: protows.v1.Error.code:type_name -> protows.v1.Code
+	11, // 2: protows.v1.Error.details:type_name -> google.protobuf.Any
+	0,  // 3: protows.v1.Envelope.kind:type_name -> protows.v1.Kind
+	4,  // 4: protows.v1.Envelope.error:type_name -> protows.v1.Error
+	10, // 5: protows.v1.Envelope.metadata:type_name -> protows.v1.Envelope.MetadataEntry
+	6,  // 6: protows.v1.Envelope.resume:type_name -> protows.v1.Resume
+	7,  // 7: protows.v1.Envelope.position:type_name -> protows.v1.Position
+	2,  // 8: protows.v1.Position.recovery:type_name -> protows.v1.Recovery
+	8,  // 9: protows.v1.AuthService.Authenticate:input_type -> protows.v1.AuthenticateRequest
+	9,  // 10: protows.v1.AuthService.Authenticate:output_type -> protows.v1.AuthenticateResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_protows_v1_protows_proto_init() }
@@ -729,8 +1001,8 @@ func file_protows_v1_protows_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protows_v1_protows_proto_rawDesc), len(file_protows_v1_protows_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   6,
+			NumEnums:      3,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

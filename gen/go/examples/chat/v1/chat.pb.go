@@ -819,6 +819,193 @@ func (x *TypingEvent) GetTyping() bool {
 	return false
 }
 
+// GetHistoryRequest names a room, and a page of its history.
+type GetHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// The page holds the messages just before this offset (the seq of a
+	// message the client has); 0 means the latest messages.
+	Before uint64 `protobuf:"varint,2,opt,name=before,proto3" json:"before,omitempty"`
+	// The most messages in the reply: 0 means 50, and more than 1000 means
+	// 1000.
+	PageSize      uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryRequest) Reset() {
+	*x = GetHistoryRequest{}
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryRequest) ProtoMessage() {}
+
+func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetHistoryRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *GetHistoryRequest) GetBefore() uint64 {
+	if x != nil {
+		return x.Before
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// GetHistoryResponse is a page of a room's history.
+type GetHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The messages, oldest first.
+	Events []*HistoryEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// The history's epoch (docs/PROTOCOL.md, section 14): offsets of one
+	// epoch name the same messages.
+	Epoch string `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// The offset of the oldest message the history holds: the page reached
+	// it when its first event has this offset.
+	First         uint64 `protobuf:"varint,3,opt,name=first,proto3" json:"first,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHistoryResponse) Reset() {
+	*x = GetHistoryResponse{}
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHistoryResponse) ProtoMessage() {}
+
+func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetHistoryResponse) GetEvents() []*HistoryEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *GetHistoryResponse) GetEpoch() string {
+	if x != nil {
+		return x.Epoch
+	}
+	return ""
+}
+
+func (x *GetHistoryResponse) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+// HistoryEvent is a message of a room's history.
+type HistoryEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its offset in the room: the seq it had on Watch streams.
+	Offset uint64 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The event.
+	Event         *RoomEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryEvent) Reset() {
+	*x = HistoryEvent{}
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryEvent) ProtoMessage() {}
+
+func (x *HistoryEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_examples_chat_v1_chat_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryEvent.ProtoReflect.Descriptor instead.
+func (*HistoryEvent) Descriptor() ([]byte, []int) {
+	return file_examples_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HistoryEvent) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *HistoryEvent) GetEvent() *RoomEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 var File_examples_chat_v1_chat_proto protoreflect.FileDescriptor
 
 const file_examples_chat_v1_chat_proto_rawDesc = "" +
@@ -868,13 +1055,26 @@ const file_examples_chat_v1_chat_proto_rawDesc = "" +
 	"\vTypingEvent\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
-	"\x06typing\x18\x03 \x01(\bR\x06typing2\xa6\x03\n" +
+	"\x06typing\x18\x03 \x01(\bR\x06typing\"\\\n" +
+	"\x11GetHistoryRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\x04R\x06before\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\"x\n" +
+	"\x12GetHistoryResponse\x126\n" +
+	"\x06events\x18\x01 \x03(\v2\x1e.examples.chat.v1.HistoryEventR\x06events\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\tR\x05epoch\x12\x14\n" +
+	"\x05first\x18\x03 \x01(\x04R\x05first\"Y\n" +
+	"\fHistoryEvent\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x121\n" +
+	"\x05event\x18\x02 \x01(\v2\x1b.examples.chat.v1.RoomEventR\x05event2\x84\x04\n" +
 	"\vChatService\x12F\n" +
 	"\x05Watch\x12\x1e.examples.chat.v1.WatchRequest\x1a\x1b.examples.chat.v1.RoomEvent0\x01\x12E\n" +
 	"\x04Send\x12\x1d.examples.chat.v1.SendRequest\x1a\x1e.examples.chat.v1.SendResponse\x12_\n" +
 	"\vGetPresence\x12$.examples.chat.v1.GetPresenceRequest\x1a%.examples.chat.v1.GetPresenceResponse\"\x03\x90\x02\x01\x12Y\n" +
 	"\tListRooms\x12\".examples.chat.v1.ListRoomsRequest\x1a#.examples.chat.v1.ListRoomsResponse\"\x03\x90\x02\x01\x12L\n" +
-	"\x06Typing\x12\x1f.examples.chat.v1.TypingRequest\x1a\x1d.examples.chat.v1.TypingEvent(\x010\x01B;Z9github.com/protows/protows/gen/go/examples/chat/v1;chatv1b\x06proto3"
+	"\x06Typing\x12\x1f.examples.chat.v1.TypingRequest\x1a\x1d.examples.chat.v1.TypingEvent(\x010\x01\x12\\\n" +
+	"\n" +
+	"GetHistory\x12#.examples.chat.v1.GetHistoryRequest\x1a$.examples.chat.v1.GetHistoryResponse\"\x03\x90\x02\x01B;Z9github.com/protows/protows/gen/go/examples/chat/v1;chatv1b\x06proto3"
 
 var (
 	file_examples_chat_v1_chat_proto_rawDescOnce sync.Once
@@ -888,7 +1088,7 @@ func file_examples_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_examples_chat_v1_chat_proto_rawDescData
 }
 
-var file_examples_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_examples_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_examples_chat_v1_chat_proto_goTypes = []any{
 	(*WatchRequest)(nil),          // 0: examples.chat.v1.WatchRequest
 	(*RoomEvent)(nil),             // 1: examples.chat.v1.RoomEvent
@@ -903,32 +1103,39 @@ var file_examples_chat_v1_chat_proto_goTypes = []any{
 	(*Room)(nil),                  // 10: examples.chat.v1.Room
 	(*TypingRequest)(nil),         // 11: examples.chat.v1.TypingRequest
 	(*TypingEvent)(nil),           // 12: examples.chat.v1.TypingEvent
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*GetHistoryRequest)(nil),     // 13: examples.chat.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),    // 14: examples.chat.v1.GetHistoryResponse
+	(*HistoryEvent)(nil),          // 15: examples.chat.v1.HistoryEvent
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_examples_chat_v1_chat_proto_depIdxs = []int32{
-	13, // 0: examples.chat.v1.RoomEvent.time:type_name -> google.protobuf.Timestamp
+	16, // 0: examples.chat.v1.RoomEvent.time:type_name -> google.protobuf.Timestamp
 	2,  // 1: examples.chat.v1.RoomEvent.message:type_name -> examples.chat.v1.ChatMessage
 	3,  // 2: examples.chat.v1.RoomEvent.joined:type_name -> examples.chat.v1.Member
 	3,  // 3: examples.chat.v1.RoomEvent.left:type_name -> examples.chat.v1.Member
 	3,  // 4: examples.chat.v1.ChatMessage.author:type_name -> examples.chat.v1.Member
-	13, // 5: examples.chat.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
+	16, // 5: examples.chat.v1.Member.joined_at:type_name -> google.protobuf.Timestamp
 	3,  // 6: examples.chat.v1.GetPresenceResponse.members:type_name -> examples.chat.v1.Member
 	10, // 7: examples.chat.v1.ListRoomsResponse.rooms:type_name -> examples.chat.v1.Room
-	0,  // 8: examples.chat.v1.ChatService.Watch:input_type -> examples.chat.v1.WatchRequest
-	4,  // 9: examples.chat.v1.ChatService.Send:input_type -> examples.chat.v1.SendRequest
-	6,  // 10: examples.chat.v1.ChatService.GetPresence:input_type -> examples.chat.v1.GetPresenceRequest
-	8,  // 11: examples.chat.v1.ChatService.ListRooms:input_type -> examples.chat.v1.ListRoomsRequest
-	11, // 12: examples.chat.v1.ChatService.Typing:input_type -> examples.chat.v1.TypingRequest
-	1,  // 13: examples.chat.v1.ChatService.Watch:output_type -> examples.chat.v1.RoomEvent
-	5,  // 14: examples.chat.v1.ChatService.Send:output_type -> examples.chat.v1.SendResponse
-	7,  // 15: examples.chat.v1.ChatService.GetPresence:output_type -> examples.chat.v1.GetPresenceResponse
-	9,  // 16: examples.chat.v1.ChatService.ListRooms:output_type -> examples.chat.v1.ListRoomsResponse
-	12, // 17: examples.chat.v1.ChatService.Typing:output_type -> examples.chat.v1.TypingEvent
-	13, // [13:18] is the sub-list for method output_type
-	8,  // [8:13] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	15, // 8: examples.chat.v1.GetHistoryResponse.events:type_name -> examples.chat.v1.HistoryEvent
+	1,  // 9: examples.chat.v1.HistoryEvent.event:type_name -> examples.chat.v1.RoomEvent
+	0,  // 10: examples.chat.v1.ChatService.Watch:input_type -> examples.chat.v1.WatchRequest
+	4,  // 11: examples.chat.v1.ChatService.Send:input_type -> examples.chat.v1.SendRequest
+	6,  // 12: examples.chat.v1.ChatService.GetPresence:input_type -> examples.chat.v1.GetPresenceRequest
+	8,  // 13: examples.chat.v1.ChatService.ListRooms:input_type -> examples.chat.v1.ListRoomsRequest
+	11, // 14: examples.chat.v1.ChatService.Typing:input_type -> examples.chat.v1.TypingRequest
+	13, // 15: examples.chat.v1.ChatService.GetHistory:input_type -> examples.chat.v1.GetHistoryRequest
+	1,  // 16: examples.chat.v1.ChatService.Watch:output_type -> examples.chat.v1.RoomEvent
+	5,  // 17: examples.chat.v1.ChatService.Send:output_type -> examples.chat.v1.SendResponse
+	7,  // 18: examples.chat.v1.ChatService.GetPresence:output_type -> examples.chat.v1.GetPresenceResponse
+	9,  // 19: examples.chat.v1.ChatService.ListRooms:output_type -> examples.chat.v1.ListRoomsResponse
+	12, // 20: examples.chat.v1.ChatService.Typing:output_type -> examples.chat.v1.TypingEvent
+	14, // 21: examples.chat.v1.ChatService.GetHistory:output_type -> examples.chat.v1.GetHistoryResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_examples_chat_v1_chat_proto_init() }
@@ -947,7 +1154,7 @@ func file_examples_chat_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_examples_chat_v1_chat_proto_rawDesc), len(file_examples_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,8 @@ const (
 	ChatServiceListRoomsMethod = "/examples.chat.v1.ChatService/ListRooms"
 	// ChatServiceTypingMethod is the full name of examples.chat.v1.ChatService.Typing.
 	ChatServiceTypingMethod = "/examples.chat.v1.ChatService/Typing"
+	// ChatServiceGetHistoryMethod is the full name of examples.chat.v1.ChatService.GetHistory.
+	ChatServiceGetHistoryMethod = "/examples.chat.v1.ChatService/GetHistory"
 )
 
 // Wire ids of the examples.chat.v1.ChatService methods, as the Protobuf codec
@@ -46,6 +48,8 @@ const (
 	ChatServiceListRoomsMethodID uint32 = 0xc1de9b36
 	// ChatServiceTypingMethodID is the wire id of examples.chat.v1.ChatService.Typing.
 	ChatServiceTypingMethodID uint32 = 0x2049d181
+	// ChatServiceGetHistoryMethodID is the wire id of examples.chat.v1.ChatService.GetHistory.
+	ChatServiceGetHistoryMethodID uint32 = 0xcf1e8582
 )
 
 // ChatServiceHandler is the server side of examples.chat.v1.ChatService:
@@ -63,6 +67,12 @@ type ChatServiceHandler interface {
 	// seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
 	// tells the client it missed events (a dropped member, a broker outage)
 	// and should resynchronize, for example with GetPresence.
+	//
+	// Rooms keep a history of their messages (docs/PROTOCOL.md, section
+	// 14): the seq of a message is then its offset in the room's history, a
+	// client may ask for the latest messages when it joins (the REQUEST's
+	// resume.history), and one that reconnects gets what it missed. Presence
+	// events are not part of the history (their seq is 0).
 	Watch(context.Context, *WatchRequest, router.Stream[*RoomEvent]) error
 	// Send posts a message to a room; every member of the room, the sender's
 	// own Watch stream included, receives it as a RoomEvent.
@@ -79,6 +89,9 @@ type ChatServiceHandler interface {
 	// the caller's own included, until the call ends; a caller whose call
 	// ends while typing is announced as no longer typing.
 	Typing(context.Context, router.BidiStream[*TypingRequest, *TypingEvent]) error
+	// GetHistory returns messages of a room's history, a page at a time,
+	// going back from the latest (a client that scrolls up).
+	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
 }
 
 // RegisterChatServiceHandler registers every method of h on r, passing opts to each
@@ -99,6 +112,9 @@ func RegisterChatServiceHandler(r *router.Router, h ChatServiceHandler, opts ...
 		return err
 	}
 	if err := router.HandleBidiStream(r, ChatServiceTypingMethod, h.Typing, opts...); err != nil {
+		return err
+	}
+	if err := router.HandleUnary(r, ChatServiceGetHistoryMethod, h.GetHistory, opts...); err != nil {
 		return err
 	}
 	return nil
@@ -136,6 +152,11 @@ func (UnimplementedChatServiceHandler) Typing(context.Context, router.BidiStream
 	return protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", ChatServiceTypingMethod)
 }
 
+// GetHistory answers CodeUnimplemented.
+func (UnimplementedChatServiceHandler) GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error) {
+	return nil, protows.Errorf(protows.CodeUnimplemented, "%s is not implemented", ChatServiceGetHistoryMethod)
+}
+
 // ChatServiceClient calls examples.chat.v1.ChatService through a protows client.
 // Its methods are safe for concurrent use.
 //
@@ -159,6 +180,12 @@ func NewChatServiceClient(c *client.Client) *ChatServiceClient {
 // seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
 // tells the client it missed events (a dropped member, a broker outage)
 // and should resynchronize, for example with GetPresence.
+//
+// Rooms keep a history of their messages (docs/PROTOCOL.md, section
+// 14): the seq of a message is then its offset in the room's history, a
+// client may ask for the latest messages when it joins (the REQUEST's
+// resume.history), and one that reconnects gets what it missed. Presence
+// events are not part of the history (their seq is 0).
 //
 // Read the stream with Receive and Msg until Receive returns false; Err
 // then says why it ended (nil when the server ended it cleanly). Close
@@ -209,4 +236,14 @@ func (c *ChatServiceClient) ListRooms(ctx context.Context, req *ListRoomsRequest
 // ends it with CodeUnavailable: it is never resumed.
 func (c *ChatServiceClient) Typing(ctx context.Context, opts ...client.CallOption) (*client.BidiStream[TypingRequest, TypingEvent], error) {
 	return client.CallBidiStream[TypingRequest, TypingEvent](ctx, c.client, ChatServiceTypingMethod, opts...)
+}
+
+// GetHistory returns messages of a room's history, a page at a time,
+// going back from the latest (a client that scrolls up).
+//
+// It returns the response, or an error whose protows.Code says why the
+// call failed.
+// The method is idempotent, so the call is retried after a reconnect.
+func (c *ChatServiceClient) GetHistory(ctx context.Context, req *GetHistoryRequest, opts ...client.CallOption) (*GetHistoryResponse, error) {
+	return client.CallUnary[GetHistoryResponse](ctx, c.client, ChatServiceGetHistoryMethod, req, append([]client.CallOption{client.Idempotent()}, opts...)...)
 }

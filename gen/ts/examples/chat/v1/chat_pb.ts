@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file examples/chat/v1/chat.proto.
  */
 export const file_examples_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDSItCg1UeXBpbmdSZXF1ZXN0EgwKBHJvb20YASABKAkSDgoGdHlwaW5nGAIgASgIIjkKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0eXBpbmcYAyABKAgypgMKC0NoYXRTZXJ2aWNlEkYKBVdhdGNoEh4uZXhhbXBsZXMuY2hhdC52MS5XYXRjaFJlcXVlc3QaGy5leGFtcGxlcy5jaGF0LnYxLlJvb21FdmVudDABEkUKBFNlbmQSHS5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXF1ZXN0Gh4uZXhhbXBsZXMuY2hhdC52MS5TZW5kUmVzcG9uc2USXwoLR2V0UHJlc2VuY2USJC5leGFtcGxlcy5jaGF0LnYxLkdldFByZXNlbmNlUmVxdWVzdBolLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXNwb25zZSIDkAIBElkKCUxpc3RSb29tcxIiLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVxdWVzdBojLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVzcG9uc2UiA5ACARJMCgZUeXBpbmcSHy5leGFtcGxlcy5jaGF0LnYxLlR5cGluZ1JlcXVlc3QaHS5leGFtcGxlcy5jaGF0LnYxLlR5cGluZ0V2ZW50KAEwAUI7WjlnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vZXhhbXBsZXMvY2hhdC92MTtjaGF0djFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChtleGFtcGxlcy9jaGF0L3YxL2NoYXQucHJvdG8SEGV4YW1wbGVzLmNoYXQudjEiHAoMV2F0Y2hSZXF1ZXN0EgwKBHJvb20YASABKAki1AEKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKB21lc3NhZ2UYAyABKAsyHS5leGFtcGxlcy5jaGF0LnYxLkNoYXRNZXNzYWdlSAASKgoGam9pbmVkGAQgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIABIoCgRsZWZ0GAUgASgLMhguZXhhbXBsZXMuY2hhdC52MS5NZW1iZXJIAEIHCgVldmVudCJFCgtDaGF0TWVzc2FnZRIoCgZhdXRob3IYASABKAsyGC5leGFtcGxlcy5jaGF0LnYxLk1lbWJlchIMCgR0ZXh0GAIgASgJIlwKBk1lbWJlchIMCgRuYW1lGAEgASgJEhUKDWNvbm5lY3Rpb25faWQYAiABKAkSLQoJam9pbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIpCgtTZW5kUmVxdWVzdBIMCgRyb29tGAEgASgJEgwKBHRleHQYAiABKAkiDgoMU2VuZFJlc3BvbnNlIkkKEkdldFByZXNlbmNlUmVxdWVzdBIMCgRyb29tGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJIlkKE0dldFByZXNlbmNlUmVzcG9uc2USKQoHbWVtYmVycxgBIAMoCzIYLmV4YW1wbGVzLmNoYXQudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI5ChBMaXN0Um9vbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlMKEUxpc3RSb29tc1Jlc3BvbnNlEiUKBXJvb21zGAEgAygLMhYuZXhhbXBsZXMuY2hhdC52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIlCgRSb29tEgwKBG5hbWUYASABKAkSDwoHbWVtYmVycxgCIAEoDSItCg1UeXBpbmdSZXF1ZXN0EgwKBHJvb20YASABKAkSDgoGdHlwaW5nGAIgASgIIjkKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0eXBpbmcYAyABKAgiRAoRR2V0SGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZiZWZvcmUYAiABKAQSEQoJcGFnZV9zaXplGAMgASgNImIKEkdldEhpc3RvcnlSZXNwb25zZRIuCgZldmVudHMYASADKAsyHi5leGFtcGxlcy5jaGF0LnYxLkhpc3RvcnlFdmVudBINCgVlcG9jaBgCIAEoCRINCgVmaXJzdBgDIAEoBCJKCgxIaXN0b3J5RXZlbnQSDgoGb2Zmc2V0GAEgASgEEioKBWV2ZW50GAIgASgLMhsuZXhhbXBsZXMuY2hhdC52MS5Sb29tRXZlbnQyhAQKC0NoYXRTZXJ2aWNlEkYKBVdhdGNoEh4uZXhhbXBsZXMuY2hhdC52MS5XYXRjaFJlcXVlc3QaGy5leGFtcGxlcy5jaGF0LnYxLlJvb21FdmVudDABEkUKBFNlbmQSHS5leGFtcGxlcy5jaGF0LnYxLlNlbmRSZXF1ZXN0Gh4uZXhhbXBsZXMuY2hhdC52MS5TZW5kUmVzcG9uc2USXwoLR2V0UHJlc2VuY2USJC5leGFtcGxlcy5jaGF0LnYxLkdldFByZXNlbmNlUmVxdWVzdBolLmV4YW1wbGVzLmNoYXQudjEuR2V0UHJlc2VuY2VSZXNwb25zZSIDkAIBElkKCUxpc3RSb29tcxIiLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVxdWVzdBojLmV4YW1wbGVzLmNoYXQudjEuTGlzdFJvb21zUmVzcG9uc2UiA5ACARJMCgZUeXBpbmcSHy5leGFtcGxlcy5jaGF0LnYxLlR5cGluZ1JlcXVlc3QaHS5leGFtcGxlcy5jaGF0LnYxLlR5cGluZ0V2ZW50KAEwARJcCgpHZXRIaXN0b3J5EiMuZXhhbXBsZXMuY2hhdC52MS5HZXRIaXN0b3J5UmVxdWVzdBokLmV4YW1wbGVzLmNoYXQudjEuR2V0SGlzdG9yeVJlc3BvbnNlIgOQAgFCO1o5Z2l0aHViLmNvbS9wcm90b3dzL3Byb3Rvd3MvZ2VuL2dvL2V4YW1wbGVzL2NoYXQvdjE7Y2hhdHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * WatchRequest names the room to join.
@@ -426,6 +426,108 @@ export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
   messageDesc(file_examples_chat_v1_chat, 12);
 
 /**
+ * GetHistoryRequest names a room, and a page of its history.
+ *
+ * @generated from message examples.chat.v1.GetHistoryRequest
+ */
+export type GetHistoryRequest = Message<"examples.chat.v1.GetHistoryRequest"> & {
+  /**
+   * The room.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The page holds the messages just before this offset (the seq of a
+   * message the client has); 0 means the latest messages.
+   *
+   * @generated from field: uint64 before = 2;
+   */
+  before: bigint;
+
+  /**
+   * The most messages in the reply: 0 means 50, and more than 1000 means
+   * 1000.
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message examples.chat.v1.GetHistoryRequest.
+ * Use `create(GetHistoryRequestSchema)` to create a new message.
+ */
+export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 13);
+
+/**
+ * GetHistoryResponse is a page of a room's history.
+ *
+ * @generated from message examples.chat.v1.GetHistoryResponse
+ */
+export type GetHistoryResponse = Message<"examples.chat.v1.GetHistoryResponse"> & {
+  /**
+   * The messages, oldest first.
+   *
+   * @generated from field: repeated examples.chat.v1.HistoryEvent events = 1;
+   */
+  events: HistoryEvent[];
+
+  /**
+   * The history's epoch (docs/PROTOCOL.md, section 14): offsets of one
+   * epoch name the same messages.
+   *
+   * @generated from field: string epoch = 2;
+   */
+  epoch: string;
+
+  /**
+   * The offset of the oldest message the history holds: the page reached
+   * it when its first event has this offset.
+   *
+   * @generated from field: uint64 first = 3;
+   */
+  first: bigint;
+};
+
+/**
+ * Describes the message examples.chat.v1.GetHistoryResponse.
+ * Use `create(GetHistoryResponseSchema)` to create a new message.
+ */
+export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 14);
+
+/**
+ * HistoryEvent is a message of a room's history.
+ *
+ * @generated from message examples.chat.v1.HistoryEvent
+ */
+export type HistoryEvent = Message<"examples.chat.v1.HistoryEvent"> & {
+  /**
+   * Its offset in the room: the seq it had on Watch streams.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The event.
+   *
+   * @generated from field: examples.chat.v1.RoomEvent event = 2;
+   */
+  event?: RoomEvent | undefined;
+};
+
+/**
+ * Describes the message examples.chat.v1.HistoryEvent.
+ * Use `create(HistoryEventSchema)` to create a new message.
+ */
+export const HistoryEventSchema: GenMessage<HistoryEvent> = /*@__PURE__*/
+  messageDesc(file_examples_chat_v1_chat, 15);
+
+/**
  * ChatService is a chat with rooms. The caller is the authenticated subject
  * of the connection: it is the author of what it sends and the name under
  * which it is present in a room.
@@ -442,6 +544,12 @@ export const ChatService: GenService<{
    * seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
    * tells the client it missed events (a dropped member, a broker outage)
    * and should resynchronize, for example with GetPresence.
+   *
+   * Rooms keep a history of their messages (docs/PROTOCOL.md, section
+   * 14): the seq of a message is then its offset in the room's history, a
+   * client may ask for the latest messages when it joins (the REQUEST's
+   * resume.history), and one that reconnects gets what it missed. Presence
+   * events are not part of the history (their seq is 0).
    *
    * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
    *
@@ -500,6 +608,17 @@ export const ChatService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof TypingRequestSchema;
     output: typeof TypingEventSchema;
+  },
+  /**
+   * GetHistory returns messages of a room's history, a page at a time,
+   * going back from the latest (a client that scrolls up).
+   *
+   * @generated from rpc examples.chat.v1.ChatService.GetHistory
+   */
+  getHistory: {
+    methodKind: "unary";
+    input: typeof GetHistoryRequestSchema;
+    output: typeof GetHistoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_examples_chat_v1_chat, 0);

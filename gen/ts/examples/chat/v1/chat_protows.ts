@@ -10,7 +10,7 @@
 
 import type { BidiStream, CallOptions, Client, ClientStreamOptions, StreamOptions } from "@protows/client";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GetPresenceRequestSchema, GetPresenceResponse, ListRoomsRequestSchema, ListRoomsResponse, RoomEvent, SendRequestSchema, SendResponse, TypingEventSchema, TypingRequestSchema, WatchRequestSchema } from "./chat_pb.js";
+import type { GetHistoryRequestSchema, GetHistoryResponse, GetPresenceRequestSchema, GetPresenceResponse, ListRoomsRequestSchema, ListRoomsResponse, RoomEvent, SendRequestSchema, SendResponse, TypingEventSchema, TypingRequestSchema, WatchRequestSchema } from "./chat_pb.js";
 import { ChatService } from "./chat_pb.js";
 
 /**
@@ -41,6 +41,12 @@ export class ChatServiceClient {
    * seq of docs/PROTOCOL.md, not a field of RoomEvent): a number that skips
    * tells the client it missed events (a dropped member, a broker outage)
    * and should resynchronize, for example with GetPresence.
+   *
+   * Rooms keep a history of their messages (docs/PROTOCOL.md, section
+   * 14): the seq of a message is then its offset in the room's history, a
+   * client may ask for the latest messages when it joins (the REQUEST's
+   * resume.history), and one that reconnects gets what it missed. Presence
+   * events are not part of the history (their seq is 0).
    *
    * Iterate over the stream with `for await`: it ends when the server ends
    * it, and throws a ProtowsError when it fails. Stop it early with `break`
@@ -110,6 +116,21 @@ export class ChatServiceClient {
    */
   typing(options?: ClientStreamOptions): BidiStream<typeof TypingRequestSchema, typeof TypingEventSchema> {
     return this.#client.bidiStream(ChatService.method.typing, options);
+  }
+
+  /**
+   * GetHistory returns messages of a room's history, a page at a time,
+   * going back from the latest (a client that scrolls up).
+   *
+   * The promise rejects with a ProtowsError when the call fails.
+   *
+   * The method is idempotent, so the call is sent again after a reconnect
+   * (unless `options.idempotent` is false).
+   *
+   * @generated from rpc examples.chat.v1.ChatService.GetHistory
+   */
+  getHistory(request: MessageInitShape<typeof GetHistoryRequestSchema>, options?: CallOptions): Promise<GetHistoryResponse> {
+    return this.#client.unary(ChatService.method.getHistory, request, { idempotent: true, ...options });
   }
 }
 

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file protows/v1/protows.proto.
  */
 export const file_protows_v1_protows: GenFile = /*@__PURE__*/
-  fileDesc("Chhwcm90b3dzL3YxL3Byb3Rvd3MucHJvdG8SCnByb3Rvd3MudjEiMAoFRnJhbWUSJwoJZW52ZWxvcGVzGAEgAygLMhQucHJvdG93cy52MS5FbnZlbG9wZSJfCgVFcnJvchIeCgRjb2RlGAEgASgOMhAucHJvdG93cy52MS5Db2RlEg8KB21lc3NhZ2UYAiABKAkSJQoHZGV0YWlscxgDIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkivQIKCEVudmVsb3BlEgoKAmlkGAEgASgNEh4KBGtpbmQYAiABKA4yEC5wcm90b3dzLnYxLktpbmQSEQoJbWV0aG9kX2lkGAMgASgHEg4KBm1ldGhvZBgEIAEoCRIPCgdwYXlsb2FkGAUgASgMEiAKBWVycm9yGAYgASgLMhEucHJvdG93cy52MS5FcnJvchI0CghtZXRhZGF0YRgHIAMoCzIiLnByb3Rvd3MudjEuRW52ZWxvcGUuTWV0YWRhdGFFbnRyeRILCgNzZXEYCCABKAQSDgoGY3JlZGl0GAkgASgNEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRISCgp0aW1lb3V0X21zGAwgASgNGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIkChNBdXRoZW50aWNhdGVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjsKFEF1dGhlbnRpY2F0ZVJlc3BvbnNlEg8KB3N1YmplY3QYASABKAkSEgoKZXhwaXJlc19hdBgCIAEoAyq8AQoES2luZBIUChBLSU5EX1VOU1BFQ0lGSUVEEAASEAoMS0lORF9SRVFVRVNUEAESDgoKS0lORF9SRVBMWRACEhcKE0tJTkRfU1RSRUFNX01FU1NBR0UQAxITCg9LSU5EX1NUUkVBTV9FTkQQBBIPCgtLSU5EX0NBTkNFTBAFEg4KCktJTkRfRVJST1IQBhINCglLSU5EX1BJTkcQBxINCglLSU5EX1BPTkcQCBIPCgtLSU5EX0NSRURJVBAJKpQDCgRDb2RlEhQKEENPREVfVU5TUEVDSUZJRUQQABIRCg1DT0RFX0NBTkNFTEVEEAESEAoMQ09ERV9VTktOT1dOEAISGQoVQ09ERV9JTlZBTElEX0FSR1VNRU5UEAMSGgoWQ09ERV9ERUFETElORV9FWENFRURFRBAEEhIKDkNPREVfTk9UX0ZPVU5EEAUSFwoTQ09ERV9BTFJFQURZX0VYSVNUUxAGEhoKFkNPREVfUEVSTUlTU0lPTl9ERU5JRUQQBxIbChdDT0RFX1JFU09VUkNFX0VYSEFVU1RFRBAIEhwKGENPREVfRkFJTEVEX1BSRUNPTkRJVElPThAJEhAKDENPREVfQUJPUlRFRBAKEhUKEUNPREVfT1VUX09GX1JBTkdFEAsSFgoSQ09ERV9VTklNUExFTUVOVEVEEAwSEQoNQ09ERV9JTlRFUk5BTBANEhQKEENPREVfVU5BVkFJTEFCTEUQDhISCg5DT0RFX0RBVEFfTE9TUxAPEhgKFENPREVfVU5BVVRIRU5USUNBVEVEEBAyYAoLQXV0aFNlcnZpY2USUQoMQXV0aGVudGljYXRlEh8ucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiAucHJvdG93cy52MS5BdXRoZW50aWNhdGVSZXNwb25zZUI4WjZnaXRodWIuY29tL3Byb3Rvd3MvcHJvdG93cy9nZW4vZ28vcHJvdG93cy92MTtwcm90b3dzdjFiBnByb3RvMw", [file_google_protobuf_any]);
+  fileDesc("Chhwcm90b3dzL3YxL3Byb3Rvd3MucHJvdG8SCnByb3Rvd3MudjEiMAoFRnJhbWUSJwoJZW52ZWxvcGVzGAEgAygLMhQucHJvdG93cy52MS5FbnZlbG9wZSJfCgVFcnJvchIeCgRjb2RlGAEgASgOMhAucHJvdG93cy52MS5Db2RlEg8KB21lc3NhZ2UYAiABKAkSJQoHZGV0YWlscxgDIAMoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkiiQMKCEVudmVsb3BlEgoKAmlkGAEgASgNEh4KBGtpbmQYAiABKA4yEC5wcm90b3dzLnYxLktpbmQSEQoJbWV0aG9kX2lkGAMgASgHEg4KBm1ldGhvZBgEIAEoCRIPCgdwYXlsb2FkGAUgASgMEiAKBWVycm9yGAYgASgLMhEucHJvdG93cy52MS5FcnJvchI0CghtZXRhZGF0YRgHIAMoCzIiLnByb3Rvd3MudjEuRW52ZWxvcGUuTWV0YWRhdGFFbnRyeRILCgNzZXEYCCABKAQSDgoGY3JlZGl0GAkgASgNEhcKD2lkZW1wb3RlbmN5X2tleRgLIAEoCRISCgp0aW1lb3V0X21zGAwgASgNEiIKBnJlc3VtZRgNIAEoCzISLnByb3Rvd3MudjEuUmVzdW1lEiYKCHBvc2l0aW9uGA4gASgLMhQucHJvdG93cy52MS5Qb3NpdGlvbhovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiOAoGUmVzdW1lEg0KBWVwb2NoGAEgASgJEg4KBm9mZnNldBgCIAEoBBIPCgdoaXN0b3J5GAMgASgNImEKCFBvc2l0aW9uEg0KBWVwb2NoGAEgASgJEg4KBm9mZnNldBgCIAEoBBImCghyZWNvdmVyeRgDIAEoDjIULnByb3Rvd3MudjEuUmVjb3ZlcnkSDgoGbGF0ZXN0GAQgASgEIiQKE0F1dGhlbnRpY2F0ZVJlcXVlc3QSDQoFdG9rZW4YASABKAkiOwoUQXV0aGVudGljYXRlUmVzcG9uc2USDwoHc3ViamVjdBgBIAEoCRISCgpleHBpcmVzX2F0GAIgASgDKtYBCgRLaW5kEhQKEEtJTkRfVU5TUEVDSUZJRUQQABIQCgxLSU5EX1JFUVVFU1QQARIOCgpLSU5EX1JFUExZEAISFwoTS0lORF9TVFJFQU1fTUVTU0FHRRADEhMKD0tJTkRfU1RSRUFNX0VORBAEEg8KC0tJTkRfQ0FOQ0VMEAUSDgoKS0lORF9FUlJPUhAGEg0KCUtJTkRfUElORxAHEg0KCUtJTkRfUE9ORxAIEg8KC0tJTkRfQ1JFRElUEAkSGAoUS0lORF9TVFJFQU1fUE9TSVRJT04QECqUAwoEQ29kZRIUChBDT0RFX1VOU1BFQ0lGSUVEEAASEQoNQ09ERV9DQU5DRUxFRBABEhAKDENPREVfVU5LTk9XThACEhkKFUNPREVfSU5WQUxJRF9BUkdVTUVOVBADEhoKFkNPREVfREVBRExJTkVfRVhDRUVERUQQBBISCg5DT0RFX05PVF9GT1VORBAFEhcKE0NPREVfQUxSRUFEWV9FWElTVFMQBhIaChZDT0RFX1BFUk1JU1NJT05fREVOSUVEEAcSGwoXQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQCBIcChhDT0RFX0ZBSUxFRF9QUkVDT05ESVRJT04QCRIQCgxDT0RFX0FCT1JURUQQChIVChFDT0RFX09VVF9PRl9SQU5HRRALEhYKEkNPREVfVU5JTVBMRU1FTlRFRBAMEhEKDUNPREVfSU5URVJOQUwQDRIUChBDT0RFX1VOQVZBSUxBQkxFEA4SEgoOQ09ERV9EQVRBX0xPU1MQDxIYChRDT0RFX1VOQVVUSEVOVElDQVRFRBAQKogBCghSZWNvdmVyeRIYChRSRUNPVkVSWV9VTlNQRUNJRklFRBAAEhYKElJFQ09WRVJZX1JFQ09WRVJFRBABEhoKFlJFQ09WRVJZX0VQT0NIX0NIQU5HRUQQAhIUChBSRUNPVkVSWV9UT09fT0xEEAMSGAoUUkVDT1ZFUllfVU5BVkFJTEFCTEUQBDJgCgtBdXRoU2VydmljZRJRCgxBdXRoZW50aWNhdGUSHy5wcm90b3dzLnYxLkF1dGhlbnRpY2F0ZVJlcXVlc3QaIC5wcm90b3dzLnYxLkF1dGhlbnRpY2F0ZVJlc3BvbnNlQjhaNmdpdGh1Yi5jb20vcHJvdG93cy9wcm90b3dzL2dlbi9nby9wcm90b3dzL3YxO3Byb3Rvd3N2MWIGcHJvdG8z", [file_google_protobuf_any]);
 
 /**
  * Frame is the body of one binary WebSocket message. Its encoding is the
@@ -184,6 +184,21 @@ export type Envelope = Message<"protows.v1.Envelope"> & {
    * @generated from field: uint32 timeout_ms = 12;
    */
   timeoutMs: number;
+
+  /**
+   * How a room stream should start (REQUEST), present on every stream
+   * REQUEST of a client that understands STREAM_POSITION, even when empty.
+   *
+   * @generated from field: protows.v1.Resume resume = 13;
+   */
+  resume?: Resume | undefined;
+
+  /**
+   * Where a room stream with history stands (STREAM_POSITION).
+   *
+   * @generated from field: protows.v1.Position position = 14;
+   */
+  position?: Position | undefined;
 };
 
 /**
@@ -192,6 +207,99 @@ export type Envelope = Message<"protows.v1.Envelope"> & {
  */
 export const EnvelopeSchema: GenMessage<Envelope> = /*@__PURE__*/
   messageDesc(file_protows_v1_protows, 2);
+
+/**
+ * Resume asks a stream of a room with history to continue from the
+ * client's last position, or to start with the room's latest messages
+ * (docs/PROTOCOL.md section 14). Its presence on a REQUEST, even empty,
+ * tells the server that the client understands STREAM_POSITION.
+ *
+ * @generated from message protows.v1.Resume
+ */
+export type Resume = Message<"protows.v1.Resume"> & {
+  /**
+   * The epoch of the client's last position; empty when the client has
+   * none (a first join).
+   *
+   * @generated from field: string epoch = 1;
+   */
+  epoch: string;
+
+  /**
+   * The offset of the last room message the client got in epoch: the
+   * stream resumes with the message after it. 0 with an epoch means the
+   * client got no message of that epoch.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * How many of the room's latest messages to replay when the stream
+   * does not resume (no epoch, or a resume that cannot be honoured): the
+   * history a client shows on entering a room. 0 means none.
+   *
+   * @generated from field: uint32 history = 3;
+   */
+  history: number;
+};
+
+/**
+ * Describes the message protows.v1.Resume.
+ * Use `create(ResumeSchema)` to create a new message.
+ */
+export const ResumeSchema: GenMessage<Resume> = /*@__PURE__*/
+  messageDesc(file_protows_v1_protows, 3);
+
+/**
+ * Position is where a room stream with history stands.
+ *
+ * @generated from message protows.v1.Position
+ */
+export type Position = Message<"protows.v1.Position"> & {
+  /**
+   * The room's epoch: the offsets of one epoch name the same messages on
+   * every node that shares the room's history. It changes when the
+   * history is lost (a restarted node that kept it in memory, a history
+   * stream deleted and created anew).
+   *
+   * @generated from field: string epoch = 1;
+   */
+  epoch: string;
+
+  /**
+   * The offset of the last room message before the ones that follow on
+   * the stream: the next room message carries seq offset+1, unless
+   * messages were lost meanwhile. 0 when the stream starts before the
+   * room's first message.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * What became of the REQUEST's resume.
+   *
+   * @generated from field: protows.v1.Recovery recovery = 3;
+   */
+  recovery: Recovery;
+
+  /**
+   * The offset of the room's latest message when the position was taken:
+   * the messages of the stream up to it are replayed history, those after
+   * it are live. Equal to offset when nothing is replayed.
+   *
+   * @generated from field: uint64 latest = 4;
+   */
+  latest: bigint;
+};
+
+/**
+ * Describes the message protows.v1.Position.
+ * Use `create(PositionSchema)` to create a new message.
+ */
+export const PositionSchema: GenMessage<Position> = /*@__PURE__*/
+  messageDesc(file_protows_v1_protows, 4);
 
 /**
  * AuthenticateRequest carries the credential.
@@ -212,7 +320,7 @@ export type AuthenticateRequest = Message<"protows.v1.AuthenticateRequest"> & {
  * Use `create(AuthenticateRequestSchema)` to create a new message.
  */
 export const AuthenticateRequestSchema: GenMessage<AuthenticateRequest> = /*@__PURE__*/
-  messageDesc(file_protows_v1_protows, 3);
+  messageDesc(file_protows_v1_protows, 5);
 
 /**
  * AuthenticateResponse describes the accepted credential.
@@ -240,7 +348,7 @@ export type AuthenticateResponse = Message<"protows.v1.AuthenticateResponse"> & 
  * Use `create(AuthenticateResponseSchema)` to create a new message.
  */
 export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@__PURE__*/
-  messageDesc(file_protows_v1_protows, 4);
+  messageDesc(file_protows_v1_protows, 6);
 
 /**
  * Kind says what an envelope does.
@@ -330,9 +438,22 @@ export enum Kind {
    * server sends the first one of a client-streaming or bidirectional call
    * when it accepts the call.
    *
+   * Kinds 10 to 15 are unused.
+   *
    * @generated from enum value: KIND_CREDIT = 9;
    */
   CREDIT = 9,
+
+  /**
+   * Server to client: where a room stream with history stands (position),
+   * and what became of the REQUEST's resume. Sent only on a stream whose
+   * REQUEST carried resume, before the stream's first STREAM_MESSAGE of
+   * the room, and again whenever the position restarts (docs/PROTOCOL.md
+   * section 14).
+   *
+   * @generated from enum value: KIND_STREAM_POSITION = 16;
+   */
+  STREAM_POSITION = 16,
 }
 
 /**
@@ -474,6 +595,61 @@ export enum Code {
  */
 export const CodeSchema: GenEnum<Code> = /*@__PURE__*/
   enumDesc(file_protows_v1_protows, 1);
+
+/**
+ * Recovery is the outcome of a resume.
+ *
+ * @generated from enum protows.v1.Recovery
+ */
+export enum Recovery {
+  /**
+   * The stream did not resume: the REQUEST's resume had no epoch (a first
+   * join). The history it asked for, if any, follows.
+   *
+   * @generated from enum value: RECOVERY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Nothing was lost: every room message after the client's position
+   * follows, then the live ones.
+   *
+   * @generated from enum value: RECOVERY_RECOVERED = 1;
+   */
+  RECOVERED = 1,
+
+  /**
+   * Unrecoverable: the room's epoch is not the client's (its history was
+   * lost). Messages may be missing; the stream starts at position.offset
+   * with the history the REQUEST asked for.
+   *
+   * @generated from enum value: RECOVERY_EPOCH_CHANGED = 2;
+   */
+  EPOCH_CHANGED = 2,
+
+  /**
+   * Unrecoverable: messages after the client's position are no longer in
+   * the history (older than its bounds). The stream starts at
+   * position.offset with the history the REQUEST asked for.
+   *
+   * @generated from enum value: RECOVERY_TOO_OLD = 3;
+   */
+  TOO_OLD = 3,
+
+  /**
+   * Unrecoverable for now: the history could not be read (its store is
+   * unreachable). The stream continues live from position.offset.
+   *
+   * @generated from enum value: RECOVERY_UNAVAILABLE = 4;
+   */
+  UNAVAILABLE = 4,
+}
+
+/**
+ * Describes the enum protows.v1.Recovery.
+ */
+export const RecoverySchema: GenEnum<Recovery> = /*@__PURE__*/
+  enumDesc(file_protows_v1_protows, 2);
 
 /**
  * AuthService is built into every protows server. Its methods are called
