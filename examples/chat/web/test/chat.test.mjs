@@ -33,7 +33,6 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import net from "node:net";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
