@@ -71,7 +71,9 @@ func TestOutcomeAcrossCodecs(t *testing.T) {
 	checkFailDetails(t, err, req)
 	_, err = client.CallUnary[testv1.FailResponse](testCtx(t), j, failMethod, req, fkey)
 	checkFailDetails(t, err, req)
-	// The server answered two calls with one run of the handler.
+	// The server answered two calls with one run of the handler (it
+	// records a call just after it answered it).
+	srv.metrics.waitFor(t, "two calls of Fail", func() bool { return len(srv.metrics.outcomesOf(failMethod)) >= 2 })
 	if got := srv.metrics.outcomesOf(failMethod); len(got) != 2 || got[0] != "aborted" || got[1] != "aborted" || srv.runsOf("fail:no") != 1 {
 		t.Errorf("outcomes %v, %d runs; want two aborted and one run", got, srv.runsOf("fail:no"))
 	}

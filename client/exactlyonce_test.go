@@ -47,7 +47,7 @@ type onceServer struct {
 
 func startOnce(t testing.TB, cfg transport.Config, auth *testservice.TokenIssuer) *onceServer {
 	t.Helper()
-	s := &onceServer{runs: make(map[string]int), done: make(chan struct{}), metrics: &recMetrics{}}
+	s := &onceServer{runs: make(map[string]int), done: make(chan struct{}), metrics: newRecMetrics()}
 	count := func(next router.HandlerFunc) router.HandlerFunc {
 		return func(ctx context.Context, call *router.Call) (proto.Message, error) {
 			if s.slowEvery > 0 && s.total.Load()%s.slowEvery == 0 {
@@ -155,6 +155,8 @@ func TestExactlyOnceReplyLost(t *testing.T) {
 		if px.Dropped() != 1 || px.Accepted() != 2 {
 			t.Errorf("%d drops, %d connections; want the reply dropped and a second connection", px.Dropped(), px.Accepted())
 		}
+		// The server records a call just after it answered it.
+		srv.metrics.waitFor(t, "two sends of Echo", func() bool { return len(srv.metrics.outcomesOf(echoMethod)) >= 2 })
 		if got := srv.metrics.outcomesOf(echoMethod); len(got) != 2 {
 			t.Errorf("the server answered %d sends (%v), want 2", len(got), got)
 		}
