@@ -136,13 +136,7 @@ func (c *Call) push(ctx context.Context, elem codec.Parts, counted bool) error {
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			c.mu.Lock()
-			ended := c.ended
-			c.mu.Unlock()
-			if ended {
-				return ErrCallEnded
-			}
-			return ctx.Err()
+			return c.waitEnded(ctx)
 		}
 	}
 }
@@ -197,13 +191,7 @@ func (c *Call) ReceiveContext(ctx context.Context, msg proto.Message) error {
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			c.mu.Lock()
-			ended := c.ended
-			c.mu.Unlock()
-			if ended {
-				return ErrCallEnded
-			}
-			return ctx.Err()
+			return c.waitEnded(ctx)
 		}
 	}
 }
@@ -325,4 +313,16 @@ func kindName(e *protowsv1.Envelope) string {
 		return "stream end"
 	}
 	return e.GetKind().String()
+}
+
+// waitEnded is what a wait cut short by ctx returns: ErrCallEnded when the
+// call ended meanwhile (its context ends with it), ctx's error otherwise.
+func (c *Call) waitEnded(ctx context.Context) error {
+	c.mu.Lock()
+	ended := c.ended
+	c.mu.Unlock()
+	if ended {
+		return ErrCallEnded
+	}
+	return ctx.Err()
 }
