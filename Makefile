@@ -15,7 +15,7 @@ GO_PKGS := ./...
 HASH := \#
 BREAKING_AGAINST := .git$(HASH)$(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo branch=main || echo ref=HEAD)
 
-.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench scale fuzz clean
+.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench scale scale-cluster fuzz clean
 
 all: test
 
@@ -189,6 +189,19 @@ bench:
 SCALE_FLAGS ?= -conns 10000 -rate 5 -duration 30s -codec both
 scale:
 	go run ./benchmarks/scale $(SCALE_FLAGS)
+
+## scale-cluster: the same across nodes (benchmarks/scale -nodes): a NATS
+## server process, 3 server processes joined through hub/natsbroker and 3
+## load processes, one room of 45,000 members (15,000 per process, under
+## the 20,000 open files of each), the publisher on the first node; then
+## one node with as many members as a process can hold. Prints the figures
+## of each node and of NATS (benchmarks/RESULTS.md). Not part of test or
+## bench; about 5 minutes, 45,000 loopback connections at its peak.
+SCALE_CLUSTER_FLAGS ?= -nodes 3 -load-procs 3 -conns 45000 -rate 2 -duration 60s -timeout 4m
+SCALE_NODE_FLAGS ?= -nodes 1 -load-procs 2 -conns 19800 -rate 2 -duration 60s -timeout 4m
+scale-cluster:
+	go run ./benchmarks/scale $(SCALE_CLUSTER_FLAGS)
+	go run ./benchmarks/scale $(SCALE_NODE_FLAGS)
 
 ## fuzz: run each decoder fuzz target for a while.
 fuzz:

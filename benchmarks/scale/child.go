@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -102,4 +103,15 @@ func (ch *child) stop(grace time.Duration) error {
 		return fmt.Errorf("%s: %w", ch.role, err)
 	}
 	return nil
+}
+
+// stopAll stops the children at once and waits for them all.
+func stopAll(chs []*child) error {
+	errs := make([]error, len(chs))
+	var wg sync.WaitGroup
+	for i, ch := range chs {
+		wg.Go(func() { errs[i] = ch.stop(2 * ioTimeout) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,10 @@ type LoadResult struct {
 	P99  int64 `json:"p99"`
 	P999 int64 `json:"p999"`
 	Max  int64 `json:"max"`
+	// ByNode are the latencies by the node the member is connected to
+	// (the index in -addrs), as histograms the driver merges across load
+	// processes.
+	ByNode []Hist `json:"byNode"`
 	// JoinTime is how long dialing and joining took.
 	JoinTime time.Duration `json:"joinTime"`
 	// Self is the load process's own measurement at the end.
@@ -67,7 +72,8 @@ type LoadResult struct {
 // prints "result JSON", and exits when its standard input closes.
 func loadMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("scale load", flag.ContinueOnError)
-	addr := fs.String("addr", "", "server address")
+	addrs := fs.String("addrs", "", "server addresses, comma-separated: member i connects to the (i mod n)-th")
+	offset := fs.Int("offset", 0, "index of this process's first member among all members")
 	codecName := fs.String("codec", "proto", "codec: proto or json")
 	conns := fs.Int("conns", 100, "members")
 	messages := fs.Int("messages", 0, "messages each member expects")
@@ -100,7 +106,7 @@ func loadMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 
 	l := &load{codec: c, expect: *messages, allDone: make(chan struct{})}
 	start := time.Now()
-	err = l.connect(ctx, *addr, *conns, *sources, *workers)
+	err = l.connect(ctx, strings.Split(*addrs, ","), *offset, *conns, *sources, *workers)
 	joinTime := time.Since(start)
 	readyCPU := readStats(false).CPU
 	if err == nil {
@@ -157,6 +163,7 @@ func waitLine(ctx context.Context, lines <-chan string, want string) error {
 type load struct {
 	codec     codec.Codec
 	expect    int
+	nodes     int // set by connect
 	mu        sync.Mutex
 	members   []*member
 	completed atomic.Int64
@@ -171,6 +178,7 @@ type load struct {
 // received. Only its reader goroutine touches the fields until it ends.
 type member struct {
 	ws      *websocket.Conn
+	node    int      // index of the member's server in -addrs
 	lat     []int32  // microseconds, one per delivery
 	seen    []uint64 // bitmap of the message indexes received
 	lastSeq uint64
@@ -182,8 +190,10 @@ type member struct {
 }
 
 // connect dials n members with a few workers; each sends its Join REQUEST
-// and starts reading at once.
-func (l *load) connect(ctx context.Context, addr string, n, sources, workers int) error {
+// and starts reading at once. Member offset+i of all connects to
+// addrs[(offset+i) mod len(addrs)], so that the members of every load
+// process spread evenly over the nodes.
+func (l *load) connect(ctx context.Context, addrs []string, offset, n, sources, workers int) error {
 	join, err := requestFrame(l.codec, 1, joinMethod, &benchv1.PushRequest{})
 	if err != nil {
 		return err
@@ -194,7 +204,8 @@ func (l *load) connect(ctx context.Context, addr string, n, sources, workers int
 	for range workers {
 		wg.Go(func() {
 			for i := range idx {
-				ws, err := dial(ctx, addr, l.codec, sourceIP(i, sources))
+				g := offset + i
+				ws, err := dial(ctx, addrs[g%len(addrs)], l.codec, sourceIP(g, sources))
 				if err == nil {
 					_ = ws.SetWriteDeadline(time.Now().Add(ioTimeout))
 					err = ws.WriteMessage(messageType(l.codec), join)
@@ -217,7 +228,7 @@ func (l *load) connect(ctx context.Context, addr string, n, sources, workers int
 					}
 					return err
 				})
-				m := &member{ws: ws, lat: make([]int32, 0, l.expect), seen: make([]uint64, (l.expect+63)/64)}
+				m := &member{ws: ws, node: g % len(addrs), lat: make([]int32, 0, l.expect), seen: make([]uint64, (l.expect+63)/64)}
 				l.mu.Lock()
 				l.members = append(l.members, m)
 				l.mu.Unlock()
@@ -247,6 +258,7 @@ feed:
 	}
 	l.mu.Lock()
 	l.total.Store(int64(len(l.members)))
+	l.nodes = len(addrs)
 	l.mu.Unlock()
 	l.checkDone()
 	return first
@@ -329,7 +341,7 @@ func (l *load) checkDone() {
 // summarizes them.
 func (l *load) result() LoadResult {
 	l.stop()
-	res := LoadResult{Members: len(l.members), Expected: l.expect}
+	res := LoadResult{Members: len(l.members), Expected: l.expect, ByNode: make([]Hist, l.nodes)}
 	all := make([]int32, 0, len(l.members)*l.expect)
 	for _, m := range l.members {
 		res.Deliveries += int64(len(m.lat))
@@ -349,6 +361,9 @@ func (l *load) result() LoadResult {
 		}
 		res.Last = max(res.Last, m.last)
 		all = append(all, m.lat...)
+		for _, v := range m.lat {
+			res.ByNode[m.node].Add(int64(v))
+		}
 	}
 	slices.Sort(all)
 	pct := func(p float64) int64 {

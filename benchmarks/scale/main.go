@@ -34,6 +34,8 @@ func runMain(ctx context.Context, role string, args []string, stdin io.Reader, s
 		return serverMain(ctx, args, stdin, stdout)
 	case "load":
 		return loadMain(ctx, args, stdin, stdout)
+	case "nats":
+		return natsMain(ctx, args, stdin, stdout)
 	case "":
 		cfg, err := parseDriverFlags(args)
 		if err != nil {
@@ -48,8 +50,14 @@ func runMain(ctx context.Context, role string, args []string, stdin io.Reader, s
 // DriverConfig is what the driver runs. Zero fields take the defaults of
 // the flags.
 type DriverConfig struct {
-	// Conns is the number of room members.
+	// Conns is the number of room members, on all nodes.
 	Conns int
+	// Nodes is the number of server processes. Above 1 the driver also
+	// starts a NATS server process, and the servers' hubs share the room
+	// through hub/natsbroker; the members spread evenly over the nodes.
+	Nodes int
+	// LoadProcs is the number of load processes the members spread over.
+	LoadProcs int
 	// Codecs are the codecs to measure in turn: "proto", "json".
 	Codecs []string
 	// Rate is the number of publishes per second.
@@ -70,7 +78,9 @@ func parseDriverFlags(args []string) (DriverConfig, error) {
 	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
 	var cfg DriverConfig
 	var codecs string
-	fs.IntVar(&cfg.Conns, "conns", 10000, "room members (concurrent WebSocket connections)")
+	fs.IntVar(&cfg.Conns, "conns", 10000, "room members (concurrent WebSocket connections), on all nodes")
+	fs.IntVar(&cfg.Nodes, "nodes", 1, "server processes; above 1 they share the room over a NATS server process (hub/natsbroker)")
+	fs.IntVar(&cfg.LoadProcs, "load-procs", 1, "load processes the members spread over")
 	fs.StringVar(&codecs, "codec", "proto", "codec: proto, json or both")
 	fs.Float64Var(&cfg.Rate, "rate", 10, "publishes per second")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to publish")
@@ -91,5 +101,23 @@ func parseDriverFlags(args []string) (DriverConfig, error) {
 	if cfg.Conns <= 0 || cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Sources <= 0 || cfg.Sources > 250 {
 		return cfg, fmt.Errorf("-conns, -rate and -duration must be positive, -sources in 1..250")
 	}
+	if cfg.Nodes <= 0 || cfg.LoadProcs <= 0 {
+		return cfg, fmt.Errorf("-nodes and -load-procs must be positive")
+	}
+	// Each end of a connection is a descriptor in its process: say so
+	// before starting rather than fail halfway through the joins.
+	if per := ceilDiv(cfg.Conns, cfg.Nodes); per > maxConnsPerProc {
+		return cfg, fmt.Errorf("%d members per server process: at most %d fit under the limit of open files (raise -nodes)", per, maxConnsPerProc)
+	}
+	if per := ceilDiv(cfg.Conns, cfg.LoadProcs); per > maxConnsPerProc {
+		return cfg, fmt.Errorf("%d members per load process: at most %d fit under the limit of open files (raise -load-procs)", per, maxConnsPerProc)
+	}
 	return cfg, nil
 }
+
+// maxConnsPerProc is the most connections one process may hold here: the
+// hard limit of open files is 20,000 per process, and a process also needs
+// a few descriptors of its own (listener, pipes, the runtime's).
+const maxConnsPerProc = 19_900
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -64,7 +64,8 @@ func (r Run) projection(n int64) int64 {
 
 func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d members in one room, %.0f publishes/s for %v, GOMAXPROCS %d (driver)\n\n", cfg.Conns, cfg.Rate, cfg.Duration, cores())
+	fmt.Fprintf(&b, "\n%d members in one room on %d server process(es), in %d load process(es), %.0f publishes/s for %v, GOMAXPROCS %d (driver)\n\n",
+		cfg.Conns, max(cfg.Nodes, 1), max(cfg.LoadProcs, 1), cfg.Rate, cfg.Duration, cores())
 	b.WriteString("| codec | members | payload | messages | publishes/s | deliveries | deliveries/s | p50 | p99 | p99.9 | max | complete | server CPU | load CPU |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range runs {
@@ -86,8 +87,18 @@ func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 			size(r.perConn(func(s Stats) int64 { return s.KernelSlab })),
 			size(r.Load.Self.RSS))
 	}
+	for _, r := range runs {
+		writeCluster(&b, r)
+	}
 	b.WriteString("\n")
 	for _, r := range runs {
+		if r.Nodes > 1 {
+			if r.Load.Failed > 0 || r.Load.Duplicates > 0 || r.Load.Gaps > 0 {
+				fmt.Fprintf(&b, "%s: %d members failed (first: %s), %d duplicates, %d sequence gaps\n",
+					r.Codec, r.Load.Failed, r.Load.FirstError, r.Load.Duplicates, r.Load.Gaps)
+			}
+			continue
+		}
 		fmt.Fprintf(&b, "%s: one server process would need about %s of RSS for 100,000 connections and %s for 1,000,000 (%s + n x %s), kernel socket memory and file descriptors aside.\n",
 			r.Codec, size(r.projection(100_000)), size(r.projection(1_000_000)),
 			size(r.Before.RSS), size(r.perConn(func(s Stats) int64 { return s.RSS })))
@@ -98,6 +109,62 @@ func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// writeCluster writes the figures of each node and of NATS for a run of
+// several nodes.
+func writeCluster(b *strings.Builder, r Run) {
+	if r.Nodes <= 1 {
+		return
+	}
+	fmt.Fprintf(b, "\n%s, by node (the publisher is connected to %s; latency of the members connected to each node):\n\n", r.Codec, r.Servers[0].Name)
+	b.WriteString("| node | members here | room members it knows | RSS, no member | with members | RSS per member here | Go heap per member here | peak RSS | CPU | deliveries | p50 | p99 |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for i, n := range r.Servers {
+		per := func(f func(Stats) int64) int64 { return (f(n.Joined) - f(n.Before)) / int64(max(n.Members, 1)) }
+		var h Hist
+		if i < len(r.Load.ByNode) {
+			h = r.Load.ByNode[i]
+		}
+		cpu := 0.0
+		if r.Publish > 0 {
+			cpu = float64(n.After.CPU-n.Joined.CPU) / float64(r.Publish)
+		}
+		fmt.Fprintf(b, "| %s | %d | %d | %s | %s | %s | %s | %s | %.0f%% | %d | %s | %s |\n", n.Name, n.Joined.Members, n.Joined.RoomMembers,
+			size(n.Before.RSS), size(n.Joined.RSS), size(per(func(s Stats) int64 { return s.RSS })),
+			size(per(func(s Stats) int64 { return s.HeapLive })), size(n.After.HWM), 100*cpu,
+			h.Count(), ms(h.Quantile(0.5)), ms(h.Quantile(0.99)))
+	}
+	if nt := r.NATS; nt != nil {
+		join, cast := natsDiff(nt.Joined, nt.Before), natsDiff(nt.After, nt.Joined)
+		cpu, perPub := 0.0, func(n int64) int64 { return n / int64(max(r.Messages, 1)) }
+		if r.Publish > 0 {
+			cpu = float64(nt.After.Self.CPU-nt.Joined.Self.CPU) / float64(r.Publish)
+		}
+		secs := r.Publish.Seconds()
+		fmt.Fprintf(b, "\n%s, NATS (%d client connections):\n\n", r.Codec, nt.Joined.Conns)
+		b.WriteString("| phase | messages in | messages out | bytes in | bytes out | per publish in / out | out per second | NATS CPU | NATS RSS |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		fmt.Fprintf(b, "| joins (presence) | %d | %d | %s | %s | | | | %s |\n", join.InMsgs, join.OutMsgs, size(join.InBytes), size(join.OutBytes), size(nt.Joined.Self.RSS))
+		fmt.Fprintf(b, "| broadcast | %d | %d | %s | %s | %s / %s | %s/s | %.0f%% | %s |\n", cast.InMsgs, cast.OutMsgs, size(cast.InBytes), size(cast.OutBytes),
+			size(perPub(cast.InBytes)), size(perPub(cast.OutBytes)), size(int64(float64(cast.OutBytes)/max(secs, 1e-9))), 100*cpu, size(nt.After.Self.RSS))
+	}
+	if len(r.Loads) > 0 {
+		fmt.Fprintf(b, "\n%s, load processes:", r.Codec)
+		for i, l := range r.Loads {
+			cpu := 0.0
+			if r.Publish > 0 {
+				cpu = float64(l.Self.CPU-l.ReadyCPU) / float64(r.Publish)
+			}
+			fmt.Fprintf(b, " #%d %d members, CPU %.0f%%, RSS %s, joined in %v;", i+1, l.Members, 100*cpu, size(l.Self.RSS), l.JoinTime.Round(time.Millisecond))
+		}
+		b.WriteString("\n")
+	}
+}
+
+// natsDiff is a minus b, counters only.
+func natsDiff(a, b NATSStats) NATSStats {
+	return NATSStats{InMsgs: a.InMsgs - b.InMsgs, InBytes: a.InBytes - b.InBytes, OutMsgs: a.OutMsgs - b.OutMsgs, OutBytes: a.OutBytes - b.OutBytes}
 }
 
 // ms formats microseconds as milliseconds.

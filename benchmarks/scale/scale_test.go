@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,100 @@ func TestSize(t *testing.T) {
 		if got := size(tt.n); got != tt.want {
 			t.Errorf("size(%d) = %q, want %q", tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestCluster runs the multi-node path small: three server processes
+// joined by a NATS process, the members spread over them from two load
+// processes, the publisher on the first node. Every member must get every
+// message once, on every node, and NATS must have carried the broadcasts.
+func TestCluster(t *testing.T) {
+	cfg := DriverConfig{Conns: 30, Nodes: 3, LoadProcs: 2, Rate: 20, Duration: 500 * time.Millisecond, Sources: 2, TextSize: 16, Timeout: 30 * time.Second}
+	r, err := runCodec(t.Context(), cfg, "proto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Messages != 10 || r.Load.Members != cfg.Conns || len(r.Loads) != 2 || len(r.Servers) != 3 || r.NATS == nil {
+		t.Fatalf("messages %d, members %d, load processes %d, servers %d, NATS %v; want 10, 30, 2, 3, measured",
+			r.Messages, r.Load.Members, len(r.Loads), len(r.Servers), r.NATS != nil)
+	}
+	if r.Load.Deliveries != 300 || r.Load.Complete != cfg.Conns {
+		t.Errorf("deliveries %d (want 300), complete members %d of %d", r.Load.Deliveries, r.Load.Complete, cfg.Conns)
+	}
+	if r.Load.Duplicates != 0 || r.Load.Gaps != 0 || r.Load.Failed != 0 {
+		t.Errorf("duplicates %d, gaps %d, failed %d (%s)", r.Load.Duplicates, r.Load.Gaps, r.Load.Failed, r.Load.FirstError)
+	}
+	for i, n := range r.Servers {
+		// Each node holds 10 members and knows all 30 from presence; its
+		// members got every message, the remote nodes' through NATS.
+		if n.Joined.Members != 10 || n.Joined.RoomMembers != 30 || n.Before.Members != 0 {
+			t.Errorf("%s: members %d before, %d joined, room %d; want 0, 10, 30", n.Name, n.Before.Members, n.Joined.Members, n.Joined.RoomMembers)
+		}
+		if got := r.Load.ByNode[i].Count(); got != 100 {
+			t.Errorf("%s: %d deliveries to its members, want 100", n.Name, got)
+		}
+	}
+	if r.Joined.Members != 30 || r.Before.RSS <= r.Servers[0].Before.RSS {
+		t.Errorf("summed servers: %d members, RSS %d (first node %d)", r.Joined.Members, r.Before.RSS, r.Servers[0].Before.RSS)
+	}
+	// NATS carried each broadcast from node-1 to the three nodes'
+	// subscriptions (heartbeats come on top).
+	cast := natsDiff(r.NATS.After, r.NATS.Joined)
+	if r.NATS.Joined.Conns != 3 || cast.InMsgs < 10 || cast.OutMsgs < 30 || cast.OutBytes < 30*int64(r.Size) {
+		t.Errorf("NATS: %d connections, broadcast %+v", r.NATS.Joined.Conns, cast)
+	}
+	if r.Load.P50 <= 0 || r.Load.P99 < r.Load.P50 || r.Load.Max < r.Load.P99 {
+		t.Errorf("latency p50 %d, p99 %d, max %d µs: want 0 < p50 <= p99 <= max", r.Load.P50, r.Load.P99, r.Load.Max)
+	}
+	var out bytes.Buffer
+	if err := writeReport(&out, cfg, []Run{r}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"on 3 server process(es), in 2 load process(es)", "| node-3 | 10 | 30 |", "| broadcast |", "300 of 300", "30 of 30"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report lacks %q:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestHist(t *testing.T) {
+	tests := []struct {
+		values []int64
+		q      float64
+		want   int64
+	}{
+		{values: nil, q: 0.5, want: 0},
+		{values: []int64{5}, q: 0.99, want: 5},
+		{values: []int64{1, 2, 3, 4}, q: 0.5, want: 3},
+		{values: []int64{127, 128}, q: 1, want: 129},    // 128 and 129 share a bucket
+		{values: []int64{10_000}, q: 0.5, want: 10_111}, // bucket [9984, 10111]
+		{values: []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1_000_000}, q: 0.9, want: 1_007_615},
+	}
+	for _, tt := range tests {
+		var h Hist
+		for _, v := range tt.values {
+			h.Add(v)
+		}
+		if got := h.Quantile(tt.q); got != tt.want {
+			t.Errorf("%v: quantile %v = %d, want %d", tt.values, tt.q, got, tt.want)
+		}
+	}
+	// Merging two halves gives the histogram of the whole, and a bucket's
+	// bound is within 1/64 above each value.
+	var a, b, whole Hist
+	for v := int64(0); v < 100_000; v += 7 {
+		whole.Add(v)
+		if v%2 == 0 {
+			a.Add(v)
+		} else {
+			b.Add(v)
+		}
+		if up := histUpper(histIndex(v)); up < v || float64(up-v) > float64(v)/64 {
+			t.Fatalf("value %d: bucket bound %d", v, up)
+		}
+	}
+	a.Merge(b)
+	if !slices.Equal(a, whole) {
+		t.Error("merged halves differ from the whole")
 	}
 }

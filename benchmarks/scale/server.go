@@ -13,8 +13,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
 	"github.com/protows/protows/hub"
+	"github.com/protows/protows/hub/natsbroker"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 )
@@ -25,13 +27,24 @@ func serverMain(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	fs := flag.NewFlagSet("scale server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "lifetime bound")
+	natsURL := fs.String("nats", "", "NATS server URL: join the other nodes over hub/natsbroker (empty: one node)")
+	node := fs.String("node", "", "this node's name among the nodes (with -nats)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	s, err := newScaleServer()
+	var nc *nats.Conn
+	if *natsURL != "" {
+		var err error
+		if nc, err = nats.Connect(*natsURL, nats.Name("protows-scale-"+*node)); err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		// After the hub, which says goodbye to the other nodes through it.
+		defer nc.Close()
+	}
+	s, err := newScaleServer(nc, *node)
 	if err != nil {
 		return err
 	}
@@ -70,9 +83,16 @@ type scaleServer struct {
 	mux *http.ServeMux
 }
 
-func newScaleServer() (*scaleServer, error) {
+// newScaleServer makes the server; with nc, its hub joins the other nodes'
+// hubs over NATS, as node.
+func newScaleServer(nc *nats.Conn, node string) (*scaleServer, error) {
 	discard := slog.New(slog.DiscardHandler)
-	h, err := hub.New(hub.Config[*benchv1.Sample]{Logger: discard})
+	cfg := hub.Config[*benchv1.Sample]{Logger: discard}
+	if nc != nil {
+		cfg.Broker = natsbroker.New(nc, natsbroker.Config{Subject: natsSubject})
+		cfg.Node = node
+	}
+	h, err := hub.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +122,15 @@ func newScaleServer() (*scaleServer, error) {
 // compare live memory rather than garbage.
 func (s *scaleServer) stats(w http.ResponseWriter, r *http.Request) {
 	st := readStats(r.URL.Query().Get("gc") == "1")
-	st.Members = len(s.hub.Members(roomName))
+	// Members lists the room on every node: count this node's, which
+	// are the connections this process holds.
+	node := s.hub.Node()
+	for _, m := range s.hub.Members(roomName) {
+		st.RoomMembers++
+		if m.Node == node {
+			st.Members++
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

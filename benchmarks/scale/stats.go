@@ -15,8 +15,13 @@ import (
 
 // Stats is one measurement of a process, as /stats reports it.
 type Stats struct {
-	// Members is the number of members of the room (server only).
+	// Members is the number of members of the room on this node, the
+	// connections of this server process (server only).
 	Members int `json:"members"`
+	// RoomMembers is the number of members of the room on every node
+	// this node knows of (server only): its own and, with several
+	// nodes, the others' as their presence messages told it.
+	RoomMembers int `json:"roomMembers"`
 	// RSS and HWM are the resident set and its peak (VmRSS, VmHWM), in
 	// bytes.
 	RSS int64 `json:"rss"`

@@ -22,8 +22,10 @@ const (
 	// the request's Sample to the room.
 	publishMethod = "/protows.scale.v1.Room/Publish"
 	roomName      = "scale"
-	wsPath        = "/ws"
-	statsPath     = "/stats"
+	// natsSubject is the subject the nodes' hubs share on NATS.
+	natsSubject = "protows.scale"
+	wsPath      = "/ws"
+	statsPath   = "/stats"
 )
 
 // ioTimeout bounds single network waits: a handshake, a write.
