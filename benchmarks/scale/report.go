@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -90,6 +92,9 @@ func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 	for _, r := range runs {
 		writeCluster(&b, r)
 	}
+	for _, r := range runs {
+		writeEvents(&b, r)
+	}
 	b.WriteString("\n")
 	for _, r := range runs {
 		if r.Nodes > 1 {
@@ -160,6 +165,25 @@ func writeCluster(b *strings.Builder, r Run) {
 		}
 		b.WriteString("\n")
 	}
+}
+
+// writeEvents writes each server's counts of drops, gaps, NATS errors and
+// publications to NATS at the end of the run, when it has any.
+func writeEvents(b *strings.Builder, r Run) {
+	for _, n := range r.Servers {
+		keys := slices.Sorted(maps.Keys(n.After.Events))
+		if len(keys) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "\n%s, %s events:", r.Codec, n.Name)
+		for _, k := range keys {
+			fmt.Fprintf(b, " %s %d;", k, n.After.Events[k])
+		}
+		if n.After.NATSError != "" {
+			fmt.Fprintf(b, " first NATS error: %s", n.After.NATSError)
+		}
+	}
+	b.WriteString("\n")
 }
 
 // natsDiff is a minus b, counters only.

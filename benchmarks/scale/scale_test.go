@@ -145,9 +145,17 @@ func TestCluster(t *testing.T) {
 		if n.Joined.Members != 10 || n.Joined.RoomMembers != 30 || n.Before.Members != 0 {
 			t.Errorf("%s: members %d before, %d joined, room %d; want 0, 10, 30", n.Name, n.Before.Members, n.Joined.Members, n.Joined.RoomMembers)
 		}
+		for k, v := range n.After.Events {
+			if strings.HasPrefix(k, "drop/") || strings.HasPrefix(k, "nats/") || strings.HasPrefix(k, "publish_error/") {
+				t.Errorf("%s: %s %d (%s)", n.Name, k, v, n.After.NATSError)
+			}
+		}
 		if got := r.Load.ByNode[i].Count(); got != 100 {
 			t.Errorf("%s: %d deliveries to its members, want 100", n.Name, got)
 		}
+	}
+	if got := r.Servers[0].After.Events["publish/broadcast"]; got != 10 {
+		t.Errorf("node-1 published %d broadcasts to NATS, want 10", got)
 	}
 	if r.Joined.Members != 30 || r.Before.RSS <= r.Servers[0].Before.RSS {
 		t.Errorf("summed servers: %d members, RSS %d (first node %d)", r.Joined.Members, r.Before.RSS, r.Servers[0].Before.RSS)

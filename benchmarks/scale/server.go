@@ -35,16 +35,18 @@ func serverMain(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
+	events := newEvents()
 	var nc *nats.Conn
 	if *natsURL != "" {
 		var err error
-		if nc, err = nats.Connect(*natsURL, nats.Name("protows-scale-"+*node)); err != nil {
+		opts := append(events.natsOptions(), nats.Name("protows-scale-"+*node), nats.MaxReconnects(-1))
+		if nc, err = nats.Connect(*natsURL, opts...); err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
 		// After the hub, which says goodbye to the other nodes through it.
 		defer nc.Close()
 	}
-	s, err := newScaleServer(nc, *node)
+	s, err := newScaleServer(nc, *node, events)
 	if err != nil {
 		return err
 	}
@@ -78,16 +80,17 @@ func serverMain(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 // scaleServer is the measured server: one hub room behind a router and a
 // transport.Server, and the /stats endpoint.
 type scaleServer struct {
-	hub *hub.Hub[*benchv1.Sample]
-	srv *transport.Server
-	mux *http.ServeMux
+	hub    *hub.Hub[*benchv1.Sample]
+	srv    *transport.Server
+	mux    *http.ServeMux
+	events *Events
 }
 
 // newScaleServer makes the server; with nc, its hub joins the other nodes'
 // hubs over NATS, as node.
-func newScaleServer(nc *nats.Conn, node string) (*scaleServer, error) {
+func newScaleServer(nc *nats.Conn, node string, events *Events) (*scaleServer, error) {
 	discard := slog.New(slog.DiscardHandler)
-	cfg := hub.Config[*benchv1.Sample]{Logger: discard}
+	cfg := hub.Config[*benchv1.Sample]{Logger: discard, Metrics: events}
 	if nc != nil {
 		cfg.Broker = natsbroker.New(nc, natsbroker.Config{Subject: natsSubject})
 		cfg.Node = node
@@ -111,7 +114,7 @@ func newScaleServer(nc *nats.Conn, node string) (*scaleServer, error) {
 	// The defaults, except the per-connection request rate limit, which
 	// the publisher may exceed by design, and the logs.
 	srv := transport.NewServer(r, transport.Config{RateLimit: -1, Logger: discard})
-	s := &scaleServer{hub: h, srv: srv, mux: http.NewServeMux()}
+	s := &scaleServer{hub: h, srv: srv, mux: http.NewServeMux(), events: events}
 	s.mux.Handle(wsPath, srv)
 	s.mux.HandleFunc(statsPath, s.stats)
 	return s, nil
@@ -131,6 +134,7 @@ func (s *scaleServer) stats(w http.ResponseWriter, r *http.Request) {
 			st.Members++
 		}
 	}
+	st.Events, st.NATSError = s.events.Snapshot()
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)
 }

@@ -41,6 +41,11 @@ type Stats struct {
 	// both ends of every loopback connection, and whatever other programs
 	// allocate meanwhile.
 	KernelSlab int64 `json:"kernelSlab"`
+	// Events are the server's counts of drops, gaps, NATS errors and
+	// publications to NATS (see Events), NATSError its first NATS
+	// asynchronous error (server only).
+	Events    map[string]int64 `json:"events,omitempty"`
+	NATSError string           `json:"natsError,omitempty"`
 }
 
 var statMetrics = []string{
