@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,7 +19,8 @@ type Events struct {
 	mu sync.Mutex
 	// Counts by name: "drop/REASON", "gap", "gap/missed" (messages of
 	// other nodes lost), "publish_error/KIND", "publish/KIND",
-	// "nats/error", "nats/disconnect", "nats/reconnect".
+	// "nats/error", "nats/disconnect", "nats/reconnect", "log/MESSAGE"
+	// (warnings and errors logged).
 	counts map[string]int64
 	// First NATS asynchronous error, as text.
 	natsErr string
@@ -89,3 +92,22 @@ func (e *Events) natsOptions() []nats.Option {
 		nats.ReconnectHandler(func(*nats.Conn) { e.add("nats/reconnect", 1) }),
 	}
 }
+
+// logCounter is a slog.Handler that counts the warnings and errors of the
+// hub and the server into Events ("log/MESSAGE"), since the benchmark
+// prints no logs: a node that stopped answering within the presence TTL,
+// for one, is only a warning.
+type logCounter struct{ events *Events }
+
+var _ slog.Handler = logCounter{}
+
+func (l logCounter) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelWarn }
+
+func (l logCounter) Handle(_ context.Context, r slog.Record) error {
+	l.events.add("log/"+r.Message, 1)
+	return nil
+}
+
+func (l logCounter) WithAttrs([]slog.Attr) slog.Handler { return l }
+
+func (l logCounter) WithGroup(string) slog.Handler { return l }

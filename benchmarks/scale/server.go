@@ -89,7 +89,7 @@ type scaleServer struct {
 // newScaleServer makes the server; with nc, its hub joins the other nodes'
 // hubs over NATS, as node.
 func newScaleServer(nc *nats.Conn, node string, events *Events) (*scaleServer, error) {
-	discard := slog.New(slog.DiscardHandler)
+	discard := slog.New(logCounter{events})
 	cfg := hub.Config[*benchv1.Sample]{Logger: discard, Metrics: events}
 	if nc != nil {
 		cfg.Broker = natsbroker.New(nc, natsbroker.Config{Subject: natsSubject})
