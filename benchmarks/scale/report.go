@@ -49,6 +49,16 @@ func (r Run) serverCPU() float64 {
 	return float64(r.After.CPU-r.Joined.CPU) / float64(r.Publish)
 }
 
+// cpuPerDelivery is the servers' CPU time during the broadcast divided by
+// the deliveries, in microseconds: what a delivery costs, whatever share
+// of the machine the servers got.
+func (r Run) cpuPerDelivery() float64 {
+	if r.Load.Deliveries == 0 {
+		return 0
+	}
+	return float64((r.After.CPU - r.Joined.CPU).Microseconds()) / float64(r.Load.Deliveries)
+}
+
 // loadCPU is the load process's CPU time while receiving, as a share of
 // one core. It includes the final sort of the latencies.
 func (r Run) loadCPU() float64 {
@@ -68,13 +78,13 @@ func writeReport(out io.Writer, cfg DriverConfig, runs []Run) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d members in one room on %d server process(es), in %d load process(es), %.0f publishes/s for %v, GOMAXPROCS %d (driver)\n\n",
 		cfg.Conns, max(cfg.Nodes, 1), max(cfg.LoadProcs, 1), cfg.Rate, cfg.Duration, cores())
-	b.WriteString("| codec | members | payload | messages | publishes/s | deliveries | deliveries/s | p50 | p99 | p99.9 | max | complete | server CPU | load CPU |\n")
-	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| codec | members | payload | messages | publishes/s | deliveries | deliveries/s | p50 | p99 | p99.9 | max | complete | server CPU | load CPU | server CPU per delivery |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range runs {
-		fmt.Fprintf(&b, "| %s | %d | %d B | %d | %.1f | %d of %d | %.0f | %s | %s | %s | %s | %d of %d | %.0f%% | %.0f%% |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d B | %d | %.1f | %d of %d | %.0f | %s | %s | %s | %s | %d of %d | %.0f%% | %.0f%% | %.1f µs |\n",
 			r.Codec, r.Conns, r.Size, r.Messages, r.publishRate(), r.Load.Deliveries, int64(r.Messages)*int64(r.Conns),
 			r.deliveriesPerSec(), ms(r.Load.P50), ms(r.Load.P99), ms(r.Load.P999), ms(r.Load.Max),
-			r.Load.Complete, r.Conns, 100*r.serverCPU(), 100*r.loadCPU())
+			r.Load.Complete, r.Conns, 100*r.serverCPU(), 100*r.loadCPU(), r.cpuPerDelivery())
 	}
 	b.WriteString("\n| codec | server RSS, no member | with members | RSS per conn | Go heap per conn | stacks per conn | goroutines per conn | peak RSS | kernel slab per conn (both ends, machine-wide) | load process RSS |\n")
 	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
