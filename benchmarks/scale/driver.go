@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +149,7 @@ func runCodec(ctx context.Context, cfg DriverConfig, name string) (run Run, err 
 			return run, err
 		}
 		addrs[i] = node.Addr
+		fmt.Fprintf(os.Stderr, "scale: %s listens on %s (/stats, /debug/pprof/)\n", node.Name, node.Addr)
 		run.Servers = append(run.Servers, node)
 	}
 	measure := func(sel func(*NodeRun) *Stats, nsel func(*NATSRun) *NATSStats, gc bool) error {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -117,6 +118,10 @@ func newScaleServer(nc *nats.Conn, node string, events *Events) (*scaleServer, e
 	s := &scaleServer{hub: h, srv: srv, mux: http.NewServeMux(), events: events}
 	s.mux.Handle(wsPath, srv)
 	s.mux.HandleFunc(statsPath, s.stats)
+	// The profiles, to see where a slow run spends its time (loopback
+	// only, like everything here).
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	return s, nil
 }
 
