@@ -56,13 +56,12 @@
 // Publish request, the broadcast and the member's decoding. Deliveries per
 // second count every member's receipts between the first and the last. A
 // member also checks that it received every message exactly once, with
-// consecutive room sequence numbers. Each load process sends its
-// latencies as a histogram (1.6% buckets) by node, which the driver merges:
-// the percentiles are over every member of every process, by node too.
-// (The server runs the publisher's
+// consecutive room sequence numbers. (The server runs the publisher's
 // requests concurrently, so the room's order may differ from the order of
 // publication; every member sees the room's order, which the sequence
-// numbers check.)
+// numbers check.) Each load process sends its latencies to the driver as
+// histograms (1.6% buckets) by node, which the driver merges: the
+// percentiles are over every member of every process, and by node.
 //
 // Memory is measured in the server after a GC and debug.FreeOSMemory,
 // before the members connect and once they have all joined: the
