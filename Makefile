@@ -196,7 +196,7 @@ scale:
 ## the 20,000 open files of each), the publisher on the first node; then
 ## one node with as many members as a process can hold. Prints the figures
 ## of each node and of NATS (benchmarks/RESULTS.md). Not part of test or
-## bench; about 5 minutes, 45,000 loopback connections at its peak.
+## bench; about 4 minutes, 45,000 loopback connections at its peak.
 SCALE_CLUSTER_FLAGS ?= -nodes 3 -load-procs 3 -conns 45000 -rate 1 -duration 60s -timeout 4m
 SCALE_NODE_FLAGS ?= -nodes 1 -load-procs 2 -conns 19800 -rate 1 -duration 60s -timeout 4m
 scale-cluster:
