@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -59,17 +60,24 @@ type MemoryConfig struct {
 // shares of the bounds); a key is never answered after MaxAge, and leaves
 // memory when new keys turn its part's generations over.
 //
-// The window is built for a full window under a flood of new keys: a
-// generation is dropped whole rather than key by key (deleting keys one by
-// one leaves tombstones that lengthen every lookup of a hash table), and
-// it holds no pointers (keys are 128 bits of two seeded hashes, outcomes
-// are encoded into large blocks), so the garbage collector does not scan
-// it. Two keys that have the same 128-bit hash under a seed drawn at
-// random for each window would be taken for one; that is as good as
-// never. A key whose first run is in progress is never forgotten: it is
-// carried into the new generation when its own is dropped. The calls
-// running at once (bounded by the transport's limits) may take a window
-// past its bounds by as many keys.
+// The window is built for a full window under a flood of new keys, where
+// every call looks up a key the window does not hold. A generation is an
+// array of fixed-size entries in the order they came, and an
+// open-addressed index of 8-byte slots (a 32-bit tag of the key's hash
+// and the entry's place), kept at most half full: a lookup of an unknown
+// key reads one cache line of the index of each generation and no entry.
+// A generation is dropped whole rather than key by key (a key forgotten
+// early, because it aged out or its run was released, is only marked
+// gone: deleting from an open-addressed table leaves tombstones that
+// lengthen every lookup), and the dropped generation's index and entries
+// are reused by the next one. The window holds no pointers (keys are 128
+// bits of two seeded hashes, outcomes are encoded into large blocks), so
+// the garbage collector does not scan it. Two keys that have the same
+// 128-bit hash under a seed drawn at random for each window would be
+// taken for one; that is as good as never. A key whose first run is in
+// progress is never forgotten: it is carried into the new generation when
+// its own is dropped. The calls running at once (bounded by the
+// transport's limits) may take a window past its bounds by as many keys.
 type Memory struct {
 	cfg    MemoryConfig
 	seeds  [2]maphash.Seed
@@ -93,7 +101,7 @@ type shard struct {
 	maxBytes int64 // and of MaxBytes
 	mu       sync.Mutex
 	// cur and prev are the generations; a key is in one of them, running
-	// (slot.expires 0) or finished.
+	// (entry.expires 0) or finished.
 	cur, prev generation
 	// waiters has a channel for each running key a send waits for (most
 	// keys never have one), closed when the run finished or was
@@ -108,26 +116,112 @@ var _ Store = (*Memory)(nil)
 // of a Key.
 type keyHash [2]uint64
 
+// hash returns the keyHash of k: the two seeded hashes of one unambiguous
+// encoding of its fields (each length-prefixed), built on the stack for
+// the keys of ordinary length.
 func (m *Memory) hash(k Key) keyHash {
-	return keyHash{maphash.Comparable(m.seeds[0], k), maphash.Comparable(m.seeds[1], k)}
+	var buf [256]byte
+	b := buf[:0]
+	for _, s := range [3]string{k.Principal, k.Method, k.ID} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return keyHash{maphash.Bytes(m.seeds[0], b), maphash.Bytes(m.seeds[1], b)}
 }
 
-// slot is a key of a generation: its request's fingerprint and, once its
+// gone is entry.expires of a key forgotten before its generation is
+// dropped: aged out, or released by its run.
+const gone = -1
+
+// entry is a key of a generation: its request's fingerprint and, once its
 // run finished, when it ages out and where its outcome is in the
 // generation's blocks. It holds no pointer.
-type slot struct {
+type entry struct {
+	h        keyHash
 	fp       Fingerprint
-	expires  int64 // Unix nanoseconds; 0 while the first run is in progress
+	expires  int64 // Unix nanoseconds; 0 while the first run is in progress; gone
 	chunk    uint32
 	off, len uint32
 }
 
-// generation is a set of keys.
+// generation is a set of keys: entries in the order they were added, and
+// an index of them.
 type generation struct {
-	slots  map[keyHash]slot
-	chunks [][]byte
-	bytes  int64
-	oldest int64 // Unix nanoseconds when its first key was added
+	// index is an open-addressed table (linear probing) of len a power of
+	// two, at most half full: 0 is a free slot, any other value is the
+	// high 32 bits of the key's first hash (its tag) and 1 + the place of
+	// its entry.
+	index   []uint64
+	entries []entry
+	live    int // entries not gone
+	chunks  [][]byte
+	bytes   int64
+	oldest  int64 // Unix nanoseconds when its first entry was added
+}
+
+// minIndex is the smallest index of a generation.
+const minIndex = 64
+
+// find returns the entry of h, or nil when the generation does not hold
+// it (or it is gone).
+func (g *generation) find(h keyHash) *entry {
+	if len(g.index) == 0 {
+		return nil
+	}
+	mask := uint64(len(g.index) - 1)
+	tag := h[0] >> 32
+	for p := h[0] & mask; ; p = (p + 1) & mask {
+		s := g.index[p]
+		if s == 0 {
+			return nil
+		}
+		if s>>32 == tag {
+			if e := &g.entries[uint32(s)-1]; e.h == h {
+				if e.expires == gone {
+					return nil
+				}
+				return e
+			}
+		}
+	}
+}
+
+// add appends e to the generation and its index, growing the index when
+// it would be more than half full.
+func (g *generation) add(e entry) *entry {
+	if 2*(len(g.entries)+1) > len(g.index) {
+		g.grow()
+	}
+	g.entries = append(g.entries, e)
+	g.place(e.h, len(g.entries))
+	g.live++
+	return &g.entries[len(g.entries)-1]
+}
+
+// place puts the slot of the entry at 1-based place n into the index.
+func (g *generation) place(h keyHash, n int) {
+	mask := uint64(len(g.index) - 1)
+	p := h[0] & mask
+	for g.index[p] != 0 {
+		p = (p + 1) & mask
+	}
+	g.index[p] = h[0]>>32<<32 | uint64(n)
+}
+
+// grow doubles the index and indexes the entries that are not gone again.
+func (g *generation) grow() {
+	g.index = make([]uint64, max(minIndex, 2*len(g.index)))
+	for i := range g.entries {
+		if g.entries[i].expires != gone {
+			g.place(g.entries[i].h, i+1)
+		}
+	}
+}
+
+// forget marks e, an entry of g, gone.
+func (g *generation) forget(e *entry) {
+	e.expires = gone
+	g.live--
 }
 
 // NewMemory returns an empty window bounded by cfg.
@@ -156,14 +250,14 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		// Each generation of a shard holds half its share.
 		sh.maxKeys = max(cfg.MaxEntries/n, 2)
 		sh.maxBytes = cfg.MaxBytes / int64(n)
-		sh.cur.slots = make(map[keyHash]slot)
 		sh.waiters = make(map[keyHash]chan struct{})
 	}
 	return m
 }
 
-// shard returns the shard of h.
-func (m *Memory) shard(h keyHash) *shard { return &m.shards[h[0]%uint64(len(m.shards))] }
+// shard returns the shard of h: chosen by its second hash, since the
+// first places it in the index.
+func (m *Memory) shard(h keyHash) *shard { return &m.shards[h[1]%uint64(len(m.shards))] }
 
 // Len returns the number of keys held, running or finished.
 func (m *Memory) Len() int {
@@ -171,14 +265,15 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += len(sh.cur.slots) + len(sh.prev.slots)
+		n += sh.cur.live + sh.prev.live
 		sh.mu.Unlock()
 	}
 	return n
 }
 
 // Bytes returns the estimated bytes of the keys held (see
-// MemoryConfig.MaxBytes).
+// MemoryConfig.MaxBytes). A key forgotten early counts until its
+// generation is dropped: its entry and outcome are in memory until then.
 func (m *Memory) Bytes() int64 {
 	var n int64
 	for i := range m.shards {
@@ -190,13 +285,12 @@ func (m *Memory) Bytes() int64 {
 	return n
 }
 
-// findLocked returns the slot of h and its generation.
-func (sh *shard) findLocked(h keyHash) (slot, *generation, bool) {
-	if sl, ok := sh.cur.slots[h]; ok {
-		return sl, &sh.cur, true
+// findLocked returns the entry of h and its generation.
+func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
+	if e := sh.cur.find(h); e != nil {
+		return e, &sh.cur
 	}
-	sl, ok := sh.prev.slots[h]
-	return sl, &sh.prev, ok
+	return sh.prev.find(h), &sh.prev
 }
 
 // Begin implements Store.
@@ -205,27 +299,26 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 	sh := m.shard(h)
 	for {
 		sh.mu.Lock()
-		sl, g, ok := sh.findLocked(h)
-		if ok && sl.expires != 0 && sh.cfg.now().UnixNano() >= sl.expires {
+		now := sh.cfg.now().UnixNano()
+		e, g := sh.findLocked(h)
+		if e != nil && e.expires != 0 && now >= e.expires {
 			// Aged out: forget it now, so that a new outcome of the key
 			// has the tables to itself.
-			delete(g.slots, h)
-			g.bytes -= int64(sl.len) + slotOverhead
-			ok = false
+			g.forget(e)
+			e = nil
 		}
-		if !ok {
-			now := sh.cfg.now().UnixNano()
+		if e == nil {
 			sh.turnLocked(now, slotOverhead)
-			sh.cur.slots[h] = slot{fp: fp}
+			sh.cur.add(entry{h: h, fp: fp})
 			sh.cur.bytes += slotOverhead
 			sh.mu.Unlock()
 			return nil, nil
 		}
-		if sl.fp != fp {
+		if e.fp != fp {
 			sh.mu.Unlock()
 			return nil, conflict(k)
 		}
-		if sl.expires == 0 {
+		if e.expires == 0 {
 			// The first run is in progress: wait for it.
 			done := sh.waiters[h]
 			if done == nil {
@@ -242,7 +335,7 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 				return nil, ctx.Err()
 			}
 		}
-		b := g.chunks[sl.chunk][sl.off : sl.off+sl.len : sl.off+sl.len]
+		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
 		sh.mu.Unlock()
 		// The blocks are only appended to, and a dropped generation's are
 		// never reused: b can be read without the lock.
@@ -271,28 +364,29 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 		}
 	}
 	sh.mu.Lock()
-	sl, g, ok := sh.findLocked(h)
-	if !ok || sl.expires != 0 {
+	e, g := sh.findLocked(h)
+	if e == nil || e.expires != 0 {
 		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
 	}
 	now := sh.cfg.now().UnixNano()
+	expires := now + int64(sh.cfg.MaxAge)
 	switch {
 	case o == nil:
-		delete(g.slots, h)
-		g.bytes -= slotOverhead
+		g.forget(e)
 	case g == &sh.cur && !sh.fullLocked(now, int64(len(enc))):
 		// The common case: the outcome goes where the claim is.
-		sh.cur.putLocked(h, sl.fp, enc, now+int64(sh.cfg.MaxAge))
+		sh.cur.putLocked(e, enc, expires)
 	default:
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
 		// leaves the generation it was in.
-		delete(g.slots, h)
-		g.bytes -= slotOverhead
+		fp := e.fp
+		g.forget(e)
 		sh.turnLocked(now, int64(len(enc))+slotOverhead)
-		sh.cur.putLocked(h, sl.fp, enc, now+int64(sh.cfg.MaxAge))
+		e = sh.cur.add(entry{h: h, fp: fp})
 		sh.cur.bytes += slotOverhead
+		sh.cur.putLocked(e, enc, expires)
 	}
 	done := sh.waiters[h]
 	if done != nil {
@@ -313,36 +407,43 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // would take the current one past half the shard's bounds, or when its
 // oldest key is MaxAge old: the current generation becomes the previous
 // one, and the previous one is forgotten, but for its running keys, which
-// move to the new current generation.
+// move to the new current generation. The new generation reuses the
+// forgotten one's index and entries (its blocks may still be read without
+// the lock: they are left to the garbage collector).
 func (sh *shard) turnLocked(now, size int64) {
 	if !sh.fullLocked(now, size) {
-		if len(sh.cur.slots) == 0 {
+		if len(sh.cur.entries) == 0 {
 			sh.cur.oldest = now
 		}
 		return
 	}
 	dropped := sh.prev
 	sh.prev = sh.cur
-	sh.cur = generation{slots: make(map[keyHash]slot, len(sh.prev.slots)), oldest: now}
-	for h, sl := range dropped.slots {
-		if sl.expires == 0 {
-			sh.cur.slots[h] = sl
-			sh.cur.bytes += slotOverhead
+	var running []entry
+	for i := range dropped.entries {
+		if dropped.entries[i].expires == 0 {
+			running = append(running, dropped.entries[i])
 		}
+	}
+	clear(dropped.index)
+	sh.cur = generation{index: dropped.index, entries: dropped.entries[:0], oldest: now}
+	for _, e := range running {
+		sh.cur.add(e)
+		sh.cur.bytes += slotOverhead
 	}
 }
 
 // fullLocked reports whether the current generation must turn over before
-// it takes a key and size more bytes: it holds half the shard's keys or
+// it takes a key and size more bytes: it holds half the shard's keys
+// (counting those forgotten early, whose entries it still holds) or
 // bytes, or its oldest key is MaxAge old.
 func (sh *shard) fullLocked(now, size int64) bool {
-	return len(sh.cur.slots) >= sh.maxKeys/2 || sh.cur.bytes+size > sh.maxBytes/2 ||
-		len(sh.cur.slots) > 0 && now-sh.cur.oldest >= int64(sh.cfg.MaxAge)
+	return len(sh.cur.entries) >= sh.maxKeys/2 || sh.cur.bytes+size > sh.maxBytes/2 ||
+		len(sh.cur.entries) > 0 && now-sh.cur.oldest >= int64(sh.cfg.MaxAge)
 }
 
-// putLocked records the outcome enc of the key h in g: in place of its
-// claim, or as a new key.
-func (g *generation) putLocked(h keyHash, fp Fingerprint, enc []byte, expires int64) {
+// putLocked records the outcome enc in e, a running entry of g.
+func (g *generation) putLocked(e *entry, enc []byte, expires int64) {
 	last := len(g.chunks) - 1
 	if last < 0 || len(g.chunks[last])+len(enc) > cap(g.chunks[last]) {
 		g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, len(enc))))
@@ -350,7 +451,7 @@ func (g *generation) putLocked(h keyHash, fp Fingerprint, enc []byte, expires in
 	}
 	off := len(g.chunks[last])
 	g.chunks[last] = append(g.chunks[last], enc...)
-	g.slots[h] = slot{fp: fp, expires: expires, chunk: uint32(last), off: uint32(off), len: uint32(len(enc))}
+	e.expires, e.chunk, e.off, e.len = expires, uint32(last), uint32(off), uint32(len(enc))
 	g.bytes += int64(len(enc))
 }
 
