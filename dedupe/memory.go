@@ -62,22 +62,24 @@ type MemoryConfig struct {
 //
 // The window is built for a full window under a flood of new keys, where
 // every call looks up a key the window does not hold. A generation is an
-// array of fixed-size entries in the order they came, and an
-// open-addressed index of 8-byte slots (a 32-bit tag of the key's hash
-// and the entry's place), kept at most half full: a lookup of an unknown
-// key reads one cache line of the index of each generation and no entry.
-// A generation is dropped whole rather than key by key (a key forgotten
-// early, because it aged out or its run was released, is only marked
-// gone: deleting from an open-addressed table leaves tombstones that
-// lengthen every lookup), and the dropped generation's index and entries
-// are reused by the next one. The window holds no pointers (keys are 128
-// bits of two seeded hashes, outcomes are encoded into large blocks), so
-// the garbage collector does not scan it. Two keys that have the same
-// 128-bit hash under a seed drawn at random for each window would be
-// taken for one; that is as good as never. A key whose first run is in
-// progress is never forgotten: it is carried into the new generation when
-// its own is dropped. The calls running at once (bounded by the
-// transport's limits) may take a window past its bounds by as many keys.
+// array of fixed-size entries in the order they came; each part of the
+// window has one open-addressed index of 8-byte slots (a tag of the key's
+// hash, the generation and the entry's place) over both generations, kept
+// at most half full: a lookup of an unknown key reads one cache line of
+// the index and no entry. A generation is dropped whole rather than key by
+// key: a key forgotten early (aged out, or released by its run) is only
+// marked gone, since deleting from an open-addressed table leaves
+// tombstones that lengthen every lookup; when the generations turn over,
+// the index is built again from the previous generation's keys, and the
+// dropped generation's entries are reused by the next one. The window
+// holds no pointers (keys are 128 bits of two seeded hashes, outcomes are
+// encoded into large blocks), so the garbage collector does not scan it.
+// Two keys that have the same 128-bit hash under a seed drawn at random
+// for each window would be taken for one; that is as good as never. A key
+// whose first run is in progress is never forgotten: it is carried into
+// the new generation when its own is dropped. The calls running at once
+// (bounded by the transport's limits) may take a window past its bounds
+// by as many keys.
 type Memory struct {
 	cfg    MemoryConfig
 	seeds  [2]maphash.Seed
@@ -100,9 +102,17 @@ type shard struct {
 	maxKeys  int   // this shard's share of MaxEntries
 	maxBytes int64 // and of MaxBytes
 	mu       sync.Mutex
-	// cur and prev are the generations; a key is in one of them, running
+	// gens are the generations, the current one gens[cur] and the
+	// previous one gens[1-cur]; a key is in one of them, running
 	// (entry.expires 0) or finished.
-	cur, prev generation
+	gens [2]generation
+	cur  int
+	// index is an open-addressed table (linear probing) of the entries of
+	// both generations, of len a power of two, at most half full: 0 is a
+	// free slot; any other value has the high 32 bits of the key's first
+	// hash (its tag), then the generation (1 bit), then 1 + the place of
+	// the entry (31 bits).
+	index []uint64
 	// waiters has a channel for each running key a send waits for (most
 	// keys never have one), closed when the run finished or was
 	// released.
@@ -144,14 +154,8 @@ type entry struct {
 	off, len uint32
 }
 
-// generation is a set of keys: entries in the order they were added, and
-// an index of them.
+// generation is a set of keys, in the order they were added.
 type generation struct {
-	// index is an open-addressed table (linear probing) of len a power of
-	// two, at most half full: 0 is a free slot, any other value is the
-	// high 32 bits of the key's first hash (its tag) and 1 + the place of
-	// its entry.
-	index   []uint64
 	entries []entry
 	live    int // entries not gone
 	chunks  [][]byte
@@ -159,69 +163,77 @@ type generation struct {
 	oldest  int64 // Unix nanoseconds when its first entry was added
 }
 
-// minIndex is the smallest index of a generation.
+// minIndex is the smallest index of a shard.
 const minIndex = 64
 
-// find returns the entry of h, or nil when the generation does not hold
-// it (or it is gone).
-func (g *generation) find(h keyHash) *entry {
-	if len(g.index) == 0 {
-		return nil
+// slot is what the index holds for the entry at place i of generation g.
+func slot(h keyHash, g, i int) uint64 {
+	return h[0]>>32<<32 | uint64(g)<<31 | uint64(i+1)
+}
+
+// findLocked returns the entry of h (not gone) and its generation, or nil.
+func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
+	if len(sh.index) == 0 {
+		return nil, nil
 	}
-	mask := uint64(len(g.index) - 1)
+	mask := uint64(len(sh.index) - 1)
 	tag := h[0] >> 32
 	for p := h[0] & mask; ; p = (p + 1) & mask {
-		s := g.index[p]
+		s := sh.index[p]
 		if s == 0 {
-			return nil
+			return nil, nil
 		}
-		if s>>32 == tag {
-			if e := &g.entries[uint32(s)-1]; e.h == h {
-				if e.expires == gone {
-					return nil
-				}
-				return e
-			}
+		if s>>32 != tag {
+			continue
+		}
+		g := &sh.gens[s>>31&1]
+		// A key may have gone entries besides its live one (it was
+		// released and claimed again): they are passed over.
+		if e := &g.entries[s&(1<<31-1)-1]; e.h == h && e.expires != gone {
+			return e, g
 		}
 	}
 }
 
-// add appends e to the generation and its index, growing the index when
-// it would be more than half full.
-func (g *generation) add(e entry) *entry {
-	if 2*(len(g.entries)+1) > len(g.index) {
-		g.grow()
+// addLocked appends e to the current generation and the index, growing
+// the index when it would be more than half full.
+func (sh *shard) addLocked(e entry) *entry {
+	g := &sh.gens[sh.cur]
+	if 2*(len(sh.gens[0].entries)+len(sh.gens[1].entries)+1) > len(sh.index) {
+		sh.reindexLocked(max(minIndex, 2*len(sh.index)))
 	}
 	g.entries = append(g.entries, e)
-	g.place(e.h, len(g.entries))
 	g.live++
+	sh.placeAtLocked(e.h, slot(e.h, sh.cur, len(g.entries)-1))
 	return &g.entries[len(g.entries)-1]
 }
 
-// place puts the slot of the entry at 1-based place n into the index.
-func (g *generation) place(h keyHash, n int) {
-	mask := uint64(len(g.index) - 1)
+// placeAtLocked puts s, a slot of the entry of h, into the index.
+func (sh *shard) placeAtLocked(h keyHash, s uint64) {
+	mask := uint64(len(sh.index) - 1)
 	p := h[0] & mask
-	for g.index[p] != 0 {
+	for sh.index[p] != 0 {
 		p = (p + 1) & mask
 	}
-	g.index[p] = h[0]>>32<<32 | uint64(n)
+	sh.index[p] = s
 }
 
-// grow doubles the index and indexes the entries that are not gone again.
-func (g *generation) grow() {
-	g.index = make([]uint64, max(minIndex, 2*len(g.index)))
-	for i := range g.entries {
-		if g.entries[i].expires != gone {
-			g.place(g.entries[i].h, i+1)
+// reindexLocked builds the index again with n slots, of the entries of
+// both generations that are not gone.
+func (sh *shard) reindexLocked(n int) {
+	if len(sh.index) == n {
+		clear(sh.index)
+	} else {
+		sh.index = make([]uint64, n)
+	}
+	for gi := range sh.gens {
+		g := &sh.gens[gi]
+		for i := range g.entries {
+			if g.entries[i].expires != gone {
+				sh.placeAtLocked(g.entries[i].h, slot(g.entries[i].h, gi, i))
+			}
 		}
 	}
-}
-
-// forget marks e, an entry of g, gone.
-func (g *generation) forget(e *entry) {
-	e.expires = gone
-	g.live--
 }
 
 // NewMemory returns an empty window bounded by cfg.
@@ -265,7 +277,7 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += sh.cur.live + sh.prev.live
+		n += sh.gens[0].live + sh.gens[1].live
 		sh.mu.Unlock()
 	}
 	return n
@@ -279,18 +291,19 @@ func (m *Memory) Bytes() int64 {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		n += sh.cur.bytes + sh.prev.bytes
+		n += sh.gens[0].bytes + sh.gens[1].bytes
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-// findLocked returns the entry of h and its generation.
-func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
-	if e := sh.cur.find(h); e != nil {
-		return e, &sh.cur
-	}
-	return sh.prev.find(h), &sh.prev
+// curLocked returns the current generation.
+func (sh *shard) curLocked() *generation { return &sh.gens[sh.cur] }
+
+// forget marks e, an entry of g, gone.
+func (g *generation) forget(e *entry) {
+	e.expires = gone
+	g.live--
 }
 
 // Begin implements Store.
@@ -309,8 +322,8 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 		}
 		if e == nil {
 			sh.turnLocked(now, slotOverhead)
-			sh.cur.add(entry{h: h, fp: fp})
-			sh.cur.bytes += slotOverhead
+			sh.addLocked(entry{h: h, fp: fp})
+			sh.curLocked().bytes += slotOverhead
 			sh.mu.Unlock()
 			return nil, nil
 		}
@@ -374,9 +387,9 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 	switch {
 	case o == nil:
 		g.forget(e)
-	case g == &sh.cur && !sh.fullLocked(now, int64(len(enc))):
+	case g == sh.curLocked() && !sh.fullLocked(now, int64(len(enc))):
 		// The common case: the outcome goes where the claim is.
-		sh.cur.putLocked(e, enc, expires)
+		g.putLocked(e, enc, expires)
 	default:
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
@@ -384,9 +397,10 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 		fp := e.fp
 		g.forget(e)
 		sh.turnLocked(now, int64(len(enc))+slotOverhead)
-		e = sh.cur.add(entry{h: h, fp: fp})
-		sh.cur.bytes += slotOverhead
-		sh.cur.putLocked(e, enc, expires)
+		e = sh.addLocked(entry{h: h, fp: fp})
+		g = sh.curLocked()
+		g.bytes += slotOverhead
+		g.putLocked(e, enc, expires)
 	}
 	done := sh.waiters[h]
 	if done != nil {
@@ -408,28 +422,29 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // oldest key is MaxAge old: the current generation becomes the previous
 // one, and the previous one is forgotten, but for its running keys, which
 // move to the new current generation. The new generation reuses the
-// forgotten one's index and entries (its blocks may still be read without
-// the lock: they are left to the garbage collector).
+// forgotten one's entries (not its blocks, which may still be read without
+// the lock), and the index is built again.
 func (sh *shard) turnLocked(now, size int64) {
+	cur := sh.curLocked()
 	if !sh.fullLocked(now, size) {
-		if len(sh.cur.entries) == 0 {
-			sh.cur.oldest = now
+		if len(cur.entries) == 0 {
+			cur.oldest = now
 		}
 		return
 	}
-	dropped := sh.prev
-	sh.prev = sh.cur
+	dropped := &sh.gens[1-sh.cur]
 	var running []entry
 	for i := range dropped.entries {
 		if dropped.entries[i].expires == 0 {
 			running = append(running, dropped.entries[i])
 		}
 	}
-	clear(dropped.index)
-	sh.cur = generation{index: dropped.index, entries: dropped.entries[:0], oldest: now}
+	*dropped = generation{entries: dropped.entries[:0], oldest: now}
+	sh.cur = 1 - sh.cur
+	sh.reindexLocked(len(sh.index))
 	for _, e := range running {
-		sh.cur.add(e)
-		sh.cur.bytes += slotOverhead
+		sh.addLocked(e)
+		dropped.bytes += slotOverhead
 	}
 }
 
@@ -438,8 +453,9 @@ func (sh *shard) turnLocked(now, size int64) {
 // (counting those forgotten early, whose entries it still holds) or
 // bytes, or its oldest key is MaxAge old.
 func (sh *shard) fullLocked(now, size int64) bool {
-	return len(sh.cur.entries) >= sh.maxKeys/2 || sh.cur.bytes+size > sh.maxBytes/2 ||
-		len(sh.cur.entries) > 0 && now-sh.cur.oldest >= int64(sh.cfg.MaxAge)
+	cur := sh.curLocked()
+	return len(cur.entries) >= sh.maxKeys/2 || cur.bytes+size > sh.maxBytes/2 ||
+		len(cur.entries) > 0 && now-cur.oldest >= int64(sh.cfg.MaxAge)
 }
 
 // putLocked records the outcome enc in e, a running entry of g.

@@ -239,3 +239,39 @@ func TestMemoryHeapBounded(t *testing.T) {
 	}
 	runtime.KeepAlive(m)
 }
+
+// TestMemoryClaimAgain covers the keys that are forgotten early and used
+// again: a run released, then claimed and finished, and an aged-out key
+// run again, many times over, in a window small enough that the
+// generations turn over meanwhile. Each time, the next send gets the
+// newest outcome.
+func TestMemoryClaimAgain(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := NewMemory(MemoryConfig{MaxEntries: 64, MaxAge: time.Minute, now: func() time.Time { return now }})
+	ctx := context.Background()
+	for round := range 50 {
+		k := key(round % 5)
+		mustClaim(t, m, k, Fingerprint{1})
+		if err := m.Finish(ctx, k, nil); err != nil { // released
+			t.Fatal(err)
+		}
+		mustClaim(t, m, k, Fingerprint{2}) // the key is free: any request
+		want := strconv.Itoa(round)
+		if err := m.Finish(ctx, k, &Outcome{Payload: []byte(want)}); err != nil {
+			t.Fatal(err)
+		}
+		if o, err := m.Begin(ctx, k, Fingerprint{2}); err != nil || o == nil || string(o.Payload) != want {
+			t.Fatalf("round %d: %v, %v; want the outcome %s", round, o, err, want)
+		}
+		// Other keys turn the generations over.
+		for i := range 7 {
+			o := key(1000 + 7*round + i)
+			mustClaim(t, m, o, Fingerprint{})
+			m.Finish(ctx, o, &Outcome{})
+		}
+		now = now.Add(61 * time.Second) // every key ages out
+		if n := m.Len(); n > 64 {
+			t.Fatalf("round %d: %d keys held, bound 64", round, n)
+		}
+	}
+}
