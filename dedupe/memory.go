@@ -44,8 +44,10 @@ type MemoryConfig struct {
 	// means DefaultMaxBytes.
 	MaxBytes int64
 
-	// now is the clock, for tests.
+	// now is the clock, for tests; nil means the monotonic clock.
 	now func() time.Time
+	// start is when the window was made: its times are nanoseconds since.
+	start time.Time
 }
 
 // Memory is a Store that keeps the window in the server's memory: the
@@ -149,7 +151,7 @@ const gone = -1
 type entry struct {
 	h        keyHash
 	fp       Fingerprint
-	expires  int64 // Unix nanoseconds; 0 while the first run is in progress; gone
+	expires  int64 // nanos when it ages out; 0 while the first run is in progress; gone
 	chunk    uint32
 	off, len uint32
 }
@@ -160,7 +162,7 @@ type generation struct {
 	live    int // entries not gone
 	chunks  [][]byte
 	bytes   int64
-	oldest  int64 // Unix nanoseconds when its first entry was added
+	oldest  int64 // nanos when its first entry was added
 }
 
 // minIndex is the smallest index of a shard.
@@ -236,6 +238,16 @@ func (sh *shard) reindexLocked(n int) {
 	}
 }
 
+// nanos returns the time in nanoseconds since the window was made: on the
+// monotonic clock, which one call reads (time.Now reads the wall clock as
+// well), and which the wall clock's steps do not move.
+func (c *MemoryConfig) nanos() int64 {
+	if c.now != nil {
+		return int64(c.now().Sub(c.start))
+	}
+	return int64(time.Since(c.start))
+}
+
 // NewMemory returns an empty window bounded by cfg.
 func NewMemory(cfg MemoryConfig) *Memory {
 	if cfg.MaxEntries <= 0 {
@@ -247,8 +259,9 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
-	if cfg.now == nil {
-		cfg.now = time.Now
+	cfg.start = time.Now()
+	if cfg.now != nil {
+		cfg.start = cfg.now()
 	}
 	m := &Memory{cfg: cfg, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	n := maxShards
@@ -312,7 +325,7 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 	sh := m.shard(h)
 	for {
 		sh.mu.Lock()
-		now := sh.cfg.now().UnixNano()
+		now := sh.cfg.nanos()
 		e, g := sh.findLocked(h)
 		if e != nil && e.expires != 0 && now >= e.expires {
 			// Aged out: forget it now, so that a new outcome of the key
@@ -382,7 +395,7 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
 	}
-	now := sh.cfg.now().UnixNano()
+	now := sh.cfg.nanos()
 	expires := now + int64(sh.cfg.MaxAge)
 	switch {
 	case o == nil:
