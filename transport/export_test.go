@@ -15,3 +15,7 @@ func Buffered(c *Call) int {
 	defer c.mu.Unlock()
 	return len(c.in)
 }
+
+// Fingerprint is the fingerprint of a keyed call's request, for
+// BenchmarkKeyedCost.
+var Fingerprint = fingerprint

@@ -1,0 +1,85 @@
+package transport_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/protows/protows/benchmarks/payload"
+	"github.com/protows/protows/codec"
+	"github.com/protows/protows/dedupe"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	"github.com/protows/protows/transport"
+)
+
+// BenchmarkKeyedCost measures what an idempotency key adds to a unary
+// call on the server, without the network: the request's fingerprint,
+// and the window's Begin and Finish of a new key in a full window (the
+// default dedupe.Memory) with the reply as the outcome. "fingerprint" and
+// "window" are the two parts; "call" is both:
+//
+//	go test ./transport -run '^$' -bench KeyedCost -benchmem
+func BenchmarkKeyedCost(b *testing.B) {
+	for _, size := range []payload.Size{payload.Small, payload.Medium} {
+		req := &benchv1.EchoRequest{Sample: payload.New(size)}
+		res := &benchv1.EchoResponse{Sample: req.GetSample()}
+		cd := codec.Proto()
+		ctx := context.Background()
+		newWindow := func(b *testing.B) (*dedupe.Memory, func(int) dedupe.Key) {
+			m := dedupe.NewMemory(dedupe.MemoryConfig{})
+			key := func(i int) dedupe.Key {
+				return dedupe.Key{Principal: "alice", Method: "/protows.bench.v1.BenchService/Echo", ID: "0b9c5d6e-1a2b-4c3d-8e9f-" + strconv.Itoa(1e11+i)}
+			}
+			o := &dedupe.Outcome{Codec: cd.Name(), Payload: make([]byte, 64)}
+			for i := range dedupe.DefaultMaxEntries {
+				if _, err := m.Begin(ctx, key(i), dedupe.Fingerprint{}); err != nil {
+					b.Fatal(err)
+				}
+				m.Finish(ctx, key(i), o)
+			}
+			return m, key
+		}
+		b.Run(string(size)+"/fingerprint", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := transport.Fingerprint(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		for _, part := range []string{"window", "call"} {
+			b.Run(string(size)+"/"+part, func(b *testing.B) {
+				m, key := newWindow(b)
+				// More keys than the window holds: each is forgotten
+				// before it comes again, so every Begin claims.
+				keys := make([]dedupe.Key, 4*dedupe.DefaultMaxEntries)
+				for i := range keys {
+					keys[i] = key(dedupe.DefaultMaxEntries + i)
+				}
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					k := keys[i%len(keys)]
+					i++
+					var fp dedupe.Fingerprint
+					if part == "call" {
+						var err error
+						if fp, err = transport.Fingerprint(req); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if o, err := m.Begin(ctx, k, fp); o != nil || err != nil {
+						b.Fatal(o, err)
+					}
+					p, err := cd.AppendPayload(nil, res)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := m.Finish(ctx, k, &dedupe.Outcome{Codec: cd.Name(), Payload: p}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
