@@ -11,8 +11,9 @@ import (
 
 // WriteMarkdown writes results as a Markdown table of medians over their
 // repetitions (msgs/s with its spread), followed by the ratios the targets
-// are stated in: protows against each other implementation, and Protobuf
-// against JSON.
+// are stated in: protows against each other implementation, Protobuf
+// against JSON, and the cost of idempotency keys (an implementation named
+// with KeyedSuffix against the one without).
 func WriteMarkdown(w io.Writer, results []Result) error {
 	var b strings.Builder
 	metrics := Metrics()
@@ -62,8 +63,59 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 			b.WriteString("\n")
 		}
 	}
+	if rows := keyedCosts(results); len(rows) > 0 {
+		b.WriteString("\n| cost of idempotency keys (target: at most 1.10×) | calls/s unkeyed / keyed | server CPU per call keyed / unkeyed | client CPU per call keyed / unkeyed |\n|---|---:|---:|---:|\n")
+		for _, row := range rows {
+			fmt.Fprintf(&b, "| %s |", row.label)
+			for _, v := range row.values {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					b.WriteString(" – |")
+				} else {
+					fmt.Fprintf(&b, " %.2f× |", v)
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// KeyedSuffix ends the name of an implementation that makes every call
+// with an idempotency key (protows-keyed): the report sets it beside the
+// implementation without the suffix, as the cost of the key.
+const KeyedSuffix = "-keyed"
+
+// keyedCosts compares each implementation named with KeyedSuffix with the
+// one without, for the same scenario, codec and size: calls/s as
+// unkeyed / keyed, CPU per call as keyed / unkeyed, so that every figure
+// is the key's cost (1.00× is free).
+func keyedCosts(results []Result) []ratio {
+	byID := make(map[string]Result, len(results))
+	for _, r := range results {
+		byID[r.ID()] = r
+	}
+	var out []ratio
+	for _, k := range results {
+		base, ok := strings.CutSuffix(k.Impl, KeyedSuffix)
+		if !ok {
+			continue
+		}
+		u := k
+		u.Impl = base
+		if u, ok = byID[u.ID()]; !ok {
+			continue
+		}
+		out = append(out, ratio{
+			label: fmt.Sprintf("%s %s %s: %s", k.Scenario, k.Codec, k.Size, base),
+			values: []float64{
+				msgsPerSec.Median(u) / msgsPerSec.Median(k),
+				serverCPU.Median(k) / serverCPU.Median(u),
+				clientCPU.Median(k) / clientCPU.Median(u),
+			},
+		})
+	}
+	return out
 }
 
 // minConnsForMemory is the fewest connections whose memory the ratio table
@@ -104,7 +156,9 @@ func ratios(results []Result) []ratio {
 			continue
 		}
 		for _, o := range results {
-			if o.Impl != "protows" && o.Scenario == r.Scenario && o.Codec == r.Codec && o.Size == r.Size {
+			// The keyed implementation has a table of its own
+			// (keyedCosts).
+			if o.Impl != "protows" && !strings.HasSuffix(o.Impl, KeyedSuffix) && o.Scenario == r.Scenario && o.Codec == r.Codec && o.Size == r.Size {
 				add(fmt.Sprintf("%s %s %s: protows / %s", r.Scenario, r.Codec, r.Size, o.Impl), r, o)
 			}
 		}
