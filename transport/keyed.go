@@ -9,6 +9,7 @@ import (
 	"time"
 
 	protows "github.com/protows/protows"
+	"github.com/protows/protows/codec"
 	"github.com/protows/protows/dedupe"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/wireerr"
@@ -48,12 +49,14 @@ func (c *Conn) watchDeadline(ctx context.Context, call *Call, ms uint32) {
 }
 
 // fingerprint is the SHA-256 of req's deterministic Protobuf encoding: the
-// same for an equal request in either codec. The encoding goes to a pooled
-// buffer: it is only hashed.
+// same for an equal request in either codec. The encoding is the Protobuf
+// codec's, which is deterministic Protobuf byte for byte (maps in key
+// order), so that the codec's fast encoders, where it has them, serve the
+// fingerprint too; it goes to a pooled buffer: it is only hashed.
 func fingerprint(req proto.Message) (dedupe.Fingerprint, error) {
 	bp := fingerprintBufs.Get().(*[]byte)
 	defer fingerprintBufs.Put(bp)
-	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend((*bp)[:0], req)
+	b, err := fingerprintCodec.AppendPayload((*bp)[:0], req)
 	if err != nil {
 		return dedupe.Fingerprint{}, err
 	}
@@ -62,6 +65,9 @@ func fingerprint(req proto.Message) (dedupe.Fingerprint, error) {
 	}
 	return sha256.Sum256(b), nil
 }
+
+// fingerprintCodec encodes requests for their fingerprints.
+var fingerprintCodec = codec.Proto()
 
 // maxPooledFingerprint is the largest encoding buffer fingerprint keeps.
 const maxPooledFingerprint = 64 << 10

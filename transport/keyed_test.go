@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/protows/protows"
+	"github.com/protows/protows/benchmarks/payload"
 	"github.com/protows/protows/codec"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/testservice"
@@ -262,5 +265,32 @@ func TestCanceledKeyIsReleased(t *testing.T) {
 	}
 	if runs.Load() != 2 {
 		t.Errorf("%d runs, want 2", runs.Load())
+	}
+}
+
+// TestFingerprintIsDeterministicProtobuf pins the fingerprint to its
+// definition (docs/PROTOCOL.md, section 3.7), which windows shared by
+// servers of several versions rely on: the SHA-256 of the request's
+// deterministic Protobuf encoding, maps in key order, whichever encoder
+// the Protobuf codec takes for the type.
+func TestFingerprintIsDeterministicProtobuf(t *testing.T) {
+	for _, size := range []payload.Size{payload.Small, payload.Medium} {
+		req := &benchv1.EchoRequest{Sample: payload.New(size)}
+		if size == payload.Medium && len(req.GetSample().GetTags()) < 2 {
+			t.Fatal("the medium sample has no map of several entries: the test would not cover map order")
+		}
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 { // Go's map order changes from one iteration to the next
+			got, err := transport.Fingerprint(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := sha256.Sum256(b); got != want {
+				t.Fatalf("%s: fingerprint %x, want %x", size, got, want)
+			}
+		}
 	}
 }
