@@ -168,6 +168,10 @@ type generation struct {
 // minIndex is the smallest index of a shard.
 const minIndex = 64
 
+// maxGenEntries is the most entries a generation takes, whatever the
+// bounds: an index slot has 31 bits for an entry's place.
+const maxGenEntries = 1<<31 - 2
+
 // slot is what the index holds for the entry at place i of generation g.
 func slot(h keyHash, g, i int) uint64 {
 	return h[0]>>32<<32 | uint64(g)<<31 | uint64(i+1)
@@ -467,7 +471,7 @@ func (sh *shard) turnLocked(now, size int64) {
 // bytes, or its oldest key is MaxAge old.
 func (sh *shard) fullLocked(now, size int64) bool {
 	cur := sh.curLocked()
-	return len(cur.entries) >= sh.maxKeys/2 || cur.bytes+size > sh.maxBytes/2 ||
+	return len(cur.entries) >= min(sh.maxKeys/2, maxGenEntries) || cur.bytes+size > sh.maxBytes/2 ||
 		len(cur.entries) > 0 && now-cur.oldest >= int64(sh.cfg.MaxAge)
 }
 
