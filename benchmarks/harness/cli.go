@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -37,7 +39,11 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 		idle     = fs.Int("idle-conns", 1000, "connections of the idle scenario")
 		members  = fs.Int("members", 100, "room members, for broadcast")
 		window   = fs.Int("window", 0, "publishes the broadcast publisher may be ahead of the deliveries (0: 8, or 2 for large payloads)")
-		rate     = fs.Float64("rate", 0, "publishes per second, for broadcast (0: as fast as the window allows)")
+		rate     = fs.Float64("rate", 0, "publishes per second, for broadcast (0: as fast as the window allows); calls per second over all connections, for paced echo (echo-paced)")
+		fraction = fs.Float64("peak-fraction", 0, "pace echo-paced at this fraction (0 < f <= 1) of the peak msgs/s of saturated -peak-of, per codec and size, instead of at -rate")
+		peakOf   = fs.String("peak-of", PeakOf, "scenario key whose saturated msgs/s -peak-fraction takes a fraction of")
+		peakFrom = fs.String("peak-from", "", "comma-separated JSON-lines result files to take the -peak-of peak from; empty measures it first, in this run (its results are reported too)")
+		summary  = fs.String("summary-into", "", "also put the short results page (NAME-summary.md) into this Markdown file, between its summary markers, and its chart beside it as summary.svg")
 		messages = fs.Int64("messages", 200_000, "count bound of each repetition: messages delivered (0: none)")
 		duration = fs.Duration("duration", 3*time.Second, "time bound of each repetition (0: none)")
 		reps     = fs.Int("reps", 3, "repetitions of each run; the report shows medians")
@@ -90,25 +96,29 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 	if *noRun {
 		selected = nil
 	}
+	paramsOf := func(s Scenario, c string, size payload.Size) Params {
+		p := Params{Codec: c, Size: size, Conns: *conns, InFlight: auto(*inflight, 8, size), Messages: *messages, Duration: *duration}
+		switch s.Shape {
+		case Fanout:
+			p.Conns, p.InFlight, p.Rate = *members, auto(*window, 8, size), *rate
+		case Stream:
+			p.InFlight, p.Burst = 0, auto(*burst, 256, size)
+		case Idle:
+			p.Conns, p.InFlight, p.Messages = *idle, 1, int64(*idle)
+		case Paced:
+			p.InFlight, p.Rate = 0, *rate
+		}
+		return p
+	}
 	for _, s := range selected {
 		for i, size := range sizeList {
 			if s.Shape == Idle && i > 0 {
 				break // an idle connection's memory does not depend on the payload
 			}
 			for _, c := range splitList(*codecs) {
-				if !slices.Contains(s.Codecs, c) {
-					continue
+				if slices.Contains(s.Codecs, c) {
+					jobs = append(jobs, Job{Scenario: s, Params: paramsOf(s, c, size)})
 				}
-				p := Params{Codec: c, Size: size, Conns: *conns, InFlight: auto(*inflight, 8, size), Messages: *messages, Duration: *duration}
-				switch s.Shape {
-				case Fanout:
-					p.Conns, p.InFlight, p.Rate = *members, auto(*window, 8, size), *rate
-				case Stream:
-					p.InFlight, p.Burst = 0, auto(*burst, 256, size)
-				case Idle:
-					p.Conns, p.InFlight, p.Messages = *idle, 1, int64(*idle)
-				}
-				jobs = append(jobs, Job{Scenario: s, Params: p})
 			}
 		}
 	}
@@ -127,7 +137,12 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}
+	peakResults, err := pace(ctx, cfg, scenarios, jobs, paramsOf, *fraction, *peakOf, splitList(*peakFrom))
+	if err != nil {
+		return err
+	}
 	results, runErr := Run(ctx, cfg, jobs)
+	results = append(peakResults, results...)
 	for _, f := range splitList(*merge) {
 		more, err := readResultsFile(f)
 		if err != nil {
@@ -142,7 +157,79 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 	if err := WriteMarkdown(os.Stdout, results); err != nil {
 		return errors.Join(runErr, err)
 	}
-	return errors.Join(runErr, writeFiles(*outDir, *name, results))
+	if err := writeFiles(*outDir, *name, results); err != nil {
+		return errors.Join(runErr, err)
+	}
+	if *summary != "" {
+		return errors.Join(runErr, publishSummary(*outDir, *name, *summary))
+	}
+	return runErr
+}
+
+// pace sets the rate of the Paced jobs: fraction of the peak msgs/s of the
+// scenario peakOf, taken from the results in peakFrom or, when there are
+// none, measured first (those results are returned, to be reported). With
+// no fraction the jobs keep the rate of -rate, which must then be set.
+func pace(ctx context.Context, cfg Config, all []Scenario, jobs []Job, paramsOf func(Scenario, string, payload.Size) Params, fraction float64, peakOf string, peakFrom []string) ([]Result, error) {
+	if !slices.ContainsFunc(jobs, func(j Job) bool { return j.Scenario.Shape == Paced }) {
+		return nil, nil
+	}
+	if fraction == 0 {
+		for _, j := range jobs {
+			if j.Scenario.Shape == Paced && j.Params.Rate <= 0 {
+				return nil, fmt.Errorf("%s needs -rate or -peak-fraction", j.Scenario.Key())
+			}
+		}
+		return nil, nil
+	}
+	if !(fraction > 0 && fraction <= 1) {
+		return nil, fmt.Errorf("-peak-fraction %v: want 0 < f <= 1", fraction)
+	}
+	var measured, from []Result
+	for _, f := range peakFrom {
+		more, err := readResultsFile(f)
+		if err != nil {
+			return nil, err
+		}
+		from = append(from, more...)
+	}
+	if len(peakFrom) == 0 {
+		pj, err := peakJobs(all, peakOf, jobs, paramsOf)
+		if err != nil {
+			return nil, err
+		}
+		if measured, err = Run(ctx, cfg, pj); err != nil {
+			return nil, fmt.Errorf("measuring the peak: %w", err)
+		}
+		from = measured
+	}
+	return measured, setPacedRates(jobs, peakRates(from, peakOf), fraction)
+}
+
+// publishSummary splices the short page dir/name-summary.md into the
+// Markdown file page and copies its chart beside page as summary.svg.
+func publishSummary(dir, name, page string) error {
+	summary, err := os.ReadFile(filepath.Join(dir, name+"-summary.md"))
+	if err != nil {
+		return err
+	}
+	chart, err := os.ReadFile(filepath.Join(dir, name+"-summary.svg"))
+	if err != nil {
+		return err
+	}
+	doc, err := os.ReadFile(page)
+	if err != nil {
+		return err
+	}
+	// The page links its chart by the name it has beside the page.
+	summary = bytes.ReplaceAll(summary, []byte("]("+name+"-summary.svg)"), []byte("](summary.svg)"))
+	out, err := SpliceSummary(doc, summary)
+	if err != nil {
+		return fmt.Errorf("%s: %w", page, err)
+	}
+	return errors.Join(
+		os.WriteFile(page, out, 0o644),
+		os.WriteFile(filepath.Join(filepath.Dir(page), "summary.svg"), chart, 0o644))
 }
 
 // IsChild reports whether args (without the program name) make Main a
@@ -192,15 +279,28 @@ func writeFiles(dir, name string, results []Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	writers := map[string]func(io.Writer, []Result) error{".md": WriteMarkdown, ".jsonl": WriteJSONL, ".svg": WriteSVG}
+	writers := map[string]func(io.Writer, []Result) error{
+		".md": WriteMarkdown, ".jsonl": WriteJSONL, ".svg": WriteSVG,
+		"-summary.svg": WriteSummarySVG,
+		"-summary.md": func(w io.Writer, rs []Result) error {
+			return WriteSummary(w, rs, name+"-summary.svg")
+		},
+	}
 	var errs []error
-	for _, ext := range []string{".md", ".jsonl", ".svg"} {
-		f, err := os.Create(filepath.Join(dir, name+ext))
-		if err != nil {
-			errs = append(errs, err)
+	for _, ext := range []string{".md", ".jsonl", ".svg", "-summary.md", "-summary.svg"} {
+		var b bytes.Buffer
+		if err := writers[ext](&b, results); err != nil {
+			if errors.Is(err, ErrNoSummary) {
+				// Nothing to summarise: no stale page of an earlier run stays.
+				if err := os.Remove(filepath.Join(dir, name+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			} else {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		errs = append(errs, writers[ext](f, results), f.Close())
+		errs = append(errs, os.WriteFile(filepath.Join(dir, name+ext), b.Bytes(), 0o644))
 	}
 	return errors.Join(errs...)
 }

@@ -38,10 +38,11 @@ type Rep struct {
 	// ServerWrites is the server's writes to its connections during the
 	// load, each a system call (0: unknown).
 	ServerWrites int64 `json:"serverWrites,omitempty"`
-	// P50, p95, P99 are latency percentiles.
-	P50 time.Duration `json:"p50"`
-	P95 time.Duration `json:"p95"`
-	P99 time.Duration `json:"p99"`
+	// P50, p95, P99 and P999 (99.9th) are latency percentiles.
+	P50  time.Duration `json:"p50"`
+	P95  time.Duration `json:"p95"`
+	P99  time.Duration `json:"p99"`
+	P999 time.Duration `json:"p999,omitempty"`
 	// ServerCPU and ClientCPU are the CPU time used during the load (-1:
 	// unknown; equal when the processes were shared).
 	ServerCPU time.Duration `json:"serverCpu"`

@@ -120,6 +120,8 @@ func runJob(ctx context.Context, cfg Config, j Job, tag string) (Result, error) 
 			r.Rate = p.Rate
 			r.Scenario += "-steady"
 		}
+	case Paced:
+		r.Rate = p.Rate
 	}
 	switch {
 	case cfg.ServerURL != "":
@@ -225,7 +227,7 @@ func runRep(ctx context.Context, cfg Config, j Job, n int, label string) (rep Re
 		Messages: rec.messages.Load(), Elapsed: elapsed,
 		PayloadBytes: rec.payload.Load(), Frames: rec.frames.Load(),
 		WireBytes: -1, ServerCPU: -1, ServerConnBytes: -1,
-		P50: Percentile(lat, 50), P95: Percentile(lat, 95), P99: Percentile(lat, 99),
+		P50: Percentile(lat, 50), P95: Percentile(lat, 95), P99: Percentile(lat, 99), P999: Percentile(lat, 99.9),
 		ClientCPU: c2.CPU - c1.CPU, ClientPeakRSS: c2.PeakRSS,
 		Conns: p.Conns,
 	}

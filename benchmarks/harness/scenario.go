@@ -34,8 +34,9 @@ type Params struct {
 	// connection runs streams of Burst messages back to back. Zero means
 	// DefaultBurst.
 	Burst int `json:"burst,omitempty"`
-	// Rate is the publishes per second of a Fanout scenario. Zero means as
-	// fast as the window allows.
+	// Rate is the publishes per second of a Fanout scenario (zero: as
+	// fast as the window allows), or the calls per second over all
+	// connections of a Paced scenario (open loop, see Schedule).
 	Rate float64 `json:"rate,omitempty"`
 	// Messages bounds the repetition by count: it stops once this many
 	// messages were delivered, over all connections. Zero means no count
@@ -114,6 +115,10 @@ const (
 	// Idle: many connections (-idle-conns) that make one call each; what
 	// matters is the memory per connection, measured before the calls.
 	Idle
+	// Paced: Conns connections sending calls at Rate per second in all,
+	// each on an open-loop Schedule, whatever the replies do (-conns,
+	// -rate or -peak-fraction); latency runs from the time a call was due.
+	Paced
 )
 
 // IdleOf returns the "idle" scenario of an echo scenario: the same server

@@ -18,6 +18,12 @@
 //
 //	go run ./benchmarks/cmd/protows-load -child -scenarios broadcast/protows,broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small
 //
+// Echo on an open-loop schedule at half of raw gorilla's peak echo rate
+// (measured first, or taken from earlier results with -peak-from), with
+// latency from each call's due time:
+//
+//	go run ./benchmarks/cmd/protows-load -child -scenarios echo-paced -sizes small -peak-fraction 0.5
+//
 // See benchmarks/RESULTS.md for what the columns mean.
 package main
 
@@ -44,6 +50,8 @@ func main() {
 		protowsbench.BroadcastWith(protowsbench.NoBatching),
 		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
 		harness.IdleOf(protowsbench.Echo()), harness.IdleOf(raw.Echo()),
+		// Paced echo: only when named, with -rate or -peak-fraction.
+		protowsbench.EchoPaced(), raw.EchoPaced(),
 	}
 	if err := harness.Main(ctx, scenarios, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "protows-load:", err)
