@@ -322,7 +322,9 @@ func selectScenarios(all []Scenario, only string) ([]Scenario, error) {
 	for _, want := range splitList(only) {
 		n := len(out)
 		for _, s := range all {
-			if want == s.Key() || want == s.Impl || (want == s.Name && !s.Explicit) {
+			byImpl := want == s.Impl && (!s.Explicit || allExplicit(all, func(o Scenario) bool { return o.Impl == s.Impl }))
+			byName := want == s.Name && (!s.Explicit || allExplicit(all, func(o Scenario) bool { return o.Name == s.Name }))
+			if want == s.Key() || byImpl || byName {
 				if !slices.ContainsFunc(out, func(o Scenario) bool { return o.Key() == s.Key() }) {
 					out = append(out, s)
 				}
@@ -333,6 +335,19 @@ func selectScenarios(all []Scenario, only string) ([]Scenario, error) {
 		}
 	}
 	return out, nil
+}
+
+// allExplicit reports whether every scenario that matches is Explicit:
+// variants run when named by a name or impl that only variants have
+// (echo-paced, protows-nobatch), not by one they share with the scenarios
+// that run by default (echo, gorilla).
+func allExplicit(all []Scenario, match func(Scenario) bool) bool {
+	for _, s := range all {
+		if match(s) && !s.Explicit {
+			return false
+		}
+	}
+	return true
 }
 
 func parseSizes(list string) ([]payload.Size, error) {

@@ -22,7 +22,8 @@ func TestCheckLoopback(t *testing.T) {
 }
 
 func TestSelectScenarios(t *testing.T) {
-	all := []Scenario{{Name: "echo", Impl: "gorilla"}, {Name: "push", Impl: "gorilla"}, {Name: "echo", Impl: "protows"}, {Name: "echo", Impl: "protows-nobatch", Explicit: true}}
+	all := []Scenario{{Name: "echo", Impl: "gorilla"}, {Name: "push", Impl: "gorilla"}, {Name: "echo", Impl: "protows"}, {Name: "echo", Impl: "protows-nobatch", Explicit: true},
+		{Name: "echo-paced", Impl: "protows", Explicit: true}, {Name: "echo-paced", Impl: "gorilla", Explicit: true}}
 	keys := func(ss []Scenario) []string {
 		var out []string
 		for _, s := range ss {
@@ -41,6 +42,8 @@ func TestSelectScenarios(t *testing.T) {
 		// A variant runs only when named by its key or impl.
 		{"echo/protows-nobatch", []string{"echo/protows-nobatch"}},
 		{"protows-nobatch,echo/gorilla", []string{"echo/protows-nobatch", "echo/gorilla"}},
+		// A name that only variants have selects them all.
+		{"echo-paced", []string{"echo-paced/protows", "echo-paced/gorilla"}},
 	}
 	for _, tt := range tests {
 		got, err := selectScenarios(all, tt.only)
