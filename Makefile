@@ -15,7 +15,7 @@ GO_PKGS := ./...
 HASH := \#
 BREAKING_AGAINST := .git$(HASH)$(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo branch=main || echo ref=HEAD)
 
-.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench scale scale-cluster fuzz clean
+.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench bench-results scale scale-cluster fuzz clean
 
 all: test
 
@@ -129,14 +129,27 @@ chromium:
 ## stream, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
-## coalescing on, off and delayed 1 ms (broadcast). Implementations take
+## coalescing on, off and delayed 1 ms (broadcast), and echo paced on an
+## open-loop schedule at half of raw gorilla's peak echo rate (echo-paced:
+## latency percentiles of protows and raw gorilla at the same rate).
+## Implementations take
 ## turns: each run does one repetition of every implementation of a
 ## scenario, codec and size back to back, and the runs repeat, so that a
 ## machine whose load drifts affects them alike. One report goes to stdout and
-## benchmarks/out/ (results.md, .jsonl, .svg); RESULTS.md explains it. The
+## benchmarks/out/ (results.md, .jsonl, .svg, and the short page
+## results-summary.md and .svg); `make bench-results` puts the short page at
+## the top of benchmarks/RESULTS.md. The
 ## BENCH_* variables change the load (benchmarks/out/bin/protows-load -help).
-## It needs only Go; modules download on first use. About 7 minutes on 2
-## cores, warm.
+## It needs only Go; modules download on first use.
+## Budget: under 10 minutes on a fresh clone, 2 cores. Measured 2026-12-06
+## on the tree before the paced echo and these trims: 10 min 14 s warm with
+## the machine shared (load average 9-19); the parts, then: micro-benchmarks
+## 1.5 min, echo/push/bidi/idle 3 × 45 s, fan-out 5 × 55 s (of which large
+## payloads 43 s), steady fan-out 45 s. Trimmed since: codec and dispatch
+## micro-benchmarks (fewer counts, shorter benchtime, about -45 s), large
+## fan-out 3 repetitions instead of 5 (-85 s), coalescing 3 instead of 5
+## (-8 s); added: paced echo (about 35 s). Other scenarios that are added
+## should fit what is left.
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 BENCH_REPS ?= 3
 # One bidirectional stream carrying 1,000,000 samples (2,000,000 messages,
@@ -146,16 +159,25 @@ BENCH_BIDI_MILLION_FLAGS ?= -child -reps 1 -duration 0 -messages 2000000 -conns 
 BENCH_FANOUT_REPS ?= 5
 BENCH_FANOUT_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast -sizes small,medium
 # Large fan-out delivers a few hundred messages a second: 4 s make each
-# repetition more than a handful of publishes (about 15).
+# repetition more than a handful of publishes (about 15). It is the
+# costliest part (about 43 s a run), and its ratio is a tie that the
+# medians of 3 show as well as those of 5; so are the coalescing variants.
+BENCH_FANOUT_LARGE_REPS ?= 3
 BENCH_FANOUT_LARGE_FLAGS ?= -child -reps 1 -duration 4s -messages 100000 -scenarios broadcast -sizes large
+BENCH_COALESCING_REPS ?= 3
+# Echo on an open-loop schedule at half the median msgs/s of saturated raw
+# gorilla echo in the main runs above (same codec and size), protows and raw
+# gorilla taking turns; latency from each call's due time.
+BENCH_PACED_REPS ?= 3
+BENCH_PACED_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios echo-paced -sizes small -peak-fraction 0.5
 BENCH_STEADY_REPS ?= 3
 BENCH_STEADY_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios broadcast -sizes small -members 1000 -rate 20
 BENCH_OUT = benchmarks/out
 BENCH_BIN = $(BENCH_OUT)/bin
 bench:
-	go test ./codec -run '^$$' -bench . -benchmem -count 6 -benchtime 300ms
-	go test ./benchmarks/micro -run '^$$' -bench . -benchmem
-	go test ./hub -run '^$$' -bench 'Broadcast$$' -benchmem -count 6 -benchtime 300ms
+	go test ./codec -run '^$$' -bench . -benchmem -count 3 -benchtime 300ms
+	go test ./benchmarks/micro -run '^$$' -bench . -benchmem -benchtime 300ms
+	go test ./hub -run '^$$' -bench 'Broadcast$$' -benchmem -count 3 -benchtime 300ms
 	go test ./hub/natsbroker -run '^$$' -bench 'HistoryPublish|HistoryFanOut' -benchtime 5000x
 	go test ./hub/natsbroker -run '^$$' -bench 'Recovery' -benchtime 20x
 	mkdir -p $(BENCH_BIN) && rm -f $(BENCH_OUT)/*.jsonl
@@ -164,16 +186,24 @@ bench:
 	for i in $$(seq $(BENCH_REPS)); do \
 		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main-$$i -scenarios echo,push,bidi,idle >/dev/null || exit 1; \
 	done
+	for i in $$(seq $(BENCH_PACED_REPS)); do \
+		$(BENCH_BIN)/protows-load $(BENCH_PACED_FLAGS) -name paced-$$i \
+			-peak-from $$(ls $(BENCH_OUT)/main-*.jsonl | paste -sd, -) >/dev/null || exit 1; \
+	done
 	$(BENCH_BIN)/protows-load $(BENCH_BIDI_MILLION_FLAGS) -name bidi-million >/dev/null
 	for i in $$(seq $(BENCH_FANOUT_REPS)); do \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_FLAGS) -out $(BENCH_OUT) -name fanout-centrifuge-$$i >/dev/null && \
 		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name fanout-protows-$$i \
-			-scenarios broadcast/protows,broadcast/gorilla >/dev/null && \
-		$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_LARGE_FLAGS) -out $(BENCH_OUT) -name fanout-large-centrifuge-$$i >/dev/null && \
-		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_LARGE_FLAGS) -name fanout-large-protows-$$i \
-			-scenarios broadcast/protows,broadcast/gorilla >/dev/null && \
-		$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name coalescing-$$i \
-			-scenarios broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small >/dev/null || exit 1; \
+			-scenarios broadcast/protows,broadcast/gorilla >/dev/null || exit 1; \
+		if [ $$i -le $(BENCH_FANOUT_LARGE_REPS) ]; then \
+			$(BENCH_BIN)/centrifuge-load $(BENCH_FANOUT_LARGE_FLAGS) -out $(BENCH_OUT) -name fanout-large-centrifuge-$$i >/dev/null && \
+			$(BENCH_BIN)/protows-load $(BENCH_FANOUT_LARGE_FLAGS) -name fanout-large-protows-$$i \
+				-scenarios broadcast/protows,broadcast/gorilla >/dev/null || exit 1; \
+		fi; \
+		if [ $$i -le $(BENCH_COALESCING_REPS) ]; then \
+			$(BENCH_BIN)/protows-load $(BENCH_FANOUT_FLAGS) -name coalescing-$$i \
+				-scenarios broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small >/dev/null || exit 1; \
+		fi; \
 	done
 	for i in $$(seq $(BENCH_STEADY_REPS)); do \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_STEADY_FLAGS) -out $(BENCH_OUT) -name steady-centrifuge-$$i >/dev/null && \
@@ -181,6 +211,14 @@ bench:
 			-scenarios broadcast/protows,broadcast/gorilla,broadcast/protows-nobatch,broadcast/protows-delay1ms >/dev/null || exit 1; \
 	done
 	$(BENCH_BIN)/protows-load -no-run -merge $$(ls $(BENCH_OUT)/*.jsonl | paste -sd, -)
+
+## bench-results: put the short results page of the last `make bench`
+## (benchmarks/out/results-summary.md and .svg) at the top of
+## benchmarks/RESULTS.md, between its summary markers, and its chart in
+## benchmarks/summary.svg.
+bench-results:
+	test -f $(BENCH_OUT)/results.jsonl || (echo "run make bench first" >&2; exit 1)
+	$(BENCH_BIN)/protows-load -no-run -quiet -merge $(BENCH_OUT)/results.jsonl -summary-into benchmarks/RESULTS.md >/dev/null
 
 ## scale: room fan-out at 10,000 connections (benchmarks/scale): a server
 ## process and a load process on loopback, one room, a steady broadcast;
