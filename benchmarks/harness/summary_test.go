@@ -63,9 +63,9 @@ func TestWriteSummaryGolden(t *testing.T) {
 		"| echo | medium | 20,000 | 5,000 | 4.00× | 1,000 | 4,000 | 0.25× | 1.00× / – | – |",
 		"| broadcast | small | 400,000 | 200,000 | 2.00× | 70.0 | 150 | 0.47× | – | 4.00× / 2.00× |",
 		"](chart.svg)",
-		"| proto | small | 40,000 | 0.300 / 1.50 / 4.00 | 0.250 / 1.40 / 3.00 | 1.07× | met |",
+		"| proto | small | 40,000 | 100% / 100% | 0.300 / 1.50 / 4.00 | 0.250 / 1.40 / 3.00 | 1.07× | met |",
 		// 2.5 ms is over 2 ms.
-		"| json | small | 40,000 | 0.500 / 2.50 / 6.00 | 0.450 / 2.40 / 5.00 | 1.04× | missed |",
+		"| json | small | 40,000 | 100% / 100% | 0.500 / 2.50 / 6.00 | 0.450 / 2.40 / 5.00 | 1.04× | missed |",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q", want)
