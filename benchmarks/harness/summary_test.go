@@ -94,7 +94,7 @@ func TestWriteSummarySVGGolden(t *testing.T) {
 	// 545.
 	for _, want := range []string{
 		`class="tick">0.25×</text>`, `class="tick">4×</text>`,
-		`<rect x="420.0" y=`, // every bar above 1× starts at the 1× line
+		`<rect x="420.0" y=`,                         // every bar above 1× starts at the 1× line
 		`width="250.0" height="12" fill="#0072b2"/>`, // 4×: echo medium Protobuf ÷ JSON, and protows ÷ Centrifuge
 		`width="125.0" height="12" fill="#0072b2"/>`, // 2×
 		`<rect x="170.0" y=`,                         // 0.25×: echo medium bytes reach the left end
