@@ -218,6 +218,7 @@ bench:
 ## benchmarks/summary.svg.
 bench-results:
 	test -f $(BENCH_OUT)/results.jsonl || (echo "run make bench first" >&2; exit 1)
+	go build -o $(BENCH_BIN)/protows-load ./benchmarks/cmd/protows-load
 	$(BENCH_BIN)/protows-load -no-run -quiet -merge $(BENCH_OUT)/results.jsonl -summary-into benchmarks/RESULTS.md >/dev/null
 
 ## scale: room fan-out at 10,000 connections (benchmarks/scale): a server

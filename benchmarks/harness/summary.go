@@ -77,6 +77,25 @@ func (x summaryIndex) median(m Metric, scenario, impl, codec string, size payloa
 func WriteSummary(w io.Writer, results []Result, chartPath string) error {
 	idx := newSummaryIndex(results)
 	var b strings.Builder
+	if writeRatioTable(&b, idx) {
+		b.WriteString("\nPayloads: small is about 64 bytes in Protobuf, medium about 1 KB, large about 64 KB (benchmarks/payload). ")
+		b.WriteString("Above 1× protows (or Protobuf) is faster; a bytes ratio below 1× means Protobuf is smaller.\n\n")
+	}
+	if _, panels := summaryPanels(idx); len(panels) > 0 {
+		fmt.Fprintf(&b, "![msgs/s and bytes on the wire: the ratios, sorted, on one scale](%s)\n", chartPath)
+	}
+	writePacedSummary(&b, results)
+	if b.Len() == 0 {
+		return ErrNoSummary
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeRatioTable writes the table of msgs/s, bytes and ratios, and
+// reports whether it had a row.
+func writeRatioTable(out *strings.Builder, idx summaryIndex) bool {
+	var b strings.Builder
 	b.WriteString("Medians over the repetitions of one `make bench`; the ratios divide medians of the same run.\n")
 	b.WriteString("msgs/s counts calls completed (echo) or messages delivered (push, fan-out); wire B/msg is the TCP bytes, both ways, per WebSocket message that carries a payload.\n\n")
 	b.WriteString("| scenario | payload | protows msgs/s, Protobuf | protows msgs/s, JSON | Protobuf ÷ JSON, msgs/s | wire B/msg, Protobuf | wire B/msg, JSON | Protobuf ÷ JSON, bytes | protows ÷ raw gorilla, msgs/s (Protobuf / JSON) | protows ÷ Centrifuge, msgs/s (Protobuf / JSON) |\n")
@@ -107,45 +126,50 @@ func WriteSummary(w io.Writer, results []Result, chartPath string) error {
 		}
 	}
 	if rows == 0 {
-		return ErrNoSummary
+		return false
 	}
-	b.WriteString("\nPayloads: small is about 64 bytes in Protobuf, medium about 1 KB, large about 64 KB (benchmarks/payload). ")
-	b.WriteString("Above 1× protows (or Protobuf) is faster; a bytes ratio below 1× means Protobuf is smaller.\n\n")
-	fmt.Fprintf(&b, "![msgs/s and bytes on the wire: the ratios, sorted, on one scale](%s)\n", chartPath)
-	writePacedSummary(&b, idx, results)
-	_, err := io.WriteString(w, b.String())
-	return err
+	out.WriteString(b.String())
+	return true
 }
 
 // writePacedSummary adds the table of paced echo, when results have it:
 // latency percentiles of protows and raw gorilla at the same open-loop
-// rate, and whether protows meets the targets.
-func writePacedSummary(b *strings.Builder, idx summaryIndex, results []Result) {
+// rate, and whether protows meets the targets. Runs at several rates each
+// get a row.
+func writePacedSummary(b *strings.Builder, results []Result) {
 	type row struct {
-		codec string
-		size  payload.Size
-		rate  float64
-		prot  Result
-		raw   Result
-		ok    bool
+		prot, raw Result
 	}
 	var rows []row
-	for _, c := range []string{CodecProto, CodecJSON} {
-		for _, size := range payload.Sizes {
-			p, ok1 := idx.get("echo-paced", implProtows, c, size)
-			g, ok2 := idx.get("echo-paced", implGorilla, c, size)
-			if ok1 && ok2 {
-				rows = append(rows, row{codec: c, size: size, rate: p.Rate, prot: p, raw: g, ok: true})
+	all := Combine(results)
+	for _, p := range all {
+		if p.Scenario != "echo-paced" || p.Impl != implProtows {
+			continue
+		}
+		for _, g := range all {
+			if g.Scenario == p.Scenario && g.Impl == implGorilla && g.Codec == p.Codec && g.Size == p.Size && g.Rate == p.Rate {
+				rows = append(rows, row{p, g})
+				break
 			}
 		}
 	}
 	if len(rows) == 0 {
 		return
 	}
-	b.WriteString("\n### Latency at half of raw gorilla's peak echo rate\n\n")
+	order := func(c string) int { return slices.Index([]string{CodecProto, CodecJSON}, c) }
+	slices.SortStableFunc(rows, func(x, y row) int {
+		return cmp.Or(cmp.Compare(order(x.prot.Codec), order(y.prot.Codec)),
+			cmp.Compare(slices.Index(payload.Sizes, x.prot.Size), slices.Index(payload.Sizes, y.prot.Size)),
+			cmp.Compare(y.prot.Rate, x.prot.Rate))
+	})
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	b.WriteString("### Latency of paced echo\n\n")
 	b.WriteString("Echo calls sent on an open-loop schedule (each latency runs from the time its call was due, so queueing behind a slow reply counts), ")
-	b.WriteString("at half the msgs/s of saturated raw gorilla echo in the same run; protows and raw gorilla at the same rate; completed is the share of the calls due that completed. ")
-	fmt.Fprintf(b, "Target: protows p99 ≤ %.0f ms and ≤ %.1f× raw gorilla's.\n\n", PacedP99Target, PacedP99Ratio)
+	b.WriteString("protows and raw gorilla at the same rate: in `make bench`, half the msgs/s of saturated raw gorilla echo in the same run. ")
+	b.WriteString("Completed is the share of the calls due that completed. ")
+	fmt.Fprintf(b, "Target at half the peak: protows p99 ≤ %.0f ms and ≤ %.1f× raw gorilla's.\n\n", PacedP99Target, PacedP99Ratio)
 	b.WriteString("| codec | payload | calls/s due | completed, protows / gorilla | protows p50 / p99 / p999 ms | raw gorilla p50 / p99 / p999 ms | p99 protows ÷ gorilla | target |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
@@ -159,8 +183,9 @@ func writePacedSummary(b *strings.Builder, idx summaryIndex, results []Result) {
 		}
 		// A rate that was not kept up means the machine, or the
 		// implementation, could not take it: the latencies are then queues.
-		kept := fmt.Sprintf("%.0f%% / %.0f%%", 100*msgsPerSec.Median(r.prot)/r.rate, 100*msgsPerSec.Median(r.raw)/r.rate)
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.codec, r.size, formatNumber(r.rate), kept, pct(r.prot), pct(r.raw), formatRatio(pp/gp), verdict)
+		rate := r.prot.Rate
+		kept := fmt.Sprintf("%.0f%% / %.0f%%", 100*msgsPerSec.Median(r.prot)/rate, 100*msgsPerSec.Median(r.raw)/rate)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.prot.Codec, r.prot.Size, formatNumber(rate), kept, pct(r.prot), pct(r.raw), formatRatio(pp/gp), verdict)
 	}
 }
 
@@ -260,7 +285,16 @@ func WriteSummarySVG(w io.Writer, results []Result) error {
 	for i, p := range panels {
 		fmt.Fprintf(&body, `<text x="10" y="%d" class="panel">%s</text>`+"\n", y, html.EscapeString(titles[i]))
 		y += 8
-		top := y
+		// Grid lines first, so that the bars are drawn over them.
+		bottom := y + len(p)*(sumBarH+sumRowGap)
+		for e := loExp; e <= hiExp; e++ {
+			gx := sumLabelW + (e-loExp)/(hiExp-loExp)*sumPlotW
+			class := "grid"
+			if e == 0 {
+				class = "one"
+			}
+			fmt.Fprintf(&body, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" class="%s"/>`+"\n", gx, y-2, gx, bottom, class)
+		}
 		for _, bar := range p {
 			x0, x1 := x(1), x(bar.value)
 			color := colorProto
@@ -272,14 +306,6 @@ func WriteSummarySVG(w io.Writer, results []Result) error {
 			fmt.Fprintf(&body, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", x0, y, math.Max(x1-x0, 1), sumBarH, color)
 			fmt.Fprintf(&body, `<text x="%.1f" y="%d" class="value">%.2f×</text>`+"\n", math.Max(x0, x1)+4, y+sumBarH-2, bar.value)
 			y += sumBarH + sumRowGap
-		}
-		for e := loExp; e <= hiExp; e++ {
-			gx := sumLabelW + (e-loExp)/(hiExp-loExp)*sumPlotW
-			class := "grid"
-			if e == 0 {
-				class = "one"
-			}
-			fmt.Fprintf(&body, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" class="%s"/>`+"\n", gx, top-2, gx, y, class)
 		}
 		y += sumPanelGap
 	}

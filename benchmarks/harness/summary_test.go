@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,44 @@ func TestSpliceSummary(t *testing.T) {
 		if _, err := SpliceSummary([]byte(bad), []byte("x\n")); err == nil {
 			t.Errorf("SpliceSummary accepted %q", bad)
 		}
+	}
+}
+
+// TestWriteSummaryPacedOnly: results of paced echo alone (a run of
+// -scenarios echo-paced) make a page of the latency table only, with no
+// chart to link; runs at two rates each get a row, protows against raw
+// gorilla at the same rate.
+func TestWriteSummaryPacedOnly(t *testing.T) {
+	var paced []Result
+	for _, r := range summaryFixture() {
+		if r.Scenario == "echo-paced" && r.Codec == CodecProto {
+			paced = append(paced, r)
+			slow := r
+			slow.Rate, slow.Reps = 20_000, slices.Clone(r.Reps)
+			for i := range slow.Reps {
+				slow.Reps[i].Messages /= 2
+				slow.Reps[i].P99 /= 2
+			}
+			paced = append(paced, slow)
+		}
+	}
+	var b bytes.Buffer
+	if err := WriteSummary(&b, paced, "chart.svg"); err != nil {
+		t.Fatal(err)
+	}
+	s := b.String()
+	if !strings.HasPrefix(s, "### Latency of paced echo") || strings.Contains(s, "chart.svg") || strings.Contains(s, "| scenario |") {
+		t.Errorf("a paced-only page has more than the latency table:\n%s", s)
+	}
+	for _, want := range []string{
+		"| proto | small | 40,000 | 100% / 100% | 0.300 / 1.50 / 4.00 | 0.250 / 1.40 / 3.00 | 1.07× | met |",
+		"| proto | small | 20,000 | 100% / 100% | 0.300 / 0.750 / 4.00 | 0.250 / 0.700 / 3.00 | 1.07× | met |",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %q:\n%s", want, s)
+		}
+	}
+	if i, j := strings.Index(s, "| 40,000 |"), strings.Index(s, "| 20,000 |"); i > j {
+		t.Error("rows not sorted by rate, highest first")
 	}
 }
