@@ -141,15 +141,15 @@ chromium:
 ## the top of benchmarks/RESULTS.md. The
 ## BENCH_* variables change the load (benchmarks/out/bin/protows-load -help).
 ## It needs only Go; modules download on first use.
-## Budget: under 10 minutes on a fresh clone, 2 cores. Measured 2026-12-06
-## on the tree before the paced echo and these trims: 10 min 14 s warm with
-## the machine shared (load average 9-19); the parts, then: micro-benchmarks
-## 1.5 min, echo/push/bidi/idle 3 × 45 s, fan-out 5 × 55 s (of which large
-## payloads 43 s), steady fan-out 45 s. Trimmed since: codec and dispatch
-## micro-benchmarks (fewer counts, shorter benchtime, about -45 s), large
-## fan-out 3 repetitions instead of 5 (-85 s), coalescing 3 instead of 5
-## (-8 s); added: paced echo (about 35 s). Other scenarios that are added
-## should fit what is left.
+## Budget: under 10 minutes on a fresh clone, 2 cores. On a quiet host
+## (2026-12-04) it took 7 min 15 s warm, 7 min 50 s on a fresh clone. Since
+## then the micro-benchmarks run fewer counts and shorter (about -45 s),
+## large fan-out and the coalescing variants 3 rounds instead of 5 (about
+## -90 s), and paced echo was added (+25 s): about 5.5 min on a fresh clone
+## of a quiet host, leaving about 4 min for scenarios being added. Measured
+## 2026-12-06 with the host loaded by other sessions (load average 9-28):
+## 10 min 14 s before these changes (warm), 13 min 18 s after (fresh clone,
+## module cache warm); RESULTS.md has the parts.
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 BENCH_REPS ?= 3
 # One bidirectional stream carrying 1,000,000 samples (2,000,000 messages,
