@@ -145,7 +145,7 @@ chromium:
 ## (2026-12-04) it took 7 min 15 s warm, 7 min 50 s on a fresh clone. Since
 ## then the micro-benchmarks run fewer counts and shorter (about -45 s),
 ## large fan-out and the coalescing variants 3 rounds instead of 5 (about
-## -90 s), and paced echo was added (+25 s): about 5.5 min on a fresh clone
+## -90 s), and paced echo was added (+25 s): about 6 min on a fresh clone
 ## of a quiet host, leaving about 4 min for scenarios being added. Measured
 ## 2026-12-06 with the host loaded by other sessions (load average 9-28):
 ## 10 min 14 s before these changes (warm), 13 min 18 s after (fresh clone,
