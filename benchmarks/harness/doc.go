@@ -34,6 +34,21 @@
 // shows each figure's median over the repetitions, and for msgs/s the
 // spread (half the range, relative to the median).
 //
+// # Paced loads and the short page
+//
+// A Paced scenario (echo-paced) sends on an open-loop Schedule: each call
+// at its due time whatever the replies do, its latency measured from the
+// due time, so that queueing behind slow replies is counted rather than
+// hidden (coordinated omission); p999 is reported beside the other
+// percentiles. Its rate is -rate, or -peak-fraction of the saturated
+// msgs/s of -peak-of (raw gorilla echo) for the same codec and size,
+// measured first or read from -peak-from result files. Besides the full
+// report, WriteSummary and WriteSummarySVG write a short page (NAME-summary.md
+// and .svg): protows's msgs/s and bytes on the wire per codec and payload,
+// the ratios against raw gorilla, Centrifuge and JSON on one log scale, and
+// paced latency; -summary-into splices it into a page between its
+// SummaryBegin and SummaryEnd markers (make bench-results: RESULTS.md).
+//
 // # Where the server runs
 //
 // By default in the load tool's process: simple, but CPU and memory are
