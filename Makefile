@@ -172,6 +172,13 @@ BENCH_PACED_REPS ?= 3
 BENCH_PACED_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios echo-paced -sizes small -peak-fraction 0.5
 BENCH_STEADY_REPS ?= 3
 BENCH_STEADY_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios broadcast -sizes small -members 1000 -rate 20
+# Server-bound fan-out (serverfanout): members that count envelopes without
+# decoding them, so that the server limits the rate; 1,000 and 5,000
+# members, 1,000,000 deliveries or 2 s per repetition; protows, the raw
+# coalescing gorilla hub and Centrifuge take turns. About 2 minutes.
+BENCH_SERVERFANOUT_REPS ?= 3
+BENCH_SERVERFANOUT_MEMBERS ?= 1000 5000
+BENCH_SERVERFANOUT_FLAGS ?= -child -reps 1 -duration 2s -messages 1000000 -scenarios serverfanout -sizes small
 BENCH_OUT = benchmarks/out
 BENCH_BIN = $(BENCH_OUT)/bin
 bench:
@@ -210,6 +217,10 @@ bench:
 		$(BENCH_BIN)/protows-load $(BENCH_STEADY_FLAGS) -name steady-protows-$$i \
 			-scenarios broadcast/protows,broadcast/gorilla,broadcast/protows-nobatch,broadcast/protows-delay1ms >/dev/null || exit 1; \
 	done
+	for i in $$(seq $(BENCH_SERVERFANOUT_REPS)); do for n in $(BENCH_SERVERFANOUT_MEMBERS); do \
+		$(BENCH_BIN)/protows-load $(BENCH_SERVERFANOUT_FLAGS) -members $$n -name serverfanout-$$n-protows-$$i >/dev/null && \
+		$(BENCH_BIN)/centrifuge-load $(BENCH_SERVERFANOUT_FLAGS) -members $$n -out $(BENCH_OUT) -name serverfanout-$$n-centrifuge-$$i >/dev/null || exit 1; \
+	done; done
 	$(BENCH_BIN)/protows-load -no-run -merge $$(ls $(BENCH_OUT)/*.jsonl | paste -sd, -)
 
 ## bench-results: put the short results page of the last `make bench`

@@ -26,6 +26,14 @@ func (g *Gate) Add() {
 	}
 }
 
+// AddN counts n deliveries at once.
+func (g *Gate) AddN(n int64) {
+	d := g.delivered.Add(n)
+	if w := g.want.Load(); w > 0 && d >= w && g.want.CompareAndSwap(w, 0) {
+		g.ch <- struct{}{}
+	}
+}
+
 // Delivered returns the deliveries counted so far.
 func (g *Gate) Delivered() int64 { return g.delivered.Load() }
 

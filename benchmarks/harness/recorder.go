@@ -76,6 +76,20 @@ func (s *Series) Record(latency time.Duration, payloadBytes, frames int) bool {
 	return false
 }
 
+// RecordMany counts n delivered messages whose latency was not measured
+// (minimal clients that do not decode payloads), carried in frames
+// WebSocket messages. It reports whether the count bound has been reached.
+func (s *Series) RecordMany(n, payloadBytes, frames int) bool {
+	s.r.payload.Add(int64(payloadBytes))
+	s.r.frames.Add(int64(frames))
+	m := s.r.messages.Add(int64(n))
+	if s.r.target > 0 && m >= s.r.target {
+		s.r.reached()
+		return true
+	}
+	return false
+}
+
 // sorted returns every kept latency sample, sorted. Call it only after the
 // load has stopped.
 func (r *Recorder) sorted() []time.Duration {

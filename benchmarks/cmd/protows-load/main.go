@@ -46,6 +46,7 @@ func main() {
 		protowsbench.Push(), raw.Push(),
 		protowsbench.Bidi(),
 		protowsbench.Broadcast(), raw.Broadcast(),
+		protowsbench.ServerFanout(), raw.ServerFanout(),
 		// Write coalescing off and delayed: only when named (-scenarios).
 		protowsbench.BroadcastWith(protowsbench.NoBatching),
 		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
