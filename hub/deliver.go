@@ -3,7 +3,8 @@ package hub
 import (
 	"context"
 	"errors"
-	"slices"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/protows/protows/codec"
@@ -16,14 +17,14 @@ import (
 // codec's is made once, by the first member that needs it, and shared by
 // all the others. It is used by one goroutine at a time.
 type payload[T proto.Message] struct {
-	h      *Hub[T]
+	h *Hub[T]
+	// mu guards msg, hasMsg and enc while the delivery workers of a large
+	// room (toShards) share the payload; a worker takes it only when its
+	// own cache (shard) misses.
+	mu     sync.Mutex
 	msg    T
 	hasMsg bool
 	enc    map[string][]byte // by codec name
-	// arena holds the members' envelope heads and tails (codec.AppendStreamMessage):
-	// one allocation per broadcast, kept alive until the last member's
-	// connection wrote its envelope.
-	arena []byte
 }
 
 func (h *Hub[T]) newPayload(msg T) *payload[T] {
@@ -38,10 +39,16 @@ func (h *Hub[T]) remotePayload(pb []byte) *payload[T] {
 
 // forCodec returns the payload in c's encoding.
 func (p *payload[T]) forCodec(c codec.Codec) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forCodecLocked(c)
+}
+
+func (p *payload[T]) forCodecLocked(c codec.Codec) ([]byte, error) {
 	if b, ok := p.enc[c.Name()]; ok {
 		return b, nil
 	}
-	msg, err := p.message()
+	msg, err := p.messageLocked()
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +66,12 @@ func (p *payload[T]) forCodec(c codec.Codec) ([]byte, error) {
 
 // message returns the message, decoding it when it came from a broker.
 func (p *payload[T]) message() (T, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.messageLocked()
+}
+
+func (p *payload[T]) messageLocked() (T, error) {
 	if p.hasMsg {
 		return p.msg, nil
 	}
@@ -83,16 +96,115 @@ func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 		}
 		seq = r.seq
 	}
-	// Room for the envelope heads and tails of most members, short ids and
-	// sequence numbers; codec.AppendStreamMessage grows it when that is not enough.
-	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
+	h.cfg.Metrics.Delivered(h.toShards(r.members, pl, seq, nil))
+}
+
+// shardMembers is the fewest members a delivery worker of a large room
+// takes: below twice this, a room's members are delivered to by the
+// broadcasting goroutine alone, since starting a worker costs about as
+// much as delivering to a few hundred members.
+const shardMembers = 256
+
+// shard is what one delivery worker keeps for itself while it delivers a
+// payload to its share of a room's members: the payload's encodings it
+// already looked up, and the arena of its members' envelope heads and
+// tails (codec.AppendStreamMessage), one allocation per worker and
+// broadcast, kept alive until the last of them was written.
+type shard[T proto.Message] struct {
+	pl     *payload[T]
+	arena  []byte
+	codec  [2]codec.Codec
+	enc    [2][]byte
+	msg    T
+	hasMsg bool
+}
+
+// message returns the payload's message, from the worker's cache.
+func (sh *shard[T]) message() (T, error) {
+	if sh.hasMsg {
+		return sh.msg, nil
+	}
+	m, err := sh.pl.message()
+	if err == nil {
+		sh.msg, sh.hasMsg = m, true
+	}
+	return m, err
+}
+
+// forCodec returns the payload in c's encoding, from the worker's cache.
+func (sh *shard[T]) forCodec(c codec.Codec) ([]byte, error) {
+	for i, k := range sh.codec {
+		if k == c {
+			return sh.enc[i], nil
+		}
+	}
+	b, err := sh.pl.forCodec(c)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range sh.codec {
+		if k == nil {
+			sh.codec[i], sh.enc[i] = c, b
+			break
+		}
+	}
+	return b, nil
+}
+
+// entryDelivery says which history entry a delivery is (toRoomEntry);
+// nil for a room message without history.
+type entryDelivery struct {
+	offset uint64
+	marker bool
+}
+
+// toShards delivers pl to the members ms (with seq, or as the history
+// entry e), split between up to GOMAXPROCS delivery workers in a large
+// room, one of them the calling goroutine, each over a contiguous share
+// in order. It returns how many members it queued pl to, once every
+// worker is done: the caller holds the room's lock throughout, so a
+// room's messages still reach each member in the order they took the
+// lock, and a member removed under the lock is never delivered to after.
+func (h *Hub[T]) toShards(ms []*member[T], pl *payload[T], seq uint64, e *entryDelivery) int {
+	workers := min(runtime.GOMAXPROCS(0), len(ms)/shardMembers)
+	if workers <= 1 {
+		return h.deliverAll(ms, pl, seq, e)
+	}
+	counts := make([]int, workers)
+	var wg sync.WaitGroup
+	per := (len(ms) + workers - 1) / workers
+	for i := 1; i < workers; i++ {
+		part := ms[min(i*per, len(ms)):min((i+1)*per, len(ms))]
+		wg.Go(func() { counts[i] = h.deliverAll(part, pl, seq, e) })
+	}
+	counts[0] = h.deliverAll(ms[:per], pl, seq, e)
+	wg.Wait()
 	n := 0
-	for _, m := range r.members {
-		if h.deliver(m, pl, seq) {
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
+// deliverAll is one delivery worker's share of toShards.
+func (h *Hub[T]) deliverAll(ms []*member[T], pl *payload[T], seq uint64, e *entryDelivery) int {
+	// Room for the envelope heads and tails of most members, short ids
+	// and sequence numbers; AppendStreamMessage grows it when that is not
+	// enough.
+	sh := shard[T]{pl: pl, arena: make([]byte, 0, 24*len(ms))}
+	n := 0
+	for _, m := range ms {
+		var ok bool
+		if e != nil {
+			ok = h.deliverEntryTo(m, &sh, e)
+		} else {
+			ok = h.deliver(m, &sh, seq)
+		}
+		if ok {
 			n++
 		}
 	}
-	h.cfg.Metrics.Delivered(n)
+	return n
 }
 
 func (h *Hub[T]) toAllRooms(pl *payload[T]) {
@@ -120,11 +232,12 @@ func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
 	}
 	h.mu.Unlock()
 	n := 0
+	sh := &shard[T]{pl: pl}
 	for _, m := range ms {
 		// Under the room's lock, so that it does not overtake or split a
 		// room delivery, and is not sent after the member left.
 		m.room.mu.Lock()
-		if h.deliver(m, pl, 0) {
+		if h.deliver(m, sh, 0) {
 			n++
 		}
 		m.room.mu.Unlock()
@@ -133,10 +246,11 @@ func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
 	return len(ms)
 }
 
-// deliver queues pl to m and reports whether it did; a member that is
-// leaving is skipped, a failure counted as a drop. The caller holds
-// m.room.mu.
-func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
+// deliver queues sh's payload to m and reports whether it did; a member
+// that is leaving is skipped, a failure counted as a drop. The caller holds
+// m.room.mu (for a sharded delivery, the goroutine that started the
+// workers does).
+func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
 	select {
 	case <-m.done:
 		return false
@@ -146,7 +260,7 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
 		return false // the call ended; Join is about to remove m
 	}
 	if m.ep == nil {
-		msg, err := pl.message()
+		msg, err := sh.message()
 		if err != nil {
 			h.log.Error("protows hub: decode broadcast", "err", err)
 			h.cfg.Metrics.Dropped("encode")
@@ -165,19 +279,19 @@ func (h *Hub[T]) deliver(m *member[T], pl *payload[T], seq uint64) bool {
 		return true
 	}
 	c := m.ep.Codec()
-	b, err := pl.forCodec(c)
+	b, err := sh.forCodec(c)
 	if err != nil {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		h.cfg.Metrics.Dropped("encode")
 		return false
 	}
-	elem, arena, err := codec.AppendStreamMessage(c, pl.arena, m.info.CallID, b, seq)
+	elem, arena, err := codec.AppendStreamMessage(c, sh.arena, m.info.CallID, b, seq)
 	if err != nil {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		h.cfg.Metrics.Dropped("encode")
 		return false
 	}
-	pl.arena = arena
+	sh.arena = arena
 	if err := m.ep.EnqueueParts(elem); err != nil {
 		if errors.Is(err, transport.ErrMessageTooLarge) {
 			// Larger than the connection sends (its message size limit):

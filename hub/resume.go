@@ -133,30 +133,32 @@ func (h *Hub[T]) toRoomEntry(r *room[T], pl *payload[T], offset uint64, marker b
 	if offset > r.latest {
 		r.latest = offset
 	}
-	pl.arena = slices.Grow(pl.arena, 24*len(r.members))
-	n := 0
-	defer func() { h.cfg.Metrics.Delivered(n) }()
-	for _, m := range r.members {
-		switch {
-		case m.catching:
-			if len(m.pending) == maxPending {
-				m.pending = slices.Delete(m.pending, 0, maxPending/4)
-			}
-			data, err := pl.forCodec(codec.Proto())
-			if err != nil {
-				h.log.Error("protows hub: encode broadcast", "codec", codec.ProtoName, "err", err)
-				continue
-			}
-			m.pending = append(m.pending, pendingEntry{data: data, offset: offset, marker: marker})
-		case offset <= m.sent:
-			// Had it from the replay.
-		default:
-			m.sent = offset
-			if !marker && h.deliver(m, pl, offset) {
-				n++
-			}
+	h.cfg.Metrics.Delivered(h.toShards(r.members, pl, 0, &entryDelivery{offset: offset, marker: marker}))
+}
+
+// deliverEntryTo hands the history entry e, whose payload sh has, to m:
+// a member that catches up notes it, a live one gets it unless it had it.
+// It reports whether it queued it. The caller holds m.room.mu (see
+// toShards).
+func (h *Hub[T]) deliverEntryTo(m *member[T], sh *shard[T], e *entryDelivery) bool {
+	switch {
+	case m.catching:
+		if len(m.pending) == maxPending {
+			m.pending = slices.Delete(m.pending, 0, maxPending/4)
 		}
+		data, err := sh.forCodec(codec.Proto())
+		if err != nil {
+			h.log.Error("protows hub: encode broadcast", "codec", codec.ProtoName, "err", err)
+			return false
+		}
+		m.pending = append(m.pending, pendingEntry{data: data, offset: e.offset, marker: e.marker})
+	case e.offset <= m.sent:
+		// Had it from the replay.
+	default:
+		m.sent = e.offset
+		return !e.marker && h.deliver(m, sh, e.offset)
 	}
+	return false
 }
 
 // readStart reads the history m starts from, before m joins the room: the
