@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,35 +23,60 @@ const maxIdleWorkers = 1024
 // under load that cost a sixth of the server's CPU. A worker keeps the
 // stack it grew, so the next task runs on a warm one.
 //
+// A room broadcast starts a writer on every member's connection, so a
+// task's hand-off is on the path of every delivery: it takes one short
+// lock and a send on the worker's own channel. Idle workers wait on
+// channels of their own, not on one shared by all (whose lock every
+// waiting and every waking worker took, with the pool's quit channel),
+// and the last to become idle is the first to work again, on the warmest
+// stack; a worker's idle timer is set once per idle time, not per task.
+//
 // Idle workers belong to the Server, never to a connection: an idle
 // connection still costs no goroutine but its read loop.
 type workerPool struct {
-	tasks   chan func() // unbuffered: a send succeeds only to a waiting worker
-	quit    chan struct{}
-	once    sync.Once
+	mu      sync.Mutex
+	idlers  []*worker // waiting for a task, the most recent last
+	stopped bool
 	idleFor time.Duration // workerIdle; shorter in tests
-	idle    atomic.Int32  // workers waiting for a task
+	idle    atomic.Int32  // len(idlers), for tests
 	wg      sync.WaitGroup
 }
 
+// worker is an idle worker's mailbox.
+type worker struct {
+	// task takes the worker's next task (nil: exit). It holds one: a
+	// task is sent only to a worker taken off the idle list, once.
+	task chan func()
+	// since is when the worker last became idle, under workerPool.mu.
+	since time.Time
+}
+
 func newWorkerPool() *workerPool {
-	return &workerPool{tasks: make(chan func()), quit: make(chan struct{}), idleFor: workerIdle}
+	return &workerPool{idleFor: workerIdle}
 }
 
 // run runs f on an idle worker or, when none waits, on a new one.
 func (p *workerPool) run(f func()) {
-	select {
-	case p.tasks <- f:
-	default:
-		p.wg.Add(1)
-		go p.work(f)
+	p.mu.Lock()
+	if n := len(p.idlers); n > 0 {
+		w := p.idlers[n-1]
+		p.idlers[n-1] = nil
+		p.idlers = p.idlers[:n-1]
+		p.idle.Add(-1)
+		p.mu.Unlock()
+		w.task <- f
+		return
 	}
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.work(f)
 }
 
 func (p *workerPool) work(f func()) {
 	// Deferred, so that a task ending its goroutine (runtime.Goexit) is
 	// still accounted for.
 	defer p.wg.Done()
+	w := &worker{task: make(chan func(), 1)}
 	var t *time.Timer
 	defer func() {
 		if t != nil {
@@ -60,32 +86,66 @@ func (p *workerPool) work(f func()) {
 	for {
 		f()
 		f = nil
-		if p.idle.Add(1) > maxIdleWorkers {
-			p.idle.Add(-1)
+		p.mu.Lock()
+		if p.stopped || len(p.idlers) >= maxIdleWorkers {
+			p.mu.Unlock()
 			return
 		}
+		w.since = time.Now()
+		p.idlers = append(p.idlers, w)
+		p.idle.Add(1)
+		p.mu.Unlock()
 		if t == nil {
 			t = time.NewTimer(p.idleFor)
-		} else {
-			t.Reset(p.idleFor)
 		}
-		select {
-		case f = <-p.tasks:
-			p.idle.Add(-1)
-		case <-t.C:
-			p.idle.Add(-1)
-			return
-		case <-p.quit:
-			p.idle.Add(-1)
-			return
+		for f == nil {
+			select {
+			case f = <-w.task:
+				if f == nil {
+					return // stop
+				}
+			case <-t.C:
+				if p.expire(w, t) {
+					return
+				}
+			}
 		}
 	}
+}
+
+// expire is called when w's idle timer fired: it takes w off the idle
+// list and reports true when w has been idle for the idle time; otherwise
+// it sets the timer for the rest of it. A worker that a task was just
+// handed to is no longer on the list and stays.
+func (p *workerPool) expire(w *worker, t *time.Timer) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.Index(p.idlers, w)
+	if i < 0 {
+		t.Reset(p.idleFor) // its task is on the way
+		return false
+	}
+	if left := p.idleFor - time.Since(w.since); left > 0 {
+		t.Reset(left)
+		return false
+	}
+	p.idlers = slices.Delete(p.idlers, i, i+1)
+	p.idle.Add(-1)
+	return true
 }
 
 // stop makes idle workers exit, and busy ones once their task returns.
 // Later tasks still run, each on a goroutine of its own.
 func (p *workerPool) stop() {
-	p.once.Do(func() { close(p.quit) })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	for _, w := range p.idlers {
+		w.task <- nil
+	}
+	clear(p.idlers)
+	p.idlers = nil
+	p.idle.Store(0)
 }
 
 // wait waits for every worker to exit; call it after stop, once no task
