@@ -96,7 +96,7 @@ func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 		}
 		seq = r.seq
 	}
-	h.cfg.Metrics.Delivered(h.toShards(r.members, pl, seq, nil))
+	h.cfg.Metrics.Delivered(h.toShards(r.members, pl, seq, entryDelivery{}))
 }
 
 // shardMembers is the fewest members a delivery worker of a large room
@@ -151,51 +151,131 @@ func (sh *shard[T]) forCodec(c codec.Codec) ([]byte, error) {
 	return b, nil
 }
 
-// entryDelivery says which history entry a delivery is (toRoomEntry);
-// nil for a room message without history.
+// entryDelivery says which history entry a delivery is (toRoomEntry).
 type entryDelivery struct {
+	entry  bool // false: a room message without history, numbered seq
 	offset uint64
 	marker bool
+}
+
+// maxShards bounds the delivery workers of one room's delivery.
+const maxShards = 8
+
+// shardWorkers are a hub's delivery workers, GOMAXPROCS-1 goroutines that
+// take a share of a large room's delivery (toShards), started with the
+// first such delivery and ended by Close.
+type shardWorkers[T proto.Message] struct {
+	started bool // under Hub.mu
+	tasks   chan shardTask[T]
+	jobs    sync.Pool // of *shardJob, so that a delivery allocates nothing
+}
+
+// shardTask is a worker's share of a delivery.
+type shardTask[T proto.Message] struct {
+	ms  []*member[T]
+	pl  *payload[T]
+	seq uint64
+	e   entryDelivery
+	job *shardJob
+	i   int
+}
+
+// shardJob is what the workers of one delivery report to it.
+type shardJob struct {
+	wg     sync.WaitGroup
+	counts [maxShards]int
+}
+
+// startShards starts the hub's delivery workers unless they run, and
+// reports whether they do (not once Close began).
+func (h *Hub[T]) startShards() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shards.started {
+		return true
+	}
+	if h.closed {
+		return false
+	}
+	h.shards.started = true
+	h.shards.tasks = make(chan shardTask[T])
+	for range runtime.GOMAXPROCS(0) - 1 {
+		h.wg.Add(1)
+		go h.shardWorker()
+	}
+	return true
+}
+
+func (h *Hub[T]) shardWorker() {
+	defer h.wg.Done()
+	for {
+		select {
+		case t := <-h.shards.tasks:
+			t.job.counts[t.i] = h.deliverAll(t.ms, t.pl, t.seq, t.e)
+			t.job.wg.Done()
+		case <-h.quit:
+			return
+		}
+	}
 }
 
 // toShards delivers pl to the members ms (with seq, or as the history
 // entry e), split between up to GOMAXPROCS delivery workers in a large
 // room, one of them the calling goroutine, each over a contiguous share
-// in order. It returns how many members it queued pl to, once every
-// worker is done: the caller holds the room's lock throughout, so a
-// room's messages still reach each member in the order they took the
-// lock, and a member removed under the lock is never delivered to after.
-func (h *Hub[T]) toShards(ms []*member[T], pl *payload[T], seq uint64, e *entryDelivery) int {
-	workers := min(runtime.GOMAXPROCS(0), len(ms)/shardMembers)
-	if workers <= 1 {
+// in order; a share no worker is free for (they serve every room of the
+// hub) the calling goroutine delivers too. It returns how many members it
+// queued pl to, once every share is done: the caller holds the room's
+// lock throughout, so a room's messages still reach each member in the
+// order they took the lock, and a member removed under the lock is never
+// delivered to after.
+func (h *Hub[T]) toShards(ms []*member[T], pl *payload[T], seq uint64, e entryDelivery) int {
+	workers := min(runtime.GOMAXPROCS(0), len(ms)/shardMembers, maxShards)
+	if workers <= 1 || !h.startShards() {
 		return h.deliverAll(ms, pl, seq, e)
 	}
-	counts := make([]int, workers)
-	var wg sync.WaitGroup
+	job, _ := h.shards.jobs.Get().(*shardJob)
+	if job == nil {
+		job = new(shardJob)
+	}
 	per := (len(ms) + workers - 1) / workers
+	var mine [maxShards][]*member[T]
 	for i := 1; i < workers; i++ {
 		part := ms[min(i*per, len(ms)):min((i+1)*per, len(ms))]
-		wg.Go(func() { counts[i] = h.deliverAll(part, pl, seq, e) })
+		job.counts[i] = 0
+		job.wg.Add(1)
+		select {
+		case h.shards.tasks <- shardTask[T]{ms: part, pl: pl, seq: seq, e: e, job: job, i: i}:
+		default:
+			job.wg.Done()
+			mine[i] = part
+		}
 	}
-	counts[0] = h.deliverAll(ms[:per], pl, seq, e)
-	wg.Wait()
-	n := 0
-	for _, c := range counts {
-		n += c
+	n := h.deliverAll(ms[:per], pl, seq, e)
+	for i := 1; i < workers; i++ {
+		if mine[i] != nil {
+			n += h.deliverAll(mine[i], pl, seq, e)
+		}
 	}
+	job.wg.Wait()
+	for i := 1; i < workers; i++ {
+		if mine[i] == nil {
+			n += job.counts[i]
+		}
+	}
+	h.shards.jobs.Put(job)
 	return n
 }
 
 // deliverAll is one delivery worker's share of toShards.
-func (h *Hub[T]) deliverAll(ms []*member[T], pl *payload[T], seq uint64, e *entryDelivery) int {
-	// Room for the envelope heads and tails of most members, short ids
-	// and sequence numbers; AppendStreamMessage grows it when that is not
-	// enough.
-	sh := shard[T]{pl: pl, arena: make([]byte, 0, 24*len(ms))}
+func (h *Hub[T]) deliverAll(ms []*member[T], pl *payload[T], seq uint64, e entryDelivery) int {
+	// Room for the envelope heads and tails of most members (a JSON head
+	// and tail takes about 50 bytes, a Protobuf one about 12);
+	// AppendStreamMessage grows it when that is not enough.
+	sh := shard[T]{pl: pl, arena: make([]byte, 0, 48*len(ms))}
 	n := 0
 	for _, m := range ms {
 		var ok bool
-		if e != nil {
+		if e.entry {
 			ok = h.deliverEntryTo(m, &sh, e)
 		} else {
 			ok = h.deliver(m, &sh, seq)

@@ -205,6 +205,10 @@ type Hub[T proto.Message] struct {
 	marshals atomic.Int64  // payload encodings, for tests
 	quit     chan struct{}
 	wg       sync.WaitGroup
+
+	// shards are the delivery workers of large rooms (deliver.go), under
+	// mu; they end with quit and are waited for with wg.
+	shards shardWorkers[T]
 }
 
 // peer is what a hub knows of another node.

@@ -133,14 +133,14 @@ func (h *Hub[T]) toRoomEntry(r *room[T], pl *payload[T], offset uint64, marker b
 	if offset > r.latest {
 		r.latest = offset
 	}
-	h.cfg.Metrics.Delivered(h.toShards(r.members, pl, 0, &entryDelivery{offset: offset, marker: marker}))
+	h.cfg.Metrics.Delivered(h.toShards(r.members, pl, 0, entryDelivery{entry: true, offset: offset, marker: marker}))
 }
 
 // deliverEntryTo hands the history entry e, whose payload sh has, to m:
 // a member that catches up notes it, a live one gets it unless it had it.
 // It reports whether it queued it. The caller holds m.room.mu (see
 // toShards).
-func (h *Hub[T]) deliverEntryTo(m *member[T], sh *shard[T], e *entryDelivery) bool {
+func (h *Hub[T]) deliverEntryTo(m *member[T], sh *shard[T], e entryDelivery) bool {
 	switch {
 	case m.catching:
 		if len(m.pending) == maxPending {

@@ -134,6 +134,12 @@ func TestShardedDeliveryOrder(t *testing.T) {
 			const members, pubs, per = 2 * shardMembers, 4, 10
 			h, conns, _, _ := shardedRoom(t, cfg, members, nil)
 			publishAll(t, h, pubs, per)
+			h.mu.Lock()
+			started := h.shards.started
+			h.mu.Unlock()
+			if !started {
+				t.Fatal("the delivery workers did not start")
+			}
 			for _, f := range conns {
 				f.waitCount(t, pubs*per)
 				if n := checkOrder(t, f, 1); n != pubs*per {
