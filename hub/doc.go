@@ -111,5 +111,11 @@
 // message to every member of the room on this node before it returns,
 // except in a room with a history shared by the nodes, where it returns
 // once the history stored it and every node, this one included, delivers
-// it from there.
+// it from there. In a room of 512 members or more on a machine of
+// several cores, the members are split between up to GOMAXPROCS delivery
+// workers (GOMAXPROCS-1 goroutines of the hub, started by the first such
+// broadcast and ended by Close, and the broadcasting goroutine): each
+// queues the message to its share while the room stays locked, so the
+// order of the room's messages, the membership a broadcast reaches and the
+// handling of slow consumers are those of a single loop.
 package hub
