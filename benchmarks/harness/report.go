@@ -135,9 +135,28 @@ type ratio struct {
 // scenario, codec and size, and Protobuf with JSON for the same scenario,
 // implementation and size: the comparisons the targets are stated in.
 func ratios(results []Result) []ratio {
-	byID := make(map[string]Result, len(results))
+	// Results of one scenario at several connection counts (serverfanout
+	// at 1,000 and 5,000 members) are compared at equal counts, and their
+	// labels say which.
+	type runKey struct {
+		id    string
+		conns int
+	}
+	byID := make(map[runKey]Result, len(results))
+	counts := make(map[string]map[int]bool)
 	for _, r := range results {
-		byID[r.ID()] = r
+		byID[runKey{r.ID(), r.Conns}] = r
+		k := r.Scenario + "/" + string(r.Size)
+		if counts[k] == nil {
+			counts[k] = make(map[int]bool)
+		}
+		counts[k][r.Conns] = true
+	}
+	at := func(r Result) string {
+		if len(counts[r.Scenario+"/"+string(r.Size)]) > 1 {
+			return fmt.Sprintf(", %d conns", r.Conns)
+		}
+		return ""
 	}
 	var out []ratio
 	add := func(label string, a, b Result) {
@@ -158,8 +177,8 @@ func ratios(results []Result) []ratio {
 		for _, o := range results {
 			// The keyed implementation has a table of its own
 			// (keyedCosts).
-			if o.Impl != "protows" && !strings.HasSuffix(o.Impl, KeyedSuffix) && o.Scenario == r.Scenario && o.Codec == r.Codec && o.Size == r.Size {
-				add(fmt.Sprintf("%s %s %s: protows / %s", r.Scenario, r.Codec, r.Size, o.Impl), r, o)
+			if o.Impl != "protows" && !strings.HasSuffix(o.Impl, KeyedSuffix) && o.Scenario == r.Scenario && o.Codec == r.Codec && o.Size == r.Size && o.Conns == r.Conns {
+				add(fmt.Sprintf("%s %s %s%s: protows / %s", r.Scenario, r.Codec, r.Size, at(r), o.Impl), r, o)
 			}
 		}
 	}
@@ -169,8 +188,8 @@ func ratios(results []Result) []ratio {
 		}
 		j := r
 		j.Codec = CodecJSON
-		if o, ok := byID[j.ID()]; ok {
-			add(fmt.Sprintf("%s %s %s: proto / json", r.Scenario, r.Impl, r.Size), r, o)
+		if o, ok := byID[runKey{j.ID(), r.Conns}]; ok {
+			add(fmt.Sprintf("%s %s %s%s: proto / json", r.Scenario, r.Impl, r.Size, at(r)), r, o)
 		}
 	}
 	return out

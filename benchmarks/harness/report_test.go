@@ -3,6 +3,7 @@ package harness
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,5 +190,33 @@ func TestCombine(t *testing.T) {
 	}
 	if m := msgsPerSec.Median(got[0]); m != 2 {
 		t.Errorf("median of the combined reps %v, want 2", m)
+	}
+}
+
+// TestRatiosAtEqualConns: a scenario run at several connection counts is
+// compared at equal counts, with the count in the label.
+func TestRatiosAtEqualConns(t *testing.T) {
+	rep := func(msgs int64) []Rep {
+		return []Rep{{Messages: msgs, Elapsed: time.Second, ServerCPU: -1, ServerConnBytes: -1}}
+	}
+	var results []Result
+	for _, n := range []int{1000, 5000} {
+		for _, impl := range []string{"protows", "gorilla"} {
+			msgs := int64(n)
+			if impl == "protows" {
+				msgs /= 2
+			}
+			results = append(results, Result{Scenario: "serverfanout", Impl: impl, Codec: CodecProto, Size: "small", Conns: n, Reps: rep(msgs)})
+		}
+	}
+	rows := ratios(results)
+	if len(rows) != 2 {
+		t.Fatalf("%d ratio rows, want 2: %+v", len(rows), rows)
+	}
+	for i, n := range []int{1000, 5000} {
+		want := fmt.Sprintf("serverfanout proto small, %d conns: protows / gorilla", n)
+		if rows[i].label != want || rows[i].values[0] != 0.5 {
+			t.Errorf("row %d: %q %v, want %q 0.5", i, rows[i].label, rows[i].values[0], want)
+		}
 	}
 }
