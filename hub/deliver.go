@@ -111,12 +111,13 @@ const shardMembers = 256
 // tails (codec.AppendStreamMessage), one allocation per worker and
 // broadcast, kept alive until the last of them was written.
 type shard[T proto.Message] struct {
-	pl     *payload[T]
-	arena  []byte
-	codec  [2]codec.Codec
-	enc    [2][]byte
-	msg    T
-	hasMsg bool
+	pl      *payload[T]
+	members int // in the worker's share
+	arena   []byte
+	codec   [2]codec.Codec
+	enc     [2][]byte
+	msg     T
+	hasMsg  bool
 }
 
 // message returns the payload's message, from the worker's cache.
@@ -268,10 +269,7 @@ func (h *Hub[T]) toShards(ms []*member[T], pl *payload[T], seq uint64, e entryDe
 
 // deliverAll is one delivery worker's share of toShards.
 func (h *Hub[T]) deliverAll(ms []*member[T], pl *payload[T], seq uint64, e entryDelivery) int {
-	// Room for the envelope heads and tails of most members (a JSON head
-	// and tail takes about 50 bytes, a Protobuf one about 12);
-	// AppendStreamMessage grows it when that is not enough.
-	sh := shard[T]{pl: pl, arena: make([]byte, 0, 48*len(ms))}
+	sh := shard[T]{pl: pl, members: len(ms)}
 	n := 0
 	for _, m := range ms {
 		var ok bool
@@ -364,6 +362,13 @@ func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
 		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
 		h.cfg.Metrics.Dropped("encode")
 		return false
+	}
+	if sh.arena == nil {
+		// Room for the envelope heads and tails of most members (a JSON
+		// head and tail takes about 50 bytes, a Protobuf one about 12);
+		// AppendStreamMessage grows it when that is not enough. Made on
+		// first use: members without enqueue methods need none.
+		sh.arena = make([]byte, 0, 48*sh.members)
 	}
 	elem, arena, err := codec.AppendStreamMessage(c, sh.arena, m.info.CallID, b, seq)
 	if err != nil {
