@@ -101,8 +101,8 @@ func (h *Hub[T]) toRoom(r *room[T], pl *payload[T]) {
 
 // shardMembers is the fewest members a delivery worker of a large room
 // takes: below twice this, a room's members are delivered to by the
-// broadcasting goroutine alone, since starting a worker costs about as
-// much as delivering to a few hundred members.
+// broadcasting goroutine alone, since a smaller share is not worth the
+// hand-off to a worker and the wait for it.
 const shardMembers = 256
 
 // shard is what one delivery worker keeps for itself while it delivers a
@@ -114,7 +114,7 @@ type shard[T proto.Message] struct {
 	pl      *payload[T]
 	members int // in the worker's share
 	arena   []byte
-	codec   [2]codec.Codec
+	codec   [2]string // names
 	enc     [2][]byte
 	msg     T
 	hasMsg  bool
@@ -132,10 +132,13 @@ func (sh *shard[T]) message() (T, error) {
 	return m, err
 }
 
-// forCodec returns the payload in c's encoding, from the worker's cache.
+// forCodec returns the payload in c's encoding, from the worker's cache
+// of the first two codecs it met (by name; a third goes to the payload
+// each time).
 func (sh *shard[T]) forCodec(c codec.Codec) ([]byte, error) {
+	name := c.Name()
 	for i, k := range sh.codec {
-		if k == c {
+		if k == name {
 			return sh.enc[i], nil
 		}
 	}
@@ -144,8 +147,8 @@ func (sh *shard[T]) forCodec(c codec.Codec) ([]byte, error) {
 		return nil, err
 	}
 	for i, k := range sh.codec {
-		if k == nil {
-			sh.codec[i], sh.enc[i] = c, b
+		if k == "" {
+			sh.codec[i], sh.enc[i] = name, b
 			break
 		}
 	}
