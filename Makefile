@@ -175,7 +175,7 @@ BENCH_STEADY_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios broadca
 # Server-bound fan-out (serverfanout): members that count envelopes without
 # decoding them, so that the server limits the rate; 1,000 and 5,000
 # members, 1,000,000 deliveries or 2 s per repetition; protows, the raw
-# coalescing gorilla hub and Centrifuge take turns. About 2 minutes.
+# coalescing gorilla hub and Centrifuge take turns. About 2.5 minutes.
 BENCH_SERVERFANOUT_REPS ?= 3
 BENCH_SERVERFANOUT_MEMBERS ?= 1000 5000
 BENCH_SERVERFANOUT_FLAGS ?= -child -reps 1 -duration 2s -messages 1000000 -scenarios serverfanout -sizes small
