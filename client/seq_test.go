@@ -169,7 +169,7 @@ func startRoomServerWith(t *testing.T, cfg hub.Config[*testv1.CountResponse]) *r
 	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
 	err = router.HandleServerStream(r, watchMethod,
 		func(ctx context.Context, req *testv1.EchoRequest, s router.Stream[*testv1.CountResponse]) error {
-			return h.Join(ctx, req.GetText(), s)
+			return h.Attach(ctx, req.GetText(), s)
 		})
 	if err != nil {
 		t.Fatal(err)

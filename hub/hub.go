@@ -257,14 +257,35 @@ type member[T proto.Message] struct {
 	done chan struct{}
 	once sync.Once
 	err  error
+
+	// Set for an attached member (Attach), before it is added: its
+	// detached call, which ends with the membership, and the
+	// cancellation of its catch-up, nil when it has none.
+	call      *transport.Call
+	stopCatch context.CancelFunc
 }
 
-// end ends the membership: Join returns err.
+// end ends the membership: Join returns err; an attached member's call
+// ends with what Join would have returned.
 func (m *member[T]) end(err error) {
 	m.once.Do(func() {
 		m.err = err
 		close(m.done)
+		if m.stopCatch != nil {
+			m.stopCatch()
+		}
+		if m.call != nil {
+			m.call.Finish(joinResult(err))
+		}
 	})
+}
+
+// joinResult is what Join returns for a membership that ended with err.
+func joinResult(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return protows.Errorf(protows.CodeUnavailable, "%w", err)
+	}
+	return err
 }
 
 // New returns a hub. With a Broker it opens it and starts its heartbeat;
@@ -444,10 +465,7 @@ func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-m.done:
-		if errors.Is(m.err, ErrClosed) {
-			return protows.Errorf(protows.CodeUnavailable, "%w", m.err)
-		}
-		return m.err
+		return joinResult(m.err)
 	}
 }
 

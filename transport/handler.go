@@ -89,8 +89,14 @@ type Call struct {
 	// nil without one.
 	stopDeadline func() bool
 
+	start time.Time // when the handler began
+
 	mu      sync.Mutex
 	ended   bool
+	// returned: the handler returned; detach: the call was detached
+	// (detach.go), nil for most calls.
+	returned bool
+	detach   *detachState
 	replyMD map[string]string
 	// wake is closed, and cleared, when what Send and Receive wait for
 	// may have changed: credit or a message arrived, the client
@@ -314,19 +320,25 @@ func (c *Call) sendEnd(env *protowsv1.Envelope, wait bool) {
 
 // runCall runs a handler on its own goroutine and sends its outcome.
 func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
-	defer c.handlerDone()
-	defer call.cancel()
-	if call.stopDeadline != nil {
-		defer call.stopDeadline()
-	}
 	if call.key != "" {
+		defer c.handlerDone()
+		defer call.cancel()
+		if call.stopDeadline != nil {
+			defer call.stopDeadline()
+		}
 		c.runKeyed(ctx, call, req)
 		return
 	}
-	start := time.Now()
-	res, err := c.serve(ctx, call, req)
-	call.end(res, err, true)
-	c.srv.cfg.Metrics.CallDone(call.method.Name, protows.CodeOf(err).String(), time.Since(start))
+	var res proto.Message
+	// What a handler that ends its goroutine (runtime.Goexit) is taken
+	// to have returned: the call still ends, and is released.
+	var err error = protows.Errorf(protows.CodeInternal, "internal error: the handler did not return")
+	defer func() {
+		if call.handlerReturned(&err) {
+			call.complete(res, err)
+		}
+	}()
+	res, err = c.serve(ctx, call, req)
 }
 
 // serve calls the method, turning a panic that escaped the Handler's own

@@ -483,7 +483,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	} else {
 		ctx, cancel = context.WithCancel(parent)
 	}
-	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), cancel: cancel, key: key}
+	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), cancel: cancel, key: key, start: time.Now()}
 	if credit > 0 && m.ServerStream {
 		call.flow, call.credit = true, int64(credit)
 	}

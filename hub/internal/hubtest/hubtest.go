@@ -30,6 +30,21 @@ type Msg = protowsv1.AuthenticateResponse
 // the request's token.
 const WatchMethod = "/hubtest.v1.Rooms/Watch"
 
+// AttachMethod is WatchMethod through Hub.Attach: the handler returns at
+// once and the call stays open.
+const AttachMethod = "/hubtest.v1.Rooms/Attach"
+
+// StreamTimeout bounds the streams of WatchTimeoutMethod and
+// AttachTimeoutMethod (router.WithStreamTimeout).
+const StreamTimeout = 300 * time.Millisecond
+
+// WatchTimeoutMethod and AttachTimeoutMethod are WatchMethod and
+// AttachMethod with a StreamTimeout.
+const (
+	WatchTimeoutMethod  = "/hubtest.v1.Rooms/WatchTimeout"
+	AttachTimeoutMethod = "/hubtest.v1.Rooms/AttachTimeout"
+)
+
 // LeaveMethod is a unary method that makes the calling connection leave the
 // room named by the request's token; it answers with the number of
 // memberships that ended in ExpiresAt.
@@ -49,6 +64,20 @@ func Serve(t testing.TB, h *hub.Hub[*Msg], cfg transport.Config, opts ...router.
 		func(ctx context.Context, req *protowsv1.AuthenticateRequest, s router.Stream[*Msg]) error {
 			return h.Join(ctx, req.GetToken(), s)
 		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(ctx context.Context, req *protowsv1.AuthenticateRequest, s router.Stream[*Msg]) error {
+		return h.Join(ctx, req.GetToken(), s)
+	}
+	attach := func(ctx context.Context, req *protowsv1.AuthenticateRequest, s router.Stream[*Msg]) error {
+		return h.Attach(ctx, req.GetToken(), s)
+	}
+	err = errors.Join(
+		router.HandleServerStream(r, AttachMethod, attach),
+		router.HandleServerStream(r, WatchTimeoutMethod, join, router.WithStreamTimeout(StreamTimeout)),
+		router.HandleServerStream(r, AttachTimeoutMethod, attach, router.WithStreamTimeout(StreamTimeout)),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +137,15 @@ func Dial(t testing.TB, url string, c codec.Codec) *Client {
 // Watch starts a stream call with id that joins room.
 func (c *Client) Watch(id uint32, room string) { c.call(id, WatchMethod, room) }
 
+// Attach starts a stream call with id that attaches to room.
+func (c *Client) Attach(id uint32, room string) { c.call(id, AttachMethod, room) }
+
+// Cancel sends a CANCEL of the call id.
+func (c *Client) Cancel(id uint32) {
+	c.t.Helper()
+	c.send(&protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_CANCEL})
+}
+
 // Leave calls LeaveMethod with id for room.
 func (c *Client) Leave(id uint32, room string) { c.call(id, LeaveMethod, room) }
 
@@ -124,6 +162,23 @@ func (c *Client) call(id uint32, method, room string) {
 	if !c.codec.Binary() {
 		e.MethodId, e.Method = 0, method
 	}
+	c.send(e)
+}
+
+// CallTimeout calls method with id, a request naming room and the
+// REQUEST's timeout_ms.
+func (c *Client) CallTimeout(id uint32, method, room string, ms uint32) {
+	c.t.Helper()
+	payload, err := c.codec.AppendPayload(nil, &protowsv1.AuthenticateRequest{Token: room})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	e := &protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REQUEST, Method: method, Payload: payload, TimeoutMs: ms}
+	c.send(e)
+}
+
+func (c *Client) send(e *protowsv1.Envelope) {
+	c.t.Helper()
 	frame, err := codec.MarshalFrame(c.codec, e)
 	if err != nil {
 		c.t.Fatal(err)
