@@ -91,13 +91,13 @@ type Call struct {
 
 	start time.Time // when the handler began
 
-	mu      sync.Mutex
-	ended   bool
+	mu    sync.Mutex
+	ended bool
 	// returned: the handler returned; detach: the call was detached
 	// (detach.go), nil for most calls.
 	returned bool
 	detach   *detachState
-	replyMD map[string]string
+	replyMD  map[string]string
 	// wake is closed, and cleared, when what Send and Receive wait for
 	// may have changed: credit or a message arrived, the client
 	// half-closed, the call ended. Made by the first waiter.
