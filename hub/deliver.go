@@ -306,7 +306,7 @@ func (h *Hub[T]) toAllRooms(pl *payload[T]) {
 func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
 	h.mu.Lock()
 	var ms []*member[T]
-	for m := range h.conns[connID] {
+	for _, m := range h.conns[connID] {
 		if callID == 0 || m.info.CallID == callID {
 			ms = append(ms, m)
 		}
@@ -332,10 +332,8 @@ func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
 // m.room.mu (for a sharded delivery, the goroutine that started the
 // workers does).
 func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
-	select {
-	case <-m.done:
+	if m.ended.Load() {
 		return false
-	default:
 	}
 	if m.ctx.Err() != nil {
 		return false // the call ended; Join is about to remove m

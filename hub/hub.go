@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -197,7 +198,7 @@ type Hub[T proto.Message] struct {
 	mu     sync.Mutex
 	closed bool
 	rooms  map[string]*room[T]
-	conns  map[string]map[*member[T]]struct{} // local connection id -> memberships
+	conns  map[string][]*member[T] // local connection id -> memberships, in join order
 	peers  map[string]*peer                   // other nodes, by name
 
 	closing  atomic.Bool   // Close began: deliveries from the history store stop
@@ -254,9 +255,12 @@ type member[T proto.Message] struct {
 	pending  []pendingEntry
 	start    joinStart // how the membership starts, from Join's options
 
-	done chan struct{}
-	once sync.Once
-	err  error
+	// ended is set, and done (made by Join only: Attach needs no channel
+	// to wait on) closed, when the membership ends.
+	ended atomic.Bool
+	done  chan struct{}
+	once  sync.Once
+	err   error
 
 	// Set for an attached member (Attach), before it is added: its
 	// detached call, which ends with the membership, and the
@@ -270,7 +274,10 @@ type member[T proto.Message] struct {
 func (m *member[T]) end(err error) {
 	m.once.Do(func() {
 		m.err = err
-		close(m.done)
+		m.ended.Store(true)
+		if m.done != nil {
+			close(m.done)
+		}
 		if m.stopCatch != nil {
 			m.stopCatch()
 		}
@@ -323,7 +330,7 @@ func New[T proto.Message](cfg Config[T]) (*Hub[T], error) {
 		log:         cfg.Logger.With("hub", cfg.Node),
 		newT:        func() T { return typ.New().Interface().(T) },
 		rooms:       make(map[string]*room[T]),
-		conns:       make(map[string]map[*member[T]]struct{}),
+		conns:       make(map[string][]*member[T]),
 		peers:       make(map[string]*peer),
 		quit:        make(chan struct{}),
 	}
@@ -402,7 +409,6 @@ func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*memb
 	m := &member[T]{
 		ctx:    ctx,
 		stream: s,
-		done:   make(chan struct{}),
 		info:   Member{Node: h.node, Room: room, JoinedAt: time.Now()},
 	}
 	m.ep, _ = s.(enqueuer)
@@ -431,6 +437,7 @@ func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*memb
 
 // join adds m, waits for the end of its membership and removes it.
 func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
+	m.done = make(chan struct{})
 	var (
 		page HistoryPage
 		rerr error
@@ -487,12 +494,7 @@ func (h *Hub[T]) add(m *member[T]) error {
 	m.catching = r.hist
 	r.members = append(r.members, m)
 	r.mu.Unlock()
-	set := h.conns[m.info.ConnID]
-	if set == nil {
-		set = make(map[*member[T]]struct{})
-		h.conns[m.info.ConnID] = set
-	}
-	set[m] = struct{}{}
+	h.conns[m.info.ConnID] = append(h.conns[m.info.ConnID], m)
 	h.mu.Unlock()
 	h.cfg.Metrics.MemberJoined()
 
@@ -517,10 +519,14 @@ func (h *Hub[T]) remove(m *member[T]) {
 	if empty && h.rooms[r.name] == r {
 		delete(h.rooms, r.name)
 	}
-	if set := h.conns[m.info.ConnID]; set != nil {
-		delete(set, m)
+	if set := h.conns[m.info.ConnID]; len(set) > 0 {
+		if i := slices.Index(set, m); i >= 0 {
+			set = slices.Delete(set, i, i+1)
+		}
 		if len(set) == 0 {
 			delete(h.conns, m.info.ConnID)
+		} else {
+			h.conns[m.info.ConnID] = set
 		}
 	}
 	h.mu.Unlock()
@@ -536,7 +542,7 @@ func (h *Hub[T]) remove(m *member[T]) {
 func (h *Hub[T]) Leave(room, connID string) int {
 	h.mu.Lock()
 	var ms []*member[T]
-	for m := range h.conns[connID] {
+	for _, m := range h.conns[connID] {
 		if m.info.Room == room {
 			ms = append(ms, m)
 		}
@@ -743,9 +749,7 @@ func (h *Hub[T]) Close() error {
 	h.closing.Store(true)
 	var ms []*member[T]
 	for _, set := range h.conns {
-		for m := range set {
-			ms = append(ms, m)
-		}
+		ms = append(ms, set...)
 	}
 	h.mu.Unlock()
 	close(h.quit)

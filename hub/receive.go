@@ -261,7 +261,7 @@ func (h *Hub[T]) publishState() {
 	h.mu.Lock()
 	var ms []Member
 	for _, set := range h.conns {
-		for m := range set {
+		for _, m := range set {
 			ms = append(ms, m.info)
 		}
 	}

@@ -333,10 +333,8 @@ var _ waiter = (*transport.Call)(nil)
 // send queues an encoded envelope of m's call, waiting for room when the
 // stream can.
 func (m *member[T]) send(ctx context.Context, p codec.Parts) error {
-	select {
-	case <-m.done:
+	if m.ended.Load() {
 		return errMemberDone
-	default:
 	}
 	if w, ok := m.ep.(waiter); ok {
 		return w.EnqueuePartsWait(ctx, p)
@@ -353,10 +351,8 @@ func (h *Hub[T]) sendPosition(ctx context.Context, m *member[T], pos *protowsv1.
 	if !m.start.positions {
 		return nil
 	}
-	select {
-	case <-m.done:
+	if m.ended.Load() {
 		return errMemberDone
-	default:
 	}
 	if w, ok := m.ep.(waiter); ok {
 		return w.SendPosition(ctx, pos)
@@ -374,10 +370,8 @@ func (h *Hub[T]) sendPosition(ctx context.Context, m *member[T], pos *protowsv1.
 func (h *Hub[T]) replay(ctx context.Context, m *member[T], room string, data []byte, offset uint64) error {
 	pl := h.remotePayload(data)
 	if m.ep == nil {
-		select {
-		case <-m.done:
+		if m.ended.Load() {
 			return errMemberDone
-		default:
 		}
 		msg, err := pl.message()
 		if err != nil {

@@ -195,6 +195,7 @@ func (c *Conn) finish(end readEnd) {
 	c.mu.Unlock()
 	c.writerWG.Wait()
 	c.cancel()
+	c.cancelCalls(false)
 	c.mu.Lock()
 	c.setStateLocked(stateClosed) // unless the writer got there first
 	c.mu.Unlock()

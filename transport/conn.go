@@ -406,13 +406,18 @@ func (c *Conn) internalError(e *protowsv1.Envelope, err error) {
 	c.closeLocked(protows.CloseInternalError, "internal error", true)
 }
 
-// cancelCalls cancels the contexts of the calls in flight, those of keyed
-// calls included, which do not end with the connection's context.
-func (c *Conn) cancelCalls() {
+// cancelCalls cancels the calls in flight, those with an idempotency key
+// only if keyed is set: a keyed call outlives its connection, but not
+// Shutdown's deadline. A call that ended was cancelled then (Call.end is
+// always followed by Call.cancel), so these are all the calls whose
+// context may still be live.
+func (c *Conn) cancelCalls(keyed bool) {
 	c.mu.Lock()
 	calls := make([]*Call, 0, len(c.calls))
 	for _, call := range c.calls {
-		calls = append(calls, call)
+		if keyed || call.key == "" {
+			calls = append(calls, call)
+		}
 	}
 	c.mu.Unlock()
 	for _, call := range calls {

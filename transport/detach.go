@@ -23,13 +23,11 @@ var ErrNotDetachable = errors.New("transport: call cannot be detached")
 // detachState is what a detached call keeps, under Call.mu; allocated by
 // Detach, so that other calls do not carry it.
 type detachState struct {
-	start     time.Time // when the handler began, for Metrics.CallDone
 	returned  bool      // the handler returned nil: the call waits for Finish
 	finishing bool      // Finish was called; err is the outcome
 	err       error
-	onEnd     func(error)
-	stopWatch func() bool // the context.AfterFunc on the call's context
-	timer     *time.Timer // the deadline of the handler's context, nil without one
+	onEnd func(error)
+	timer *time.Timer // the deadline of the handler's context, nil without one
 }
 
 // Detach keeps the call open after its handler returns nil: no STREAM_END
@@ -68,22 +66,35 @@ func (c *Call) Detach(ctx context.Context, onEnd func(error)) error {
 		c.mu.Unlock()
 		return ErrCallEnded
 	}
-	d := &detachState{start: c.start, onEnd: onEnd}
+	d := &detachState{onEnd: onEnd}
 	c.detach = d
 	c.mu.Unlock()
-	// Without a goroutine: the call's context ends on CANCEL, on the
-	// connection's end, at timeout_ms and when the call completes.
-	stop := context.AfterFunc(c.ctx, func() { c.Finish(c.ctx.Err()) })
-	var timer *time.Timer
+	// Every end of the call's context goes through Call.cancel, which
+	// finishes a detached call: no goroutine and no context.AfterFunc
+	// watches it (each would cost an idle member memory).
 	if dl, ok := ctx.Deadline(); ok {
 		if cdl, cok := c.ctx.Deadline(); !cok || dl.Before(cdl) {
-			timer = time.AfterFunc(time.Until(dl), func() { c.Finish(context.DeadlineExceeded) })
+			t := time.AfterFunc(time.Until(dl), func() { c.Finish(context.DeadlineExceeded) })
+			c.mu.Lock()
+			d.timer = t
+			c.mu.Unlock()
 		}
 	}
-	c.mu.Lock()
-	d.stopWatch, d.timer = stop, timer
-	c.mu.Unlock()
 	return nil
+}
+
+// cancel cancels the call's context, and finishes a detached call with
+// its error (Finish ignores a call that already has its outcome). Every
+// end of a call cancels it: CANCEL, timeout_ms, the connection's end, a
+// drain, the call's own completion.
+func (c *Call) cancel() {
+	c.cancelCtx()
+	c.mu.Lock()
+	d := c.detach
+	c.mu.Unlock()
+	if d != nil {
+		c.Finish(c.ctx.Err())
+	}
 }
 
 // Finish ends a detached call with err, as its handler returning err
@@ -153,11 +164,8 @@ func (c *Call) complete(res proto.Message, err error) {
 	c.mu.Lock()
 	d := c.detach
 	c.mu.Unlock()
-	if d != nil {
-		d.stopWatch()
-		if d.timer != nil {
-			d.timer.Stop()
-		}
+	if d != nil && d.timer != nil {
+		d.timer.Stop()
 	}
 	c.conn.srv.cfg.Metrics.CallDone(c.method.Name, protows.CodeOf(err).String(), time.Since(c.start))
 	if d != nil && d.onEnd != nil {

@@ -83,7 +83,9 @@ type Call struct {
 	metadata map[string]string
 	ctx      context.Context // the call's context: cancelled with cancel
 	resume   *protowsv1.Resume
-	cancel   context.CancelFunc
+	// cancelCtx cancels ctx; cancel does that and finishes a detached
+	// call.
+	cancelCtx context.CancelFunc
 	key      string // the idempotency key, "" for none
 	// stopDeadline stops the watch of the call's timeout (timeout_ms);
 	// nil without one.

@@ -466,13 +466,14 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		c.shed()
 		return true
 	}
-	var parent context.Context = &c.ctx
-	if key != "" {
-		// A keyed call outlives its connection: its outcome waits in the
-		// window for the client's next send (docs/PROTOCOL.md, section
-		// 3.7). Shutdown's deadline still cancels it (cancelCalls).
-		parent = context.WithoutCancel(parent)
-	}
+	// The call's context is not a child of the connection's: a child is
+	// an entry in the parent's map of children, whose memory an idle
+	// room member would carry for as long as it lasts. The connection
+	// cancels its calls itself when it ends (Conn.finish), but for a
+	// keyed call, which outlives its connection: its outcome waits in the
+	// window for the client's next send (docs/PROTOCOL.md, section 3.7).
+	// Shutdown's deadline still cancels it (cancelCalls).
+	parent := context.WithoutCancel(&c.ctx)
 	var (
 		ctx    context.Context
 		cancel context.CancelFunc
@@ -483,7 +484,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	} else {
 		ctx, cancel = context.WithCancel(parent)
 	}
-	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), cancel: cancel, key: key, start: time.Now()}
+	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), cancelCtx: cancel, key: key, start: time.Now()}
 	if credit > 0 && m.ServerStream {
 		call.flow, call.credit = true, int64(credit)
 	}

@@ -312,7 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.cancel()
-			c.cancelCalls()
+			c.cancelCalls(true)
 			c.abort()
 		}
 		s.mu.Unlock()

@@ -28,6 +28,12 @@ func startChild(role string, args []string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startChildExe(exe, role, args)
+}
+
+// startChildExe starts the program exe in role: this binary, or one built
+// from another revision (DriverConfig.Servers).
+func startChildExe(exe, role string, args []string) (*child, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), roleEnv+"="+role)
 	cmd.Stderr = os.Stderr

@@ -81,6 +81,7 @@ func loadMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 	workers := fs.Int("dial-workers", 32, "concurrent dials")
 	drain := fs.Duration("drain", 30*time.Second, "wait for late deliveries after done")
 	timeout := fs.Duration("timeout", 5*time.Minute, "lifetime bound")
+	deferJoin := fs.Bool("defer-join", false, "connect without joining; join on the line \"join\", then print \"joined N\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,13 +105,22 @@ func loadMain(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		}
 	}()
 
-	l := &load{codec: c, expect: *messages, allDone: make(chan struct{})}
+	l := &load{codec: c, expect: *messages, allDone: make(chan struct{}), deferJoin: *deferJoin}
 	start := time.Now()
 	err = l.connect(ctx, strings.Split(*addrs, ","), *offset, *conns, *sources, *workers)
 	joinTime := time.Since(start)
 	readyCPU := readStats(false).CPU
 	if err == nil {
 		_, err = fmt.Fprintf(stdout, "ready %d\n", len(l.members))
+	}
+	if err == nil && *deferJoin {
+		err = waitLine(ctx, lines, "join")
+		if err == nil {
+			err = l.join(*workers)
+		}
+		if err == nil {
+			_, err = fmt.Fprintf(stdout, "joined %d\n", len(l.members))
+		}
 	}
 	if err == nil {
 		err = waitLine(ctx, lines, "done")
@@ -172,6 +182,7 @@ type load struct {
 	doneOnce  sync.Once
 	stopping  atomic.Bool // stop ends the readers: their errors are not failures
 	readers   sync.WaitGroup
+	deferJoin bool // connect sends no Join: join does, later
 }
 
 // member is one raw client: a WebSocket that joined the room, and what it
@@ -206,7 +217,7 @@ func (l *load) connect(ctx context.Context, addrs []string, offset, n, sources, 
 			for i := range idx {
 				g := offset + i
 				ws, err := dial(ctx, addrs[g%len(addrs)], l.codec, sourceIP(g, sources))
-				if err == nil {
+				if err == nil && !l.deferJoin {
 					_ = ws.SetWriteDeadline(time.Now().Add(ioTimeout))
 					err = ws.WriteMessage(messageType(l.codec), join)
 					if err != nil {
@@ -262,6 +273,46 @@ feed:
 	l.mu.Unlock()
 	l.checkDone()
 	return first
+}
+
+// join sends the Join REQUEST of every member, from a few workers.
+func (l *load) join(workers int) error {
+	frame, err := requestFrame(l.codec, 1, joinMethod, &benchv1.PushRequest{})
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	members := slices.Clone(l.members)
+	l.mu.Unlock()
+	next := make(chan *member)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for m := range next {
+				// The reader only reads, and WriteControl (its pongs) may
+				// run beside WriteMessage.
+				_ = m.ws.SetWriteDeadline(time.Now().Add(ioTimeout))
+				if err := m.ws.WriteMessage(messageType(l.codec), frame); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for _, m := range members {
+		next <- m
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return fmt.Errorf("join: %w", err)
+	default:
+		return nil
+	}
 }
 
 // read records the member's deliveries until its connection ends.

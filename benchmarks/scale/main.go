@@ -41,6 +41,9 @@ func runMain(ctx context.Context, role string, args []string, stdin io.Reader, s
 		if err != nil {
 			return err
 		}
+		if cfg.Idle {
+			return driveIdle(ctx, cfg, stdout)
+		}
 		return drive(ctx, cfg, stdout)
 	default:
 		return fmt.Errorf("unknown %s %q", roleEnv, role)
@@ -72,6 +75,11 @@ type DriverConfig struct {
 	TextSize int
 	// Timeout bounds the whole run of one codec, children included.
 	Timeout time.Duration
+	// Idle measures idle connections and members instead of a broadcast
+	// (idle.go): Runs rounds over Servers.
+	Idle    bool
+	Runs    int
+	Servers []ServerExe
 }
 
 func parseDriverFlags(args []string) (DriverConfig, error) {
@@ -87,8 +95,18 @@ func parseDriverFlags(args []string) (DriverConfig, error) {
 	fs.IntVar(&cfg.Sources, "sources", 4, "loopback source addresses for the members")
 	fs.IntVar(&cfg.TextSize, "text", 32, "text bytes in each message")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "bound on the run of one codec")
+	fs.BoolVar(&cfg.Idle, "idle", false, "measure the server memory of idle connections and idle members instead of a broadcast")
+	fs.IntVar(&cfg.Runs, "runs", 3, "with -idle: rounds over the servers; the report gives medians")
+	servers := fs.String("servers", "", "with -idle: the servers to compare, name=executable,... (an empty executable is this binary)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	var err error
+	if cfg.Servers, err = parseServers(*servers); err != nil {
+		return cfg, err
+	}
+	if cfg.Idle && (cfg.Runs <= 0 || codecs == "both") {
+		return cfg, fmt.Errorf("-idle needs -runs > 0 and one -codec")
 	}
 	switch codecs {
 	case "proto", "json":

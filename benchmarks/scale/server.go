@@ -103,7 +103,7 @@ func newScaleServer(nc *nats.Conn, node string, events *Events) (*scaleServer, e
 	r := router.New(router.WithLogger(discard))
 	err = errors.Join(
 		router.HandleServerStream(r, joinMethod, func(ctx context.Context, _ *benchv1.PushRequest, st router.Stream[*benchv1.Sample]) error {
-			return h.Join(ctx, roomName, st)
+			return h.Attach(ctx, roomName, st)
 		}),
 		router.HandleUnary(r, publishMethod, func(ctx context.Context, req *benchv1.EchoRequest) (*benchv1.EchoResponse, error) {
 			return &benchv1.EchoResponse{}, h.Broadcast(ctx, roomName, req.GetSample())
