@@ -199,7 +199,7 @@ type Hub[T proto.Message] struct {
 	closed bool
 	rooms  map[string]*room[T]
 	conns  map[string][]*member[T] // local connection id -> memberships, in join order
-	peers  map[string]*peer                   // other nodes, by name
+	peers  map[string]*peer        // other nodes, by name
 
 	closing  atomic.Bool   // Close began: deliveries from the history store stop
 	anon     atomic.Uint64 // ids of memberships without a connection

@@ -23,11 +23,11 @@ var ErrNotDetachable = errors.New("transport: call cannot be detached")
 // detachState is what a detached call keeps, under Call.mu; allocated by
 // Detach, so that other calls do not carry it.
 type detachState struct {
-	returned  bool      // the handler returned nil: the call waits for Finish
-	finishing bool      // Finish was called; err is the outcome
+	returned  bool // the handler returned nil: the call waits for Finish
+	finishing bool // Finish was called; err is the outcome
 	err       error
-	onEnd func(error)
-	timer *time.Timer // the deadline of the handler's context, nil without one
+	onEnd     func(error)
+	timer     *time.Timer // the deadline of the handler's context, nil without one
 }
 
 // Detach keeps the call open after its handler returns nil: no STREAM_END

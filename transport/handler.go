@@ -86,7 +86,7 @@ type Call struct {
 	// cancelCtx cancels ctx; cancel does that and finishes a detached
 	// call.
 	cancelCtx context.CancelFunc
-	key      string // the idempotency key, "" for none
+	key       string // the idempotency key, "" for none
 	// stopDeadline stops the watch of the call's timeout (timeout_ms);
 	// nil without one.
 	stopDeadline func() bool
