@@ -41,11 +41,13 @@ type detachState struct {
 // contexts they made when the handler returns.
 //
 // onEnd, when not nil, is called once, after the call's terminal envelope
-// was queued (or the call was found ended already), with the outcome the
-// call ended with: the error given to Finish, the context's error, or the
-// handler's own error when it returned one after Detach (which ends the
-// call as usual). It runs on a goroutine of the server's, never while a
-// caller of Finish holds its locks, and may block briefly.
+// was queued, with what its handler would have returned: the error given
+// to Finish; the context's error when the call was cancelled (the client
+// cancelled, timeout_ms passed, the connection ended or drained: the
+// terminal envelope went out then, with its own code); or the handler's
+// own error when it returned one after Detach, which ends the call as
+// usual. It runs on a goroutine of the server's, never while a caller of
+// Finish holds its locks, and may block briefly.
 //
 // Detach is for handlers that hand the call to something that sends on it
 // later, such as a room of package hub (hub.Hub.Attach): call it from the
