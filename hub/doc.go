@@ -4,23 +4,27 @@
 // joined by a Broker.
 //
 // A room member is a server stream: a client joins a room by calling a
-// server-streaming method whose handler calls Join, and receives the room's
-// broadcasts as typed stream messages of that call, in the generated Go and
-// TypeScript clients alike.
+// server-streaming method whose handler calls Attach (or Join), and
+// receives the room's broadcasts as typed stream messages of that call, in
+// the generated Go and TypeScript clients alike.
 //
 //	// chat.proto: rpc Watch(WatchRequest) returns (stream RoomEvent);
 //	h, err := hub.New(hub.Config[*chatv1.RoomEvent]{})
 //	...
 //	func (s *chatServer) Watch(ctx context.Context, req *chatv1.WatchRequest, st router.Stream[*chatv1.RoomEvent]) error {
-//		return s.hub.Join(ctx, req.GetRoom(), st) // until the client leaves
+//		return s.hub.Attach(ctx, req.GetRoom(), st) // the stream lasts until the client leaves
 //	}
 //	func (s *chatServer) Send(ctx context.Context, req *chatv1.SendRequest) (*chatv1.SendResponse, error) {
 //		err := s.hub.Broadcast(ctx, req.GetRoom(), &chatv1.RoomEvent{Text: req.GetText()})
 //		return &chatv1.SendResponse{}, err
 //	}
 //
-// A connection leaves its rooms when it closes, when the client cancels the
-// stream, or when a handler calls Leave. Members lists a room's members on
+// Attach returns at once and leaves the call open, holding no goroutine:
+// an idle member costs its server little more than its connection
+// (benchmarks/RESULTS.md). Join does the same but blocks until the
+// membership ends, for handlers that do work after it (Join's doc says when
+// each fits). A connection leaves its rooms when it closes, when the client
+// cancels the stream, or when a handler calls Leave. Members lists a room's members on
 // every node and Rooms the rooms that have any; MembersPage and RoomsPage
 // list them a page at a time, for replies that must stay below the
 // transport's message size limit. Config.Presence turns joins and leaves
@@ -52,7 +56,7 @@
 // that lost its connection gets what it missed when it comes back
 // (docs/PROTOCOL.md, section 14): the clients keep each room stream's
 // position (an epoch and the offset of the last message) and send it when
-// they re-open the stream; Join replays what followed from the history,
+// they re-open the stream; Attach and Join replay what followed from the history,
 // then the live messages, with no duplicate and no hole between them, or
 // says why it cannot (the history was lost, or no longer holds them). A
 // member may also ask for the room's latest messages when it joins, and

@@ -360,12 +360,23 @@ func (h *Hub[T]) Node() string { return h.node }
 
 // Join makes the stream call of ctx a member of room until the call ends:
 // the connection closes, the client cancels, Leave or Close. It blocks for
-// as long, so a server-streaming handler subscribes its client to a room
-// with
+// as long, so a server-streaming handler could subscribe its client to a
+// room with
 //
 //	func (s *server) Watch(ctx context.Context, req *chatv1.WatchRequest, st router.Stream[*chatv1.RoomEvent]) error {
 //		return s.hub.Join(ctx, req.GetRoom(), st)
 //	}
+//
+// Attach is that without the wait: it returns at once, the call stays open
+// and the membership holds no goroutine, where Join keeps the handler's
+// goroutine parked (about 6 KiB of server memory per member, with its
+// stack). Use Attach when the handler has nothing to do after the
+// membership ends, as above; use Join when it does (it logs the end,
+// releases something, sends a last message), or when an interceptor must
+// see the whole life of the stream: a handler that returns after Attach
+// ends its interceptors' view of the call then, while the call goes on.
+// An interceptor that wraps the stream without its enqueuer methods makes
+// Attach wait like Join.
 //
 // Broadcasts then reach the client as STREAM_MESSAGEs of the call, encoded
 // once per codec for all members and carrying the room's sequence number

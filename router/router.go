@@ -251,7 +251,10 @@ func HandleUnary[Req, Res any](r *Router, method string, fn func(context.Context
 
 // HandleServerStream registers a server-streaming handler for method. *Req
 // and *Res must be Protobuf messages. The stream ends when fn returns:
-// successfully when it returns nil.
+// successfully when it returns nil, unless fn detached its call
+// (transport.Call.Detach, which hub.Hub.Attach uses): a detached call
+// stays open after fn returned nil, until it is finished or cancelled, and
+// the interceptors have returned by then.
 func HandleServerStream[Req, Res any](r *Router, method string, fn func(context.Context, *Req, Stream[*Res]) error, opts ...HandlerOption) error {
 	if fn == nil {
 		return fmt.Errorf("router: nil handler for %s", method)

@@ -53,12 +53,13 @@ func checkRoom(room string) error {
 	return nil
 }
 
-// Watch joins the room until the call ends.
+// Watch makes the caller a member of the room until the call ends: Attach
+// returns at once and the stream stays open, holding no goroutine.
 func (s *chatService) Watch(ctx context.Context, req *chatv1.WatchRequest, st router.Stream[*chatv1.RoomEvent]) error {
 	if err := checkRoom(req.GetRoom()); err != nil {
 		return err
 	}
-	return s.hub.Join(ctx, req.GetRoom(), st)
+	return s.hub.Attach(ctx, req.GetRoom(), st)
 }
 
 // Send broadcasts a message to a room the caller watches. Only members

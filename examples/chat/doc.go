@@ -46,7 +46,7 @@
 //
 // # Rooms
 //
-// Watch is a room membership (hub.Join) whose stream brings the room's
+// Watch is a room membership (hub.Attach) whose stream brings the room's
 // messages and join and leave events; Send broadcasts to a room the caller
 // watches (failed_precondition otherwise, after waiting up to 2 s for the
 // caller's Watch to join); GetPresence and ListRooms read the hub a page
