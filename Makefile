@@ -15,7 +15,7 @@ GO_PKGS := ./...
 HASH := \#
 BREAKING_AGAINST := .git$(HASH)$(shell git rev-parse -q --verify main >/dev/null 2>&1 && echo branch=main || echo ref=HEAD)
 
-.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench bench-results scale scale-cluster fuzz clean
+.PHONY: all demo demo-cluster test deps tools generate check-generated lint fmt vet gotest guide npm-test conformance chromium bench bench-results scale scale-cluster scale-idle fuzz clean
 
 all: test
 
@@ -252,6 +252,21 @@ SCALE_NODE_FLAGS ?= -nodes 1 -load-procs 2 -conns 19800 -rate 1 -duration 60s -t
 scale-cluster:
 	go run ./benchmarks/scale $(SCALE_CLUSTER_FLAGS)
 	go run ./benchmarks/scale $(SCALE_NODE_FLAGS)
+
+## scale-idle: the server memory of an idle connection and of an idle room
+## member, 5,000 of each, for a build of SCALE_BASE (main by default) and of
+## the working tree, alternating, medians of 3 runs (benchmarks/RESULTS.md).
+## About a minute per codec.
+SCALE_BASE ?= main
+SCALE_IDLE_FLAGS ?= -conns 5000 -runs 3
+scale-idle:
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+	git archive $(SCALE_BASE) | tar -x -C "$$d/" && \
+	(cd "$$d" && go build -o "$$d/scale-base" ./benchmarks/scale) && \
+	go build -o "$$d/scale-head" ./benchmarks/scale && \
+	for c in proto json; do \
+		"$$d/scale-head" -idle -codec $$c $(SCALE_IDLE_FLAGS) -servers "$(SCALE_BASE)=$$d/scale-base,head=$$d/scale-head" || exit 1; \
+	done
 
 ## fuzz: run each decoder fuzz target for a while.
 fuzz:

@@ -74,6 +74,19 @@
 // set; the growth of the machine's slab memory (/proc/meminfo), which
 // covers both ends of each connection, is reported beside it, indicatively.
 //
+// # Idle connections and members
+//
+// With -idle the driver publishes nothing: it measures the server empty,
+// with -conns connections that called nothing, and with each of them a
+// member of the room, after a GC and two seconds of calm each time (the
+// transport's idle workers exit after one). It does so -runs times for
+// every server of -servers, in turn (A B A B ...), each a build of this
+// command, perhaps of another revision, and reports the medians: RSS per
+// idle connection, per idle member (its connection included), and the
+// membership alone. make scale-idle compares main with the working tree:
+//
+//	go run ./benchmarks/scale -idle -conns 5000 -runs 3 -servers main=/tmp/scale-main,head=
+//
 // # Bounds
 //
 // Everything binds to loopback. Every process stops by itself: the children

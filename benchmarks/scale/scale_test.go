@@ -221,3 +221,40 @@ func TestHist(t *testing.T) {
 		t.Error("merged halves differ from the whole")
 	}
 }
+
+// TestIdleSmoke runs the idle measurement small, against this binary as
+// two named servers: every run measured the connections and the members,
+// and the report has a row per server.
+func TestIdleSmoke(t *testing.T) {
+	cfg := DriverConfig{Conns: 100, Sources: 2, Timeout: 30 * time.Second, Idle: true, Runs: 1,
+		Codecs: []string{"proto"}, Servers: []ServerExe{{Name: "a"}, {Name: "b"}}}
+	r, err := runIdle(t.Context(), cfg, cfg.Servers[0], "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Members.Members != cfg.Conns || r.Idle.Members != 0 {
+		t.Errorf("members %d with the connections idle, %d once joined; want 0, %d", r.Idle.Members, r.Members.Members, cfg.Conns)
+	}
+	if r.Idle.Goroutines <= r.Before.Goroutines || r.perConn(func(s Stats) int64 { return s.HeapLive }) <= 0 {
+		t.Errorf("goroutines %d -> %d, heap per connection %d: the connections were not measured", r.Before.Goroutines, r.Idle.Goroutines, r.perConn(func(s Stats) int64 { return s.HeapLive }))
+	}
+	var out bytes.Buffer
+	if err := driveIdle(t.Context(), cfg, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| a |", "| b |", "RSS per idle member"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParseServers(t *testing.T) {
+	got, err := parseServers("main=/tmp/a,head=")
+	if err != nil || len(got) != 2 || got[0] != (ServerExe{"main", "/tmp/a"}) || got[1] != (ServerExe{"head", ""}) {
+		t.Errorf("parseServers = %v, %v", got, err)
+	}
+	if _, err := parseServers("=x"); err == nil {
+		t.Error("parseServers accepted an entry without a name")
+	}
+}
