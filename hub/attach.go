@@ -82,6 +82,9 @@ func (h *Hub[T]) Attach(ctx context.Context, room string, s Stream[T], opts ...J
 		if cancel != nil {
 			cancel()
 		}
+		if cerr := m.ctx.Err(); cerr != nil {
+			return cerr // the call was cancelled: what Join returns then
+		}
 		return err
 	}
 	m.call = call

@@ -247,9 +247,15 @@ func (c countingStream) Send(m proto.Message) error { c.n.Add(1); return c.s.Sen
 
 // TestInterceptorWrappedStream checks that a member whose stream an
 // interceptor wrapped gets the room's messages through the wrapper's Send
-// (without sequence numbers), as router.Stream documents.
+// (without sequence numbers), as router.Stream documents; Attach, which
+// cannot detach such a call, waits like Join, and Leave ends the stream.
 func TestInterceptorWrappedStream(t *testing.T) {
 	t.Parallel()
+	t.Run("join", func(t *testing.T) { t.Parallel(); testInterceptorWrappedStream(t, hubtest.WatchMethod) })
+	t.Run("attach", func(t *testing.T) { t.Parallel(); testInterceptorWrappedStream(t, hubtest.AttachMethod) })
+}
+
+func testInterceptorWrappedStream(t *testing.T, method string) {
 	h := newHub(t, hub.Config[*Msg]{})
 	var sends atomic.Int64
 	wrap := func(next router.HandlerFunc) router.HandlerFunc {
@@ -262,7 +268,7 @@ func TestInterceptorWrappedStream(t *testing.T) {
 	}
 	url := hubtest.Serve(t, h, transport.Config{}, router.WithInterceptors(wrap))
 	cl := hubtest.Dial(t, url, codec.JSON())
-	cl.Watch(5, "r")
+	cl.Call(5, method, "r")
 	hubtest.WaitMembers(t, h, "r", 1)
 	const n = 3
 	for k := 1; k <= n; k++ {
@@ -281,4 +287,9 @@ func TestInterceptorWrappedStream(t *testing.T) {
 	if ms := h.Members("r"); ms[0].CallID != 5 {
 		t.Errorf("member %+v, want call 5", ms[0])
 	}
+	cl.Leave(6, "r")
+	if code := streamEnd(t, cl, 5); code != protows.CodeOK {
+		t.Errorf("after Leave the stream ended with %v, want ok", code)
+	}
+	hubtest.WaitMembers(t, h, "r", 0)
 }
