@@ -10,8 +10,9 @@ import (
 	"github.com/protows/protows/router"
 )
 
-// A server-streaming handler makes its client a member of a room; any
-// handler can broadcast to it.
+// A server-streaming handler makes its client a member of a room: Attach
+// returns at once, and the stream stays open, without a goroutine, until
+// the client leaves. Any handler can broadcast to the room.
 func Example() {
 	h, err := hub.New(hub.Config[*protowsv1.AuthenticateResponse]{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -22,7 +23,7 @@ func Example() {
 	r := router.New()
 	_ = router.HandleServerStream(r, "/rooms.v1.Rooms/Watch",
 		func(ctx context.Context, req *protowsv1.AuthenticateRequest, s router.Stream[*protowsv1.AuthenticateResponse]) error {
-			return h.Join(ctx, req.GetToken(), s)
+			return h.Attach(ctx, req.GetToken(), s)
 		})
 	_ = router.HandleUnary(r, "/rooms.v1.Rooms/Say",
 		func(ctx context.Context, req *protowsv1.AuthenticateRequest) (*protowsv1.AuthenticateResponse, error) {
