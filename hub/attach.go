@@ -34,8 +34,9 @@ import (
 // handler returns does not end it; one that wants to see the whole life
 // of the stream, or to do work after it ends, needs Join.
 //
-// An error (an invalid room, a closed hub, a call ended already) means the
-// call is not a member: return it, and the call ends with it. A handler
+// An error (an invalid room, a closed hub, a call ended already, a call
+// attached already: a call is a member of one room) means the call is not
+// a member: return it, and the call ends with it. A handler
 // that returns another error after Attach ends the call and the
 // membership with that error.
 func (h *Hub[T]) Attach(ctx context.Context, room string, s Stream[T], opts ...JoinOption) error {

@@ -71,6 +71,12 @@ func (c *Call) Detach(ctx context.Context, onEnd func(error)) error {
 	d := &detachState{onEnd: onEnd}
 	c.detach = d
 	c.mu.Unlock()
+	// The end of a connection cancels its calls without ending them
+	// first: one cancelled before it was detached finishes now (a cancel
+	// racing this sees c.detach and finishes it too; the first counts).
+	if err := c.ctx.Err(); err != nil {
+		c.Finish(err)
+	}
 	// Every end of the call's context goes through Call.cancel, which
 	// finishes a detached call: no goroutine and no context.AfterFunc
 	// watches it (each would cost an idle member memory).

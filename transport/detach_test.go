@@ -26,6 +26,7 @@ const (
 	detachFinishMethod = "/protows.test.v1.Detach/FinishReturn" // finishes with not_found, then returns nil
 	detachUnaryMethod  = "/protows.test.v1.Detach/Unary"        // (unary) answers with the error of Detach
 	detachTwiceMethod  = "/protows.test.v1.Detach/Twice"        // returns the error of a second Detach
+	detachLateMethod   = "/protows.test.v1.Detach/Late"         // detaches once its context ended, returns nil
 )
 
 // detachServer serves the Detach methods; each detached call is sent on
@@ -57,6 +58,17 @@ func detachServer(t *testing.T, cfg transport.Config) (*testServer, <-chan detac
 			router.HandleServerStream(r, detachTwiceMethod, handler(func(ctx context.Context, tc *transport.Call) error {
 				return tc.Detach(ctx, nil)
 			})),
+			router.HandleServerStream(r, detachLateMethod, func(ctx context.Context, _ *protowsv1.AuthenticateRequest, _ router.Stream[*protowsv1.AuthenticateResponse]) error {
+				<-ctx.Done()
+				tc, _ := transport.CallFromContext(ctx)
+				d := detached{call: tc, end: make(chan error, 1)}
+				err := tc.Detach(ctx, func(err error) { d.end <- err })
+				if err != nil {
+					d.end <- err
+				}
+				calls <- d
+				return nil
+			}),
 			router.HandleUnary(r, detachUnaryMethod, func(ctx context.Context, _ *protowsv1.AuthenticateRequest) (*protowsv1.AuthenticateResponse, error) {
 				tc, _ := transport.CallFromContext(ctx)
 				return nil, tc.Detach(ctx, nil)
@@ -204,5 +216,24 @@ func TestDetachedCallDrains(t *testing.T) {
 	cl.expectClose(protows.CloseGoingAway)
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestDetachAfterConnectionEnd: a call whose connection ended before it
+// was detached (the end cancels calls without ending them) still ends,
+// and the connection with it, when its handler returns.
+func TestDetachAfterConnectionEnd(t *testing.T) {
+	t.Parallel()
+	ts, calls := detachServer(t, transport.Config{})
+	cl := ts.dial(t, codecs[0], nil)
+	cl.send(cl.request(1, detachLateMethod, &protowsv1.AuthenticateRequest{}))
+	time.Sleep(20 * time.Millisecond) // the handler runs; the order does not matter
+	_ = cl.ws.Close()
+	d := receiveDetached(t, calls)
+	wantEnd(t, d, protows.CodeCanceled)
+	select {
+	case <-d.call.Conn().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection did not end")
 	}
 }
