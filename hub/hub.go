@@ -369,8 +369,8 @@ func (h *Hub[T]) Node() string { return h.node }
 //
 // Attach is that without the wait: it returns at once, the call stays open
 // and the membership holds no goroutine, where Join keeps the handler's
-// goroutine parked (about 6 KiB of server memory per member, with its
-// stack). Use Attach when the handler has nothing to do after the
+// goroutine parked: with its stack, about 5.5 KiB more server memory per
+// member (benchmarks/RESULTS.md). Use Attach when the handler has nothing to do after the
 // membership ends, as above; use Join when it does (it logs the end,
 // releases something, sends a last message), or when an interceptor must
 // see the whole life of the stream: a handler that returns after Attach
