@@ -29,6 +29,7 @@ type protoCodec struct{}
 var (
 	protoMarshal   = proto.MarshalOptions{Deterministic: true}
 	protoUnmarshal = proto.UnmarshalOptions{}
+	protoMerge     = proto.UnmarshalOptions{Merge: true}
 )
 
 func (*protoCodec) Name() string { return ProtoName }
@@ -141,9 +142,13 @@ func (*protoCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
 		if len(envs) == MaxEnvelopesPerFrame {
 			return nil, fmt.Errorf("%w: more than %d", ErrTooManyEnvelopes, MaxEnvelopesPerFrame)
 		}
-		e := new(protowsv1.Envelope)
-		if err := protoUnmarshal.Unmarshal(v, e); err != nil {
+		e, err := decodeEnvelope(v)
+		if err != nil {
 			return nil, fmt.Errorf("codec: bad envelope %d: %w", len(envs), err)
+		}
+		if envs == nil {
+			// Most frames hold one envelope or a few.
+			envs = make([]*protowsv1.Envelope, 0, min(4, MaxEnvelopesPerFrame))
 		}
 		envs = append(envs, e)
 	}
@@ -154,3 +159,65 @@ func (*protoCodec) DecodeFrame(src []byte) ([]*protowsv1.Envelope, error) {
 }
 
 var errEmptyFrame = errors.New("codec: frame holds no envelope")
+
+// aliasMin is the payload size from which decodeEnvelope aliases the
+// payload instead of letting proto.Unmarshal copy it: below it, the copy
+// costs less than the second Unmarshal call that aliasing takes.
+const aliasMin = 128
+
+// decodeEnvelope decodes one envelope, its payload aliasing src (as the
+// Codec contract allows) rather than copied: proto.Unmarshal copies bytes
+// fields, which for a large request is an allocation and a copy of the
+// whole payload, only for the payload to be decoded and dropped.
+//
+// The envelope's other fields are decoded by proto.Unmarshal, from the
+// bytes before the payload field and then, merged, from those after it:
+// the wire format defines a message's encoding followed by more fields as
+// the merge of the two, so the result is what one Unmarshal of src gives,
+// and so are the errors, since the cut falls between two well-formed
+// fields. A src with no payload, a small one or more than one payload
+// field (the last would win) is decoded by one Unmarshal.
+func decodeEnvelope(src []byte) (*protowsv1.Envelope, error) {
+	e := new(protowsv1.Envelope)
+	start, end, payload := -1, -1, []byte(nil)
+	for b := src; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		m := -1
+		if n >= 0 {
+			m = protowire.ConsumeFieldValue(num, typ, b[n:])
+		}
+		if m < 0 {
+			start = -1 // malformed: Unmarshal reports it
+			break
+		}
+		if num == envPayloadField {
+			if start >= 0 || typ != protowire.BytesType {
+				start = -1 // leave the unusual to Unmarshal
+				break
+			}
+			v, _ := protowire.ConsumeBytes(b[n:])
+			start = len(src) - len(b)
+			end = start + n + m
+			payload = v
+		}
+		b = b[n+m:]
+	}
+	if start < 0 || len(payload) < aliasMin {
+		if err := protoUnmarshal.Unmarshal(src, e); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+	if err := protoUnmarshal.Unmarshal(src[:start], e); err != nil {
+		return nil, err
+	}
+	if end < len(src) {
+		if err := protoMerge.Unmarshal(src[end:], e); err != nil {
+			return nil, err
+		}
+	}
+	// The capacity ends with the payload: an append to it never writes
+	// into the bytes that follow it in the frame.
+	e.Payload = payload[:len(payload):len(payload)]
+	return e, nil
+}
