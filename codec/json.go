@@ -25,7 +25,10 @@ func JSON() Codec {
 	return &jsonCodec{}
 }
 
-var _ StreamMessageCodec = (*jsonCodec)(nil)
+var (
+	_ StreamMessageCodec   = (*jsonCodec)(nil)
+	_ MessageEnvelopeCodec = (*jsonCodec)(nil)
+)
 
 type jsonCodec struct{}
 
@@ -41,14 +44,21 @@ func (*jsonCodec) Name() string { return JSONName }
 func (*jsonCodec) Binary() bool { return false }
 
 func (*jsonCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
-	b, err := protojsonMarshal.Marshal(m)
+	return appendJSONPayload(dst, m)
+}
+
+// appendJSONPayload appends the compact protojson of m to dst.
+func appendJSONPayload(dst []byte, m proto.Message) ([]byte, error) {
+	start := len(dst)
+	out, err := protojsonMarshal.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, err
 	}
 	// protojson adds random white space on purpose, to keep people from
 	// depending on its bytes. Compacting makes the output stable, so that
-	// golden vectors hold across builds and across languages.
-	return appendCompact(dst, b), nil
+	// golden vectors hold across builds and across languages. It runs in
+	// place: it never writes past what it has read.
+	return appendCompact(out[:start], out[start:]), nil
 }
 
 func (*jsonCodec) UnmarshalPayload(src []byte, m proto.Message) error {

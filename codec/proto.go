@@ -18,7 +18,10 @@ func Proto() Codec {
 	return &protoCodec{}
 }
 
-var _ StreamMessageCodec = (*protoCodec)(nil)
+var (
+	_ StreamMessageCodec   = (*protoCodec)(nil)
+	_ MessageEnvelopeCodec = (*protoCodec)(nil)
+)
 
 // protoCodec has pointer receivers, as jsonCodec has: a value of a
 // zero-size type in an interface has its methods called through generated
@@ -38,6 +41,20 @@ func (*protoCodec) Binary() bool { return true }
 
 func (*protoCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
 	return protoMarshal.MarshalAppend(dst, m)
+}
+
+// payloadSize returns the size of m's encoding, for appendSizedPayload,
+// which must follow it with m unchanged meanwhile.
+func payloadSize(m proto.Message) int {
+	return protoMarshal.Size(m)
+}
+
+// appendSizedPayload appends m's encoding, whose size payloadSize just
+// computed, to dst.
+func appendSizedPayload(dst []byte, m proto.Message) ([]byte, error) {
+	opts := protoMarshal
+	opts.UseCachedSize = true
+	return opts.MarshalAppend(dst, m)
 }
 
 func (*protoCodec) UnmarshalPayload(src []byte, m proto.Message) error {

@@ -528,12 +528,16 @@ func (r *Router) register(method string, kind methodKind, newReq, newRes func() 
 		NewResponse:  newRes,
 		Serve: func(ctx context.Context, tc *transport.Call, req proto.Message) (proto.Message, error) {
 			call := &Call{Method: method, ServerStream: kind.server, ClientStream: kind.client, Request: req}
-			b := &binding{ctx: ctx}
-			if kind.server {
-				call.Stream = callStream{tc, b}
-			}
-			if kind.client {
-				call.Receiver = callReceiver{tc, b, newReq}
+			if kind.server || kind.client {
+				// Only streams need the binding: a unary call is spared
+				// its allocation.
+				b := &binding{ctx: ctx}
+				if kind.server {
+					call.Stream = callStream{tc, b}
+				}
+				if kind.client {
+					call.Receiver = callReceiver{tc, b, newReq}
+				}
 			}
 			return h(ctx, call)
 		},

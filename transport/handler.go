@@ -270,6 +270,16 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	md := c.replyMD
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
+	if err == nil && res != nil && md == nil && !c.method.ServerStream {
+		// The common REPLY: its element and message are encoded in one
+		// pass, into one buffer. Should either not encode, the general
+		// path below encodes them again and handles the error.
+		elem, eerr := codec.AppendMessageEnvelope(c.conn.codec, nil, c.id, protowsv1.Kind_KIND_REPLY, res)
+		if eerr == nil {
+			c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+			return true
+		}
+	}
 	env := &protowsv1.Envelope{Id: c.id}
 	switch {
 	case c.method.ServerStream:

@@ -11,6 +11,7 @@ import (
 	"github.com/protows/protows/benchmarks/harness"
 	"github.com/protows/protows/codec"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/hub"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
@@ -163,11 +164,23 @@ type countingCodec struct {
 	n *atomic.Int64
 }
 
-var _ codec.StreamMessageCodec = countingCodec{}
+var (
+	_ codec.StreamMessageCodec   = countingCodec{}
+	_ codec.MessageEnvelopeCodec = countingCodec{}
+)
 
 func (c countingCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
 	if _, ok := m.(*benchv1.Sample); ok {
 		c.n.Add(1)
 	}
 	return c.StreamMessageCodec.AppendPayload(dst, m)
+}
+
+// AppendMessageEnvelope forwards to the built-in codec's, so that replies
+// keep their fast path (codec.AppendMessageEnvelope) too.
+func (c countingCodec) AppendMessageEnvelope(dst []byte, id uint32, kind protowsv1.Kind, m proto.Message) ([]byte, error) {
+	if _, ok := m.(*benchv1.Sample); ok {
+		c.n.Add(1)
+	}
+	return codec.AppendMessageEnvelope(c.StreamMessageCodec, dst, id, kind, m)
 }
