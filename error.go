@@ -103,10 +103,14 @@ func (e *Error) Unwrap() error {
 //	res, err := next(ctx, call)
 //	logger.Info("call", "method", call.Method, "code", protows.CodeOf(err))
 func CodeOf(err error) Code {
+	if err == nil {
+		// Before perr is declared: errors.As makes it escape, and a
+		// successful call, which every call's metrics ask about, would
+		// allocate it for nothing.
+		return CodeOK
+	}
 	var perr *Error
 	switch {
-	case err == nil:
-		return CodeOK
 	case errors.As(err, &perr):
 		return perr.code
 	case errors.Is(err, context.Canceled):

@@ -87,6 +87,9 @@ type Call struct {
 	// call.
 	cancelCtx context.CancelFunc
 	key       string // the idempotency key, "" for none
+	// req is the decoded request until the call's task (runTask) takes
+	// it; nil for a method whose client streams.
+	req proto.Message
 	// stopDeadline stops the watch of the call's timeout (timeout_ms);
 	// nil without one.
 	stopDeadline func() bool
@@ -328,6 +331,14 @@ func (c *Call) sendEnd(env *protowsv1.Envelope, wait bool) {
 		}
 	}
 	c.conn.answer(env, elem, wait)
+}
+
+// runTask runs the call on a worker (see workerPool): a *Call is its own
+// task, so that starting a call allocates no closure.
+func (c *Call) runTask() {
+	req := c.req
+	c.req = nil // the handler's from now on
+	c.conn.runCall(c.ctx, c, req)
 }
 
 // runCall runs a handler on its own goroutine and sends its outcome.

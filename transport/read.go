@@ -521,6 +521,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	if m.ClientStream {
 		call.open()
 	}
-	c.srv.workers.run(func() { c.runCall(ctx, call, req) })
+	call.req = req
+	c.srv.workers.runTask(call)
 	return true
 }

@@ -46,7 +46,7 @@ type workerPool struct {
 type worker struct {
 	// task takes the worker's next task (nil: exit). It holds one: a
 	// task is sent only to a worker taken off the idle list, once.
-	task chan func()
+	task chan task
 	// since is when the worker last became idle, under workerPool.mu.
 	since time.Time
 }
@@ -55,8 +55,22 @@ func newWorkerPool() *workerPool {
 	return &workerPool{idleFor: workerIdle}
 }
 
+// task is what a worker runs. It is an interface, not a func, so that the
+// server's own tasks, a call to run (*Call) and a connection's writer
+// (*connWriter), are handed over as the pointers they are, where a closure
+// or a method value would cost an allocation for every call.
+type task interface{ runTask() }
+
+// taskFunc is a function as a task.
+type taskFunc func()
+
+func (f taskFunc) runTask() { f() }
+
 // run runs f on an idle worker or, when none waits, on a new one.
-func (p *workerPool) run(f func()) {
+func (p *workerPool) run(f func()) { p.runTask(taskFunc(f)) }
+
+// runTask runs f on an idle worker or, when none waits, on a new one.
+func (p *workerPool) runTask(f task) {
 	p.mu.Lock()
 	if n := len(p.idlers); n > 0 {
 		w := p.idlers[n-1]
@@ -72,11 +86,11 @@ func (p *workerPool) run(f func()) {
 	go p.work(f)
 }
 
-func (p *workerPool) work(f func()) {
+func (p *workerPool) work(f task) {
 	// Deferred, so that a task ending its goroutine (runtime.Goexit) is
 	// still accounted for.
 	defer p.wg.Done()
-	w := &worker{task: make(chan func(), 1)}
+	w := &worker{task: make(chan task, 1)}
 	var t *time.Timer
 	defer func() {
 		if t != nil {
@@ -84,7 +98,7 @@ func (p *workerPool) work(f func()) {
 		}
 	}()
 	for {
-		f()
+		f.runTask()
 		f = nil
 		p.mu.Lock()
 		if p.stopped || len(p.idlers) >= maxIdleWorkers {

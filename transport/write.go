@@ -50,8 +50,13 @@ func (c *Conn) signal() {
 	}
 	c.w.running = true
 	c.writerWG.Add(1)
-	c.srv.workers.run(c.writeLoop)
+	c.srv.workers.runTask((*connWriter)(c))
 }
+
+// connWriter is a connection as the task of its writer (writeLoop).
+type connWriter Conn
+
+func (w *connWriter) runTask() { (*Conn)(w).writeLoop() }
 
 // cork holds back (true) or releases (false) the writer's wake-up, so that
 // the answers to one frame's envelopes go out batched.
