@@ -49,9 +49,12 @@ tools:
 	cd tools && GOBIN=$(CURDIR)/bin go install tool
 	go build -o bin/protoc-gen-protows ./cmd/protoc-gen-protows
 
-## generate: regenerate gen/ from proto/ with local plugins only.
+## generate: regenerate gen/ from proto/ with local plugins only; then
+## the vtprotobuf fast marshalers of the benchmark messages
+## (buf.gen.vtproto.yaml), after buf.gen.yaml, which cleans gen/.
 generate: deps
 	buf generate
+	buf generate --template buf.gen.vtproto.yaml
 
 ## check-generated: fail when committed generated code is stale.
 check-generated: generate

@@ -65,8 +65,8 @@ func (e *EnvelopeError) Unwrap() error { return e.Err }
 // message marshaled straight into the element: AppendPayload and then
 // AppendEnvelope would marshal it into a buffer of its own, size the
 // envelope around it, and copy it.
-func (*protoCodec) AppendMessageEnvelope(dst []byte, id uint32, kind protowsv1.Kind, m proto.Message) ([]byte, error) {
-	n := payloadSize(m)
+func (c *protoCodec) AppendMessageEnvelope(dst []byte, id uint32, kind protowsv1.Kind, m proto.Message) ([]byte, error) {
+	n, vt := c.payloadSize(m)
 	// Deterministic Protobuf writes fields in number order and omits zero
 	// values (an empty payload, too); so does this. Every tag takes one
 	// byte: the field numbers are below 16.
@@ -99,7 +99,7 @@ func (*protoCodec) AppendMessageEnvelope(dst []byte, id uint32, kind protowsv1.K
 	dst = protowire.AppendTag(dst, envPayloadField, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(n))
 	at := len(dst)
-	out, err := appendSizedPayload(dst, m)
+	out, err := appendSizedPayload(dst, m, n, vt)
 	if err != nil {
 		return dst[:start], err
 	}

@@ -14,6 +14,17 @@ import (
 // A frame is a protows.v1.Frame: each envelope is field 1, length-delimited,
 // so frames are joined by concatenation. Maps are written in key order, so
 // equal envelopes always encode to equal bytes.
+//
+// Message types with the fast marshalers of protoc-gen-go-vtproto
+// (github.com/planetscale/vtprotobuf; its marshal, unmarshal and size
+// features) are encoded and decoded with them, detected by their methods
+// (SizeVT, MarshalToSizedBufferVT, UnmarshalVT), when they produce the
+// same bytes and accept the same input as the general path: proto3 types
+// without maps, oneofs or recursion, fields declared in number order. The
+// codec still checks their strings for UTF-8, which vtprotobuf does not,
+// and input vtprotobuf refuses is decoded again by proto.Unmarshal, so
+// that what is accepted and the errors are the same either way. Other
+// types take proto.Marshal and proto.Unmarshal.
 func Proto() Codec {
 	return &protoCodec{}
 }
@@ -27,7 +38,9 @@ var (
 // zero-size type in an interface has its methods called through generated
 // wrappers that copy arguments and results, which cost a broadcast, calling
 // AppendStreamMessage once per member, about 5% of its encoding work.
-type protoCodec struct{}
+type protoCodec struct {
+	vt vtTypes // the message types that take vtprotobuf's methods
+}
 
 var (
 	protoMarshal   = proto.MarshalOptions{Deterministic: true}
@@ -39,25 +52,38 @@ func (*protoCodec) Name() string { return ProtoName }
 
 func (*protoCodec) Binary() bool { return true }
 
-func (*protoCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
+func (c *protoCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
+	if n, ok := c.vt.vtSize(m); ok {
+		return vtAppend(dst, m, n)
+	}
 	return protoMarshal.MarshalAppend(dst, m)
 }
 
-// payloadSize returns the size of m's encoding, for appendSizedPayload,
-// which must follow it with m unchanged meanwhile.
-func payloadSize(m proto.Message) int {
-	return protoMarshal.Size(m)
+// payloadSize returns the size of m's encoding, and whether it takes the
+// vtprotobuf path, for appendSizedPayload, which must follow it with m
+// unchanged meanwhile.
+func (c *protoCodec) payloadSize(m proto.Message) (int, bool) {
+	if n, ok := c.vt.vtSize(m); ok {
+		return n, true
+	}
+	return protoMarshal.Size(m), false
 }
 
-// appendSizedPayload appends m's encoding, whose size payloadSize just
+// appendSizedPayload appends m's encoding, whose size n payloadSize just
 // computed, to dst.
-func appendSizedPayload(dst []byte, m proto.Message) ([]byte, error) {
+func appendSizedPayload(dst []byte, m proto.Message, n int, vt bool) ([]byte, error) {
+	if vt {
+		return vtAppend(dst, m, n)
+	}
 	opts := protoMarshal
 	opts.UseCachedSize = true
 	return opts.MarshalAppend(dst, m)
 }
 
-func (*protoCodec) UnmarshalPayload(src []byte, m proto.Message) error {
+func (c *protoCodec) UnmarshalPayload(src []byte, m proto.Message) error {
+	if ok, err := c.vt.vtUnmarshal(src, m); ok {
+		return err
+	}
 	return protoUnmarshal.Unmarshal(src, m)
 }
 
