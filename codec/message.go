@@ -99,7 +99,7 @@ func (c *protoCodec) AppendMessageEnvelope(dst []byte, id uint32, kind protowsv1
 	dst = protowire.AppendTag(dst, envPayloadField, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(n))
 	at := len(dst)
-	out, err := appendSizedPayload(dst, m, n, vt)
+	out, err := c.appendSizedPayload(dst, m, n, vt)
 	if err != nil {
 		return dst[:start], err
 	}

@@ -54,7 +54,7 @@ func (*protoCodec) Binary() bool { return true }
 
 func (c *protoCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
 	if n, ok := c.vt.vtSize(m); ok {
-		return vtAppend(dst, m, n)
+		return c.vt.vtAppend(dst, m, n)
 	}
 	return protoMarshal.MarshalAppend(dst, m)
 }
@@ -71,9 +71,9 @@ func (c *protoCodec) payloadSize(m proto.Message) (int, bool) {
 
 // appendSizedPayload appends m's encoding, whose size n payloadSize just
 // computed, to dst.
-func appendSizedPayload(dst []byte, m proto.Message, n int, vt bool) ([]byte, error) {
+func (c *protoCodec) appendSizedPayload(dst []byte, m proto.Message, n int, vt bool) ([]byte, error) {
 	if vt {
-		return vtAppend(dst, m, n)
+		return c.vt.vtAppend(dst, m, n)
 	}
 	opts := protoMarshal
 	opts.UseCachedSize = true

@@ -54,19 +54,18 @@ type vtTypes struct {
 }
 
 // vtCheck is what the codec knows of a message type that may take the
-// vtprotobuf path: whether to encode with it too, and what to check after
-// vtprotobuf's decode: its string fields, its message fields, and its map
-// fields with strings or messages.
+// vtprotobuf path: whether to encode with it too, and its fields, for
+// checking encoded bytes of the type (valid).
 type vtCheck struct {
 	marshal bool
-	strs    []protoreflect.FieldDescriptor
-	msgs    []vtMessageField
-	maps    []vtMessageField // check is that of the value's message, nil for a scalar value
+	fields  []vtField
 }
 
-type vtMessageField struct {
-	fd    protoreflect.FieldDescriptor
-	check *vtCheck
+// vtField is a field of a vtCheck's type.
+type vtField struct {
+	num protowire.Number
+	str bool     // a string: its bytes must be UTF-8
+	sub *vtCheck // a message or a map entry: its bytes are checked too
 }
 
 // lookup returns m as a vtMessage, and its type's check, when the codec may
@@ -109,124 +108,108 @@ func vtCheckOf(md protoreflect.MessageDescriptor, done map[protoreflect.FullName
 		if i > 0 && fd.Number() < fields.Get(i-1).Number() {
 			k.marshal = false
 		}
-		switch {
-		case fd.IsMap():
-			k.marshal = false
-			key, val := fd.MapKey(), fd.MapValue()
-			var sub *vtCheck
-			if val.Kind() == protoreflect.MessageKind {
-				s, ok := vtCheckOf(val.Message(), done, onPath)
-				if !ok {
-					return nil, false
-				}
-				sub = s
-			}
-			if key.Kind() == protoreflect.StringKind || val.Kind() == protoreflect.StringKind || sub != nil {
-				k.maps = append(k.maps, vtMessageField{fd, sub})
-			}
-		case fd.Kind() == protoreflect.StringKind:
-			k.strs = append(k.strs, fd)
-		case fd.Kind() == protoreflect.MessageKind:
+		f := vtField{num: fd.Number()}
+		switch fd.Kind() {
+		case protoreflect.StringKind:
+			f.str = true
+		case protoreflect.MessageKind:
+			// A map field is a repeated message field of its entry
+			// type, on the wire and here.
 			sub, ok := vtCheckOf(fd.Message(), done, onPath)
 			if !ok {
 				return nil, false
 			}
-			k.marshal = k.marshal && sub.marshal
-			k.msgs = append(k.msgs, vtMessageField{fd, sub})
-		case fd.Kind() == protoreflect.GroupKind:
+			f.sub = sub
+			k.marshal = k.marshal && sub.marshal && !fd.IsMap()
+		case protoreflect.GroupKind:
 			return nil, false
 		}
+		k.fields = append(k.fields, f)
 	}
 	done[md.FullName()] = k
 	return k, true
 }
 
-// valid reports whether every string in m, at any depth, is UTF-8, as
-// proto.Marshal and proto.Unmarshal require of proto3 strings; with
-// unknown set, also whether the unknown fields of each message are what
-// proto.Unmarshal accepts (vtprotobuf skips a group without checking that
-// its end matches its start).
-func (k *vtCheck) valid(m protoreflect.Message, unknown bool) bool {
-	if unknown {
-		for b := m.GetUnknown(); len(b) > 0; {
-			// proto.Unmarshal's rules for a message's fields: a field
-			// number in range, a value that parses (a group ending with
-			// its own number). And the tag in its shortest form:
-			// proto.Unmarshal keeps an unknown field's tag re-encoded,
-			// vtprotobuf as it came.
-			num, typ, n := protowire.ConsumeTag(b)
-			if n < 0 || num > protowire.MaxValidNumber || n != protowire.SizeTag(num) {
+// valid reports whether b, the encoding of a message of k's type, holds
+// nothing where vtprotobuf and proto.Unmarshal part ways, at any depth,
+// reading the bytes alone (no reflection, no allocation):
+//
+//   - every string is UTF-8, which proto.Marshal and proto.Unmarshal
+//     require of proto3 strings, and vtprotobuf does not check;
+//   - every field parses by proto.Unmarshal's rules: a field number in
+//     range, a group ending with its own number (vtprotobuf skips an
+//     unknown group without checking its end);
+//   - every unknown field's tag is in its shortest form: proto.Unmarshal
+//     keeps an unknown field's tag re-encoded, vtprotobuf as it came.
+//
+// A known field in a wire type not its own is left alone: vtprotobuf
+// refuses it, and the decode then falls back to proto.Unmarshal.
+func (k *vtCheck) valid(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num > protowire.MaxValidNumber {
+			return false
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return false
+		}
+		f := k.field(num)
+		switch {
+		case f == nil:
+			if n != protowire.SizeTag(num) {
 				return false
 			}
-			v := protowire.ConsumeFieldValue(num, typ, b[n:])
-			if v < 0 {
+		case typ != protowire.BytesType:
+		case f.str:
+			v, _ := protowire.ConsumeBytes(b)
+			if !utf8.Valid(v) {
 				return false
 			}
-			b = b[n+v:]
-		}
-	}
-	for _, fd := range k.strs {
-		if fd.IsList() {
-			l := m.Get(fd).List()
-			for i := range l.Len() {
-				if !utf8.ValidString(l.Get(i).String()) {
-					return false
-				}
+		case f.sub != nil:
+			v, _ := protowire.ConsumeBytes(b)
+			if !f.sub.valid(v) {
+				return false
 			}
-		} else if !utf8.ValidString(m.Get(fd).String()) {
-			return false
 		}
-	}
-	for _, f := range k.msgs {
-		if f.fd.IsList() {
-			l := m.Get(f.fd).List()
-			for i := range l.Len() {
-				if !f.check.valid(l.Get(i).Message(), unknown) {
-					return false
-				}
-			}
-		} else if m.Has(f.fd) && !f.check.valid(m.Get(f.fd).Message(), unknown) {
-			return false
-		}
-	}
-	for _, f := range k.maps {
-		ok := true
-		m.Get(f.fd).Map().Range(func(key protoreflect.MapKey, v protoreflect.Value) bool {
-			switch {
-			case f.fd.MapKey().Kind() == protoreflect.StringKind && !utf8.ValidString(key.String()):
-				ok = false
-			case f.check != nil:
-				ok = f.check.valid(v.Message(), unknown)
-			case f.fd.MapValue().Kind() == protoreflect.StringKind:
-				ok = utf8.ValidString(v.String())
-			}
-			return ok
-		})
-		if !ok {
-			return false
-		}
+		b = b[m:]
 	}
 	return true
+}
+
+// field returns k's field numbered num, nil for an unknown field.
+func (k *vtCheck) field(num protowire.Number) *vtField {
+	for i := range k.fields {
+		if k.fields[i].num == num {
+			return &k.fields[i]
+		}
+	}
+	return nil
 }
 
 // vtSize returns m's size and true when m takes the vtprotobuf path (see
 // vtTypes), for vtAppend to follow with m unchanged meanwhile.
 func (t *vtTypes) vtSize(m proto.Message) (int, bool) {
 	vm, k, ok := t.lookup(m)
-	if !ok || !k.marshal || !k.valid(m.ProtoReflect(), false) {
-		// A string that is not UTF-8 takes the general path, whose
-		// marshal returns proto.Marshal's error for it.
+	if !ok || !k.marshal {
 		return 0, false
 	}
 	return vm.SizeVT(), true
 }
 
-// vtAppend appends m's encoding, of size n (from vtSize), to dst.
-func vtAppend(dst []byte, m proto.Message, n int) ([]byte, error) {
+// vtAppend appends m's encoding, of size n (from vtSize), to dst. A string
+// that is not UTF-8, which vtprotobuf writes as it is, is found in the
+// bytes written, and the message is encoded again by proto.Marshal, which
+// returns its error for it.
+func (t *vtTypes) vtAppend(dst []byte, m proto.Message, n int) ([]byte, error) {
 	start := len(dst)
 	dst = slices.Grow(dst, n)[:start+n]
 	if _, err := m.(vtMessage).MarshalToSizedBufferVT(dst[start:]); err != nil {
 		return dst[:start], err
+	}
+	if _, k, _ := t.lookup(m); !k.valid(dst[start:]) {
+		return protoMarshal.MarshalAppend(dst[:start], m)
 	}
 	return dst, nil
 }
@@ -238,13 +221,18 @@ func (t *vtTypes) vtUnmarshal(src []byte, m proto.Message) (bool, error) {
 	if !ok {
 		return false, nil
 	}
+	if !k.valid(src) {
+		// proto.Unmarshal's outcome differs from vtprotobuf's, or its
+		// error would: it decides.
+		return true, protoUnmarshal.Unmarshal(src, m)
+	}
 	proto.Reset(m) // UnmarshalVT merges; proto.Unmarshal replaces
-	if err := vm.UnmarshalVT(src); err != nil || !k.valid(m.ProtoReflect(), true) {
+	if err := vm.UnmarshalVT(src); err != nil {
 		// What vtprotobuf refuses, proto.Unmarshal may still accept (a
 		// known field in a wire type not its own is an unknown field to
-		// it), and what is not UTF-8 it refuses: it decides, from
-		// scratch, so that the outcome and the error are the general
-		// path's. Only bad input pays for the second decode.
+		// it): it decides, from scratch, so that the outcome and the
+		// error are the general path's. Only bad input pays for the
+		// second decode.
 		return true, protoUnmarshal.Unmarshal(src, m)
 	}
 	return true, nil

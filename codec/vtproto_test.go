@@ -116,8 +116,8 @@ func TestVTProtoPaths(t *testing.T) {
 		n := &vtCounts{}
 		_, err := c.AppendPayload(nil, vtItem{bad, n})
 		_, want := deterministic.Marshal(bad)
-		if err == nil || want == nil || err.Error() != want.Error() || n.marshals != 0 {
-			t.Fatalf("encode error %v after %d vtprotobuf marshals, want proto.Marshal's %v", err, n.marshals, want)
+		if err == nil || want == nil || err.Error() != want.Error() {
+			t.Fatalf("encode error %v, want proto.Marshal's %v", err, want)
 		}
 		// The same bytes, written by hand, do not decode either.
 		src := protowire.AppendTag(nil, 4, protowire.BytesType)
