@@ -25,6 +25,15 @@
 // AppendStreamMessage writes the element of one stream message around a
 // payload it shares rather than copies, as a room broadcast needs.
 //
+// AppendMessageEnvelope writes an envelope and its message in one pass, the
+// way a server writes each REPLY.
+//
+// The Protobuf codec encodes and decodes messages with the methods of
+// vtprotobuf's protoc-gen-go-vtproto (SizeVT, MarshalToSizedBufferVT,
+// UnmarshalVT) when a type has them and they give the same bytes and
+// results as proto.Marshal and proto.Unmarshal; see Proto. Generating them
+// is all it takes (docs/CODEGEN.md).
+//
 // A Registry maps subprotocols to codecs for the handshake.
 //
 // Codecs are stateless and safe for concurrent use.
