@@ -59,7 +59,11 @@ type vtTypes struct {
 type vtCheck struct {
 	marshal bool
 	fields  []vtField
+	byNum   []*vtField // fields by number, for numbers below vtDirect
 }
+
+// vtDirect bounds the field numbers vtCheck.field finds by index.
+const vtDirect = 64
 
 // vtField is a field of a vtCheck's type.
 type vtField struct {
@@ -126,6 +130,14 @@ func vtCheckOf(md protoreflect.MessageDescriptor, done map[protoreflect.FullName
 		}
 		k.fields = append(k.fields, f)
 	}
+	for i := range k.fields {
+		if f := &k.fields[i]; f.num < vtDirect {
+			if int(f.num) >= len(k.byNum) {
+				k.byNum = slices.Grow(k.byNum, int(f.num)+1-len(k.byNum))[:f.num+1]
+			}
+			k.byNum[f.num] = f
+		}
+	}
 	done[md.FullName()] = k
 	return k, true
 }
@@ -146,32 +158,52 @@ func vtCheckOf(md protoreflect.MessageDescriptor, done map[protoreflect.FullName
 // refuses it, and the decode then falls back to proto.Unmarshal.
 func (k *vtCheck) valid(b []byte) bool {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 || num > protowire.MaxValidNumber {
-			return false
+		// It runs over every field of every message decoded: the
+		// one-byte tags of field numbers below 16 are read inline.
+		var (
+			num protowire.Number
+			typ protowire.Type
+			n   int
+		)
+		if b[0] < 0x80 {
+			num, typ, n = protowire.Number(b[0]>>3), protowire.Type(b[0]&7), 1
+			if num == 0 {
+				return false
+			}
+		} else {
+			num, typ, n = protowire.ConsumeTag(b)
+			if n < 0 || num > protowire.MaxValidNumber {
+				return false
+			}
 		}
 		b = b[n:]
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
+		f := k.field(num)
+		if f == nil && n != protowire.SizeTag(num) {
 			return false
 		}
-		f := k.field(num)
-		switch {
-		case f == nil:
-			if n != protowire.SizeTag(num) {
-				return false
+		var m int
+		switch typ {
+		case protowire.VarintType:
+			_, m = protowire.ConsumeVarint(b)
+		case protowire.BytesType:
+			var v []byte
+			v, m = protowire.ConsumeBytes(b)
+			switch {
+			case m < 0 || f == nil:
+			case f.str:
+				if !utf8.Valid(v) {
+					return false
+				}
+			case f.sub != nil:
+				if !f.sub.valid(v) {
+					return false
+				}
 			}
-		case typ != protowire.BytesType:
-		case f.str:
-			v, _ := protowire.ConsumeBytes(b)
-			if !utf8.Valid(v) {
-				return false
-			}
-		case f.sub != nil:
-			v, _ := protowire.ConsumeBytes(b)
-			if !f.sub.valid(v) {
-				return false
-			}
+		default:
+			m = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if m < 0 {
+			return false
 		}
 		b = b[m:]
 	}
@@ -180,6 +212,9 @@ func (k *vtCheck) valid(b []byte) bool {
 
 // field returns k's field numbered num, nil for an unknown field.
 func (k *vtCheck) field(num protowire.Number) *vtField {
+	if int(num) < len(k.byNum) {
+		return k.byNum[num]
+	}
 	for i := range k.fields {
 		if k.fields[i].num == num {
 			return &k.fields[i]
