@@ -278,6 +278,20 @@ func (c *Conn) EnqueueParts(p codec.Parts) error {
 	return c.enqueue(p, false)
 }
 
+// enqueueCall is Call.EnqueueParts for a call without flow control: it
+// queues p unless the call ended, under c.mu alone. A call's end is marked
+// (Call.gone) before its terminal envelope is queued under c.mu, so an
+// envelope queued here either precedes the terminal one, or this sees the
+// mark and refuses.
+func (c *Conn) enqueueCall(call *Call, p codec.Parts) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if call.gone.Load() {
+		return ErrCallEnded
+	}
+	return c.enqueueLocked(p, false)
+}
+
 func (c *Conn) enqueue(p codec.Parts, wait bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	protows "github.com/protows/protows"
@@ -96,8 +97,12 @@ type Call struct {
 
 	start time.Time // when the handler began
 
-	mu    sync.Mutex
+	mu sync.Mutex
+	// ended is set once, by markEndedLocked, under mu; gone mirrors it
+	// for the broadcast path (EnqueueParts), which reads it under the
+	// connection's mutex instead of mu.
 	ended bool
+	gone  atomic.Bool
 	// returned: the handler returned; detach: the call was detached
 	// (detach.go), nil for most calls.
 	returned bool
@@ -229,27 +234,39 @@ func (c *Call) EnqueueParts(p codec.Parts) error {
 	if !c.method.ServerStream {
 		return errUnaryStream
 	}
+	if !c.flow {
+		// Without credit to count, one lock: the call's end is read under
+		// the connection's, which its terminal envelope is queued under
+		// too (end), so this envelope is either queued before it or sees
+		// the call gone.
+		return c.conn.enqueueCall(c, p)
+	}
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
 		return ErrCallEnded
 	}
-	if c.flow {
-		if c.credit == 0 {
-			c.mu.Unlock()
-			if c.end(nil, protows.Errorf(protows.CodeResourceExhausted, "stream reader too slow: no credit for a room message"), false) {
-				c.cancel()
-			}
-			return ErrNoCredit
+	if c.credit == 0 {
+		c.mu.Unlock()
+		if c.end(nil, protows.Errorf(protows.CodeResourceExhausted, "stream reader too slow: no credit for a room message"), false) {
+			c.cancel()
 		}
-		c.credit--
+		return ErrNoCredit
 	}
+	c.credit--
 	err := c.conn.EnqueueParts(p)
-	if err != nil && c.flow {
+	if err != nil {
 		c.credit++ // not sent
 	}
 	c.mu.Unlock()
 	return err
+}
+
+// markEndedLocked marks the call ended: nothing more is queued for it but
+// its terminal envelope, which the caller queues next. c.mu must be held.
+func (c *Call) markEndedLocked() {
+	c.ended = true
+	c.gone.Store(true)
 }
 
 // end ends the call with the outcome of its handler, or with err when
@@ -268,7 +285,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.ended = true
+	c.markEndedLocked()
 	c.wakeLocked() // Send and Receive waiting on the call return
 	md := c.replyMD
 	c.mu.Unlock()

@@ -168,7 +168,7 @@ func (c *Call) endOutcome(o *dedupe.Outcome) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.ended = true
+	c.markEndedLocked()
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
 	c.sendEnd(env, true)
