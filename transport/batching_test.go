@@ -176,3 +176,47 @@ func TestSingleEnvelopeYield(t *testing.T) {
 		t.Fatalf("the two messages shared a frame in %d of %d runs", joined, runs)
 	}
 }
+
+// TestYieldWhileQueueGrows: a writer whose queue grew while it yielded
+// yields again (up to a bound), so that messages sent one after another
+// while it waits share one frame. With one P the order is fixed: each
+// yield of the writer lets the handler send one more message, and the
+// writer writes once its queue stops growing. With a single yield only
+// the first two messages share the frame.
+func TestYieldWhileQueueGrows(t *testing.T) {
+	const method = "/protows.test.v1.Yield/Four"
+	ts := startServer(t, transport.Config{}, func(r *router.Router) {
+		err := router.HandleServerStream(r, method, func(_ context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.CountResponse]) error {
+			for n := uint32(1); n <= 4; n++ {
+				if err := s.Send(&testv1.CountResponse{N: n}); err != nil {
+					return err
+				}
+				runtime.Gosched()
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const runs = 20
+	joined := 0
+	for range runs {
+		cl := dial(t, ts.url, codecs[0], nil)
+		cl.send(cl.request(1, method, &testv1.CountRequest{}))
+		msgs := 0
+		for _, e := range readFrame(t, cl) {
+			if e.GetKind() == protowsv1.Kind_KIND_STREAM_MESSAGE {
+				msgs++
+			}
+		}
+		if msgs == 4 {
+			joined++
+		}
+		cl.ws.Close()
+	}
+	if joined < runs/2 {
+		t.Fatalf("the four messages shared a frame in %d of %d runs", joined, runs)
+	}
+}

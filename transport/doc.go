@@ -115,8 +115,9 @@
 // The writer joins what is queued into as few frames as possible (up to
 // 1024 envelopes or 64 KiB per frame), with a write deadline on each;
 // while more handlers of the connection run than envelopes are queued, or
-// when a single envelope is queued, it yields to the scheduler once before
-// it writes, so that replies finishing at the same time, and broadcasts
+// when fewer than 16 envelopes are queued, it yields to the scheduler
+// before it writes, and again while its queue grew meanwhile (at most 8
+// times), so that replies finishing at the same time, and broadcasts
 // published one after the other, share one frame and one write.
 // Config.DisableBatching turns this off (one envelope per frame and
 // write); Config.WriteDelay makes the writer wait a little before each
