@@ -277,8 +277,10 @@ func (c *Call) markEndedLocked() {
 // The call is marked ended before its terminal envelope is queued, and
 // outside c.mu, so that a broadcast to the call (Call.EnqueueParts) is
 // never held up by an end that waits: nothing is queued for the call
-// after it was marked ended (Send, Enqueue and the CREDITs of Receive
-// check it under c.mu), so the terminal envelope still comes last.
+// after it was marked ended (Send and the CREDITs of Receive check it
+// under c.mu, Enqueue under c.mu or, without flow control, through gone
+// under the connection's mutex, which the terminal envelope is queued
+// under), so the terminal envelope still comes last.
 func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	c.mu.Lock()
 	if c.ended {
