@@ -106,3 +106,52 @@ type Store interface {
 	// waits itself.
 	Finish(ctx context.Context, k Key, o *Outcome) error
 }
+
+// ClaimStore is an optional interface of a Store, which a transport.Server
+// uses in place of Begin and Finish when its store has it: it takes a
+// call's request as it came over the wire and computes the request's
+// fingerprint only if it needs it, and it hands the run a Claim, so that
+// finishing the run need not look the key up again.
+//
+// The rule is Store's: a key reused with a request of another fingerprint
+// is refused. A store that keeps the request's bytes may skip the
+// fingerprint when a later send's bytes are the same (same codec, same
+// bytes: the same request). A store shared with servers that use Begin
+// (dedupe/natsdedupe) keeps fingerprints, and needs no ClaimStore.
+type ClaimStore interface {
+	Store
+	// Claim is Begin for req: it returns what Begin would, and, when the
+	// caller claimed the key, the Claim to end the run with.
+	Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim, error)
+	// FinishClaim is Finish for the run that c claimed.
+	FinishClaim(ctx context.Context, c Claim, o *Outcome) error
+}
+
+// Request is a keyed call's request as it came: its codec and payload,
+// and the way to its fingerprint.
+type Request struct {
+	// Codec is the subprotocol of the connection the request came on.
+	Codec string
+	// Payload is the request's payload in Codec, as it came. It is read
+	// only during the call that is given it.
+	Payload []byte
+	// Fingerprinter computes fingerprints of requests of the call's
+	// method.
+	Fingerprinter Fingerprinter
+}
+
+// Fingerprinter computes the fingerprint of a request of one method.
+type Fingerprinter interface {
+	// Fingerprint returns the Fingerprint of the request that payload
+	// encodes in codec (a subprotocol).
+	Fingerprint(codec string, payload []byte) (Fingerprint, error)
+}
+
+// Claim is a run's hold on a key, from ClaimStore.Claim.
+type Claim struct {
+	// Key is the claimed key.
+	Key Key
+	// Ref is where the store holds the claim, the store's own; zero for
+	// nowhere in particular.
+	Ref [3]uint64
+}

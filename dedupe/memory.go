@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -122,7 +123,10 @@ type shard struct {
 	_       [64]byte // keeps the shards' locks on separate cache lines
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store      = (*Memory)(nil)
+	_ ClaimStore = (*Memory)(nil)
+)
 
 // keyHash is what the tables are keyed by: 128 bits of two seeded hashes
 // of a Key.
@@ -145,15 +149,72 @@ func (m *Memory) hash(k Key) keyHash {
 // dropped: aged out, or released by its run.
 const gone = -1
 
-// entry is a key of a generation: its request's fingerprint and, once its
-// run finished, when it ages out and where its outcome is in the
-// generation's blocks. It holds no pointer.
+// entry is a key of a generation: its request's fingerprint, or the
+// request itself as it came (lazy: see Claim), and, once its run
+// finished, when it ages out and where its outcome is in the generation's
+// blocks. It holds no pointer.
 type entry struct {
 	h        keyHash
 	fp       Fingerprint
 	expires  int64 // nanos when it ages out; 0 while the first run is in progress; gone
 	chunk    uint32
 	off, len uint32
+	// The request's record (its codec and payload, see appendRequest) in
+	// the generation's blocks, while lazy.
+	rchunk, roff, rlen uint32
+	// lazy is set when fp is not known: the request's record is kept.
+	lazy bool
+}
+
+// maxLazyRequest is the largest request payload a window keeps in place of
+// its fingerprint (Claim): a larger one is fingerprinted on its first send,
+// so that large requests do not take the window's bytes.
+const maxLazyRequest = 2 << 10
+
+// record returns the request's record of e, an entry of g: its codec and
+// payload.
+func (g *generation) record(e *entry) (codec string, payload []byte) {
+	rec := g.chunks[e.rchunk][e.roff : e.roff+e.rlen : e.roff+e.rlen]
+	c, n := protowire.ConsumeBytes(rec)
+	return string(c), rec[n:]
+}
+
+// rawRecord returns the bytes of e's request record.
+func (g *generation) rawRecord(e *entry) []byte {
+	return g.chunks[e.rchunk][e.roff : e.roff+e.rlen : e.roff+e.rlen]
+}
+
+// recordSize is the size of the record of a request.
+func recordSize(codec string, payload []byte) int {
+	return protowire.SizeBytes(len(codec)) + len(payload)
+}
+
+// roomFor returns the block of g with room for n more bytes, adding one
+// when the last is full.
+func (g *generation) roomFor(n int) int {
+	last := len(g.chunks) - 1
+	if last < 0 || len(g.chunks[last])+n > cap(g.chunks[last]) {
+		g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, n)))
+		last++
+	}
+	return last
+}
+
+// putRecord puts rec, a request's record, into g's blocks for e.
+func (g *generation) putRecord(e *entry, rec []byte) {
+	c := g.roomFor(len(rec))
+	e.rchunk, e.roff, e.rlen = uint32(c), uint32(len(g.chunks[c])), uint32(len(rec))
+	g.chunks[c] = append(g.chunks[c], rec...)
+	g.bytes += int64(len(rec))
+}
+
+// putRequest puts the record of a request into g's blocks for e.
+func (g *generation) putRequest(e *entry, codec string, payload []byte) {
+	n := recordSize(codec, payload)
+	c := g.roomFor(n)
+	e.rchunk, e.roff, e.rlen = uint32(c), uint32(len(g.chunks[c])), uint32(n)
+	g.chunks[c] = append(protowire.AppendString(g.chunks[c], codec), payload...)
+	g.bytes += int64(n)
 }
 
 // generation is a set of keys, in the order they were added.
@@ -344,6 +405,12 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 			sh.mu.Unlock()
 			return nil, nil
 		}
+		if e.lazy {
+			// Only Claim, which is given the way to fingerprints, can
+			// compare a request kept as it came.
+			sh.mu.Unlock()
+			return nil, fmt.Errorf("dedupe: key %q of %s was claimed by Claim: Begin cannot compare its request", k.ID, k.Method)
+		}
 		if e.fp != fp {
 			sh.mu.Unlock()
 			return nil, conflict(k)
@@ -373,13 +440,129 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 	}
 }
 
+// Claim implements ClaimStore. A request of at most maxLazyRequest bytes
+// is kept as it came, in place of its fingerprint, which is computed only
+// when another send of the key comes with other bytes (another codec, say):
+// most keys are sent once, and a retry most often sends the same bytes.
+// Such fingerprints are computed under the lock of the key's part of the
+// window, which their size bounds.
+func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim, error) {
+	var (
+		fp     Fingerprint
+		haveFP bool
+	)
+	lazy := len(req.Payload) <= maxLazyRequest
+	if !lazy {
+		var err error
+		if fp, err = req.Fingerprinter.Fingerprint(req.Codec, req.Payload); err != nil {
+			return nil, Claim{}, err
+		}
+		haveFP = true
+	}
+	h := m.hash(k)
+	sh := m.shard(h)
+	for {
+		sh.mu.Lock()
+		now := sh.cfg.nanos()
+		e, g := sh.findLocked(h)
+		if e != nil && e.expires != 0 && now >= e.expires {
+			g.forget(e)
+			e = nil
+		}
+		if e == nil {
+			size := int64(slotOverhead)
+			if lazy {
+				size += int64(recordSize(req.Codec, req.Payload))
+			}
+			sh.turnLocked(now, size)
+			e = sh.addLocked(entry{h: h, fp: fp})
+			g = sh.curLocked()
+			g.bytes += slotOverhead
+			if lazy {
+				e.lazy = true
+				g.putRequest(e, req.Codec, req.Payload)
+			}
+			c := Claim{Key: k, Ref: [3]uint64{h[0], h[1], uint64(len(g.entries))<<1 | uint64(sh.cur)}}
+			sh.mu.Unlock()
+			return nil, c, nil
+		}
+		same, err := sameLocked(e, g, req, &fp, &haveFP)
+		if err != nil {
+			sh.mu.Unlock()
+			return nil, Claim{}, err
+		}
+		if !same {
+			sh.mu.Unlock()
+			return nil, Claim{}, conflict(k)
+		}
+		if e.expires == 0 {
+			done := sh.waiters[h]
+			if done == nil {
+				done = make(chan struct{})
+				sh.waiters[h] = done
+			}
+			sh.mu.Unlock()
+			select {
+			case <-done:
+				continue
+			case <-ctx.Done():
+				return nil, Claim{}, ctx.Err()
+			}
+		}
+		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
+		sh.mu.Unlock()
+		o, err := decodeOutcome(b)
+		return o, Claim{}, err
+	}
+}
+
+// sameLocked reports whether req is the request of e, an entry of g: the
+// same codec and bytes as e's kept request, or else the same fingerprint.
+// It computes the fingerprints it needs, and keeps e's.
+func sameLocked(e *entry, g *generation, req Request, fp *Fingerprint, haveFP *bool) (bool, error) {
+	if e.lazy {
+		codec, payload := g.record(e)
+		if codec == req.Codec && bytes.Equal(payload, req.Payload) {
+			return true, nil
+		}
+		first, err := req.Fingerprinter.Fingerprint(codec, payload)
+		if err != nil {
+			return false, fmt.Errorf("dedupe: fingerprint the first send's request: %w", err)
+		}
+		e.fp, e.lazy = first, false
+	}
+	if !*haveFP {
+		var err error
+		if *fp, err = req.Fingerprinter.Fingerprint(req.Codec, req.Payload); err != nil {
+			return false, err
+		}
+		*haveFP = true
+	}
+	return e.fp == *fp, nil
+}
+
 func conflict(k Key) error {
 	return fmt.Errorf("%w: key %q of %s", ErrConflict, k.ID, k.Method)
 }
 
 // Finish implements Store.
 func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
-	h := m.hash(k)
+	return m.finish(m.hash(k), 0, o)
+}
+
+// FinishClaim implements ClaimStore: it finds the claim where Claim put
+// it, unless the generations turned over since.
+func (m *Memory) FinishClaim(ctx context.Context, c Claim, o *Outcome) error {
+	if c.Ref == ([3]uint64{}) {
+		return m.Finish(ctx, c.Key, o)
+	}
+	return m.finish(keyHash{c.Ref[0], c.Ref[1]}, c.Ref[2], o)
+}
+
+// finish ends the run of the key of hash h, whose entry is at place p of
+// the index (1 + the place of the entry, then the generation), 0 for
+// unknown.
+func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 	sh := m.shard(h)
 	var enc []byte
 	if o != nil {
@@ -394,7 +577,21 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 		}
 	}
 	sh.mu.Lock()
-	e, g := sh.findLocked(h)
+	var (
+		e *entry
+		g *generation
+	)
+	if at != 0 {
+		// The claim's entry, unless it moved: a running key has one
+		// entry, so an entry of h still running is the claim's.
+		gg := &sh.gens[at&1]
+		if i := at>>1 - 1; i < uint64(len(gg.entries)) && gg.entries[i].h == h && gg.entries[i].expires == 0 {
+			e, g = &gg.entries[i], gg
+		}
+	}
+	if e == nil {
+		e, g = sh.findLocked(h)
+	}
 	if e == nil || e.expires != 0 {
 		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
@@ -411,12 +608,21 @@ func (m *Memory) Finish(_ context.Context, k Key, o *Outcome) error {
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
 		// leaves the generation it was in.
-		fp := e.fp
+		// A lazy claim's request goes with it: its old generation's
+		// blocks, never written over, are read as they were.
+		fp, lazy := e.fp, e.lazy
+		var rec []byte
+		if lazy {
+			rec = g.rawRecord(e)
+		}
 		g.forget(e)
-		sh.turnLocked(now, int64(len(enc))+slotOverhead)
-		e = sh.addLocked(entry{h: h, fp: fp})
+		sh.turnLocked(now, int64(len(enc)+len(rec))+slotOverhead)
+		e = sh.addLocked(entry{h: h, fp: fp, lazy: lazy})
 		g = sh.curLocked()
 		g.bytes += slotOverhead
+		if lazy {
+			g.putRecord(e, rec)
+		}
 		g.putLocked(e, enc, expires)
 	}
 	done := sh.waiters[h]
@@ -450,18 +656,29 @@ func (sh *shard) turnLocked(now, size int64) {
 		return
 	}
 	dropped := &sh.gens[1-sh.cur]
-	var running []entry
+	var (
+		running []entry
+		recs    [][]byte // the running lazy keys' requests
+	)
 	for i := range dropped.entries {
-		if dropped.entries[i].expires == 0 {
-			running = append(running, dropped.entries[i])
+		if e := &dropped.entries[i]; e.expires == 0 {
+			running = append(running, *e)
+			var rec []byte
+			if e.lazy {
+				rec = dropped.rawRecord(e)
+			}
+			recs = append(recs, rec)
 		}
 	}
 	*dropped = generation{entries: dropped.entries[:0], oldest: now}
 	sh.cur = 1 - sh.cur
 	sh.reindexLocked(len(sh.index))
-	for _, e := range running {
-		sh.addLocked(e)
+	for i, e := range running {
+		ne := sh.addLocked(e)
 		dropped.bytes += slotOverhead
+		if e.lazy {
+			dropped.putRecord(ne, recs[i])
+		}
 	}
 }
 
@@ -477,11 +694,7 @@ func (sh *shard) fullLocked(now, size int64) bool {
 
 // putLocked records the outcome enc in e, a running entry of g.
 func (g *generation) putLocked(e *entry, enc []byte, expires int64) {
-	last := len(g.chunks) - 1
-	if last < 0 || len(g.chunks[last])+len(enc) > cap(g.chunks[last]) {
-		g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, len(enc))))
-		last++
-	}
+	last := g.roomFor(len(enc))
 	off := len(g.chunks[last])
 	g.chunks[last] = append(g.chunks[last], enc...)
 	e.expires, e.chunk, e.off, e.len = expires, uint32(last), uint32(off), uint32(len(enc))

@@ -123,6 +123,12 @@ type Call struct {
 	inAvail int64
 	inTaken int64
 	inHalf  bool
+
+	// A keyed call's request (keyed.go): its payload as it came, copied
+	// out of the frame, and, while the window is asked, the decoded
+	// request.
+	keyedPayload []byte
+	keyedReq     proto.Message
 }
 
 // ID returns the call's correlation id.

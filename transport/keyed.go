@@ -74,6 +74,37 @@ const maxPooledFingerprint = 64 << 10
 
 var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// keepPayload keeps a copy of a keyed call's request payload, which
+// aliases the frame's buffer, for the window (dedupe.Request).
+func (c *Call) keepPayload(p []byte) {
+	c.keyedPayload = append(make([]byte, 0, len(p)), p...)
+}
+
+// callFingerprinter computes the fingerprints of requests of a keyed
+// call's method, for a dedupe.ClaimStore.
+type callFingerprinter Call
+
+var _ dedupe.Fingerprinter = (*callFingerprinter)(nil)
+
+// Fingerprint implements dedupe.Fingerprinter: the call's own request,
+// already decoded, is not decoded again.
+func (f *callFingerprinter) Fingerprint(codecName string, payload []byte) (dedupe.Fingerprint, error) {
+	c := (*Call)(f)
+	if c.keyedReq != nil && codecName == c.conn.codec.Name() && len(payload) == len(c.keyedPayload) &&
+		(len(payload) == 0 || &payload[0] == &c.keyedPayload[0]) {
+		return fingerprint(c.keyedReq)
+	}
+	cd, ok := c.conn.srv.cfg.Codecs.Lookup(codecName)
+	if !ok {
+		return dedupe.Fingerprint{}, fmt.Errorf("codec %q is not served", codecName)
+	}
+	req := c.method.NewRequest()
+	if err := cd.UnmarshalPayload(payload, req); err != nil {
+		return dedupe.Fingerprint{}, fmt.Errorf("decode a request of %s: %w", c.method.Name, err)
+	}
+	return fingerprint(req)
+}
+
 // runKeyed runs a unary call that carries an idempotency key
 // (docs/PROTOCOL.md, section 3.7): the handler runs only if the server's
 // window does not know the key, and every send of the call gets the
@@ -84,10 +115,26 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 	if p := c.principal.Load(); p != nil {
 		k.Principal = p.Subject
 	}
-	var o *dedupe.Outcome
-	fp, err := fingerprint(req)
-	if err == nil {
-		o, err = c.srv.cfg.Dedupe.Begin(ctx, k, fp)
+	var (
+		o     *dedupe.Outcome
+		err   error
+		claim dedupe.Claim
+	)
+	store := c.srv.cfg.Dedupe
+	cs, claims := store.(dedupe.ClaimStore)
+	if claims {
+		// The window is given the request as it came and fingerprints
+		// it only if it must: most keys are sent once.
+		call.keyedReq = req
+		o, claim, err = cs.Claim(ctx, k, dedupe.Request{
+			Codec: c.codec.Name(), Payload: call.keyedPayload, Fingerprinter: (*callFingerprinter)(call),
+		})
+		call.keyedReq, call.keyedPayload = nil, nil
+	} else {
+		var fp dedupe.Fingerprint
+		if fp, err = fingerprint(req); err == nil {
+			o, err = store.Begin(ctx, k, fp)
+		}
 	}
 	switch {
 	case errors.Is(err, dedupe.ErrConflict):
@@ -109,7 +156,13 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		// The outcome is recorded even when the call's context ended (its
 		// deadline passed, say): the handler ran. Stores bound their own
 		// waits.
-		if ferr := c.srv.cfg.Dedupe.Finish(context.WithoutCancel(ctx), k, kept); ferr != nil {
+		var ferr error
+		if claims {
+			ferr = cs.FinishClaim(context.WithoutCancel(ctx), claim, kept)
+		} else {
+			ferr = store.Finish(context.WithoutCancel(ctx), k, kept)
+		}
+		if ferr != nil {
 			c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", ferr)
 		}
 	}

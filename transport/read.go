@@ -488,6 +488,9 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	if credit > 0 && m.ServerStream {
 		call.flow, call.credit = true, int64(credit)
 	}
+	if key != "" {
+		call.keepPayload(e.GetPayload()) // the frame's buffer is reused
+	}
 	ctx = context.WithValue(ctx, callKey{}, call)
 	call.ctx = ctx
 	if ms > 0 {
