@@ -29,3 +29,28 @@ func BenchmarkMemory(b *testing.B) {
 		m.Finish(ctx, k, o)
 	}
 }
+
+// BenchmarkMemoryClaim is BenchmarkMemory through ClaimStore: Claim of a
+// new key with a small request kept as it came, then FinishClaim.
+func BenchmarkMemoryClaim(b *testing.B) {
+	m := NewMemory(MemoryConfig{})
+	ctx := context.Background()
+	o := &Outcome{Codec: "protows.v1.proto", Payload: make([]byte, 64)}
+	req := Request{Codec: "protows.v1.proto", Payload: make([]byte, 64), Fingerprinter: &testFingerprinter{}}
+	keys := make([]Key, DefaultMaxEntries*2)
+	for i := range keys {
+		keys[i] = Key{Method: "/protows.bench.v1.BenchService/Echo", ID: "0b9c5d6e-1a2b-4c3d-8e9f-" + strconv.Itoa(1e11+i)}
+	}
+	for i := range DefaultMaxEntries {
+		_, c, _ := m.Claim(ctx, keys[i], req)
+		m.FinishClaim(ctx, c, o)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		k := keys[i%len(keys)]
+		i++
+		_, c, _ := m.Claim(ctx, k, req)
+		m.FinishClaim(ctx, c, o)
+	}
+}

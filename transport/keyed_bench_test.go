@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 
@@ -16,7 +17,9 @@ import (
 // call on the server, without the network: the request's fingerprint,
 // and the window's Begin and Finish of a new key in a full window (the
 // default dedupe.Memory) with the reply as the outcome. "fingerprint" and
-// "window" are the two parts; "call" is both:
+// "window" are the two parts; "call" is both; "claim" is what a server
+// does now, with dedupe.ClaimStore (the request's payload copied out of
+// its frame and kept by the window, no fingerprint, no second lookup):
 //
 //	go test ./transport -run '^$' -bench KeyedCost -benchmem
 func BenchmarkKeyedCost(b *testing.B) {
@@ -47,7 +50,11 @@ func BenchmarkKeyedCost(b *testing.B) {
 				}
 			}
 		})
-		for _, part := range []string{"window", "call"} {
+		reqPayload, err := cd.AppendPayload(nil, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, part := range []string{"window", "call", "claim"} {
 			b.Run(string(size)+"/"+part, func(b *testing.B) {
 				m, key := newWindow(b)
 				// More keys than the window holds: each is forgotten
@@ -61,6 +68,21 @@ func BenchmarkKeyedCost(b *testing.B) {
 				for b.Loop() {
 					k := keys[i%len(keys)]
 					i++
+					if part == "claim" {
+						kept := append(make([]byte, 0, len(reqPayload)), reqPayload...)
+						o, c, err := m.Claim(ctx, k, dedupe.Request{Codec: cd.Name(), Payload: kept, Fingerprinter: noFingerprints{}})
+						if o != nil || err != nil {
+							b.Fatal(o, err)
+						}
+						p, err := cd.AppendPayload(nil, res)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if err := m.FinishClaim(ctx, c, &dedupe.Outcome{Codec: cd.Name(), Payload: p}); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
 					var fp dedupe.Fingerprint
 					if part == "call" {
 						var err error
@@ -82,4 +104,12 @@ func BenchmarkKeyedCost(b *testing.B) {
 			})
 		}
 	}
+}
+
+// noFingerprints is the Fingerprinter of a benchmark whose keys are all
+// new: the window never asks it.
+type noFingerprints struct{}
+
+func (noFingerprints) Fingerprint(string, []byte) (dedupe.Fingerprint, error) {
+	return dedupe.Fingerprint{}, errors.New("not asked for")
 }

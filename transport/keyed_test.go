@@ -294,3 +294,36 @@ func TestFingerprintIsDeterministicProtobuf(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyedRequestComparedAcrossCodecs: the window keeps a first send's
+// request as it came and compares a later send in the other codec by
+// fingerprint: the same request gets the outcome, another is refused.
+func TestKeyedRequestComparedAcrossCodecs(t *testing.T) {
+	var runs atomic.Int64
+	ts := startServer(t, transport.Config{}, probes(&runs))
+	p := dial(t, ts.url, codec.Proto(), nil)
+	j := dial(t, ts.url, codec.JSON(), nil)
+	req := &testv1.EchoRequest{Text: "a", Padding: []byte{1, 2, 3}}
+	p.send(keyed(p, 1, runMethod, "k", req))
+	var first testv1.EchoResponse
+	p.decode(p.recv(), &first)
+
+	j.send(keyed(j, 2, runMethod, "k", req))
+	r := j.recv()
+	var second testv1.EchoResponse
+	j.decode(r, &second)
+	if r.GetKind() != protowsv1.Kind_KIND_REPLY || !proto.Equal(&first, &second) {
+		t.Fatalf("the same request in JSON: %v %v, want the first reply %v", r.GetKind(), &second, &first)
+	}
+	j.send(keyed(j, 3, runMethod, "k", &testv1.EchoRequest{Text: "b", Padding: []byte{1, 2, 3}}))
+	wantError(t, j.recv(), protowsv1.Kind_KIND_ERROR, protows.CodeFailedPrecondition)
+	p.send(keyed(p, 4, runMethod, "k", &testv1.EchoRequest{Text: "a"}))
+	wantError(t, p.recv(), protowsv1.Kind_KIND_ERROR, protows.CodeFailedPrecondition)
+	p.send(keyed(p, 5, runMethod, "k", req))
+	if r := p.recv(); r.GetKind() != protowsv1.Kind_KIND_REPLY || r.GetId() != 5 {
+		t.Fatalf("the same request again: %v", r)
+	}
+	if runs.Load() != 1 {
+		t.Fatalf("%d runs, want 1", runs.Load())
+	}
+}
