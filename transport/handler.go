@@ -128,6 +128,7 @@ type Call struct {
 	// out of the frame, and, while the window is asked, the decoded
 	// request.
 	keyedPayload []byte
+	keyedBuf     *[]byte // keyedPayload's pooled buffer
 	keyedReq     proto.Message
 }
 

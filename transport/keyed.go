@@ -75,10 +75,29 @@ const maxPooledFingerprint = 64 << 10
 var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // keepPayload keeps a copy of a keyed call's request payload, which
-// aliases the frame's buffer, for the window (dedupe.Request).
+// aliases the frame's buffer, for the window (dedupe.Request), in a pooled
+// buffer that dropPayload gives back.
 func (c *Call) keepPayload(p []byte) {
-	c.keyedPayload = append(make([]byte, 0, len(p)), p...)
+	bp := keyedBufs.Get().(*[]byte)
+	c.keyedBuf, c.keyedPayload = bp, append((*bp)[:0], p...)
 }
+
+// dropPayload gives keepPayload's buffer back: the window copied what it
+// keeps.
+func (c *Call) dropPayload() {
+	if bp := c.keyedBuf; bp != nil {
+		if cap(c.keyedPayload) <= maxPooledKeyed {
+			*bp = c.keyedPayload
+			keyedBufs.Put(bp)
+		}
+	}
+	c.keyedBuf, c.keyedPayload = nil, nil
+}
+
+// maxPooledKeyed is the largest payload buffer keepPayload keeps.
+const maxPooledKeyed = 4 << 10
+
+var keyedBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // callFingerprinter computes the fingerprints of requests of a keyed
 // call's method, for a dedupe.ClaimStore.
@@ -115,6 +134,7 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 	if p := c.principal.Load(); p != nil {
 		k.Principal = p.Subject
 	}
+	defer call.dropPayload()
 	var (
 		o     *dedupe.Outcome
 		err   error
@@ -129,7 +149,7 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		o, claim, err = cs.Claim(ctx, k, dedupe.Request{
 			Codec: c.codec.Name(), Payload: call.keyedPayload, Fingerprinter: (*callFingerprinter)(call),
 		})
-		call.keyedReq, call.keyedPayload = nil, nil
+		call.keyedReq = nil
 	} else {
 		var fp dedupe.Fingerprint
 		if fp, err = fingerprint(req); err == nil {
