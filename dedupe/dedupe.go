@@ -14,6 +14,11 @@
 //	srv := transport.NewServer(r, transport.Config{
 //		Dedupe: dedupe.NewMemory(dedupe.MemoryConfig{MaxEntries: 1_000_000}),
 //	})
+//
+// A store may also implement ClaimStore, which the server then uses
+// instead: Memory does, and keeps a small request as it came instead of
+// its fingerprint, which it computes only when another send of the key
+// comes with other bytes.
 package dedupe
 
 import (

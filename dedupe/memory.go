@@ -41,8 +41,8 @@ type MemoryConfig struct {
 	// run. Zero means DefaultMaxAge.
 	MaxAge time.Duration
 	// MaxBytes bounds the estimated bytes of the finished keys and their
-	// outcomes (the encoded outcome and a fixed overhead per key). Zero
-	// means DefaultMaxBytes.
+	// outcomes (the encoded outcome, the request kept by Claim, and a
+	// fixed overhead per key). Zero means DefaultMaxBytes.
 	MaxBytes int64
 
 	// now is the clock, for tests; nil means the monotonic clock.
@@ -75,8 +75,9 @@ type MemoryConfig struct {
 // tombstones that lengthen every lookup; when the generations turn over,
 // the index is built again from the previous generation's keys, and the
 // dropped generation's entries are reused by the next one. The window
-// holds no pointers (keys are 128 bits of two seeded hashes, outcomes are
-// encoded into large blocks), so the garbage collector does not scan it.
+// holds no pointers (keys are 128 bits of two seeded hashes, outcomes and
+// the requests Claim keeps are encoded into large blocks), so the garbage
+// collector does not scan it.
 // Two keys that have the same 128-bit hash under a seed drawn at random
 // for each window would be taken for one; that is as good as never. A key
 // whose first run is in progress is never forgotten: it is carried into
@@ -559,8 +560,8 @@ func (m *Memory) FinishClaim(ctx context.Context, c Claim, o *Outcome) error {
 	return m.finish(keyHash{c.Ref[0], c.Ref[1]}, c.Ref[2], o)
 }
 
-// finish ends the run of the key of hash h, whose entry is at place p of
-// the index (1 + the place of the entry, then the generation), 0 for
+// finish ends the run of the key of hash h, whose claim's entry was at
+// at (1 + its place in its generation, then the generation's bit), 0 for
 // unknown.
 func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 	sh := m.shard(h)
