@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/protows/protows/codec"
@@ -169,7 +170,11 @@ const maxShards = 8
 // take a share of a large room's delivery (toShards), started with the
 // first such delivery and ended by Close.
 type shardWorkers[T proto.Message] struct {
-	started bool // under Hub.mu
+	// mu guards starting the workers. It is taken under a room's lock,
+	// so it must be a leaf: never Hub.mu, which Leave and remove hold
+	// while they take a room's lock.
+	mu      sync.Mutex
+	started atomic.Bool
 	tasks   chan shardTask[T]
 	jobs    sync.Pool // of *shardJob, so that a delivery allocates nothing
 }
@@ -193,20 +198,27 @@ type shardJob struct {
 // startShards starts the hub's delivery workers unless they run, and
 // reports whether they do (not once Close began).
 func (h *Hub[T]) startShards() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.shards.started {
+	s := &h.shards
+	if s.started.Load() {
 		return true
 	}
-	if h.closed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started.Load() {
+		return true
+	}
+	// Close sets closing, then takes s.mu before it waits for the hub's
+	// goroutines: workers are either added to h.wg before that, or not
+	// started.
+	if h.closing.Load() {
 		return false
 	}
-	h.shards.started = true
-	h.shards.tasks = make(chan shardTask[T])
+	s.tasks = make(chan shardTask[T])
 	for range runtime.GOMAXPROCS(0) - 1 {
 		h.wg.Add(1)
 		go h.shardWorker()
 	}
+	s.started.Store(true)
 	return true
 }
 

@@ -207,8 +207,8 @@ type Hub[T proto.Message] struct {
 	quit     chan struct{}
 	wg       sync.WaitGroup
 
-	// shards are the delivery workers of large rooms (deliver.go), under
-	// mu; they end with quit and are waited for with wg.
+	// shards are the delivery workers of large rooms (deliver.go); they
+	// end with quit and are waited for with wg.
 	shards shardWorkers[T]
 }
 
@@ -763,6 +763,10 @@ func (h *Hub[T]) Close() error {
 		ms = append(ms, set...)
 	}
 	h.mu.Unlock()
+	// A delivery starting the workers of large rooms has added them to
+	// h.wg by now, or sees closing (startShards).
+	h.shards.mu.Lock()
+	h.shards.mu.Unlock()
 	close(h.quit)
 	h.wg.Wait()
 	for _, m := range ms {

@@ -134,10 +134,7 @@ func TestShardedDeliveryOrder(t *testing.T) {
 			const members, pubs, per = 2 * shardMembers, 4, 10
 			h, conns, _, _ := shardedRoom(t, cfg, members, nil)
 			publishAll(t, h, pubs, per)
-			h.mu.Lock()
-			started := h.shards.started
-			h.mu.Unlock()
-			if !started {
+			if !h.shards.started.Load() {
 				t.Fatal("the delivery workers did not start")
 			}
 			for _, f := range conns {
