@@ -1,8 +1,8 @@
 package natsbroker_test
 
 // Room history in NATS JetStream (NewHistory), with the Go client: a member
-// resumes on another node than the one it left, after that node died, and
-// gets everything the other nodes broadcast meanwhile.
+// resumes after its node restarted, or while JetStream is out of reach.
+// TestJetStreamNodeKilled (nodeproc_test.go) kills a node process.
 
 import (
 	"context"
@@ -113,25 +113,6 @@ func startJSNode(t *testing.T, natsURL, name string, cfg natsbroker.HistoryConfi
 	return n
 }
 
-// kill makes the node vanish as a killed process would: its NATS
-// connection drops without a goodbye (no one hears from it again) and the
-// caller cuts its clients' connections (the proxy). What remains of it in
-// this process is closed when the test ends.
-func (n *jsNode) kill() { n.nc.Close() }
-
-func waitPeers(t *testing.T, nodes ...*jsNode) {
-	t.Helper()
-	for _, n := range nodes {
-		deadline := time.Now().Add(5 * time.Second)
-		for len(n.hub.Nodes()) != len(nodes)-1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s hears from %v", n.name, n.hub.Nodes())
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
 // watch opens a stream of room through url with the Go client.
 func watch(t *testing.T, ctx context.Context, url string, cd codec.Codec, room string, opts ...client.CallOption) *client.ServerStream[Msg] {
 	t.Helper()
@@ -151,98 +132,6 @@ func watch(t *testing.T, ctx context.Context, url string, cd codec.Codec, room s
 
 // msgID names a broadcast: its publisher (Subject) and number (ExpiresAt).
 func msgID(m *Msg) string { return fmt.Sprintf("%s#%d", m.GetSubject(), m.GetExpiresAt()) }
-
-// TestJetStreamResumeOnAnotherNode: three nodes share a room's history in
-// JetStream. The member's node dies; while the client reconnects (to
-// another node, through the proxy) the two other nodes broadcast; the
-// client recovers all of it, in one order, once each, marked recovered,
-// and goes on live.
-func TestJetStreamResumeOnAnotherNode(t *testing.T) {
-	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
-		t.Run(cd.Name(), func(t *testing.T) {
-			ns := startJetStream(t, 0, t.TempDir())
-			defer stopNATS(ns)
-			a := startJSNode(t, ns.ClientURL(), "a", natsbroker.HistoryConfig{})
-			b := startJSNode(t, ns.ClientURL(), "b", natsbroker.HistoryConfig{})
-			c := startJSNode(t, ns.ClientURL(), "c", natsbroker.HistoryConfig{})
-			waitPeers(t, a, b, c)
-			proxy := hubtest.NewProxy(t, a.addr)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			var positions []client.StreamPosition
-			var posMu sync.Mutex
-			st := watch(t, ctx, "ws://"+proxy.Addr()+"/ws", cd, "r", client.OnPosition(func(sp client.StreamPosition) {
-				posMu.Lock()
-				positions = append(positions, sp)
-				posMu.Unlock()
-			}))
-			hubtest.WaitMembers(t, c.hub, "r", 1)
-
-			bcast := func(n *jsNode, from, to int) {
-				for k := from; k <= to; k++ {
-					if err := n.hub.Broadcast(ctx, "r", &Msg{Subject: n.name, ExpiresAt: int64(k)}); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}
-			seen := make(map[string]bool)
-			var lastSeq uint64
-			read := func(n int) {
-				t.Helper()
-				for range n {
-					if !st.Receive() {
-						t.Fatalf("stream ended: %v", st.Err())
-					}
-					id := msgID(st.Msg())
-					if seen[id] {
-						t.Fatalf("%s twice", id)
-					}
-					seen[id] = true
-					if lastSeq != 0 && st.Seq() != lastSeq+1 {
-						t.Fatalf("%s: seq %d after %d", id, st.Seq(), lastSeq)
-					}
-					if st.Gap() {
-						t.Fatalf("%s: Gap", id)
-					}
-					lastSeq = st.Seq()
-				}
-			}
-			bcast(b, 1, 5)
-			bcast(c, 1, 5)
-			read(10)
-
-			// The member's node dies: no goodbye, its connections cut.
-			a.kill()
-			proxy.Refuse(true)
-			proxy.Target(b.addr)
-			proxy.Cut()
-			var wg sync.WaitGroup
-			wg.Add(2)
-			go func() { defer wg.Done(); bcast(b, 6, 255) }()
-			go func() { defer wg.Done(); bcast(c, 6, 255) }()
-			wg.Wait()
-			proxy.Refuse(false)
-			read(500)
-			bcast(b, 256, 256)
-			bcast(c, 256, 256)
-			read(2)
-			for _, n := range []string{"b", "c"} {
-				for k := 1; k <= 256; k++ {
-					if !seen[fmt.Sprintf("%s#%d", n, k)] {
-						t.Errorf("%s#%d missing", n, k)
-					}
-				}
-			}
-			posMu.Lock()
-			defer posMu.Unlock()
-			if len(positions) != 2 || positions[0].Recovery != client.NotResumed || positions[1].Recovery != client.Recovered ||
-				positions[1].Replayed() == 0 || positions[0].Epoch != positions[1].Epoch {
-				t.Errorf("positions %+v: want a fresh start, then a recovery in the same epoch", positions)
-			}
-		})
-	}
-}
 
 // TestJetStreamHistorySurvivesRestart: every node restarts (one at a time
 // or all at once: the history is in JetStream); a client resumes in the

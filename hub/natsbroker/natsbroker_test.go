@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// The test binary doubles as a protows node process for
+	// TestJetStreamNodeKilled (nodeproc_test.go).
+	if name := os.Getenv(nodeEnv); name != "" {
+		os.Exit(runNodeProcess(name, os.Getenv(nodeNATSEnv)))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 type Msg = hubtest.Msg
 
