@@ -118,6 +118,26 @@ type HistoryStore interface {
 // where it keeps history.
 var ErrHistoryUnavailable = errors.New("hub: history unavailable")
 
+// EpochWatcher is the optional interface of a HistoryStore whose history
+// may be lost while the hub runs, as a shared store deleted and made anew
+// (natsbroker.NewHistory). New calls OnEpochChange before Open.
+//
+// When the store's epoch changes, it calls f with the new epoch, once Read
+// answers with it. The hub then ends the membership of every member of a
+// room with history on this node: Join returns an unavailable error
+// wrapping ErrEpochChanged, so that the clients re-open their streams
+// (docs/PROTOCOL.md, section 8) and learn from the new STREAM_POSITION
+// that the epoch changed; members that were catching up start again the
+// same way.
+type EpochWatcher interface {
+	OnEpochChange(f func(epoch string))
+}
+
+// ErrEpochChanged ends the memberships of rooms with history when the
+// history store's epoch changes under them (EpochWatcher): Join returns an
+// unavailable error that wraps it.
+var ErrEpochChanged = errors.New("hub: the history was lost (its epoch changed)")
+
 // skipper is the optional interface of a store that is not shared: Skip
 // makes every room's next offset skip one, because messages from another
 // node were lost on their way, so that members see the gap.

@@ -201,7 +201,11 @@ type Hub[T proto.Message] struct {
 	conns  map[string][]*member[T] // local connection id -> memberships, in join order
 	peers  map[string]*peer        // other nodes, by name
 
-	closing  atomic.Bool   // Close began: deliveries from the history store stop
+	closing atomic.Bool // Close began: deliveries from the history store stop
+	// epochs counts the history store's epoch changes (EpochWatcher),
+	// changed under mu: a member whose start was read in another epoch
+	// than the one it joins in is refused.
+	epochs   atomic.Uint64
 	anon     atomic.Uint64 // ids of memberships without a connection
 	marshals atomic.Int64  // payload encodings, for tests
 	quit     chan struct{}
@@ -254,6 +258,7 @@ type member[T proto.Message] struct {
 	sent     uint64
 	pending  []pendingEntry
 	start    joinStart // how the membership starts, from Join's options
+	epochs   uint64    // Hub.epochs when its start was read
 
 	// ended is set, and done (made by Join only: Attach needs no channel
 	// to wait on) closed, when the membership ends.
@@ -335,6 +340,9 @@ func New[T proto.Message](cfg Config[T]) (*Hub[T], error) {
 		quit:        make(chan struct{}),
 	}
 	if cfg.History != nil {
+		if w, ok := cfg.History.(EpochWatcher); ok {
+			w.OnEpochChange(h.epochChanged)
+		}
 		if err := cfg.History.Open(context.Background(), h.node, h.deliverEntry); err != nil {
 			return nil, fmt.Errorf("hub: open history: %w", err)
 		}
@@ -455,6 +463,7 @@ func (h *Hub[T]) join(ctx context.Context, m *member[T]) error {
 	)
 	hist := h.hasHistory(m.info.Room)
 	if hist {
+		m.epochs = h.epochs.Load()
 		page, rerr = h.readStart(ctx, m)
 	}
 	if err := h.add(m); err != nil {
@@ -492,6 +501,11 @@ func (h *Hub[T]) add(m *member[T]) error {
 	if h.closed {
 		h.mu.Unlock()
 		return protows.Errorf(protows.CodeUnavailable, "%w", ErrClosed)
+	}
+	if h.hasHistory(m.info.Room) && m.epochs != h.epochs.Load() {
+		// Its start was read in an epoch that ended since.
+		h.mu.Unlock()
+		return protows.Errorf(protows.CodeUnavailable, "%w", ErrEpochChanged)
 	}
 	r := h.rooms[m.info.Room]
 	if r == nil {
@@ -781,6 +795,30 @@ func (h *Hub[T]) Close() error {
 	}
 	_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_BYE})
 	return errors.Join(h.cfg.Broker.Close(), herr)
+}
+
+// epochChanged is the history store's OnEpochChange: the members of rooms
+// with history were given offsets of the lost history, which the new one
+// does not continue; their streams end, for their clients to re-open them
+// and be told (EpochWatcher).
+func (h *Hub[T]) epochChanged(epoch string) {
+	h.mu.Lock()
+	h.epochs.Add(1)
+	var ms []*member[T]
+	for _, r := range h.rooms {
+		if !r.hist {
+			continue
+		}
+		r.mu.Lock()
+		ms = append(ms, r.members...)
+		r.latest = 0
+		r.mu.Unlock()
+	}
+	h.mu.Unlock()
+	h.log.Warn("protows hub: the history was lost: members of rooms with history re-open their streams", "epoch", epoch, "members", len(ms))
+	for _, m := range ms {
+		m.end(protows.Errorf(protows.CodeUnavailable, "%w", ErrEpochChanged))
+	}
 }
 
 func (h *Hub[T]) isClosed() bool {

@@ -46,6 +46,14 @@
 // broadcast meanwhile. Presence and direct sends still travel on the
 // broker's subject.
 //
+// The stream's creation time names the history's epoch. When the stream
+// is deleted while the nodes run, each node notices (at once when
+// JetStream reports its consumer deleted, else within
+// HistoryConfig.CheckInterval), makes the stream anew if nobody did, and
+// ends the streams of its members of rooms with history
+// (hub.ErrEpochChanged): their clients re-open them and are told the epoch
+// changed.
+//
 //	h, err := hub.New(hub.Config[*chatv1.RoomEvent]{
 //		Broker:  natsbroker.New(nc, natsbroker.Config{Subject: "chat.rooms"}),
 //		History: natsbroker.NewHistory(nc, natsbroker.HistoryConfig{Stream: "CHAT_HISTORY", Subject: "chat.history"}),

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,13 @@ type HistoryConfig struct {
 	// retries, a read), unless its context ends first. Zero means 5
 	// seconds.
 	Timeout time.Duration
+	// CheckInterval is how often a node checks that the stream is still
+	// the one it opened; it also checks at once when JetStream reports
+	// its consumer deleted or a publication or read fails. A stream
+	// deleted (and made anew by an operator, or by this check) is a new
+	// epoch: the hub ends its members' streams, for their clients to
+	// resume and be told (hub.EpochWatcher). Zero means 5 seconds.
+	CheckInterval time.Duration
 }
 
 // NewHistory returns a history store kept in a JetStream stream, shared by
@@ -94,18 +102,36 @@ func NewHistory(nc *nats.Conn, cfg HistoryConfig) hub.HistoryStore {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = 5 * time.Second
+	}
 	cfg.Limits = cfg.Limits.WithDefaults()
-	return &history{nc: nc, cfg: cfg, chains: make(map[string]*chain)}
+	return &history{nc: nc, cfg: cfg, chains: make(map[string]*chain),
+		poke: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
 type history struct {
-	nc  *nats.Conn
-	cfg HistoryConfig
+	nc      *nats.Conn
+	cfg     HistoryConfig
+	js      jetstream.JetStream
+	deliver func(*hub.Entry)
+	onEpoch func(epoch string)
 
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	epoch  string
-	cc     jetstream.ConsumeContext
+	// streamMu guards the stream this node opened, its epoch and its
+	// consumer; gen numbers the consumers, so that a stopped one's late
+	// messages are dropped.
+	streamMu sync.RWMutex
+	stream   jetstream.Stream
+	epoch    string
+	cc       jetstream.ConsumeContext
+	gen      atomic.Uint64
+
+	// poke asks the watcher to check the stream now; quit stops it.
+	// missing is when it found the stream missing, zero when it did not.
+	poke    chan struct{}
+	missing time.Time
+	quit    chan struct{}
+	wg      sync.WaitGroup
 
 	// mu makes Close wait for an entry being delivered, so that nothing
 	// is delivered after Close returned.
@@ -140,19 +166,41 @@ func (s *history) ctx(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.cfg.Timeout)
 }
 
+// OnEpochChange implements hub.EpochWatcher.
+func (s *history) OnEpochChange(f func(epoch string)) { s.onEpoch = f }
+
+var _ hub.EpochWatcher = (*history)(nil)
+
 func (s *history) Open(ctx context.Context, _ string, deliver func(*hub.Entry)) error {
 	js, err := jetstream.New(s.nc)
 	if err != nil {
 		return fmt.Errorf("natsbroker: jetstream: %w", err)
 	}
-	s.js = js
+	s.js, s.deliver = js, deliver
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
+	st, err := s.createStream(ctx)
+	if err != nil {
+		return err
+	}
+	s.streamMu.Lock()
+	err = s.consume(ctx, st)
+	s.streamMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go s.watch()
+	return nil
+}
+
+// createStream makes the stream, or updates it to the configured limits.
+func (s *history) createStream(ctx context.Context) (jetstream.Stream, error) {
 	storage := jetstream.FileStorage
 	if s.cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	st, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              s.cfg.Stream,
 		Description:       "protows room history",
 		Subjects:          []string{s.cfg.Subject + ".>"},
@@ -165,12 +213,28 @@ func (s *history) Open(ctx context.Context, _ string, deliver func(*hub.Entry)) 
 		AllowDirect:       true,
 	})
 	if err != nil {
-		return fmt.Errorf("natsbroker: history stream %s: %w", s.cfg.Stream, err)
+		return nil, fmt.Errorf("natsbroker: history stream %s: %w", s.cfg.Stream, err)
 	}
-	s.stream = st
-	// The epoch names this stream: one made anew (deleted and created
-	// again) has another creation time.
-	s.epoch = "j-" + strconv.FormatInt(st.CachedInfo().Created.UnixNano(), 36)
+	return st, nil
+}
+
+// epochOf names a stream: one made anew (deleted and created again) has
+// another creation time.
+func epochOf(st jetstream.Stream) string {
+	return "j-" + strconv.FormatInt(st.CachedInfo().Created.UnixNano(), 36)
+}
+
+// consume makes st the node's stream and delivers its messages from now
+// on, after stopping the consumer of the stream before it, if any.
+// s.streamMu must be held.
+func (s *history) consume(ctx context.Context, st jetstream.Stream) error {
+	if s.cc != nil {
+		s.cc.Stop()
+		<-s.cc.Closed()
+		s.cc = nil
+	}
+	gen := s.gen.Add(1)
+	s.stream, s.epoch = st, epochOf(st)
 	// An ordered consumer delivers every message from now on, in stream
 	// order, and starts again where it was after a loss or a NATS
 	// restart.
@@ -191,10 +255,17 @@ func (s *history) Open(ctx context.Context, _ string, deliver func(*hub.Entry)) 
 		}
 		s.mu.RLock()
 		defer s.mu.RUnlock()
-		if !s.closed {
-			deliver(e)
+		// A replaced consumer may still hand over a message, of the
+		// stream made anew: it is not of its epoch.
+		if !s.closed && s.gen.Load() == gen {
+			s.deliver(e)
 		}
-	})
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+			// The stream may have been deleted with it.
+			s.check()
+		}
+	}))
 	if err != nil {
 		return fmt.Errorf("natsbroker: history consumer: %w", err)
 	}
@@ -202,10 +273,129 @@ func (s *history) Open(ctx context.Context, _ string, deliver func(*hub.Entry)) 
 	return nil
 }
 
+// check asks the watcher to check the stream now.
+func (s *history) check() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// watch checks the stream every CheckInterval, and when asked, until
+// Close.
+func (s *history) watch() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.quit
+		cancel()
+	}()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		case <-s.poke:
+		}
+		if err := s.verify(ctx); err != nil && ctx.Err() == nil {
+			// Tried again at the next tick; meanwhile publications and
+			// reads fail as they do.
+			continue
+		}
+	}
+}
+
+// verify makes sure the node uses the stream that JetStream has: when it
+// was deleted it makes it anew, and when it is not the one the node
+// opened (its epoch changed) it starts consuming it and tells the hub.
+func (s *history) verify(ctx context.Context) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	st, err := s.js.Stream(ctx, s.cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Made anew only when it is still missing a check later: the
+		// consumer's deletion is reported while the stream's is under
+		// way, and a stream made then is unusable (nats-server 2.15
+		// takes the old one's last sequence, and leaves publications
+		// unanswered).
+		now := time.Now()
+		if s.missing.IsZero() {
+			s.missing = now
+		}
+		if now.Sub(s.missing) < s.cfg.CheckInterval {
+			return err
+		}
+		st, err = s.createStream(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	s.missing = time.Time{}
+	s.streamMu.RLock()
+	same := epochOf(st) == s.epoch
+	s.streamMu.RUnlock()
+	if same {
+		return nil
+	}
+	// A stream just made answers direct gets a moment later: the members
+	// that the hub sends to read it again must find it readable.
+	for {
+		_, err := st.GetLastMsgForSubject(ctx, s.cfg.Subject+".-")
+		if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("natsbroker: history stream %s made anew, not readable: %w", s.cfg.Stream, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.streamMu.Lock()
+	if epochOf(st) == s.epoch {
+		s.streamMu.Unlock()
+		return nil
+	}
+	// What the node knew of the rooms' last messages was of the old
+	// stream.
+	s.chainsMu.Lock()
+	s.chains = make(map[string]*chain)
+	s.chainsMu.Unlock()
+	err = s.consume(ctx, st)
+	epoch := s.epoch
+	s.streamMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if s.onEpoch != nil {
+		s.onEpoch(epoch)
+	}
+	return nil
+}
+
+// current returns the stream the node uses and its epoch.
+func (s *history) current() (jetstream.Stream, string) {
+	s.streamMu.RLock()
+	defer s.streamMu.RUnlock()
+	return s.stream, s.epoch
+}
+
 func (s *history) Close() error {
 	s.mu.Lock()
+	already := s.closed
 	s.closed = true
 	s.mu.Unlock()
+	if already {
+		return nil
+	}
+	if s.js != nil {
+		close(s.quit)
+		s.wg.Wait()
+	}
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
 	if s.cc != nil {
 		s.cc.Stop()
 		<-s.cc.Closed()
@@ -310,6 +500,7 @@ func (s *history) appendLocked(ctx context.Context, c *chain, e *hub.Entry) erro
 			c.known = false
 		default:
 			c.known = false
+			s.check() // the stream may be gone
 			return unavailable("publish", err)
 		}
 	}
@@ -320,7 +511,8 @@ func (s *history) appendLocked(ctx context.Context, c *chain, e *hub.Entry) erro
 // every offset the room ever had (an offset never exceeds its message's
 // stream sequence), so that offsets never go back.
 func (s *history) learn(ctx context.Context, c *chain, subj string) error {
-	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	stream, _ := s.current()
+	last, err := stream.GetLastMsgForSubject(ctx, subj)
 	switch {
 	case err == nil:
 		off, perr := strconv.ParseUint(last.Header.Get(offsetHeader), 10, 64)
@@ -329,12 +521,13 @@ func (s *history) learn(ctx context.Context, c *chain, subj string) error {
 		}
 		c.seq, c.offset = last.Sequence, off
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		info, ierr := s.stream.Info(ctx)
+		info, ierr := stream.Info(ctx)
 		if ierr != nil {
 			return unavailable("stream info", ierr)
 		}
 		c.seq, c.offset = 0, info.State.LastSeq
 	default:
+		s.check()
 		return unavailable("read", err)
 	}
 	c.known = true
@@ -345,9 +538,10 @@ func (s *history) Read(ctx context.Context, room string, after uint64, limit int
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	subj := s.subject(room)
-	p := hub.HistoryPage{Epoch: s.epoch}
+	stream, epoch := s.current()
+	p := hub.HistoryPage{Epoch: epoch}
 	for p.Latest == 0 {
-		last, err := s.stream.GetLastMsgForSubject(ctx, subj)
+		last, err := stream.GetLastMsgForSubject(ctx, subj)
 		switch {
 		case err == nil:
 			off, perr := strconv.ParseUint(last.Header.Get(offsetHeader), 10, 64)
@@ -363,6 +557,7 @@ func (s *history) Read(ctx context.Context, room string, after uint64, limit int
 				return p, err
 			}
 		default:
+			s.check()
 			return p, unavailable("read", err)
 		}
 	}

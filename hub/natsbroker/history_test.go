@@ -17,6 +17,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	protows "github.com/protows/protows"
 	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
@@ -261,5 +262,121 @@ func TestJetStreamUnavailable(t *testing.T) {
 		// later broadcast, after a resume that could not read the
 		// history.
 		t.Errorf("after the outage: #%d gap %v, want a message from after it, marked as a gap", st.Msg().GetExpiresAt(), st.Gap())
+	}
+}
+
+// TestJetStreamStreamDeleted: the history stream is deleted while two
+// nodes run, each with a member in the room. Both nodes notice, use the
+// stream made anew (a new epoch) and end their members' streams; the
+// clients re-open them and are told the epoch changed, then get what is
+// broadcast in the new epoch, marked as following a gap.
+func TestJetStreamStreamDeleted(t *testing.T) {
+	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
+		t.Run(cd.Name(), func(t *testing.T) {
+			ns := startJetStream(t, 0, t.TempDir())
+			defer stopNATS(ns)
+			cfg := natsbroker.HistoryConfig{CheckInterval: 100 * time.Millisecond, Timeout: 2 * time.Second}
+			a := startJSNode(t, ns.ClientURL(), "a", cfg)
+			b := startJSNode(t, ns.ClientURL(), "b", cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			type watcher struct {
+				st        *client.ServerStream[Msg]
+				mu        sync.Mutex
+				positions []client.StreamPosition
+			}
+			var ws []*watcher
+			for _, n := range []*jsNode{a, b} {
+				w := &watcher{}
+				joined := make(chan struct{})
+				w.st = watch(t, ctx, "ws://"+n.addr+"/ws", cd, "r", client.OnPosition(func(sp client.StreamPosition) {
+					w.mu.Lock()
+					w.positions = append(w.positions, sp)
+					if len(w.positions) == 1 {
+						close(joined)
+					}
+					w.mu.Unlock()
+				}))
+				// The first position comes once the member is in the room.
+				select {
+				case <-joined:
+				case <-ctx.Done():
+					t.Fatalf("%s: no STREAM_POSITION", n.name)
+				}
+				ws = append(ws, w)
+			}
+			for k := 1; k <= 3; k++ {
+				if err := b.hub.Broadcast(ctx, "r", &Msg{Subject: "b", ExpiresAt: int64(k)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, w := range ws {
+				for k := 1; k <= 3; k++ {
+					if !w.st.Receive() || w.st.Msg().GetExpiresAt() != int64(k) {
+						t.Fatalf("message %d: %v", k, w.st.Err())
+					}
+				}
+			}
+			old := ws[0].st.Position().Epoch
+
+			nc, err := nats.Connect(ns.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := js.DeleteStream(ctx, "ROOMS"); err != nil {
+				t.Fatal(err)
+			}
+			// Every member learns it: its stream re-opens and is told the
+			// epoch changed, without a message to carry it.
+			for i, w := range ws {
+				for {
+					w.mu.Lock()
+					n := len(w.positions)
+					var last client.StreamPosition
+					if n > 0 {
+						last = w.positions[n-1]
+					}
+					w.mu.Unlock()
+					if n >= 2 {
+						if n != 2 || last.Recovery != client.EpochChanged || last.Epoch == old || last.Epoch == "" {
+							t.Fatalf("member %d: positions %+v, want a second one, epoch changed", i, w.positions)
+						}
+						break
+					}
+					if ctx.Err() != nil {
+						t.Fatalf("member %d: no new position after the stream was deleted", i)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			// Broadcasts work again, in the new epoch, on either node.
+			for {
+				err := a.hub.Broadcast(ctx, "r", &Msg{Subject: "a", ExpiresAt: 4})
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("Broadcast after the stream was made anew: %v", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for i, w := range ws {
+				if !w.st.Receive() {
+					t.Fatalf("member %d: %v", i, w.st.Err())
+				}
+				sp, ok := w.st.Resumed()
+				if m := w.st.Msg(); msgID(m) != "a#4" || !w.st.Gap() || !ok || sp.Recovery != client.EpochChanged {
+					t.Errorf("member %d: %s gap %v resumed %+v %v; want a#4 after an epoch change", i, msgID(m), w.st.Gap(), sp, ok)
+				}
+				if w.st.Position().Epoch == old {
+					t.Errorf("member %d: still in epoch %s", i, old)
+				}
+			}
+		})
 	}
 }
