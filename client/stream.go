@@ -439,7 +439,12 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		}
 		s.avail--
 		seq := env.GetSeq()
-		gap := s.gapPending || seqSkips(s.lastSeq, seq)
+		// A stream re-opened from a position waits for the new position
+		// (or a room message) to tell whether the re-open lost anything:
+		// messages outside the room's history (seq 0: presence, say) may
+		// come before it, and are no gap themselves.
+		waiting := s.gapPending && s.epoch != "" && !s.positioned && seq == 0
+		gap := (s.gapPending && !waiting) || seqSkips(s.lastSeq, seq)
 		if seq != 0 {
 			s.lastSeq = seq
 			if !s.positioned {
@@ -450,7 +455,10 @@ func (s *streamCore) deliver(cn *conn, id uint32, env *protowsv1.Envelope, final
 		}
 		s.queue = append(s.queue, streamItem{payload: env.GetPayload(), seq: seq, gap: gap,
 			epoch: s.epoch, offset: s.lastSeq, pos: s.posPending})
-		s.gapPending, s.refusals, s.posPending = false, 0, nil
+		s.refusals, s.posPending = 0, nil
+		if !waiting {
+			s.gapPending = false
+		}
 		s.mu.Unlock()
 		s.signal()
 		return

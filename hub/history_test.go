@@ -106,6 +106,29 @@ func TestMemoryHistorySkip(t *testing.T) {
 	}
 }
 
+// TestMemoryHistoryFirstOffsets: the first room of a new history starts
+// at 1; a room met later starts above every offset given out before, in
+// any room (docs/PROTOCOL.md, section 14.1), read or appended first.
+func TestMemoryHistoryFirstOffsets(t *testing.T) {
+	s := openMemory(t, HistoryLimits{})
+	if got := appendN(t, s, "a", 2); !slices.Equal(got, []uint64{1, 2}) {
+		t.Errorf("first room: %v, want [1 2]", got)
+	}
+	if got := appendN(t, s, "b", 1); got[0] != 3 {
+		t.Errorf("second room starts at %d, want 3", got[0])
+	}
+	p, err := s.Read(context.Background(), "c", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Latest != 3 || p.First != 4 {
+		t.Errorf("a room read first: latest %d first %d, want 3 and 4", p.Latest, p.First)
+	}
+	if got := appendN(t, s, "c", 1); got[0] != 4 {
+		t.Errorf("its first message at %d, want 4", got[0])
+	}
+}
+
 // TestMemoryHistoryForget: past its room bound the store forgets the rooms
 // whose history is empty; one met again starts above every offset it had,
 // so an old position is too old, never taken for a new one.
