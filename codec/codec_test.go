@@ -104,6 +104,12 @@ func TestDecodeFrameAccepts(t *testing.T) {
 			[]*protowsv1.Envelope{{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: []byte(`"1.5s"`)}}},
 		{"json unknown code kept", codec.JSON(), `{"kind":"error","error":{"code":"code_99","message":"m"}}`,
 			[]*protowsv1.Envelope{{Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{Code: 99, Message: "m"}}}},
+		// An outcome newer than this codec is none it knows, never
+		// UNSPECIFIED (a fresh start): clients report it as a loss.
+		{"json unknown recovery kept as unknown", codec.JSON(),
+			`{"id":3,"kind":"stream_position","position":{"epoch":"e","offset":4,"recovery":"partly_recovered","latest":9}}`,
+			[]*protowsv1.Envelope{{Id: 3, Kind: protowsv1.Kind_KIND_STREAM_POSITION,
+				Position: &protowsv1.Position{Epoch: "e", Offset: 4, Recovery: protowsv1.Recovery(-1), Latest: 9}}}},
 		{"json array of one", codec.JSON(), `[{"id":2,"kind":"cancel"}]`,
 			[]*protowsv1.Envelope{{Id: 2, Kind: protowsv1.Kind_KIND_CANCEL}}},
 	}
@@ -125,6 +131,26 @@ func TestDecodeFrameAccepts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestJSONUnknownRecoveryWritten: a recovery outcome without a JSON name
+// (read from a newer peer) is written as "unknown", which reads back as
+// the same unknown outcome.
+func TestJSONUnknownRecoveryWritten(t *testing.T) {
+	for _, r := range []protowsv1.Recovery{-1, 99} {
+		b, err := codec.JSON().AppendEnvelope(nil, &protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_STREAM_POSITION,
+			Position: &protowsv1.Position{Offset: 2, Recovery: r}})
+		if err != nil {
+			t.Fatalf("recovery %d: %v", r, err)
+		}
+		if want := `{"id":1,"kind":"stream_position","position":{"offset":2,"recovery":"unknown"}}`; string(b) != want {
+			t.Errorf("recovery %d written as %s, want %s", r, b, want)
+		}
+		envs, err := codec.JSON().DecodeFrame(b)
+		if err != nil || len(envs) != 1 || envs[0].GetPosition().GetRecovery() != -1 {
+			t.Errorf("read back as %v, %v; want recovery -1", envs, err)
+		}
 	}
 }
 

@@ -154,7 +154,7 @@ func (*jsonCodec) AppendEnvelope(dst []byte, e *protowsv1.Envelope) ([]byte, err
 		if rec := p.GetRecovery(); rec != protowsv1.Recovery_RECOVERY_UNSPECIFIED {
 			name, ok := recoveryNames[rec]
 			if !ok {
-				return dst, fmt.Errorf("codec: recovery %d has no JSON name", rec)
+				name = recoveryUnknownName
 			}
 			je.Position.Recovery = name
 		}
@@ -266,6 +266,18 @@ var kindNames, kindValues = func() (map[protowsv1.Kind]string, map[string]protow
 	}
 	return names, values
 }()
+
+// recoveryUnknown is what the JSON codec reads a recovery name it does not
+// know as: an outcome newer than this codec (docs/PROTOCOL.md, section 5).
+// It is no outcome's number, so that a client reports an outcome it does
+// not know, an unrecoverable one, as it does an unknown number read by the
+// Protobuf codec; protojson's DiscardUnknown would leave the field at
+// RECOVERY_UNSPECIFIED, a fresh start, and hide the loss. It, and any
+// number without a name, is written as recoveryUnknownName.
+const (
+	recoveryUnknown     = protowsv1.Recovery(-1)
+	recoveryUnknownName = "unknown"
+)
 
 // recoveryNames and recoveryValues map recovery outcomes to their JSON
 // names: the enum value name without its RECOVERY_ prefix, in lower case

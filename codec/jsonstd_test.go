@@ -99,7 +99,7 @@ func decodeJSONEnvelopeStd(src []byte) (*protowsv1.Envelope, error) {
 		if p.Recovery != "" {
 			r, ok := recoveryValues[p.Recovery]
 			if !ok {
-				return nil, fmt.Errorf("codec: bad envelope: unknown recovery %q", p.Recovery)
+				r = recoveryUnknown
 			}
 			e.Position.Recovery = r
 		}

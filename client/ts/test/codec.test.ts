@@ -48,6 +48,16 @@ test("JSON reader: null is absent, unknown keys ignored, white space allowed", (
   ]);
 });
 
+test("JSON reader: a recovery name it does not know is an unknown outcome, written back as unknown", () => {
+  const c = jsonCodec();
+  const e = c.decodeFrame('{"id":3,"kind":"stream_position","position":{"epoch":"e","offset":4,"recovery":"partly_recovered","latest":9}}')[0]!;
+  assert.equal(e.kind, Kind.STREAM_POSITION);
+  assert.deepEqual(e.position, { epoch: "e", offset: 4, recovery: -1, latest: 9 });
+  const again = c.encodeFrame([e]) as string;
+  assert.equal(again, '{"id":3,"kind":"stream_position","position":{"epoch":"e","offset":4,"recovery":"unknown","latest":9}}');
+  assert.deepEqual(c.decodeFrame(again)[0]!.position, e.position);
+});
+
 test("JSON reader refuses bad frames", () => {
   const c = jsonCodec();
   for (const bad of ["", "[]", "{", '{"kind":"nope"}', '{"id":-1}', '{"id":1.5}', '{"id":"1"}', "3",
