@@ -132,9 +132,11 @@ chromium:
 ## stream, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
-## coalescing on, off and delayed 1 ms (broadcast), and echo paced on an
-## open-loop schedule at half of raw gorilla's peak echo rate (echo-paced:
-## latency percentiles of protows and raw gorilla at the same rate).
+## coalescing on, off and delayed 1 ms (broadcast), and with room history
+## on in both (broadcast/centrifuge-history, broadcast/protows-history), and
+## echo paced on an open-loop schedule at half of raw gorilla's peak echo
+## rate (echo-paced: latency percentiles of protows and raw gorilla at the
+## same rate).
 ## Implementations take
 ## turns: each run does one repetition of every implementation of a
 ## scenario, codec and size back to back, and the runs repeat, so that a
@@ -182,6 +184,11 @@ BENCH_STEADY_FLAGS ?= -child -reps 1 -duration 2s -messages 0 -scenarios broadca
 BENCH_SERVERFANOUT_REPS ?= 3
 BENCH_SERVERFANOUT_MEMBERS ?= 1000 5000
 BENCH_SERVERFANOUT_FLAGS ?= -child -reps 1 -duration 2s -messages 1000000 -scenarios serverfanout -sizes small
+# Rooms with history: Centrifuge's memory-engine history (HistorySize,
+# HistoryTTL, recovery on) against protows's hub.NewMemoryHistory, the two
+# taking turns; about 30 s.
+BENCH_HISTORY_REPS ?= 3
+BENCH_HISTORY_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast -sizes small
 BENCH_OUT = benchmarks/out
 BENCH_BIN = $(BENCH_OUT)/bin
 bench:
@@ -224,6 +231,12 @@ bench:
 		$(BENCH_BIN)/protows-load $(BENCH_SERVERFANOUT_FLAGS) -members $$n -name serverfanout-$$n-protows-$$i >/dev/null && \
 		$(BENCH_BIN)/centrifuge-load $(BENCH_SERVERFANOUT_FLAGS) -members $$n -out $(BENCH_OUT) -name serverfanout-$$n-centrifuge-$$i >/dev/null || exit 1; \
 	done; done
+	for i in $$(seq $(BENCH_HISTORY_REPS)); do \
+		$(BENCH_BIN)/centrifuge-load $(BENCH_HISTORY_FLAGS) -out $(BENCH_OUT) -name history-centrifuge-$$i \
+			-scenarios broadcast/centrifuge-history >/dev/null && \
+		$(BENCH_BIN)/protows-load $(BENCH_HISTORY_FLAGS) -name history-protows-$$i \
+			-scenarios broadcast/protows-history >/dev/null || exit 1; \
+	done
 	$(BENCH_BIN)/protows-load -no-run -merge $$(ls $(BENCH_OUT)/*.jsonl | paste -sd, -)
 
 ## bench-results: put the short results page of the last `make bench`

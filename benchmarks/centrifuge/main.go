@@ -26,7 +26,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := harness.Main(ctx, []harness.Scenario{Broadcast(), ServerFanout()}, os.Args[1:]); err != nil {
+	if err := harness.Main(ctx, []harness.Scenario{Broadcast(), ServerFanout(), BroadcastHistory()}, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "centrifuge:", err)
 		os.Exit(1)
 	}

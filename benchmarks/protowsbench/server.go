@@ -97,11 +97,17 @@ func (benchService) Push(ctx context.Context, req *benchv1.PushRequest, s router
 // count the marshals of Samples, which only hub broadcasts encode, so that
 // the server implements harness.Counting with harness.CounterMarshals.
 func NewServer(mods ...func(*transport.Config)) (harness.Server, error) {
+	return newServer(hub.Config[*benchv1.Sample]{}, mods...)
+}
+
+// newServer is NewServer with the room's hub configured by hcfg.
+func newServer(hcfg hub.Config[*benchv1.Sample], mods ...func(*transport.Config)) (harness.Server, error) {
 	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
 	if err := benchv1.RegisterBenchServiceHandler(r, benchService{}); err != nil {
 		return nil, err
 	}
-	h, err := hub.New(hub.Config[*benchv1.Sample]{Logger: slog.New(slog.DiscardHandler)})
+	hcfg.Logger = slog.New(slog.DiscardHandler)
+	h, err := hub.New(hcfg)
 	if err != nil {
 		return nil, err
 	}

@@ -50,6 +50,8 @@ func main() {
 		// Write coalescing off and delayed: only when named (-scenarios).
 		protowsbench.BroadcastWith(protowsbench.NoBatching),
 		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
+		// A room with history in memory: only when named.
+		protowsbench.BroadcastHistory(),
 		harness.IdleOf(protowsbench.Echo()), harness.IdleOf(raw.Echo()),
 		// Paced echo: only when named, with -rate or -peak-fraction.
 		protowsbench.EchoPaced(), raw.EchoPaced(),
