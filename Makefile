@@ -62,7 +62,8 @@ check-generated: generate
 	@untracked=$$(git ls-files --others --exclude-standard -- gen); \
 	if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked"; exit 1; fi
 
-## lint: buf lint and breaking checks, gofmt, go vet, tidy modules.
+## lint: buf lint and breaking checks, gofmt, go vet, tidy modules (the
+## Centrifuge peer's module too, which make bench builds).
 lint: deps
 	buf lint
 	buf breaking --against '$(BREAKING_AGAINST)'
@@ -70,6 +71,7 @@ lint: deps
 	if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	go vet $(GO_PKGS)
 	go mod tidy -diff
+	cd benchmarks/centrifuge && go vet ./... && go mod tidy -diff
 
 ## gotest: the Go tests, but for the guide's (make guide runs it alone, so
 ## that its builds do not compete with timing-sensitive tests) and the
