@@ -27,3 +27,20 @@ type Broker interface {
 	// Close stops delivery and releases the broker's resources.
 	Close() error
 }
+
+// A BacklogBroker is a Broker that can tell how far behind its hub is.
+// A hub whose broker implements it does not take a node for dead while
+// that node's messages may still be waiting for it: when the hub falls
+// behind, it measures a node's silence up to the last time it had handled
+// every message received by then, rather than up to now (see
+// docs/GUARANTEES.md, presence across nodes). Without it the hub measures
+// silence up to now, and a hub that falls further behind than
+// Config.PresenceTTL drops the members of nodes that are alive.
+type BacklogBroker interface {
+	Broker
+	// Backlog returns how many messages the broker has received for the
+	// hub and not yet finished handing over: those waiting for receive
+	// and the one receive is handling, until it returns. It is called
+	// once per heartbeat interval, concurrently with receive.
+	Backlog() int
+}

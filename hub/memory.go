@@ -48,9 +48,12 @@ type memoryBroker struct {
 	done    chan struct{}
 	closed  atomic.Bool
 	dropped atomic.Int64
+	// backlog counts the messages queued to the broker and the one being
+	// received, until receive returns.
+	backlog atomic.Int64
 }
 
-var _ Broker = (*memoryBroker)(nil)
+var _ BacklogBroker = (*memoryBroker)(nil)
 
 func (b *memoryBroker) Open(_ context.Context, _ string, receive func([]byte)) error {
 	if b.ch != nil {
@@ -67,6 +70,7 @@ func (b *memoryBroker) Open(_ context.Context, _ string, receive func([]byte)) e
 				return
 			case msg := <-b.ch:
 				receive(msg)
+				b.backlog.Add(-1)
 			}
 		}
 	}()
@@ -87,14 +91,22 @@ func (b *memoryBroker) Publish(_ context.Context, msg []byte) error {
 		if peer == b {
 			continue
 		}
+		// Counted before it is queued, so that the count never misses a
+		// message the receiver already took.
+		peer.backlog.Add(1)
 		select {
 		case peer.ch <- cp:
 		default:
+			peer.backlog.Add(-1)
 			peer.dropped.Add(1)
 		}
 	}
 	return nil
 }
+
+// Backlog returns the number of messages queued to the hub, with the one
+// it is receiving.
+func (b *memoryBroker) Backlog() int { return int(b.backlog.Load()) }
 
 func (b *memoryBroker) Close() error {
 	if b.closed.Swap(true) || b.ch == nil {

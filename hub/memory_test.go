@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -67,4 +68,33 @@ func TestMemoryNetwork(t *testing.T) {
 	if err := a.Publish(ctx, msg); !errors.Is(err, ErrBrokerClosed) {
 		t.Errorf("Publish after Close: %v", err)
 	}
+}
+
+// TestMemoryBacklog: the memory broker counts the messages queued to a hub
+// and the one it is receiving.
+func TestMemoryBacklog(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		net := NewMemoryNetwork()
+		from, to := net.Broker(), net.Broker().(BacklogBroker)
+		release := make(chan struct{})
+		if err := to.Open(context.Background(), "to", func([]byte) { <-release }); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = to.Close() }()
+		for range 3 {
+			if err := from.Publish(context.Background(), []byte("m")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if n := to.Backlog(); n != 3 {
+			t.Errorf("backlog %d, want 3 (one received, two queued)", n)
+		}
+		close(release)
+		synctest.Wait()
+		if n := to.Backlog(); n != 0 {
+			t.Errorf("backlog %d after receiving, want 0", n)
+		}
+	})
 }

@@ -13,6 +13,9 @@ import (
 // what tracking found is acted on (note), and the message's payload is
 // delivered, or its request answered (route).
 func (h *Hub[T]) receive(data []byte) {
+	// Counted when handled: the heartbeat compares the count with the
+	// broker's backlog (liveness.go).
+	defer h.handled.Add(1)
 	w, err := unmarshalWire(data)
 	if err != nil {
 		h.log.Warn("protows hub: dropped a broker message", "err", err)
@@ -278,37 +281,4 @@ func (h *Hub[T]) publishState() {
 			return
 		}
 	}
-}
-
-// heartbeat tells the other nodes this one is alive, and drops the members
-// of nodes that stopped doing so.
-func (h *Hub[T]) heartbeat() {
-	defer h.wg.Done()
-	t := time.NewTicker(h.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.quit:
-			return
-		case <-t.C:
-		}
-		_ = h.publish(context.Background(), &hubv1.Message{Kind: hubv1.Kind_KIND_HEARTBEAT})
-		h.expire(time.Now())
-	}
-}
-
-// expire forgets the nodes not heard from within the presence TTL, with
-// leave events for their members.
-func (h *Hub[T]) expire(now time.Time) {
-	var evs []PresenceEvent
-	h.mu.Lock()
-	for name, p := range h.peers {
-		if now.Sub(p.lastSeen) > h.cfg.PresenceTTL {
-			h.log.Warn("protows hub: node stopped answering, dropping its members", "node", name, "members", len(p.members))
-			evs = appendLeaves(evs, p.members)
-			delete(h.peers, name)
-		}
-	}
-	h.mu.Unlock()
-	h.emit(evs)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/protows/protows/hub"
@@ -43,9 +44,12 @@ type broker struct {
 	mu     sync.RWMutex
 	sub    *nats.Subscription
 	closed bool
+	// open is sub for Backlog, which must not wait for mu: Close holds it
+	// while a delivery finishes.
+	open atomic.Pointer[nats.Subscription]
 }
 
-var _ hub.Broker = (*broker)(nil)
+var _ hub.BacklogBroker = (*broker)(nil)
 
 func (b *broker) Open(_ context.Context, _ string, receive func([]byte)) error {
 	b.mu.Lock()
@@ -74,7 +78,23 @@ func (b *broker) Open(_ context.Context, _ string, receive func([]byte)) error {
 		return fmt.Errorf("natsbroker: flush: %w", err)
 	}
 	b.sub = sub
+	b.open.Store(sub)
 	return nil
+}
+
+// Backlog returns the subscription's pending messages. nats.go counts a
+// message of an asynchronous subscription as pending until its callback
+// returned, so the one being received is included.
+func (b *broker) Backlog() int {
+	sub := b.open.Load()
+	if sub == nil {
+		return 0
+	}
+	n, _, err := sub.Pending()
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // Publish hands msg to nats.go, which copies it. While NATS is

@@ -304,3 +304,57 @@ func TestNATSRestartIsSurvivedAndGapsShow(t *testing.T) {
 	// Presence survives too.
 	hubtest.WaitMembers(t, pub.hub, "r", 1)
 }
+
+// TestBacklogCountsWaitingAndReceiving: the backlog a hub reads to tell a
+// node that is behind from one that is dead counts the message being
+// received as well as those waiting.
+func TestBacklogCountsWaitingAndReceiving(t *testing.T) {
+	t.Parallel()
+	s := startNATS(t, 0)
+	defer stopNATS(s)
+	var ncs []*nats.Conn
+	for range 2 {
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		ncs = append(ncs, nc)
+	}
+	b := natsbroker.New(ncs[0], natsbroker.Config{Subject: "test.backlog"}).(hub.BacklogBroker)
+	if n := b.Backlog(); n != 0 {
+		t.Errorf("backlog before Open = %d", n)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{}, 3)
+	if err := b.Open(context.Background(), "n1", func([]byte) {
+		entered <- struct{}{}
+		<-release
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close() }()
+	for i := range 3 {
+		if err := ncs[1].Publish("test.backlog", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ncs[1].Flush(); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	waitBacklog(t, b, 3) // one in receive, two waiting
+	close(release)
+	waitBacklog(t, b, 0)
+}
+
+func waitBacklog(t *testing.T, b hub.BacklogBroker, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Backlog() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog %d, want %d", b.Backlog(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
