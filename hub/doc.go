@@ -90,7 +90,11 @@
 // MemoryNetwork joins hubs of one process, and package natsbroker joins
 // processes through NATS. Each node tells the others it is alive every
 // HeartbeatInterval (1 s); a node not heard from for PresenceTTL (5 s) is
-// taken for dead and its members leave. Hub.Close says goodbye, so a node
+// taken for dead and its members leave. A hub that is behind on its
+// broker's messages (a BacklogBroker tells) counts that silence only up
+// to the messages it has handled, so that a live node's heartbeats waiting
+// behind broadcasts do not make it look dead, but drops a node silent for
+// 6 TTLs anyway (docs/GUARANTEES.md, section 5). Hub.Close says goodbye, so a node
 // that shuts down cleanly leaves at once.
 //
 // # Ordering

@@ -99,7 +99,9 @@ type Config[T proto.Message] struct {
 	// alive. Zero means DefaultHeartbeatInterval. Unused without a Broker.
 	HeartbeatInterval time.Duration
 	// PresenceTTL is how long another node may stay silent before its
-	// members are dropped (with leave events). Zero means
+	// members are dropped (with leave events); a hub that is behind on a
+	// BacklogBroker's messages waits longer, at most 6 times as long
+	// (docs/GUARANTEES.md, section 5). Zero means
 	// DefaultPresenceTTL; it is raised to at least twice the
 	// HeartbeatInterval.
 	PresenceTTL time.Duration

@@ -34,6 +34,9 @@
 // back by then; broadcasts of other nodes during the gap are lost for this
 // node. A node silent for longer than hub.Config.PresenceTTL has its
 // members dropped from presence, and listed again once it is heard from.
+// The broker tells the hub its subscription's backlog (hub.BacklogBroker),
+// so that a hub behind on its messages does not take the nodes whose
+// heartbeats wait in it for silent.
 //
 // # History in JetStream
 //
