@@ -91,6 +91,12 @@ func (h *Hub[T]) caughtUp(now time.Time) time.Time {
 		return now
 	}
 	l := &h.live
+	if l.caughtUp.IsZero() {
+		// The first tick, one interval after the hub started: no node
+		// it heard from can have been silent for a TTL (two intervals
+		// at least) by then.
+		l.caughtUp = now
+	}
 	// The backlog is read before the count: a message handled between the
 	// two reads is counted twice, which delays the mark, and none is
 	// missed (receive counts a message before the broker stops counting

@@ -294,6 +294,7 @@ func TestCaughtUp(t *testing.T) {
 			{7, 1, 30, 6}, // 19 and 23 reached
 			{8, 0, 31, 8}, // none waiting
 		}},
+		{"behind from the first tick", []step{{1, 4, 0, 1}, {2, 6, 2, 1}, {3, 3, 4, 1}, {4, 1, 9, 3}}},
 		{"marks past the cap are dropped", []step{
 			{0, 0, 0, 0},
 			{1, 1, 0, 0},  // mark at 1: 1, never reached
