@@ -260,6 +260,67 @@ func testBusyNodeStillDropsDeadPeer(t *testing.T) {
 	}
 }
 
+func TestBehindNodeDropsDeadPeerOnceCaughtUp(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testBehindNodeDropsDeadPeerOnceCaughtUp)
+}
+
+// testBehindNodeDropsDeadPeerOnceCaughtUp: n1 takes 18 s over a burst of
+// three broadcasts of n2, and n3 crashes as the burst begins. n1 must drop
+// n3 once it has caught up (silence: TTL + how far behind it was), well
+// before the cap, and keep n2.
+func testBehindNodeDropsDeadPeerOnceCaughtUp(t *testing.T) {
+	bs := memoryBrokers(3)
+	dying := &crashable{Broker: bs[2]}
+	bs[2] = dying
+	rec, met := &logRecorder{}, newRecMetrics()
+	hubs := livenessHubs(t, bs, rec, met)
+	joinFake(t, hubs[1], "r", newFake("x", codec.Proto()), 1)
+	joinFake(t, hubs[2], "r", newFake("y", codec.Proto()), 1)
+	slow := &slowStream{}
+	joinSlow(t, hubs[0], "busy", slow)
+	waitFor(t, func() bool { return len(hubs[0].Members("r")) == 2 })
+
+	slow.delay.Store(int64(6 * time.Second))
+	dying.dead.Store(true)
+	for i := range 3 {
+		if err := hubs[1].Broadcast(context.Background(), "busy", &msg{ExpiresAt: int64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lastSeen time.Time
+	for {
+		hubs[0].mu.Lock()
+		p := hubs[0].peers["n3"]
+		if p != nil {
+			lastSeen = p.lastSeen
+		}
+		hubs[0].mu.Unlock()
+		if p == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	silent := time.Since(lastSeen)
+	if slow.got.Load() != 3 {
+		t.Errorf("n1 dropped n3 before it delivered the burst (%d of 3)", slow.got.Load())
+	}
+	// Caught up about 18 s after n3's last message, dropped at the first
+	// tick that finds it a TTL silent up to then.
+	if lo, hi := 18*time.Second, 18*time.Second+DefaultPresenceTTL+2*DefaultHeartbeatInterval; silent < lo || silent > hi {
+		t.Errorf("n1 dropped n3 %v after its last message, want within [%v, %v]", silent, lo, hi)
+	}
+	if rec.count(logBehind) == 0 {
+		t.Error("n1 did not log that it was behind")
+	}
+	if got := rec.count(logStopped); got != 1 {
+		t.Errorf("n1 logged %q %d times, want once (for n3)", logStopped, got)
+	}
+	if !slices.Equal(hubs[0].Nodes(), []string{"n2"}) {
+		t.Errorf("n1 knows nodes %v, want [n2]", hubs[0].Nodes())
+	}
+}
+
 // backlogBroker is a BacklogBroker whose backlog a test sets.
 type backlogBroker struct {
 	Broker
