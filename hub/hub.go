@@ -210,7 +210,7 @@ type Hub[T proto.Message] struct {
 	epochs   atomic.Uint64
 	anon     atomic.Uint64 // ids of memberships without a connection
 	marshals atomic.Int64  // payload encodings, for tests
-	handled  atomic.Uint64 // broker messages received (liveness.go)
+	handled  atomic.Uint64 // broker messages handled (liveness.go)
 	live     liveness      // the heartbeat goroutine's own
 	quit     chan struct{}
 	wg       sync.WaitGroup
