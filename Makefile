@@ -156,14 +156,17 @@ chromium:
 ## of a quiet host, leaving about 4 min for scenarios being added. Measured
 ## 2026-12-06 with the host loaded by other sessions (load average 9-28):
 ## 10 min 14 s before these changes (warm), 13 min 18 s after (fresh clone,
-## module cache warm); RESULTS.md has the parts.
+## module cache warm); RESULTS.md has the parts. With server-bound fan-out
+## (+2.5 min) and rooms with history (+30 s) it took 10 min 40 s warm at
+## load average 4-7 (20:17 UTC), so small and medium fan-out against
+## Centrifuge now runs 3 rounds instead of 5 (about -50 s).
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 BENCH_REPS ?= 3
 # One bidirectional stream carrying 1,000,000 samples (2,000,000 messages,
 # each way), 64 in flight: its server's peak RSS is the memory of a long
 # stream (TestBidiMillionConstantMemory checks that the heap stays flat).
 BENCH_BIDI_MILLION_FLAGS ?= -child -reps 1 -duration 0 -messages 2000000 -conns 1 -inflight 64 -scenarios bidi/protows -sizes small -codecs proto
-BENCH_FANOUT_REPS ?= 5
+BENCH_FANOUT_REPS ?= 3
 BENCH_FANOUT_FLAGS ?= -child -reps 1 -duration 1s -messages 100000 -scenarios broadcast -sizes small,medium
 # Large fan-out delivers a few hundred messages a second: 4 s make each
 # repetition more than a handful of publishes (about 15). It is the
