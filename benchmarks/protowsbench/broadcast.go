@@ -87,6 +87,12 @@ type broadcastLoad struct {
 type runState struct {
 	gate   *harness.Gate
 	series []*harness.Series
+	// failed is cancelled, with the member's error as its cause, when a
+	// member's stream ends during the run: its deliveries will never
+	// arrive, and the run fails at once, saying why, rather than waiting
+	// out the drain for them.
+	failed context.Context
+	fail   context.CancelCauseFunc
 }
 
 func connectBroadcast(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
@@ -170,6 +176,15 @@ func (l *broadcastLoad) read(i int, s *client.ServerStream[benchv1.Sample]) {
 			st.gate.Add()
 		}
 	}
+	if st := l.run.Load(); st != nil {
+		// Close ends the streams after Run returned; that cause is
+		// never read.
+		if err := s.Err(); err != nil {
+			st.fail(fmt.Errorf("protows broadcast: member %d's stream ended: %w", i, err))
+		} else {
+			st.fail(fmt.Errorf("protows broadcast: member %d's stream ended", i))
+		}
+	}
 	if hello {
 		l.joined.Done() // ended before joining: hello times out or Run misses it
 	}
@@ -177,9 +192,14 @@ func (l *broadcastLoad) read(i int, s *client.ServerStream[benchv1.Sample]) {
 
 func (l *broadcastLoad) Run(ctx context.Context, rec *harness.Recorder) error {
 	st := &runState{gate: harness.NewGate()}
+	st.failed, st.fail = context.WithCancelCause(context.Background())
+	defer st.fail(nil)
 	for range l.members {
 		st.series = append(st.series, rec.Series())
 	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	context.AfterFunc(st.failed, stop)
 	l.run.Store(st)
 	members := int64(len(l.members))
 	slots := make(chan struct{}, l.window)
@@ -213,10 +233,12 @@ func (l *broadcastLoad) Run(ctx context.Context, rec *harness.Recorder) error {
 		})
 	}
 	wg.Wait()
-	drain, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	drain, cancel := context.WithTimeout(st.failed, ioTimeout)
 	defer cancel()
 	err := st.gate.Wait(drain, sent*members)
-	if err != nil {
+	if cause := context.Cause(st.failed); cause != nil {
+		err = fmt.Errorf("%w; %d of %d deliveries arrived", cause, st.gate.Delivered(), sent*members)
+	} else if err != nil {
 		err = fmt.Errorf("protows broadcast: %d of %d deliveries arrived: %w", st.gate.Delivered(), sent*members, err)
 	}
 	return errors.Join(pubErr, err)
