@@ -22,6 +22,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,11 +189,24 @@ func BenchmarkRecovery(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			st, err := client.CallServerStream[Msg](ctx, c, hubtest.WatchMethod, &protowsv1.AuthenticateRequest{Token: "r"})
+			// The client resumes from the position the server tells it
+			// (STREAM_POSITION), which may come after the member was
+			// added: a link cut before it arrives re-opens the stream
+			// without one, from the room's latest message, and the
+			// messages broadcast meanwhile are never replayed.
+			positioned := make(chan struct{})
+			var once sync.Once
+			st, err := client.CallServerStream[Msg](ctx, c, hubtest.WatchMethod, &protowsv1.AuthenticateRequest{Token: "r"},
+				client.OnPosition(func(client.StreamPosition) { once.Do(func() { close(positioned) }) }))
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer st.Close()
+			select {
+			case <-positioned:
+			case <-time.After(10 * time.Second):
+				b.Fatal("no STREAM_POSITION")
+			}
 			hubtest.WaitMembers(b, h, "r", 1)
 			k := int64(0)
 			var total time.Duration
