@@ -95,6 +95,7 @@ func (c *Conn) shed() {
 func (c *Conn) drainWith(code protows.CloseCode, reason string) {
 	c.mu.Lock()
 	if c.setStateLocked(stateDraining) {
+		c.drainSeen.Store(true)
 		c.drainCode, c.drainReason = code, reason
 		c.drainTmr = time.AfterFunc(c.srv.cfg.DrainTimeout, c.drainExpired)
 	}
@@ -163,10 +164,21 @@ func (c *Conn) handlerDone() {
 	c.handlersWG.Done()
 }
 
+// endQueued is called once the terminal envelope of a call marked ended
+// (Call.markEndedLocked) was queued, or refused.
+func (c *Conn) endQueued() {
+	if c.ending.Add(-1) == 0 && c.drainSeen.Load() {
+		c.mu.Lock()
+		c.closeIfDrainedLocked()
+		c.mu.Unlock()
+	}
+}
+
 // closeIfDrainedLocked closes a draining connection, flushed, once no
-// handler runs any more. c.mu must be held.
+// handler runs any more and every ended call's envelope is queued. c.mu
+// must be held.
 func (c *Conn) closeIfDrainedLocked() {
-	if c.state == stateDraining && c.running == 0 {
+	if c.state == stateDraining && c.running == 0 && c.ending.Load() == 0 {
 		c.closeLocked(c.drainCode, c.drainReason, true)
 	}
 }

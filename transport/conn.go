@@ -73,6 +73,13 @@ type Conn struct {
 	drainReason string      // draining's close reason, also the message of refused calls
 	calls       map[uint32]*Call
 	running     int // handler goroutines not yet returned
+	// ending counts the calls marked ended whose terminal envelope is not
+	// queued yet, and drainSeen says a drain began: a draining connection
+	// closes only once both running and ending are 0, for a handler that
+	// returns as its call is ended (woken by the end) must not close the
+	// connection before that end's envelope is queued.
+	ending    atomic.Int32
+	drainSeen atomic.Bool
 	// done is made by the first Done and closed on entering stateEnded:
 	// most connections are never asked, and a channel is 96 bytes.
 	done chan struct{}

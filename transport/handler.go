@@ -272,6 +272,7 @@ func (c *Call) EnqueueParts(p codec.Parts) error {
 // markEndedLocked marks the call ended: nothing more is queued for it but
 // its terminal envelope, which the caller queues next. c.mu must be held.
 func (c *Call) markEndedLocked() {
+	c.conn.ending.Add(1) // until its envelope is queued: Conn.endQueued
 	c.ended = true
 	c.gone.Store(true)
 }
@@ -306,6 +307,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		elem, eerr := codec.AppendMessageEnvelope(c.conn.codec, nil, c.id, protowsv1.Kind_KIND_REPLY, res)
 		if eerr == nil {
 			c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+			c.conn.endQueued()
 			return true
 		}
 	}
@@ -334,6 +336,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		}
 	}
 	c.sendEnd(env, wait)
+	c.conn.endQueued()
 	return true
 }
 

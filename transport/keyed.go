@@ -245,6 +245,7 @@ func (c *Call) endOutcome(o *dedupe.Outcome) bool {
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
 	c.sendEnd(env, true)
+	c.conn.endQueued()
 	return true
 }
 
