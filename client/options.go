@@ -59,6 +59,9 @@ type config struct {
 	interceptors  []Interceptor
 	rnd           func(int64) int64
 	netDial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	// beforeOpenSend runs when a server stream (re-)opens, between its
+	// registration and the sending of its REQUEST; for tests.
+	beforeOpenSend func()
 }
 
 func newConfig(opts []Option) config {
@@ -214,6 +217,11 @@ func WithMaxInFlight(n int) Option {
 // in-memory network (internal/memnet) in a testing/synctest bubble.
 func withNetDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
 	return optionFunc(func(cfg *config) { cfg.netDial = dial })
+}
+
+// withBeforeOpenSend sets config.beforeOpenSend, for tests.
+func withBeforeOpenSend(f func()) Option {
+	return optionFunc(func(cfg *config) { cfg.beforeOpenSend = f })
 }
 
 // withRand replaces the jitter source, for tests.

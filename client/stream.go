@@ -367,6 +367,9 @@ type streamCore struct {
 	onPosition func(StreamPosition)
 	epoch      string
 	positioned bool
+	// opening: the stream's REQUEST is being sent (open); no credit is
+	// granted meanwhile.
+	opening    bool
 	posPending *StreamPosition // to attach to the next message
 	refusals   int             // unavailable ends since the last message
 	retry      *time.Timer     // re-opens the stream after an unavailable end
@@ -401,7 +404,15 @@ func (s *streamCore) open(ctx context.Context, cn *conn) error {
 		resume.Epoch, resume.Offset = s.epoch, s.lastSeq
 	}
 	s.positioned = false
+	// No credit is granted until the REQUEST is queued: the reader may
+	// take what an earlier opening holds meanwhile, and a CREDIT ahead of
+	// its REQUEST would be ignored by the server (a call it does not know
+	// yet), leaving this side counting credit the server never got.
+	s.opening = true
 	s.mu.Unlock()
+	if f := s.cl.cfg.beforeOpenSend; f != nil {
+		f()
+	}
 	req := cn.request(id, s.method, s.payload, s.metadata)
 	req.Credit = uint32(window)
 	req.Resume = resume
@@ -409,8 +420,16 @@ func (s *streamCore) open(ctx context.Context, cn *conn) error {
 	if err == nil {
 		err = cn.send(ctx, b)
 	}
+	s.mu.Lock()
+	s.opening = false
+	gcn, gid, grant := s.grantLocked()
+	s.mu.Unlock()
 	if err != nil && !errors.Is(err, errLinkDown) {
 		s.cancel(err, false)
+		return nil
+	}
+	if grant > 0 {
+		gcn.sendCredit(gid, grant)
 	}
 	return nil
 }
@@ -660,7 +679,7 @@ func (s *streamCore) next() (streamItem, bool) {
 // (docs/PROTOCOL.md, section 4.6). s.mu must be held.
 func (s *streamCore) grantLocked() (*conn, uint32, int64) {
 	window := int64(s.cl.cfg.streamBuffer)
-	if s.cn == nil || s.ended {
+	if s.cn == nil || s.ended || s.opening {
 		return nil, 0, 0
 	}
 	grant := window - int64(len(s.queue)) - s.avail
