@@ -78,26 +78,22 @@ var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); ret
 // aliases the frame's buffer, for the window (dedupe.Request), in a pooled
 // buffer that dropPayload gives back.
 func (c *Call) keepPayload(p []byte) {
-	bp := keyedBufs.Get().(*[]byte)
-	c.keyedBuf, c.keyedPayload = bp, append((*bp)[:0], p...)
+	if _, ok := c.conn.srv.cfg.Dedupe.(dedupe.ClaimStore); !ok {
+		return // only a ClaimStore reads it (runKeyed)
+	}
+	bp := c.conn.srv.bufs.get(len(p))
+	c.keyedBuf, c.keyedPayload = bp, append(*bp, p...)
 }
 
 // dropPayload gives keepPayload's buffer back: the window copied what it
 // keeps.
 func (c *Call) dropPayload() {
 	if bp := c.keyedBuf; bp != nil {
-		if cap(c.keyedPayload) <= maxPooledKeyed {
-			*bp = c.keyedPayload
-			keyedBufs.Put(bp)
-		}
+		*bp = c.keyedPayload
+		c.conn.srv.bufs.put(bp)
 	}
 	c.keyedBuf, c.keyedPayload = nil, nil
 }
-
-// maxPooledKeyed is the largest payload buffer keepPayload keeps.
-const maxPooledKeyed = 4 << 10
-
-var keyedBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // callFingerprinter computes the fingerprints of requests of a keyed
 // call's method, for a dedupe.ClaimStore.

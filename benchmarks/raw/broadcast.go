@@ -78,15 +78,7 @@ func (rm *room) serveMember(conn *websocket.Conn) {
 		return
 	}
 	// Reads only notice the close; writes come from the queue.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
+	done := readUntilClosed(conn)
 	for {
 		select {
 		case <-done:

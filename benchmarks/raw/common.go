@@ -123,3 +123,19 @@ func (s *server) Close() error {
 	s.wg.Wait()
 	return nil
 }
+
+// readUntilClosed reads and discards conn's messages on a goroutine of its
+// own, so that the close is noticed, and closes the returned channel once
+// reading fails.
+func readUntilClosed(conn *websocket.Conn) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return done
+}

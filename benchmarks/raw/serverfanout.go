@@ -73,15 +73,7 @@ func (rm *coalescingRoom) serveMember(conn *websocket.Conn, mt int) {
 	if err := conn.WriteMessage(websocket.TextMessage, readyMessage); err != nil {
 		return
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
+	done := readUntilClosed(conn)
 	var frame []byte
 	for {
 		var msg []byte
