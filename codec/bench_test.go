@@ -82,3 +82,36 @@ func requestEnvelope(c codec.Codec, body []byte) *protowsv1.Envelope {
 	}
 	return e
 }
+
+// BenchmarkPayloadModes measures AppendPayload of an EchoResponse in the
+// Protobuf codec's modes: vtprotobuf's methods (the default; the map
+// entries in any order), deterministic (WithDeterministicPayloads: the
+// bench Sample has a map, so proto.Marshal in key order) and
+// WithoutVTProto.
+//
+//	go test ./codec -run '^$' -bench PayloadModes -benchmem -count 6 | benchstat -col /mode -
+func BenchmarkPayloadModes(b *testing.B) {
+	modes := []struct {
+		name string
+		c    codec.Codec
+	}{
+		{"vtproto", codec.Proto()},
+		{"deterministic", codec.Proto(codec.WithDeterministicPayloads())},
+		{"novt", codec.Proto(codec.WithoutVTProto())},
+	}
+	for _, size := range payload.Sizes {
+		res := &benchv1.EchoResponse{Sample: payload.New(size)}
+		for _, m := range modes {
+			b.Run("size="+string(size)+"/mode="+m.name, func(b *testing.B) {
+				var buf []byte
+				var err error
+				b.ReportAllocs()
+				for b.Loop() {
+					if buf, err = m.c.AppendPayload(buf[:0], res); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

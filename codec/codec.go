@@ -30,9 +30,11 @@
 //
 // The Protobuf codec encodes and decodes messages with the methods of
 // vtprotobuf's protoc-gen-go-vtproto (SizeVT, MarshalToSizedBufferVT,
-// UnmarshalVT) when a type has them and they give the same bytes and
-// results as proto.Marshal and proto.Unmarshal; see Proto. Generating them
-// is all it takes (docs/CODEGEN.md).
+// UnmarshalVT) when a type has them and they give the same bytes (but for
+// the order of map entries) and results as proto.Marshal and
+// proto.Unmarshal; see Proto. Generating them is all it takes
+// (docs/CODEGEN.md); WithoutVTProto turns them off, and
+// WithDeterministicPayloads keeps map entries in key order.
 //
 // A Registry maps subprotocols to codecs for the handshake.
 //

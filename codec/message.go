@@ -22,9 +22,10 @@ type MessageEnvelopeCodec interface {
 	Codec
 	// AppendMessageEnvelope appends to dst the element that AppendEnvelope
 	// writes for Envelope{Id: id, Kind: kind, Payload: p}, where p is what
-	// AppendPayload writes for m, byte for byte, without encoding m into
-	// a buffer of its own first. When m does not encode it returns dst as
-	// it was and AppendPayload's error.
+	// AppendPayload writes for m, byte for byte (but for what the codec
+	// leaves unspecified, such as the order of map entries in Protobuf),
+	// without encoding m into a buffer of its own first. When m does not
+	// encode it returns dst as it was and AppendPayload's error.
 	AppendMessageEnvelope(dst []byte, id uint32, kind protowsv1.Kind, m proto.Message) ([]byte, error)
 }
 

@@ -38,10 +38,16 @@ func messageCases() map[string]proto.Message {
 // TestAppendMessageEnvelope checks that the one-pass element of an envelope
 // and its message is byte for byte what AppendPayload then AppendEnvelope
 // write, in both codecs, on the fast path and through a wrapper that hides
-// it.
+// it. The Protobuf codec runs with its payloads deterministic, with
+// vtprotobuf's methods and without; by default its map entries may come
+// in another order each time (TestAppendMessageEnvelopeMapOrder).
 func TestAppendMessageEnvelope(t *testing.T) {
 	prefix := []byte("prefix")
-	for _, c := range []codec.Codec{codec.Proto(), codec.JSON()} {
+	for _, c := range []codec.Codec{
+		codec.Proto(codec.WithDeterministicPayloads()),
+		codec.Proto(codec.WithoutVTProto()),
+		codec.JSON(),
+	} {
 		if _, ok := c.(codec.MessageEnvelopeCodec); !ok {
 			t.Fatalf("%s does not implement MessageEnvelopeCodec", c.Name())
 		}
@@ -66,6 +72,45 @@ func TestAppendMessageEnvelope(t *testing.T) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestAppendMessageEnvelopeMapOrder checks the Protobuf codec's one-pass
+// element against AppendPayload then AppendEnvelope where the order of map
+// entries is left to chance: the same envelope, the same size, and a
+// payload that decodes to the message.
+func TestAppendMessageEnvelopeMapOrder(t *testing.T) {
+	c := codec.Proto()
+	prefix := []byte("prefix")
+	for name, m := range messageCases() {
+		p, err := c.AppendPayload(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.AppendEnvelope(bytes.Clone(prefix), &protowsv1.Envelope{Id: 7, Kind: protowsv1.Kind_KIND_REPLY, Payload: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, via := range []codec.Codec{c, wrapped{c}} {
+			got, err := codec.AppendMessageEnvelope(via, bytes.Clone(prefix), 7, protowsv1.Kind_KIND_REPLY, m)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !bytes.HasPrefix(got, prefix) || len(got) != len(want) {
+				t.Fatalf("%s: %d bytes, want %d after the prefix", name, len(got), len(want))
+			}
+			envs, err := c.DecodeFrame(got[len(prefix):])
+			if err != nil || len(envs) != 1 || envs[0].GetId() != 7 || envs[0].GetKind() != protowsv1.Kind_KIND_REPLY {
+				t.Fatalf("%s: decoded %v, %v", name, envs, err)
+			}
+			dec, wantDec := m.ProtoReflect().New().Interface(), m.ProtoReflect().New().Interface()
+			if err := proto.Unmarshal(p, wantDec); err != nil {
+				t.Fatal(err)
+			}
+			if err := proto.Unmarshal(envs[0].GetPayload(), dec); err != nil || !proto.Equal(dec, wantDec) {
+				t.Fatalf("%s: payload decodes to %v (%v), want %v", name, dec, err, wantDec)
 			}
 		}
 	}

@@ -12,21 +12,59 @@ import (
 // Proto returns the Protobuf codec ("protows.v1.proto", binary frames).
 //
 // A frame is a protows.v1.Frame: each envelope is field 1, length-delimited,
-// so frames are joined by concatenation. Maps are written in key order, so
-// equal envelopes always encode to equal bytes.
+// so frames are joined by concatenation. Envelopes are deterministic
+// Protobuf (their metadata in key order), so equal envelopes always encode
+// to equal bytes.
 //
+// Payloads are Protobuf; the order of the entries of map fields in them is
+// unspecified, as Protobuf leaves it (WithDeterministicPayloads fixes it).
 // Message types with the fast marshalers of protoc-gen-go-vtproto
 // (github.com/planetscale/vtprotobuf; its marshal, unmarshal and size
 // features) are encoded and decoded with them, detected by their methods
-// (SizeVT, MarshalToSizedBufferVT, UnmarshalVT), when they produce the
-// same bytes and accept the same input as the general path: proto3 types
-// without maps, oneofs or recursion, fields declared in number order. The
-// codec still checks their strings for UTF-8, which vtprotobuf does not,
-// and input vtprotobuf refuses is decoded again by proto.Unmarshal, so
-// that what is accepted and the errors are the same either way. Other
-// types take proto.Marshal and proto.Unmarshal.
-func Proto() Codec {
-	return &protoCodec{}
+// (SizeVT, MarshalToSizedBufferVT, UnmarshalVT), when they produce what
+// the general path produces, but for the order of map entries, and accept
+// the same input: proto3 types without oneofs or recursion, fields
+// declared in number order. The codec still checks their strings for
+// UTF-8, which vtprotobuf does not, and input vtprotobuf refuses is
+// decoded again by proto.Unmarshal, so that what is accepted and the
+// errors are the same either way. Other types take proto.Marshal, which
+// the codec has write map entries in key order, and proto.Unmarshal.
+// WithoutVTProto turns the vtprotobuf path off.
+func Proto(opts ...ProtoOption) Codec {
+	c := &protoCodec{}
+	for _, o := range opts {
+		o.applyProto(c)
+	}
+	return c
+}
+
+// ProtoOption is an option of the Protobuf codec (Proto).
+type ProtoOption interface {
+	applyProto(*protoCodec)
+}
+
+type protoOptionFunc func(*protoCodec)
+
+func (f protoOptionFunc) applyProto(c *protoCodec) { f(c) }
+
+// WithDeterministicPayloads makes the Protobuf codec write every payload
+// as deterministic Protobuf, map entries in key order, so that equal
+// messages always encode to equal bytes: what a process that hashes or
+// compares encodings needs (protows's idempotency fingerprints use it).
+// vtprotobuf's methods then encode only the types without a map field at
+// any depth, since they write map entries in random order; they still
+// decode every type they may.
+func WithDeterministicPayloads() ProtoOption {
+	return protoOptionFunc(func(c *protoCodec) { c.deterministic = true })
+}
+
+// WithoutVTProto makes the Protobuf codec ignore vtprotobuf's methods:
+// every payload is encoded by proto.Marshal (map entries in key order) and
+// decoded by proto.Unmarshal, as for types without the methods. The bytes
+// on the wire are valid either way; it is there to measure the fast path
+// against the general one in one binary, or to rule it out.
+func WithoutVTProto() ProtoOption {
+	return protoOptionFunc(func(c *protoCodec) { c.noVT = true })
 }
 
 var (
@@ -39,7 +77,9 @@ var (
 // wrappers that copy arguments and results, which cost a broadcast, calling
 // AppendStreamMessage once per member, about 5% of its encoding work.
 type protoCodec struct {
-	vt vtTypes // the message types that take vtprotobuf's methods
+	vt            vtTypes // the message types that take vtprotobuf's methods
+	noVT          bool    // WithoutVTProto
+	deterministic bool    // WithDeterministicPayloads
 }
 
 var (
@@ -53,17 +93,26 @@ func (*protoCodec) Name() string { return ProtoName }
 func (*protoCodec) Binary() bool { return true }
 
 func (c *protoCodec) AppendPayload(dst []byte, m proto.Message) ([]byte, error) {
-	if n, ok := c.vt.vtSize(m); ok {
+	if n, ok := c.vtSize(m); ok {
 		return c.vt.vtAppend(dst, m, n)
 	}
 	return protoMarshal.MarshalAppend(dst, m)
+}
+
+// vtSize returns m's size and true when c encodes m on the vtprotobuf
+// path, for vtAppend to follow.
+func (c *protoCodec) vtSize(m proto.Message) (int, bool) {
+	if c.noVT {
+		return 0, false
+	}
+	return c.vt.vtSize(m, c.deterministic)
 }
 
 // payloadSize returns the size of m's encoding, and whether it takes the
 // vtprotobuf path, for appendSizedPayload, which must follow it with m
 // unchanged meanwhile.
 func (c *protoCodec) payloadSize(m proto.Message) (int, bool) {
-	if n, ok := c.vt.vtSize(m); ok {
+	if n, ok := c.vtSize(m); ok {
 		return n, true
 	}
 	return protoMarshal.Size(m), false
@@ -81,6 +130,9 @@ func (c *protoCodec) appendSizedPayload(dst []byte, m proto.Message, n int, vt b
 }
 
 func (c *protoCodec) UnmarshalPayload(src []byte, m proto.Message) error {
+	if c.noVT {
+		return protoUnmarshal.Unmarshal(src, m)
+	}
 	if ok, err := c.vt.vtUnmarshal(src, m); ok {
 		return err
 	}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"reflect"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -35,31 +36,40 @@ type vtMessage interface {
 //     does not, so only a type whose nesting is bounded is safe.
 //
 // It may encode with them (SizeVT, MarshalToSizedBufferVT) when they also
-// write exactly what the codec's deterministic proto.Marshal writes, which
+// write what proto.Marshal writes, but for the order of map entries, which
 // takes besides
 //
-//   - no map field: vtprotobuf writes map entries in Go's random map order,
-//     where the codec writes them in key order;
 //   - no oneof, and fields declared in field number order: vtprotobuf's
 //     marshal writes fields in declaration order, oneofs last, where
 //     proto.Marshal writes them in number order.
 //
+// vtprotobuf writes map entries in Go's random map order, as proto.Marshal
+// does unless told to be deterministic; where the codec must write
+// deterministic Protobuf (WithDeterministicPayloads), with map entries in
+// key order, it encodes a type with a map field anywhere in its graph by
+// proto.Marshal.
+//
 // What vtprotobuf does not do is done around it: it checks no UTF-8, nor
 // the groups among unknown fields, so the codec checks them itself
 // (vtCheck), and its unmarshal merges, so the codec resets the message
-// first. Other types take the general
-// path.
+// first. Other types take the general path.
 type vtTypes struct {
 	m sync.Map // protoreflect.FullName → *vtCheck, nil when the type may not
 }
 
 // vtCheck is what the codec knows of a message type that may take the
-// vtprotobuf path: whether to encode with it too, and its fields, for
-// checking encoded bytes of the type (valid).
+// vtprotobuf path: whether to encode with it too, whether its encoding
+// has map entries (whose order vtprotobuf leaves to Go), and its fields,
+// for checking encoded bytes of the type (valid).
 type vtCheck struct {
 	marshal bool
+	maps    bool
 	fields  []vtField
 	byNum   []*vtField // fields by number, for numbers below vtDirect
+	// enc checks a message of the type before it is encoded on the
+	// vtprotobuf path (vtEnc); nil when the type's Go struct is not what
+	// vtEncOf reads, which keeps its encoding off the path.
+	enc *vtEnc
 }
 
 // vtDirect bounds the field numbers vtCheck.field finds by index.
@@ -88,6 +98,8 @@ func (t *vtTypes) lookup(m proto.Message) (vtMessage, *vtCheck, bool) {
 	k, ok := vtCheckOf(md, map[protoreflect.FullName]*vtCheck{}, map[protoreflect.FullName]bool{})
 	if !ok {
 		k = nil
+	} else if k.marshal {
+		k.enc = vtEncOf(reflect.TypeOf(m.ProtoReflect().Interface()), md, map[reflect.Type]*vtEnc{})
 	}
 	t.m.Store(md.FullName(), k)
 	return vm, k, k != nil
@@ -124,7 +136,8 @@ func vtCheckOf(md protoreflect.MessageDescriptor, done map[protoreflect.FullName
 				return nil, false
 			}
 			f.sub = sub
-			k.marshal = k.marshal && sub.marshal && !fd.IsMap()
+			k.marshal = k.marshal && sub.marshal
+			k.maps = k.maps || sub.maps || fd.IsMap()
 		case protoreflect.GroupKind:
 			return nil, false
 		}
@@ -223,28 +236,25 @@ func (k *vtCheck) field(num protowire.Number) *vtField {
 	return nil
 }
 
-// vtSize returns m's size and true when m takes the vtprotobuf path (see
-// vtTypes), for vtAppend to follow with m unchanged meanwhile.
-func (t *vtTypes) vtSize(m proto.Message) (int, bool) {
+// vtSize returns m's size and true when m is encoded on the vtprotobuf
+// path (see vtTypes); deterministic keeps the types with map entries off
+// it, and a message that vtprotobuf would encode otherwise than
+// proto.Marshal (see vtEnc) stays off it too. vtAppend follows it, with m
+// unchanged meanwhile.
+func (t *vtTypes) vtSize(m proto.Message, deterministic bool) (int, bool) {
 	vm, k, ok := t.lookup(m)
-	if !ok || !k.marshal {
+	if !ok || !k.marshal || (deterministic && k.maps) || k.enc == nil || !k.enc.ok(m) {
 		return 0, false
 	}
 	return vm.SizeVT(), true
 }
 
-// vtAppend appends m's encoding, of size n (from vtSize), to dst. A string
-// that is not UTF-8, which vtprotobuf writes as it is, is found in the
-// bytes written, and the message is encoded again by proto.Marshal, which
-// returns its error for it.
+// vtAppend appends m's encoding, of size n (from vtSize), to dst.
 func (t *vtTypes) vtAppend(dst []byte, m proto.Message, n int) ([]byte, error) {
 	start := len(dst)
 	dst = slices.Grow(dst, n)[:start+n]
 	if _, err := m.(vtMessage).MarshalToSizedBufferVT(dst[start:]); err != nil {
 		return dst[:start], err
-	}
-	if _, k, _ := t.lookup(m); !k.valid(dst[start:]) {
-		return protoMarshal.MarshalAppend(dst[:start], m)
 	}
 	return dst, nil
 }

@@ -2,6 +2,7 @@ package codec_test
 
 import (
 	"bytes"
+	"math"
 	"testing"
 
 	"github.com/protows/protows/benchmarks/payload"
@@ -91,16 +92,76 @@ func TestVTProtoPaths(t *testing.T) {
 			}
 		}
 	})
-	t.Run("falls back to encode a type with a map", func(t *testing.T) {
-		n := &vtCounts{}
-		req := &benchv1.EchoRequest{Sample: payload.New(payload.Medium)}
-		got, err := c.AppendPayload(nil, vtRequest{req, n})
-		if err != nil {
-			t.Fatal(err)
+	t.Run("encodes a type with a map with vtprotobuf, entries in any order", func(t *testing.T) {
+		for _, size := range payload.Sizes {
+			n := &vtCounts{}
+			req := &benchv1.EchoRequest{Sample: payload.New(size)}
+			got, err := c.AppendPayload(nil, vtRequest{req, n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.marshals != 1 {
+				t.Fatalf("%s: %d vtprotobuf marshals, want 1", size, n.marshals)
+			}
+			assertSameMessage(t, got, req)
 		}
+	})
+	t.Run("deterministic: encodes a type with a map by proto.Marshal", func(t *testing.T) {
+		c := codec.Proto(codec.WithDeterministicPayloads())
+		req := &benchv1.EchoRequest{Sample: payload.New(payload.Medium)}
 		want, _ := deterministic.Marshal(req)
-		if !bytes.Equal(got, want) || n.marshals+n.sizes != 0 {
-			t.Fatalf("encoded with %d vtprotobuf calls; bytes equal: %v", n.marshals+n.sizes, bytes.Equal(got, want))
+		for range 10 { // Go's map order changes from one encoding to the next
+			n := &vtCounts{}
+			got, err := c.AppendPayload(nil, vtRequest{req, n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			elem, err := codec.AppendMessageEnvelope(c, nil, 1, protowsv1.Kind_KIND_REPLY, vtRequest{req, n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantElem, _ := c.AppendEnvelope(nil, &protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: want})
+			if !bytes.Equal(got, want) || !bytes.Equal(elem, wantElem) || n.marshals+n.sizes != 0 {
+				t.Fatalf("encoded with %d vtprotobuf calls; bytes equal: %v, %v", n.marshals+n.sizes, bytes.Equal(got, want), bytes.Equal(elem, wantElem))
+			}
+		}
+		// A type without a map keeps the fast path, and decoding keeps it
+		// for every type.
+		n := &vtCounts{}
+		item := sample.GetItems()[7]
+		got, err := c.AppendPayload(nil, vtItem{item, n})
+		want, _ = deterministic.Marshal(item)
+		if err != nil || !bytes.Equal(got, want) || n.marshals != 1 {
+			t.Fatalf("%x (%v) after %d vtprotobuf marshals, want %x after 1", got, err, n.marshals, want)
+		}
+		src, _ := deterministic.Marshal(req)
+		if err := c.UnmarshalPayload(src, vtRequest{&benchv1.EchoRequest{}, n}); err != nil || n.unmarshals != 1 {
+			t.Fatalf("decoded (%v) with %d vtprotobuf unmarshals, want 1", err, n.unmarshals)
+		}
+	})
+	t.Run("WithoutVTProto calls none of the methods", func(t *testing.T) {
+		c := codec.Proto(codec.WithoutVTProto())
+		req := &benchv1.EchoRequest{Sample: payload.New(payload.Medium)}
+		item := sample.GetItems()[3]
+		n := &vtCounts{}
+		for _, m := range []proto.Message{vtRequest{req, n}, vtItem{item, n}} {
+			got, err := c.AppendPayload(nil, m)
+			want, _ := deterministic.Marshal(m)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%x (%v), want %x", got, err, want)
+			}
+			if _, err := codec.AppendMessageEnvelope(c, nil, 1, protowsv1.Kind_KIND_REPLY, m); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.UnmarshalPayload(want, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := proto.Clone(req); !proto.Equal(got, req) {
+			t.Fatal("the request changed")
+		}
+		if *n != (vtCounts{}) {
+			t.Fatalf("vtprotobuf methods called: %+v", *n)
 		}
 	})
 	t.Run("falls back for a type without the methods", func(t *testing.T) {
@@ -126,6 +187,50 @@ func TestVTProtoPaths(t *testing.T) {
 		want = proto.Unmarshal(src, &benchv1.Item{})
 		if err == nil || want == nil || err.Error() != want.Error() {
 			t.Fatalf("decode error %v, want proto.Unmarshal's %v", err, want)
+		}
+	})
+	t.Run("-0 and strings that are not UTF-8, at any depth", func(t *testing.T) {
+		negZero := math.Copysign(0, -1)
+		cases := map[string]func(*benchv1.Sample){
+			"-0 price":            func(s *benchv1.Sample) { s.Items[2].Price = negZero },
+			"label not UTF-8":     func(s *benchv1.Sample) { s.Items[9].Labels[1] = "\xc3" },
+			"tag value not UTF-8": func(s *benchv1.Sample) { s.Tags["tier"] = "g\xffld" },
+			"tag key not UTF-8":   func(s *benchv1.Sample) { s.Tags["\xfe"] = "x" },
+			"text not UTF-8":      func(s *benchv1.Sample) { s.Text = "\x80" },
+		}
+		for name, change := range cases {
+			s := proto.Clone(payload.New(payload.Medium)).(*benchv1.Sample)
+			change(s)
+			req := &benchv1.EchoRequest{Sample: s}
+			n := &vtCounts{}
+			got, err := c.AppendPayload(nil, vtRequest{req, n})
+			want, werr := deterministic.Marshal(req)
+			if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+				t.Fatalf("%s: error %v, proto.Marshal's %v", name, err, werr)
+			}
+			if n.marshals+n.sizes != 0 {
+				t.Fatalf("%s: %d vtprotobuf calls, want proto.Marshal", name, n.marshals+n.sizes)
+			}
+			if err == nil {
+				assertSameMessage(t, got, req)
+				back := &benchv1.EchoRequest{}
+				if err := proto.Unmarshal(got, back); err != nil || !math.Signbit(back.GetSample().GetItems()[2].GetPrice()) {
+					t.Fatalf("%s: the -0 arrived as %v (%v)", name, back.GetSample().GetItems()[2].GetPrice(), err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%s: %d bytes, want %d", name, len(got), len(want))
+				}
+			}
+			if _, err := codec.AppendMessageEnvelope(c, nil, 1, protowsv1.Kind_KIND_REPLY, vtRequest{req, n}); (err == nil) != (werr == nil) || n.marshals+n.sizes != 0 {
+				t.Fatalf("%s: one-pass element: %v after %d vtprotobuf calls, want %v after none", name, err, n.marshals+n.sizes, werr)
+			}
+		}
+		// +0 takes the fast path.
+		s := proto.Clone(payload.New(payload.Medium)).(*benchv1.Sample)
+		s.Items[2].Price = 0
+		n := &vtCounts{}
+		if _, err := c.AppendPayload(nil, vtRequest{&benchv1.EchoRequest{Sample: s}, n}); err != nil || n.marshals != 1 {
+			t.Fatalf("+0: %v after %d vtprotobuf marshals, want 1", err, n.marshals)
 		}
 	})
 	t.Run("a field in a wire type not its own", func(t *testing.T) {
@@ -161,6 +266,82 @@ func FuzzVTProtoDecode(f *testing.F) {
 		}
 		if err == nil && !proto.Equal(got, want) {
 			t.Fatalf("decoded %v, proto.Unmarshal %v", got, want)
+		}
+	})
+}
+
+// assertSameMessage checks that b, an encoding of want whose map entries
+// may be in any order, decodes to want by proto.Unmarshal and has the size
+// of want's deterministic encoding; its map entries, put back in key order
+// by decoding and encoding again, are byte for byte that encoding.
+func assertSameMessage(t *testing.T, b []byte, want proto.Message) {
+	t.Helper()
+	got := want.ProtoReflect().New().Interface()
+	if err := proto.Unmarshal(b, got); err != nil {
+		t.Fatalf("proto.Unmarshal of the fast encoding: %v", err)
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("the fast encoding decodes to %v, want %v", got, want)
+	}
+	wantB, err := deterministic.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := deterministic.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != len(wantB) || !bytes.Equal(again, wantB) {
+		t.Fatalf("the fast encoding has %d bytes, proto.Marshal's %d; equal again in key order: %v", len(b), len(wantB), bytes.Equal(again, wantB))
+	}
+}
+
+// FuzzVTProtoEncode checks that the vtprotobuf path encodes what
+// proto.Marshal encodes, but for the order of map entries: for messages
+// made of the fuzzer's input (a map of up to 64 entries, up to 32 items),
+// the codec's encoding decodes by proto.Unmarshal to an equal message, and
+// a message proto.Marshal refuses (a string that is not UTF-8) the codec
+// refuses with proto.Marshal's error.
+func FuzzVTProtoEncode(f *testing.F) {
+	f.Add("sample-0001", int64(1795000000123456789), "the quick brown fox", []byte("region\x00eu-west\x00tier\x00gold\x00source\x00bench"), uint8(15), 1.25)
+	f.Add("", int64(0), "", []byte{}, uint8(0), 0.0)
+	f.Add("id", int64(-1), "zo\xc3\xab", []byte("a\x00\x00\x00b\x00\xff"), uint8(3), -0.5)
+	f.Add("x", int64(7), "y", []byte("k1\x00v1\x00k2\x00v2\x00k3\x00v3\x00k4\x00v4\x00k5\x00v5\x00k6\x00v6\x00k7\x00v7\x00k8\x00v8\x00k9\x00v9"), uint8(1), 3.0)
+	c := codec.Proto()
+	f.Fuzz(func(t *testing.T, id string, ts int64, text string, tags []byte, items uint8, price float64) {
+		s := &benchv1.Sample{Id: id, Timestamp: ts, Text: text}
+		parts := bytes.Split(tags, []byte{0})
+		for i := 0; i+1 < len(parts) && i < 128; i += 2 {
+			if s.Tags == nil {
+				s.Tags = map[string]string{}
+			}
+			s.Tags[string(parts[i])] = string(parts[i+1])
+		}
+		for i := range int(items % 33) {
+			s.Items = append(s.Items, &benchv1.Item{
+				Name: text, Price: price * float64(i), Quantity: int32(ts) + int32(i),
+				Labels: []string{id}, Available: i%2 == 0,
+			})
+		}
+		for _, m := range []proto.Message{s, &benchv1.EchoResponse{Sample: s}} {
+			b, err := c.AppendPayload(nil, m)
+			_, werr := deterministic.Marshal(m)
+			if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+				t.Fatalf("error %v, proto.Marshal's %v", err, werr)
+			}
+			if err != nil {
+				continue
+			}
+			assertSameMessage(t, b, m)
+			elem, err := codec.AppendMessageEnvelope(c, nil, 1, protowsv1.Kind_KIND_REPLY, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			envs, err := c.DecodeFrame(elem)
+			if err != nil || len(envs) != 1 {
+				t.Fatalf("decode the element: %v", err)
+			}
+			assertSameMessage(t, envs[0].GetPayload(), m)
 		}
 	})
 }

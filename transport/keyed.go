@@ -50,9 +50,11 @@ func (c *Conn) watchDeadline(ctx context.Context, call *Call, ms uint32) {
 
 // fingerprint is the SHA-256 of req's deterministic Protobuf encoding: the
 // same for an equal request in either codec. The encoding is the Protobuf
-// codec's, which is deterministic Protobuf byte for byte (maps in key
-// order), so that the codec's fast encoders, where it has them, serve the
-// fingerprint too; it goes to a pooled buffer: it is only hashed.
+// codec's with WithDeterministicPayloads, which is deterministic Protobuf
+// byte for byte (maps in key order; the wire codec's payloads leave their
+// order to chance), so that the codec's fast encoders, where they are
+// deterministic, serve the fingerprint too; it goes to a pooled buffer: it
+// is only hashed.
 func fingerprint(req proto.Message) (dedupe.Fingerprint, error) {
 	bp := fingerprintBufs.Get().(*[]byte)
 	defer fingerprintBufs.Put(bp)
@@ -67,7 +69,7 @@ func fingerprint(req proto.Message) (dedupe.Fingerprint, error) {
 }
 
 // fingerprintCodec encodes requests for their fingerprints.
-var fingerprintCodec = codec.Proto()
+var fingerprintCodec = codec.Proto(codec.WithDeterministicPayloads())
 
 // maxPooledFingerprint is the largest encoding buffer fingerprint keeps.
 const maxPooledFingerprint = 64 << 10
