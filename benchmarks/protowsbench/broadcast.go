@@ -13,6 +13,7 @@ import (
 	"github.com/protows/protows/client"
 	"github.com/protows/protows/codec"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	"github.com/protows/protows/hub"
 	"github.com/protows/protows/transport"
 	"google.golang.org/protobuf/proto"
 )
@@ -31,15 +32,19 @@ func Broadcast() harness.Scenario {
 	return BroadcastWith(Variant{Impl: Impl})
 }
 
-// Variant is a transport setting the broadcast scenario is also run with:
-// the write coalescing switches (transport.Config.DisableBatching,
-// WriteDelay), to measure the server CPU they save or cost.
+// Variant is a setting the broadcast and echo scenarios are also run
+// with: the write coalescing switches (transport.Config.DisableBatching,
+// WriteDelay), to measure the server CPU they save or cost, or the
+// Protobuf codec without its vtprotobuf fast path.
 type Variant struct {
 	// Impl names the variant in results, "protows-" and the setting.
 	Impl string
 	// Apply changes the benchmark server's transport.Config; nil keeps
 	// Config().
 	Apply func(*transport.Config)
+	// Proto are the options of the Protobuf codec, on the server and in
+	// the clients.
+	Proto []codec.ProtoOption
 }
 
 // The write coalescing variants of the broadcast scenario.
@@ -48,6 +53,10 @@ var (
 	NoBatching = Variant{Impl: Impl + "-nobatch", Apply: func(c *transport.Config) { c.DisableBatching = true }}
 	// WriteDelay1ms holds each write back 1 ms to collect more envelopes.
 	WriteDelay1ms = Variant{Impl: Impl + "-delay1ms", Apply: func(c *transport.Config) { c.WriteDelay = time.Millisecond }}
+	// NoVTProto runs the Protobuf codec without vtprotobuf's methods
+	// (codec.WithoutVTProto), on both ends: against the default, the gain
+	// of the bench messages' generated fast marshalers.
+	NoVTProto = Variant{Impl: Impl + "-novt", Proto: []codec.ProtoOption{codec.WithoutVTProto()}}
 )
 
 // BroadcastWith is Broadcast on a server with v's transport setting. Apart
@@ -59,12 +68,20 @@ func BroadcastWith(v Variant) harness.Scenario {
 	if v.Apply != nil {
 		mods = append(mods, v.Apply)
 	}
+	codecs := []string{harness.CodecProto, harness.CodecJSON}
+	if v.Proto != nil {
+		codecs = codecs[:1] // the options are the Protobuf codec's
+	}
 	return harness.Scenario{
-		Name: "broadcast", Impl: v.Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
-		Shape:     harness.Fanout,
-		Explicit:  v.Impl != Impl,
-		NewServer: func(harness.Params) (harness.Server, error) { return NewServer(mods...) },
-		Connect:   connectBroadcast,
+		Name: "broadcast", Impl: v.Impl, Codecs: codecs,
+		Shape:    harness.Fanout,
+		Explicit: v.Impl != Impl,
+		NewServer: func(harness.Params) (harness.Server, error) {
+			return newServer(hub.Config[*benchv1.Sample]{}, v.Proto, mods...)
+		},
+		Connect: func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+			return connectBroadcast(ctx, url, p, v.Proto)
+		},
 	}
 }
 
@@ -95,8 +112,8 @@ type runState struct {
 	fail   context.CancelCauseFunc
 }
 
-func connectBroadcast(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-	c, err := codecOf(p.Codec)
+func connectBroadcast(ctx context.Context, url string, p harness.Params, protoOpts []codec.ProtoOption) (harness.Load, error) {
+	c, err := codecOf(p.Codec, protoOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,7 @@ func TestBroadcastMemberEndFailsRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := harness.Params{Codec: harness.CodecProto, Size: payload.Small, Conns: 3, InFlight: 2, Messages: 1 << 30}
-	load, err := connectBroadcast(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/", p)
+	load, err := connectBroadcast(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/", p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,12 @@ import (
 	"github.com/protows/protows/codec"
 )
 
-// codecOf returns the protows codec named c.
-func codecOf(c string) (codec.Codec, error) {
+// codecOf returns the protows codec named c, the Protobuf codec with the
+// given options.
+func codecOf(c string, proto ...codec.ProtoOption) (codec.Codec, error) {
 	switch c {
 	case harness.CodecProto:
-		return codec.Proto(), nil
+		return codec.Proto(proto...), nil
 	case harness.CodecJSON:
 		return codec.JSON(), nil
 	}

@@ -18,7 +18,10 @@
 //
 // The broadcast scenario also runs with write coalescing changed
 // (BroadcastWith with NoBatching or WriteDelay1ms: impls
-// "protows-nobatch" and "protows-delay1ms"), when selected by name. The
+// "protows-nobatch" and "protows-delay1ms"), and the echo and broadcast
+// scenarios with the Protobuf codec's vtprotobuf path off (EchoWith and
+// BroadcastWith with NoVTProto: impl "protows-novt"), when selected by
+// name. The
 // server counts the payload marshals of Samples through a wrapping codec
 // (harness.Counting), which only hub broadcasts make: the report's
 // marshals/bcast column, one per broadcast with encode-once.

@@ -10,18 +10,35 @@ import (
 	"github.com/protows/protows/benchmarks/harness"
 	"github.com/protows/protows/benchmarks/payload"
 	"github.com/protows/protows/client"
+	"github.com/protows/protows/codec"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	"github.com/protows/protows/hub"
 )
 
 // Echo is request/reply echo on protows: each connection keeps
 // Params.InFlight BenchService.Echo calls in flight, each from its own
 // goroutine through the generated client.
 func Echo() harness.Scenario {
+	return EchoWith(Variant{Impl: Impl})
+}
+
+// EchoWith is Echo with v's Protobuf codec options (v.Apply is not for
+// echo, and is ignored), in the Protobuf codec only when it has some.
+// Apart from Echo itself, the variants run only when selected by their key
+// or impl (-scenarios echo/protows-novt).
+func EchoWith(v Variant) harness.Scenario {
+	codecs := []string{harness.CodecProto, harness.CodecJSON}
+	if v.Proto != nil {
+		codecs = codecs[:1] // the options are the Protobuf codec's
+	}
 	return harness.Scenario{
-		Name: "echo", Impl: Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
-		NewServer: func(harness.Params) (harness.Server, error) { return NewServer() },
+		Name: "echo", Impl: v.Impl, Codecs: codecs,
+		Explicit: v.Impl != Impl,
+		NewServer: func(harness.Params) (harness.Server, error) {
+			return newServer(hub.Config[*benchv1.Sample]{}, v.Proto)
+		},
 		Connect: func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-			return connectEcho(ctx, url, p, nil)
+			return connectEcho(ctx, url, p, nil, v.Proto)
 		},
 	}
 }
@@ -35,7 +52,7 @@ func EchoKeyed() harness.Scenario {
 	s := Echo()
 	s.Impl = Impl + "-keyed"
 	s.Connect = func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-		return connectEcho(ctx, url, p, []client.CallOption{client.ExactlyOnce()})
+		return connectEcho(ctx, url, p, []client.CallOption{client.ExactlyOnce()}, nil)
 	}
 	return s
 }
@@ -48,8 +65,8 @@ type echoLoad struct {
 	opts    []client.CallOption
 }
 
-func connectEcho(ctx context.Context, url string, p harness.Params, opts []client.CallOption) (harness.Load, error) {
-	c, err := codecOf(p.Codec)
+func connectEcho(ctx context.Context, url string, p harness.Params, opts []client.CallOption, proto []codec.ProtoOption) (harness.Load, error) {
+	c, err := codecOf(p.Codec, proto...)
 	if err != nil {
 		return nil, err
 	}

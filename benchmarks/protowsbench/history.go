@@ -1,6 +1,8 @@
 package protowsbench
 
 import (
+	"context"
+
 	"github.com/protows/protows/benchmarks/harness"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
 	"github.com/protows/protows/hub"
@@ -19,8 +21,10 @@ func BroadcastHistory() harness.Scenario {
 		Shape:    harness.Fanout,
 		Explicit: true,
 		NewServer: func(harness.Params) (harness.Server, error) {
-			return newServer(hub.Config[*benchv1.Sample]{History: hub.NewMemoryHistory(hub.HistoryLimits{})})
+			return newServer(hub.Config[*benchv1.Sample]{History: hub.NewMemoryHistory(hub.HistoryLimits{})}, nil)
 		},
-		Connect: connectBroadcast,
+		Connect: func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+			return connectBroadcast(ctx, url, p, nil)
+		},
 	}
 }

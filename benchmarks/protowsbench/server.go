@@ -97,11 +97,12 @@ func (benchService) Push(ctx context.Context, req *benchv1.PushRequest, s router
 // count the marshals of Samples, which only hub broadcasts encode, so that
 // the server implements harness.Counting with harness.CounterMarshals.
 func NewServer(mods ...func(*transport.Config)) (harness.Server, error) {
-	return newServer(hub.Config[*benchv1.Sample]{}, mods...)
+	return newServer(hub.Config[*benchv1.Sample]{}, nil, mods...)
 }
 
-// newServer is NewServer with the room's hub configured by hcfg.
-func newServer(hcfg hub.Config[*benchv1.Sample], mods ...func(*transport.Config)) (harness.Server, error) {
+// newServer is NewServer with the room's hub configured by hcfg and the
+// Protobuf codec by proto.
+func newServer(hcfg hub.Config[*benchv1.Sample], proto []codec.ProtoOption, mods ...func(*transport.Config)) (harness.Server, error) {
 	r := router.New(router.WithLogger(slog.New(slog.DiscardHandler)))
 	if err := benchv1.RegisterBenchServiceHandler(r, benchService{}); err != nil {
 		return nil, err
@@ -124,7 +125,7 @@ func newServer(hcfg hub.Config[*benchv1.Sample], mods ...func(*transport.Config)
 	}
 	marshals := new(atomic.Int64)
 	reg, err := codec.NewRegistry(
-		countingCodec{codec.Proto().(codec.StreamMessageCodec), marshals},
+		countingCodec{codec.Proto(proto...).(codec.StreamMessageCodec), marshals},
 		countingCodec{codec.JSON().(codec.StreamMessageCodec), marshals})
 	if err != nil {
 		return nil, errors.Join(err, h.Close())
