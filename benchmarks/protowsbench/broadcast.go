@@ -57,6 +57,11 @@ var (
 	// (codec.WithoutVTProto), on both ends: against the default, the gain
 	// of the bench messages' generated fast marshalers.
 	NoVTProto = Variant{Impl: Impl + "-novt", Proto: []codec.ProtoOption{codec.WithoutVTProto()}}
+	// DeterministicProto runs the Protobuf codec with its payloads
+	// deterministic (codec.WithDeterministicPayloads), on both ends: the
+	// bench Sample, which has a map, is then decoded by vtprotobuf but
+	// encoded by proto.Marshal.
+	DeterministicProto = Variant{Impl: Impl + "-det", Proto: []codec.ProtoOption{codec.WithDeterministicPayloads()}}
 )
 
 // BroadcastWith is Broadcast on a server with v's transport setting. Apart

@@ -19,7 +19,8 @@ func scenarios() []harness.Scenario {
 		protowsbench.Echo(), protowsbench.Push(), protowsbench.Bidi(), protowsbench.Broadcast(), harness.IdleOf(protowsbench.Echo()),
 		protowsbench.BroadcastWith(protowsbench.NoBatching), protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
 		protowsbench.BroadcastHistory(),
-		protowsbench.EchoWith(protowsbench.NoVTProto), protowsbench.BroadcastWith(protowsbench.NoVTProto),
+		protowsbench.EchoWith(protowsbench.NoVTProto), protowsbench.EchoWith(protowsbench.DeterministicProto),
+		protowsbench.BroadcastWith(protowsbench.NoVTProto),
 	}
 }
 

@@ -18,6 +18,13 @@
 //
 //	go run ./benchmarks/cmd/protows-load -child -scenarios broadcast/protows,broadcast/protows-nobatch,broadcast/protows-delay1ms -sizes small
 //
+// The gain of the bench messages' vtprotobuf methods: the Protobuf codec
+// without them (codec.WithoutVTProto) and with deterministic payloads (the
+// Sample, which has a map, encoded by proto.Marshal), on both ends,
+// against the default:
+//
+//	go run ./benchmarks/cmd/protows-load -child -scenarios echo/protows,echo/protows-novt,echo/protows-det -sizes medium,large -codecs proto
+//
 // Echo on an open-loop schedule at half of raw gorilla's peak echo rate
 // (measured first, or taken from earlier results with -peak-from), with
 // latency from each call's due time:
@@ -50,6 +57,10 @@ func main() {
 		// Write coalescing off and delayed: only when named (-scenarios).
 		protowsbench.BroadcastWith(protowsbench.NoBatching),
 		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
+		// The Protobuf codec without vtprotobuf's methods, and with its
+		// payloads deterministic: only when named.
+		protowsbench.EchoWith(protowsbench.NoVTProto), protowsbench.EchoWith(protowsbench.DeterministicProto),
+		protowsbench.BroadcastWith(protowsbench.NoVTProto),
 		// A room with history in memory: only when named.
 		protowsbench.BroadcastHistory(),
 		harness.IdleOf(protowsbench.Echo()), harness.IdleOf(raw.Echo()),
