@@ -130,7 +130,9 @@ chromium:
 ## end-to-end load tool: protows against raw gorilla/websocket, JSON against
 ## Protobuf, echo on one bidirectional stream against unary echo and raw
 ## echo (the same runs), with and without idempotency keys
-## (echo/protows-keyed), and 1,000,000 samples through one bidirectional
+## (echo/protows-keyed), Protobuf echo without the bench messages'
+## vtprotobuf methods (echo/protows-novt, medium and large: about 7 s),
+## and 1,000,000 samples through one bidirectional
 ## stream, room
 ## fan-out against Centrifuge (a module of its own, benchmarks/centrifuge),
 ## at full speed and at a steady rate to 1,000 members, with write
@@ -207,6 +209,8 @@ bench:
 	cd benchmarks/centrifuge && go build -o ../out/bin/centrifuge-load .
 	for i in $$(seq $(BENCH_REPS)); do \
 		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main-$$i -scenarios echo,push,bidi,idle >/dev/null || exit 1; \
+		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name novt-$$i -scenarios echo/protows-novt \
+			-sizes medium,large -codecs proto >/dev/null || exit 1; \
 	done
 	for i in $$(seq $(BENCH_PACED_REPS)); do \
 		$(BENCH_BIN)/protows-load $(BENCH_PACED_FLAGS) -name paced-$$i \
