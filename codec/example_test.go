@@ -1,9 +1,11 @@
 package codec_test
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/protows/protows/codec"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 )
 
@@ -62,4 +64,37 @@ func ExampleAppendStreamMessage() {
 	// {"id":1,"kind":"stream_message","payload":{"subject":"news"},"seq":42}
 	// {"id":2,"kind":"stream_message","payload":{"subject":"news"},"seq":42}
 	// head "{\"id\":2,\"kind\":\"stream_message\",\"payload\":", tail ",\"seq\":42}"
+}
+
+// A Protobuf codec whose payloads are deterministic: equal messages encode
+// to equal bytes, map entries in key order, even for message types with
+// vtprotobuf's methods (the bench Sample has them, and a map), which the
+// default codec encodes with their entries in any order.
+func ExampleWithDeterministicPayloads() {
+	c := codec.Proto(codec.WithDeterministicPayloads())
+	m := &benchv1.Sample{Id: "s", Tags: map[string]string{"c": "3", "a": "1", "b": "2", "d": "4"}}
+	first, err := c.AppendPayload(nil, m)
+	if err != nil {
+		panic(err)
+	}
+	same := true
+	for range 10 {
+		again, _ := c.AppendPayload(nil, m)
+		same = same && bytes.Equal(again, first)
+	}
+	fmt.Println(same, len(first))
+	// Output: true 35
+}
+
+// The Protobuf codec without vtprotobuf's methods: proto.Marshal and
+// proto.Unmarshal only, to measure the fast path against them in one
+// binary (the load tool's echo/protows-novt), or to rule it out.
+func ExampleWithoutVTProto() {
+	reg, err := codec.NewRegistry(codec.Proto(codec.WithoutVTProto()), codec.JSON())
+	if err != nil {
+		panic(err)
+	}
+	c, _ := reg.Lookup(codec.ProtoName)
+	fmt.Println(c.Name())
+	// Output: protows.v1.proto
 }
