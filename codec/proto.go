@@ -31,21 +31,44 @@ import (
 // the codec has write map entries in key order, and proto.Unmarshal.
 // WithoutVTProto turns the vtprotobuf path off.
 func Proto(opts ...ProtoOption) Codec {
-	c := &protoCodec{}
-	for _, o := range opts {
-		o.applyProto(c)
+	var o protoOptions
+	for _, opt := range opts {
+		opt.applyProto(&o)
 	}
-	return c
+	return protoCodecs[o]
 }
+
+// protoCodecs are the Protobuf codecs, one for each set of options. Every
+// Proto call returns one of them, so that what a codec learns of a message
+// type (vtTypes: whether it may take vtprotobuf's methods) is learned once
+// per process, not once per codec value: the hub, for one, calls Proto
+// where it needs the Protobuf encoding of a broadcast. What they hold is
+// facts about Go types, the same whoever asks first.
+var protoCodecs = func() map[protoOptions]*protoCodec {
+	cs := make(map[protoOptions]*protoCodec)
+	for _, noVT := range []bool{false, true} {
+		for _, det := range []bool{false, true} {
+			o := protoOptions{noVT: noVT, deterministic: det}
+			cs[o] = &protoCodec{protoOptions: o}
+		}
+	}
+	return cs
+}()
 
 // ProtoOption is an option of the Protobuf codec (Proto).
 type ProtoOption interface {
-	applyProto(*protoCodec)
+	applyProto(*protoOptions)
 }
 
-type protoOptionFunc func(*protoCodec)
+// protoOptions are the settings of a Protobuf codec.
+type protoOptions struct {
+	noVT          bool // WithoutVTProto
+	deterministic bool // WithDeterministicPayloads
+}
 
-func (f protoOptionFunc) applyProto(c *protoCodec) { f(c) }
+type protoOptionFunc func(*protoOptions)
+
+func (f protoOptionFunc) applyProto(o *protoOptions) { f(o) }
 
 // WithDeterministicPayloads makes the Protobuf codec write every payload
 // as deterministic Protobuf, map entries in key order, so that equal
@@ -55,7 +78,7 @@ func (f protoOptionFunc) applyProto(c *protoCodec) { f(c) }
 // any depth, since they write map entries in random order; they still
 // decode every type they may.
 func WithDeterministicPayloads() ProtoOption {
-	return protoOptionFunc(func(c *protoCodec) { c.deterministic = true })
+	return protoOptionFunc(func(o *protoOptions) { o.deterministic = true })
 }
 
 // WithoutVTProto makes the Protobuf codec ignore vtprotobuf's methods:
@@ -64,7 +87,7 @@ func WithDeterministicPayloads() ProtoOption {
 // on the wire are valid either way; it is there to measure the fast path
 // against the general one in one binary, or to rule it out.
 func WithoutVTProto() ProtoOption {
-	return protoOptionFunc(func(c *protoCodec) { c.noVT = true })
+	return protoOptionFunc(func(o *protoOptions) { o.noVT = true })
 }
 
 var (
@@ -77,9 +100,8 @@ var (
 // wrappers that copy arguments and results, which cost a broadcast, calling
 // AppendStreamMessage once per member, about 5% of its encoding work.
 type protoCodec struct {
-	vt            vtTypes // the message types that take vtprotobuf's methods
-	noVT          bool    // WithoutVTProto
-	deterministic bool    // WithDeterministicPayloads
+	protoOptions
+	vt vtTypes // the message types that take vtprotobuf's methods
 }
 
 var (

@@ -54,7 +54,10 @@ type vtMessage interface {
 // (vtCheck), and its unmarshal merges, so the codec resets the message
 // first. Other types take the general path.
 type vtTypes struct {
-	m sync.Map // protoreflect.FullName → *vtCheck, nil when the type may not
+	// m maps the Go type of a message (of its ProtoReflect().Interface())
+	// to its *vtCheck, nil when the type may not. Keyed by Go type, not by
+	// name: the check of encoding reads the Go struct (vtEnc).
+	m sync.Map
 }
 
 // vtCheck is what the codec knows of a message type that may take the
@@ -90,18 +93,20 @@ func (t *vtTypes) lookup(m proto.Message) (vtMessage, *vtCheck, bool) {
 	if !ok {
 		return nil, nil, false
 	}
-	md := m.ProtoReflect().Descriptor()
-	if v, ok := t.m.Load(md.FullName()); ok {
+	pm := m.ProtoReflect()
+	gt := reflect.TypeOf(pm.Interface())
+	if v, ok := t.m.Load(gt); ok {
 		k := v.(*vtCheck)
 		return vm, k, k != nil
 	}
+	md := pm.Descriptor()
 	k, ok := vtCheckOf(md, map[protoreflect.FullName]*vtCheck{}, map[protoreflect.FullName]bool{})
 	if !ok {
 		k = nil
 	} else if k.marshal {
-		k.enc = vtEncOf(reflect.TypeOf(m.ProtoReflect().Interface()), md, map[reflect.Type]*vtEnc{})
+		k.enc = vtEncOf(gt, md, map[reflect.Type]*vtEnc{})
 	}
-	t.m.Store(md.FullName(), k)
+	t.m.Store(gt, k)
 	return vm, k, k != nil
 }
 
