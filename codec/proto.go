@@ -25,11 +25,13 @@ import (
 // the general path produces, but for the order of map entries, and accept
 // the same input: proto3 types without oneofs or recursion, fields
 // declared in number order. The codec still checks their strings for
-// UTF-8, which vtprotobuf does not, and input vtprotobuf refuses is
-// decoded again by proto.Unmarshal, so that what is accepted and the
-// errors are the same either way. Other types take proto.Marshal, which
-// the codec has write map entries in key order, and proto.Unmarshal.
-// WithoutVTProto turns the vtprotobuf path off.
+// UTF-8, which vtprotobuf does not, and a message to encode for -0 in its
+// floats, which vtprotobuf drops (such a message goes to proto.Marshal);
+// input vtprotobuf refuses is decoded again by proto.Unmarshal, so that
+// what is accepted and the errors are the same either way
+// (docs/CODEGEN.md). Other types take proto.Marshal (deterministic: map
+// entries in key order) and proto.Unmarshal. WithoutVTProto turns the
+// vtprotobuf path off.
 func Proto(opts ...ProtoOption) Codec {
 	var o protoOptions
 	for _, opt := range opts {
