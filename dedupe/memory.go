@@ -565,16 +565,27 @@ func (m *Memory) FinishClaim(ctx context.Context, c Claim, o *Outcome) error {
 // unknown.
 func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 	sh := m.shard(h)
-	var enc []byte
+	// A reply is encoded straight into the generation's block, under the
+	// lock, its size known beforehand; an error, which takes a Protobuf
+	// encoding of its own, is encoded before, into a pooled buffer.
+	var (
+		enc  []byte
+		size int
+	)
 	if o != nil {
-		bp := encodeBufs.Get().(*[]byte)
-		defer encodeBufs.Put(bp)
-		var err error
-		if enc, err = appendOutcome((*bp)[:0], o); err != nil {
-			return err
-		}
-		if cap(enc) <= chunkSize {
-			*bp = enc
+		if o.Error == nil {
+			size = replySize(o)
+		} else {
+			bp := encodeBufs.Get().(*[]byte)
+			defer encodeBufs.Put(bp)
+			var err error
+			if enc, err = appendOutcome((*bp)[:0], o); err != nil {
+				return err
+			}
+			if cap(enc) <= chunkSize {
+				*bp = enc
+			}
+			size = len(enc)
 		}
 	}
 	sh.mu.Lock()
@@ -602,9 +613,9 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 	switch {
 	case o == nil:
 		g.forget(e)
-	case g == sh.curLocked() && !sh.fullLocked(now, int64(len(enc))):
+	case g == sh.curLocked() && !sh.fullLocked(now, int64(size)):
 		// The common case: the outcome goes where the claim is.
-		g.putLocked(e, enc, expires)
+		g.putLocked(e, o, enc, size, expires)
 	default:
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
@@ -617,18 +628,20 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 			rec = g.rawRecord(e)
 		}
 		g.forget(e)
-		sh.turnLocked(now, int64(len(enc)+len(rec))+slotOverhead)
+		sh.turnLocked(now, int64(size+len(rec))+slotOverhead)
 		e = sh.addLocked(entry{h: h, fp: fp, lazy: lazy})
 		g = sh.curLocked()
 		g.bytes += slotOverhead
 		if lazy {
 			g.putRecord(e, rec)
 		}
-		g.putLocked(e, enc, expires)
+		g.putLocked(e, o, enc, size, expires)
 	}
-	done := sh.waiters[h]
-	if done != nil {
-		delete(sh.waiters, h)
+	var done chan struct{}
+	if len(sh.waiters) > 0 {
+		if done = sh.waiters[h]; done != nil {
+			delete(sh.waiters, h)
+		}
 	}
 	sh.mu.Unlock()
 	if done != nil {
@@ -693,13 +706,30 @@ func (sh *shard) fullLocked(now, size int64) bool {
 		len(cur.entries) > 0 && now-cur.oldest >= int64(sh.cfg.MaxAge)
 }
 
-// putLocked records the outcome enc in e, a running entry of g.
-func (g *generation) putLocked(e *entry, enc []byte, expires int64) {
-	last := g.roomFor(len(enc))
+// putLocked records an outcome of size bytes in e, a running entry of g:
+// enc, o encoded, or else o, a reply, which it encodes in place.
+func (g *generation) putLocked(e *entry, o *Outcome, enc []byte, size int, expires int64) {
+	last := g.roomFor(size)
 	off := len(g.chunks[last])
-	g.chunks[last] = append(g.chunks[last], enc...)
-	e.expires, e.chunk, e.off, e.len = expires, uint32(last), uint32(off), uint32(len(enc))
-	g.bytes += int64(len(enc))
+	if enc != nil {
+		g.chunks[last] = append(g.chunks[last], enc...)
+	} else {
+		// A reply encodes without error, within the room made for it.
+		g.chunks[last], _ = appendOutcome(g.chunks[last], o)
+		size = len(g.chunks[last]) - off
+	}
+	e.expires, e.chunk, e.off, e.len = expires, uint32(last), uint32(off), uint32(size)
+	g.bytes += int64(size)
+}
+
+// replySize is the size of appendOutcome's encoding of o, a reply.
+func replySize(o *Outcome) int {
+	n := protowire.SizeBytes(len(o.Codec)) + 1 + protowire.SizeBytes(len(o.Payload)) +
+		protowire.SizeVarint(uint64(len(o.Metadata)))
+	for k, v := range o.Metadata {
+		n += protowire.SizeBytes(len(k)) + protowire.SizeBytes(len(v))
+	}
+	return n
 }
 
 // appendOutcome appends the encoding of o to dst: its codec, then either

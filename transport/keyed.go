@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/protows/protows/dedupe"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/wireerr"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -127,7 +130,6 @@ func (f *callFingerprinter) Fingerprint(codecName string, payload []byte) (dedup
 // window does not know the key, and every send of the call gets the
 // outcome of that one run.
 func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
-	start := time.Now()
 	k := dedupe.Key{Method: call.method.Name, ID: call.key}
 	if p := c.principal.Load(); p != nil {
 		k.Principal = p.Subject
@@ -135,6 +137,7 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 	defer call.dropPayload()
 	var (
 		o     *dedupe.Outcome
+		elem  []byte // the REPLY, encoded, when the handler ran and replied plainly
 		err   error
 		claim dedupe.Claim
 	)
@@ -166,7 +169,7 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 	case o == nil:
 		// The key is ours: run the handler, and keep what it returned.
 		res, herr := c.serve(ctx, call, req)
-		o = call.outcome(res, herr)
+		o, elem = call.outcome(res, herr)
 		kept := o
 		if code := protows.Code(o.Error.GetCode()); code == protows.CodeCanceled || code == protows.CodeUnavailable {
 			kept = nil // the call did not happen: the next send runs it
@@ -176,8 +179,17 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		// waits.
 		var ferr error
 		if claims {
+			// A ClaimStore copies what it keeps (dedupe.ClaimStore): the
+			// payload may be a part of elem, which the send path owns
+			// once it is queued.
 			ferr = cs.FinishClaim(context.WithoutCancel(ctx), claim, kept)
 		} else {
+			if kept != nil && elem != nil {
+				// A Store may keep the outcome as it is given.
+				cp := *kept
+				cp.Payload = bytes.Clone(kept.Payload)
+				kept = &cp
+			}
 			ferr = store.Finish(context.WithoutCancel(ctx), k, kept)
 		}
 		if ferr != nil {
@@ -185,40 +197,140 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		}
 	}
 	outcome := "ok"
-	if err != nil {
+	switch {
+	case err != nil:
 		call.end(nil, err, true)
 		outcome = protows.CodeOf(err).String()
-	} else {
+	case elem != nil:
+		call.endElem(elem)
+	default:
 		call.endOutcome(o)
 		if o.Error != nil {
 			outcome = protows.Code(o.Error.GetCode()).String()
 		}
 	}
-	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(start))
+	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(call.start))
 }
 
 // outcome is what end(res, err) would send, kept for the window: the
-// REPLY's payload and metadata, or the ERROR.
-func (c *Call) outcome(res proto.Message, err error) *dedupe.Outcome {
+// REPLY's payload and metadata, or the ERROR. A reply without metadata
+// is encoded as end encodes it, the REPLY and its message in one pass,
+// and returned as elem too, the outcome's payload a part of it: the
+// reply is encoded once, for the client and the window.
+func (c *Call) outcome(res proto.Message, err error) (o *dedupe.Outcome, elem []byte) {
 	cd := c.conn.codec
-	o := &dedupe.Outcome{Codec: cd.Name()}
+	o = &dedupe.Outcome{Codec: cd.Name()}
 	if err != nil {
 		o.Error = wireerr.ToWire(cd, err)
-		return o
+		return o, nil
 	}
 	c.mu.Lock()
 	o.Metadata = c.replyMD
 	c.mu.Unlock()
-	if res != nil {
-		payload, perr := cd.AppendPayload(nil, res)
-		if perr != nil {
-			o.Metadata = nil
-			o.Error = wireerr.ToWire(cd, protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
-			return o
-		}
-		o.Payload = payload
+	if res == nil {
+		return o, nil
 	}
-	return o
+	if o.Metadata == nil {
+		e, eerr := codec.AppendMessageEnvelope(cd, nil, c.id, protowsv1.Kind_KIND_REPLY, res)
+		if eerr == nil {
+			if p, ok := replyPayload(cd.Name(), e, c.id); ok {
+				o.Payload = p
+				return o, e
+			}
+		}
+		// A codec whose REPLY is not parsed here, or an error, which
+		// the encoding below reports.
+	}
+	payload, perr := cd.AppendPayload(nil, res)
+	if perr != nil {
+		o.Metadata = nil
+		o.Error = wireerr.ToWire(cd, protows.Errorf(protows.CodeInternal, "encode reply: %v", perr))
+		return o, nil
+	}
+	o.Payload = payload
+	return o, nil
+}
+
+// replyPayload returns the payload of elem, the element of a REPLY of call
+// id without metadata that codec.AppendMessageEnvelope wrote in the
+// subprotocol codecName: the bytes AppendPayload writes for its message.
+// It reports false for another subprotocol, or an element not in the form
+// expected, whose payload the caller encodes on its own.
+func replyPayload(codecName string, elem []byte, id uint32) ([]byte, bool) {
+	switch codecName {
+	case codec.ProtoName:
+		return protoReplyPayload(elem)
+	case codec.JSONName:
+		return jsonReplyPayload(elem, id)
+	}
+	return nil, false
+}
+
+// protoReplyPayload returns the payload of elem, a protows.v1.Frame's
+// envelopes field: its Envelope's payload field, empty when it has none.
+func protoReplyPayload(elem []byte) ([]byte, bool) {
+	num, typ, n := protowire.ConsumeTag(elem)
+	if n < 0 || num != 1 || typ != protowire.BytesType {
+		return nil, false
+	}
+	env, m := protowire.ConsumeBytes(elem[n:])
+	if m < 0 || n+m != len(elem) {
+		return nil, false
+	}
+	var payload []byte
+	for len(env) > 0 {
+		num, typ, n := protowire.ConsumeTag(env)
+		if n < 0 {
+			return nil, false
+		}
+		env = env[n:]
+		if num == envelopePayloadField && typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(env)
+			if m < 0 {
+				return nil, false
+			}
+			payload, env = v[:len(v):len(v)], env[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, env)
+		if m < 0 {
+			return nil, false
+		}
+		env = env[m:]
+	}
+	return payload, true
+}
+
+// envelopePayloadField is the field number of protows.v1.Envelope's
+// payload.
+const envelopePayloadField = 5
+
+// jsonReplyPayload returns the payload of elem, a JSON envelope, when it
+// is {"id":id,"kind":"reply","payload":P}, as the JSON codec writes a
+// REPLY without metadata: P.
+func jsonReplyPayload(elem []byte, id uint32) ([]byte, bool) {
+	var buf [64]byte
+	prefix := append(strconv.AppendUint(append(buf[:0], `{"id":`...), uint64(id), 10), `,"kind":"reply","payload":`...)
+	if len(elem) <= len(prefix) || !bytes.HasPrefix(elem, prefix) || elem[len(elem)-1] != '}' {
+		return nil, false
+	}
+	return elem[len(prefix) : len(elem)-1 : len(elem)-1], true
+}
+
+// endElem ends the call with elem, its REPLY already encoded, as end
+// does. It reports false when the call had already ended.
+func (c *Call) endElem(elem []byte) bool {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return false
+	}
+	c.markEndedLocked()
+	c.mu.Unlock()
+	c.conn.forgetCall(c.id)
+	c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, true)
+	c.conn.endQueued()
+	return true
 }
 
 // endOutcome ends the call with o, re-encoded when it was kept in another
