@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -222,6 +223,7 @@ func (g *generation) putRequest(e *entry, codec string, payload []byte) {
 type generation struct {
 	entries []entry
 	live    int // entries not gone
+	running int // entries whose first run is in progress
 	chunks  [][]byte
 	bytes   int64
 	oldest  int64 // nanos when its first entry was added
@@ -231,13 +233,19 @@ type generation struct {
 const minIndex = 64
 
 // maxGenEntries is the most entries a generation takes, whatever the
-// bounds: an index slot has 31 bits for an entry's place.
-const maxGenEntries = 1<<31 - 2
+// bounds: an index slot has 31 bits for an entry's place, and its tag is
+// the key's place in an index of at most 1<<32 slots.
+const maxGenEntries = 1<<30 - 1
 
 // slot is what the index holds for the entry at place i of generation g.
 func slot(h keyHash, g, i int) uint64 {
 	return h[0]>>32<<32 | uint64(g)<<31 | uint64(i+1)
 }
+
+// home is where the probe for the key of a slot's tag starts in an index
+// of mask+1 slots: its tag's low bits, so that the index can be built
+// again from its slots alone, without reading the entries.
+func home(tag, mask uint64) uint64 { return tag & mask }
 
 // findLocked returns the entry of h (not gone) and its generation, or nil.
 func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
@@ -246,7 +254,7 @@ func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
 	}
 	mask := uint64(len(sh.index) - 1)
 	tag := h[0] >> 32
-	for p := h[0] & mask; ; p = (p + 1) & mask {
+	for p := home(tag, mask); ; p = (p + 1) & mask {
 		s := sh.index[p]
 		if s == 0 {
 			return nil, nil
@@ -268,39 +276,65 @@ func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
 func (sh *shard) addLocked(e entry) *entry {
 	g := &sh.gens[sh.cur]
 	if 2*(len(sh.gens[0].entries)+len(sh.gens[1].entries)+1) > len(sh.index) {
-		sh.reindexLocked(max(minIndex, 2*len(sh.index)))
+		sh.growLocked(max(minIndex, 2*len(sh.index)))
 	}
 	g.entries = append(g.entries, e)
 	g.live++
-	sh.placeAtLocked(e.h, slot(e.h, sh.cur, len(g.entries)-1))
+	if e.expires == 0 {
+		g.running++
+	}
+	place(sh.index, slot(e.h, sh.cur, len(g.entries)-1))
 	return &g.entries[len(g.entries)-1]
 }
 
-// placeAtLocked puts s, a slot of the entry of h, into the index.
-func (sh *shard) placeAtLocked(h keyHash, s uint64) {
-	mask := uint64(len(sh.index) - 1)
-	p := h[0] & mask
-	for sh.index[p] != 0 {
+// place puts s, a slot, into index, at or after its home.
+func place(index []uint64, s uint64) {
+	mask := uint64(len(index) - 1)
+	p := home(s>>32, mask)
+	for index[p] != 0 {
 		p = (p + 1) & mask
 	}
-	sh.index[p] = s
+	index[p] = s
 }
 
-// reindexLocked builds the index again with n slots, of the entries of
-// both generations that are not gone.
-func (sh *shard) reindexLocked(n int) {
-	if len(sh.index) == n {
-		clear(sh.index)
-	} else {
-		sh.index = make([]uint64, n)
-	}
-	for gi := range sh.gens {
-		g := &sh.gens[gi]
-		for i := range g.entries {
-			if g.entries[i].expires != gone {
-				sh.placeAtLocked(g.entries[i].h, slot(g.entries[i].h, gi, i))
-			}
+// growLocked builds the index again with n slots, more than it has.
+func (sh *shard) growLocked(n int) {
+	index := make([]uint64, n)
+	for _, s := range sh.index {
+		if s != 0 {
+			place(index, s)
 		}
+	}
+	sh.index = index
+}
+
+// dropLocked takes the slots of generation gi out of the index, in place:
+// it reads the index, and no entry. With linear probing, a slot taken out
+// would cut the probe of a key placed past it; so every slot left is
+// placed again from its home, in the order of the index from a slot that
+// was free before (no probe crosses it), which moves it back into a hole
+// its probe crossed, never past where it was, and never into the probe of
+// a slot placed before it.
+func (sh *shard) dropLocked(gi int) {
+	index := sh.index
+	start := slices.Index(index, 0)
+	if start < 0 {
+		return // empty, or full, which it never is: at most half full
+	}
+	for p, s := range index {
+		if s != 0 && int(s>>31&1) == gi {
+			index[p] = 0
+		}
+	}
+	mask := uint64(len(index) - 1)
+	for i := range uint64(len(index)) {
+		p := (uint64(start) + i) & mask
+		s := index[p]
+		if s == 0 || home(s>>32, mask) == p {
+			continue
+		}
+		index[p] = 0
+		place(index, s)
 	}
 }
 
@@ -381,6 +415,9 @@ func (sh *shard) curLocked() *generation { return &sh.gens[sh.cur] }
 
 // forget marks e, an entry of g, gone.
 func (g *generation) forget(e *entry) {
+	if e.expires == 0 {
+		g.running--
+	}
 	e.expires = gone
 	g.live--
 }
@@ -660,7 +697,7 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // one, and the previous one is forgotten, but for its running keys, which
 // move to the new current generation. The new generation reuses the
 // forgotten one's entries (not its blocks, which may still be read without
-// the lock), and the index is built again.
+// the lock), and its slots leave the index.
 func (sh *shard) turnLocked(now, size int64) {
 	cur := sh.curLocked()
 	if !sh.fullLocked(now, size) {
@@ -674,7 +711,7 @@ func (sh *shard) turnLocked(now, size int64) {
 		running []entry
 		recs    [][]byte // the running lazy keys' requests
 	)
-	for i := range dropped.entries {
+	for i := 0; dropped.running > 0 && i < len(dropped.entries); i++ {
 		if e := &dropped.entries[i]; e.expires == 0 {
 			running = append(running, *e)
 			var rec []byte
@@ -684,9 +721,9 @@ func (sh *shard) turnLocked(now, size int64) {
 			recs = append(recs, rec)
 		}
 	}
+	sh.dropLocked(1 - sh.cur)
 	*dropped = generation{entries: dropped.entries[:0], oldest: now}
 	sh.cur = 1 - sh.cur
-	sh.reindexLocked(len(sh.index))
 	for i, e := range running {
 		ne := sh.addLocked(e)
 		dropped.bytes += slotOverhead
@@ -720,6 +757,7 @@ func (g *generation) putLocked(e *entry, o *Outcome, enc []byte, size int, expir
 	}
 	e.expires, e.chunk, e.off, e.len = expires, uint32(last), uint32(off), uint32(size)
 	g.bytes += int64(size)
+	g.running--
 }
 
 // replySize is the size of appendOutcome's encoding of o, a reply.

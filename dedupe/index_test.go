@@ -1,0 +1,113 @@
+package dedupe
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDropKeepsProbes: taking a generation's slots out of the index in
+// place (dropLocked) leaves every other slot where a probe from its home
+// finds it, and none of the generation's, in indexes crowded with keys
+// of the same home, whose probes wrap around the end.
+func TestDropKeepsProbes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 500 {
+		bits := 3 + rng.IntN(5)
+		n := 1 << bits // 8 to 128 slots
+		sh := &shard{index: make([]uint64, n)}
+		homes := 1 + rng.IntN(n/2) // few homes: long probes
+		var want []uint64
+		for i := range n / 2 {
+			h := rng.IntN(homes)
+			if rng.IntN(3) == 0 {
+				h = n - 1 - rng.IntN(2) // the last slots: probes wrap
+			}
+			tag := uint64(rng.IntN(1<<20))<<bits | uint64(h)
+			g := rng.IntN(2)
+			s := tag<<32 | uint64(g)<<31 | uint64(i+1)
+			place(sh.index, s)
+			if g == 0 {
+				want = append(want, s)
+			}
+		}
+		sh.dropLocked(1)
+		held := 0
+		for _, s := range sh.index {
+			if s != 0 {
+				held++
+				if s>>31&1 != 0 {
+					t.Fatalf("round %d: slot %x of the dropped generation left", round, s)
+				}
+			}
+		}
+		if held != len(want) {
+			t.Fatalf("round %d: %d slots held, want %d", round, held, len(want))
+		}
+		mask := uint64(n - 1)
+		for _, s := range want {
+			for p := home(s>>32, mask); ; p = (p + 1) & mask {
+				if sh.index[p] == s {
+					break
+				}
+				if sh.index[p] == 0 {
+					t.Fatalf("round %d: the probe for slot %x stops at free slot %d before reaching it", round, s, p)
+				}
+			}
+		}
+	}
+}
+
+// TestMemoryTurnsOverKeepingKeys: through many turns of the generations,
+// every key of the last generation's worth is still found, with its
+// outcome, and a forgotten key claims anew; the running count lets the
+// turn skip the scan for running keys, so a key running across turns
+// must still be carried.
+func TestMemoryTurnsOverKeepingKeys(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(MemoryConfig{MaxEntries: 64})
+	f := &testFingerprinter{}
+	running := claim(t, m, key(-1), "plain", "long", f)
+	for i := range 1000 {
+		c := claim(t, m, key(i), "plain", "r", f)
+		if err := m.FinishClaim(ctx, c, &Outcome{Codec: "plain", Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		// The last 16 keys (at least a quarter of the window) are known.
+		for j := max(0, i-15); j <= i; j++ {
+			o, _, err := m.Claim(ctx, key(j), Request{Codec: "plain", Payload: []byte("r"), Fingerprinter: f})
+			if err != nil || o == nil || len(o.Payload) != 1 || o.Payload[0] != byte(j) {
+				t.Fatalf("after %d: key %d: %v, %v; want its outcome", i, j, o, err)
+			}
+		}
+	}
+	// The first keys were forgotten: they claim again.
+	o, c, err := m.Claim(ctx, key(0), Request{Codec: "plain", Payload: []byte("r"), Fingerprinter: f})
+	if err != nil || o != nil {
+		t.Fatalf("key 0 after 1000 more: %v, %v; want a new claim", o, err)
+	}
+	m.FinishClaim(ctx, c, nil)
+	// The running key was carried through every turn.
+	if err := m.FinishClaim(ctx, running, &Outcome{Codec: "plain", Payload: []byte("done")}); err != nil {
+		t.Fatal(err)
+	}
+	o, _, err = m.Claim(ctx, key(-1), Request{Codec: "plain", Payload: []byte("long"), Fingerprinter: f})
+	if err != nil || o == nil || string(o.Payload) != "done" {
+		t.Fatalf("the long run's key: %v, %v; want its outcome", o, err)
+	}
+	for i := range m.shards {
+		sh := &m.shards[i]
+		for gi := range sh.gens {
+			g := &sh.gens[gi]
+			n := 0
+			for _, e := range g.entries {
+				if e.expires == 0 {
+					n++
+				}
+			}
+			if n != g.running {
+				t.Errorf("shard %d generation %d: %d running entries, counted %d", i, gi, n, g.running)
+			}
+		}
+	}
+}
