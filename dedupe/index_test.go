@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestDropKeepsProbes: taking a generation's slots out of the index in
@@ -109,5 +110,13 @@ func TestMemoryTurnsOverKeepingKeys(t *testing.T) {
 				t.Errorf("shard %d generation %d: %d running entries, counted %d", i, gi, n, g.running)
 			}
 		}
+	}
+}
+
+// TestEntrySize: an entry takes 48 bytes, which most calls write to memory
+// the cache has forgotten; a field added to it should be weighed.
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry{}); n != 48 {
+		t.Errorf("an entry takes %d bytes, want 48", n)
 	}
 }

@@ -42,8 +42,9 @@ type MemoryConfig struct {
 	// run. Zero means DefaultMaxAge.
 	MaxAge time.Duration
 	// MaxBytes bounds the estimated bytes of the finished keys and their
-	// outcomes (the encoded outcome, the request kept by Claim, and a
-	// fixed overhead per key). Zero means DefaultMaxBytes.
+	// outcomes (the encoded outcome, the request kept by Claim or the
+	// request's fingerprint, and a fixed overhead per key). Zero means
+	// DefaultMaxBytes.
 	MaxBytes int64
 
 	// now is the clock, for tests; nil means the monotonic clock.
@@ -74,11 +75,11 @@ type MemoryConfig struct {
 // key: a key forgotten early (aged out, or released by its run) is only
 // marked gone, since deleting from an open-addressed table leaves
 // tombstones that lengthen every lookup; when the generations turn over,
-// the index is built again from the previous generation's keys, and the
-// dropped generation's entries are reused by the next one. The window
-// holds no pointers (keys are 128 bits of two seeded hashes, outcomes and
-// the requests Claim keeps are encoded into large blocks), so the garbage
-// collector does not scan it.
+// the dropped generation's slots are taken out of the index, in place,
+// and its entries are reused by the next one. The window holds no
+// pointers (keys are 128 bits of two seeded hashes; outcomes, and the
+// requests Claim keeps or their fingerprints, are encoded into large
+// blocks), so the garbage collector does not scan it.
 // Two keys that have the same 128-bit hash under a seed drawn at random
 // for each window would be taken for one; that is as good as never. A key
 // whose first run is in progress is never forgotten: it is carried into
@@ -151,21 +152,38 @@ func (m *Memory) hash(k Key) keyHash {
 // dropped: aged out, or released by its run.
 const gone = -1
 
-// entry is a key of a generation: its request's fingerprint, or the
-// request itself as it came (lazy: see Claim), and, once its run
-// finished, when it ages out and where its outcome is in the generation's
-// blocks. It holds no pointer.
+// entry is a key of a generation: where its request's record is in the
+// generation's blocks, its fingerprint or the request itself as it came
+// (lazy: see Claim), and, once its run finished, when it ages out and
+// where its outcome is. It holds no pointer, and takes 48 bytes: most
+// calls write one, to memory the cache has long forgotten.
 type entry struct {
 	h        keyHash
-	fp       Fingerprint
 	expires  int64 // nanos when it ages out; 0 while the first run is in progress; gone
 	chunk    uint32
 	off, len uint32
-	// The request's record (its codec and payload, see appendRequest) in
-	// the generation's blocks, while lazy.
+	// The request's record: its fingerprint, or, with lazyRecord set in
+	// rlen, its codec and payload.
 	rchunk, roff, rlen uint32
-	// lazy is set when fp is not known: the request's record is kept.
-	lazy bool
+}
+
+// lazyRecord is set in entry.rlen when the record is the request as it
+// came, not its fingerprint.
+const lazyRecord = 1 << 31
+
+// lazy reports whether e keeps its request as it came: its fingerprint is
+// not known.
+func (e *entry) lazy() bool { return e.rlen&lazyRecord != 0 }
+
+// fingerprint returns the fingerprint of e, an entry of g that is not
+// lazy.
+func (g *generation) fingerprint(e *entry) Fingerprint {
+	return Fingerprint(g.rawRecord(e))
+}
+
+// putFingerprint records fp as the request's record of e, an entry of g.
+func (g *generation) putFingerprint(e *entry, fp Fingerprint) {
+	g.putRecord(e, fp[:], false)
 }
 
 // maxLazyRequest is the largest request payload a window keeps in place of
@@ -176,14 +194,15 @@ const maxLazyRequest = 2 << 10
 // record returns the request's record of e, an entry of g: its codec and
 // payload.
 func (g *generation) record(e *entry) (codec string, payload []byte) {
-	rec := g.chunks[e.rchunk][e.roff : e.roff+e.rlen : e.roff+e.rlen]
+	rec := g.rawRecord(e)
 	c, n := protowire.ConsumeBytes(rec)
 	return string(c), rec[n:]
 }
 
 // rawRecord returns the bytes of e's request record.
 func (g *generation) rawRecord(e *entry) []byte {
-	return g.chunks[e.rchunk][e.roff : e.roff+e.rlen : e.roff+e.rlen]
+	end := e.roff + e.rlen&^lazyRecord
+	return g.chunks[e.rchunk][e.roff:end:end]
 }
 
 // recordSize is the size of the record of a request.
@@ -202,19 +221,23 @@ func (g *generation) roomFor(n int) int {
 	return last
 }
 
-// putRecord puts rec, a request's record, into g's blocks for e.
-func (g *generation) putRecord(e *entry, rec []byte) {
+// putRecord puts rec, a request's record, lazy or a fingerprint, into g's
+// blocks for e.
+func (g *generation) putRecord(e *entry, rec []byte, lazy bool) {
 	c := g.roomFor(len(rec))
 	e.rchunk, e.roff, e.rlen = uint32(c), uint32(len(g.chunks[c])), uint32(len(rec))
+	if lazy {
+		e.rlen |= lazyRecord
+	}
 	g.chunks[c] = append(g.chunks[c], rec...)
 	g.bytes += int64(len(rec))
 }
 
-// putRequest puts the record of a request into g's blocks for e.
+// putRequest puts the lazy record of a request into g's blocks for e.
 func (g *generation) putRequest(e *entry, codec string, payload []byte) {
 	n := recordSize(codec, payload)
 	c := g.roomFor(n)
-	e.rchunk, e.roff, e.rlen = uint32(c), uint32(len(g.chunks[c])), uint32(n)
+	e.rchunk, e.roff, e.rlen = uint32(c), uint32(len(g.chunks[c])), uint32(n)|lazyRecord
 	g.chunks[c] = append(protowire.AppendString(g.chunks[c], codec), payload...)
 	g.bytes += int64(n)
 }
@@ -437,19 +460,21 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 			e = nil
 		}
 		if e == nil {
-			sh.turnLocked(now, slotOverhead)
-			sh.addLocked(entry{h: h, fp: fp})
-			sh.curLocked().bytes += slotOverhead
+			sh.turnLocked(now, int64(slotOverhead+len(fp)))
+			e = sh.addLocked(entry{h: h})
+			g = sh.curLocked()
+			g.bytes += slotOverhead
+			g.putFingerprint(e, fp)
 			sh.mu.Unlock()
 			return nil, nil
 		}
-		if e.lazy {
+		if e.lazy() {
 			// Only Claim, which is given the way to fingerprints, can
 			// compare a request kept as it came.
 			sh.mu.Unlock()
 			return nil, fmt.Errorf("dedupe: key %q of %s was claimed by Claim: Begin cannot compare its request", k.ID, k.Method)
 		}
-		if e.fp != fp {
+		if g.fingerprint(e) != fp {
 			sh.mu.Unlock()
 			return nil, conflict(k)
 		}
@@ -508,17 +533,18 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			e = nil
 		}
 		if e == nil {
-			size := int64(slotOverhead)
+			size := int64(slotOverhead + len(fp))
 			if lazy {
-				size += int64(recordSize(req.Codec, req.Payload))
+				size = int64(slotOverhead + recordSize(req.Codec, req.Payload))
 			}
 			sh.turnLocked(now, size)
-			e = sh.addLocked(entry{h: h, fp: fp})
+			e = sh.addLocked(entry{h: h})
 			g = sh.curLocked()
 			g.bytes += slotOverhead
 			if lazy {
-				e.lazy = true
 				g.putRequest(e, req.Codec, req.Payload)
+			} else {
+				g.putFingerprint(e, fp)
 			}
 			c := Claim{Key: k, Ref: [3]uint64{h[0], h[1], uint64(len(g.entries))<<1 | uint64(sh.cur)}}
 			sh.mu.Unlock()
@@ -558,7 +584,7 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 // same codec and bytes as e's kept request, or else the same fingerprint.
 // It computes the fingerprints it needs, and keeps e's.
 func sameLocked(e *entry, g *generation, req Request, fp *Fingerprint, haveFP *bool) (bool, error) {
-	if e.lazy {
+	if e.lazy() {
 		codec, payload := g.record(e)
 		if codec == req.Codec && bytes.Equal(payload, req.Payload) {
 			return true, nil
@@ -567,7 +593,9 @@ func sameLocked(e *entry, g *generation, req Request, fp *Fingerprint, haveFP *b
 		if err != nil {
 			return false, fmt.Errorf("dedupe: fingerprint the first send's request: %w", err)
 		}
-		e.fp, e.lazy = first, false
+		// The first send's fingerprint replaces its request, in its
+		// generation's blocks (never written over: only appended to).
+		g.putFingerprint(e, first)
 	}
 	if !*haveFP {
 		var err error
@@ -576,7 +604,7 @@ func sameLocked(e *entry, g *generation, req Request, fp *Fingerprint, haveFP *b
 		}
 		*haveFP = true
 	}
-	return e.fp == *fp, nil
+	return g.fingerprint(e) == *fp, nil
 }
 
 func conflict(k Key) error {
@@ -657,21 +685,16 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
 		// leaves the generation it was in.
-		// A lazy claim's request goes with it: its old generation's
-		// blocks, never written over, are read as they were.
-		fp, lazy := e.fp, e.lazy
-		var rec []byte
-		if lazy {
-			rec = g.rawRecord(e)
-		}
+		// The claim's request record goes with it: its old
+		// generation's blocks, never written over, are read as they
+		// were.
+		lazy, rec := e.lazy(), g.rawRecord(e)
 		g.forget(e)
 		sh.turnLocked(now, int64(size+len(rec))+slotOverhead)
-		e = sh.addLocked(entry{h: h, fp: fp, lazy: lazy})
+		e = sh.addLocked(entry{h: h})
 		g = sh.curLocked()
 		g.bytes += slotOverhead
-		if lazy {
-			g.putRecord(e, rec)
-		}
+		g.putRecord(e, rec, lazy)
 		g.putLocked(e, o, enc, size, expires)
 	}
 	var done chan struct{}
@@ -709,27 +732,21 @@ func (sh *shard) turnLocked(now, size int64) {
 	dropped := &sh.gens[1-sh.cur]
 	var (
 		running []entry
-		recs    [][]byte // the running lazy keys' requests
+		recs    [][]byte // the running keys' request records
 	)
 	for i := 0; dropped.running > 0 && i < len(dropped.entries); i++ {
 		if e := &dropped.entries[i]; e.expires == 0 {
 			running = append(running, *e)
-			var rec []byte
-			if e.lazy {
-				rec = dropped.rawRecord(e)
-			}
-			recs = append(recs, rec)
+			recs = append(recs, dropped.rawRecord(e))
 		}
 	}
 	sh.dropLocked(1 - sh.cur)
 	*dropped = generation{entries: dropped.entries[:0], oldest: now}
 	sh.cur = 1 - sh.cur
 	for i, e := range running {
-		ne := sh.addLocked(e)
+		ne := sh.addLocked(entry{h: e.h})
 		dropped.bytes += slotOverhead
-		if e.lazy {
-			dropped.putRecord(ne, recs[i])
-		}
+		dropped.putRecord(ne, recs[i], e.lazy())
 	}
 }
 
