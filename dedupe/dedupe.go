@@ -128,7 +128,10 @@ type ClaimStore interface {
 	// Claim is Begin for req: it returns what Begin would, and, when the
 	// caller claimed the key, the Claim to end the run with.
 	Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim, error)
-	// FinishClaim is Finish for the run that c claimed.
+	// FinishClaim is Finish for the run that c claimed. o, and the
+	// bytes of its payload, are the caller's again once FinishClaim
+	// returns (a server sends the reply the payload is a part of): the
+	// store keeps a copy of what it keeps.
 	FinishClaim(ctx context.Context, c Claim, o *Outcome) error
 }
 

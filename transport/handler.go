@@ -124,12 +124,9 @@ type Call struct {
 	inTaken int64
 	inHalf  bool
 
-	// A keyed call's request (keyed.go): its payload as it came, copied
-	// out of the frame, and, while the window is asked, the decoded
-	// request.
-	keyedPayload []byte
-	keyedBuf     *[]byte // keyedPayload's pooled buffer
-	keyedReq     proto.Message
+	// keyed is what a call with an idempotency key keeps (keyed.go);
+	// nil for other calls.
+	keyed *keyedCall
 }
 
 // ID returns the call's correlation id.

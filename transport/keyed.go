@@ -79,25 +79,51 @@ const maxPooledFingerprint = 64 << 10
 
 var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// keepPayload keeps a copy of a keyed call's request payload, which
-// aliases the frame's buffer, for the window (dedupe.Request), in a pooled
-// buffer that dropPayload gives back.
+// keyedCall is what a call with an idempotency key keeps besides its Call:
+// one allocation for what a keyed call needs.
+type keyedCall struct {
+	// payload is the request's payload as it came, copied out of the
+	// frame for the window (dedupe.Request): into small, or into buf, a
+	// pooled buffer, when it is larger.
+	payload []byte
+	buf     *[]byte
+	// req is the decoded request, while the window is asked.
+	req proto.Message
+	// out is the outcome of the handler's run (Call.outcome).
+	out   dedupe.Outcome
+	small [smallKeyedPayload]byte
+}
+
+// smallKeyedPayload is the largest request payload a keyedCall holds in
+// itself, which then takes 256 bytes.
+const smallKeyedPayload = 152
+
+// keepPayload starts what a keyed call keeps with a copy of its request
+// payload, which aliases the frame's buffer, for the window. It is called
+// as the call is made, while the frame is read.
 func (c *Call) keepPayload(p []byte) {
+	k := &keyedCall{}
+	c.keyed = k
 	if _, ok := c.conn.srv.cfg.Dedupe.(dedupe.ClaimStore); !ok {
 		return // only a ClaimStore reads it (runKeyed)
 	}
+	if len(p) <= len(k.small) {
+		k.payload = k.small[:copy(k.small[:], p)]
+		return
+	}
 	bp := c.conn.srv.bufs.get(len(p))
-	c.keyedBuf, c.keyedPayload = bp, append(*bp, p...)
+	k.buf, k.payload = bp, append(*bp, p...)
 }
 
 // dropPayload gives keepPayload's buffer back: the window copied what it
 // keeps.
 func (c *Call) dropPayload() {
-	if bp := c.keyedBuf; bp != nil {
-		*bp = c.keyedPayload
+	k := c.keyed
+	if bp := k.buf; bp != nil {
+		*bp = k.payload
 		c.conn.srv.bufs.put(bp)
 	}
-	c.keyedBuf, c.keyedPayload = nil, nil
+	k.buf, k.payload = nil, nil
 }
 
 // callFingerprinter computes the fingerprints of requests of a keyed
@@ -110,9 +136,9 @@ var _ dedupe.Fingerprinter = (*callFingerprinter)(nil)
 // already decoded, is not decoded again.
 func (f *callFingerprinter) Fingerprint(codecName string, payload []byte) (dedupe.Fingerprint, error) {
 	c := (*Call)(f)
-	if c.keyedReq != nil && codecName == c.conn.codec.Name() && len(payload) == len(c.keyedPayload) &&
-		(len(payload) == 0 || &payload[0] == &c.keyedPayload[0]) {
-		return fingerprint(c.keyedReq)
+	if k := c.keyed; k.req != nil && codecName == c.conn.codec.Name() && len(payload) == len(k.payload) &&
+		(len(payload) == 0 || &payload[0] == &k.payload[0]) {
+		return fingerprint(k.req)
 	}
 	cd, ok := c.conn.srv.cfg.Codecs.Lookup(codecName)
 	if !ok {
@@ -134,6 +160,9 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 	if p := c.principal.Load(); p != nil {
 		k.Principal = p.Subject
 	}
+	if call.keyed == nil {
+		call.keyed = &keyedCall{}
+	}
 	defer call.dropPayload()
 	var (
 		o     *dedupe.Outcome
@@ -146,11 +175,11 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 	if claims {
 		// The window is given the request as it came and fingerprints
 		// it only if it must: most keys are sent once.
-		call.keyedReq = req
+		call.keyed.req = req
 		o, claim, err = cs.Claim(ctx, k, dedupe.Request{
-			Codec: c.codec.Name(), Payload: call.keyedPayload, Fingerprinter: (*callFingerprinter)(call),
+			Codec: c.codec.Name(), Payload: call.keyed.payload, Fingerprinter: (*callFingerprinter)(call),
 		})
-		call.keyedReq = nil
+		call.keyed.req = nil
 	} else {
 		var fp dedupe.Fingerprint
 		if fp, err = fingerprint(req); err == nil {
@@ -184,10 +213,13 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 			// once it is queued.
 			ferr = cs.FinishClaim(context.WithoutCancel(ctx), claim, kept)
 		} else {
-			if kept != nil && elem != nil {
-				// A Store may keep the outcome as it is given.
+			if kept != nil {
+				// A Store may keep the outcome as it is given: it gets
+				// one of its own, not the call's.
 				cp := *kept
-				cp.Payload = bytes.Clone(kept.Payload)
+				if elem != nil {
+					cp.Payload = bytes.Clone(kept.Payload)
+				}
 				kept = &cp
 			}
 			ferr = store.Finish(context.WithoutCancel(ctx), k, kept)
@@ -213,13 +245,15 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 }
 
 // outcome is what end(res, err) would send, kept for the window: the
-// REPLY's payload and metadata, or the ERROR. A reply without metadata
-// is encoded as end encodes it, the REPLY and its message in one pass,
-// and returned as elem too, the outcome's payload a part of it: the
-// reply is encoded once, for the client and the window.
+// REPLY's payload and metadata, or the ERROR; it is the call's own
+// (keyedCall.out). A reply without metadata is encoded as end encodes
+// it, the REPLY and its message in one pass, and returned as elem too,
+// the outcome's payload a part of it: the reply is encoded once, for the
+// client and the window.
 func (c *Call) outcome(res proto.Message, err error) (o *dedupe.Outcome, elem []byte) {
 	cd := c.conn.codec
-	o = &dedupe.Outcome{Codec: cd.Name()}
+	o = &c.keyed.out
+	*o = dedupe.Outcome{Codec: cd.Name()}
 	if err != nil {
 		o.Error = wireerr.ToWire(cd, err)
 		return o, nil
@@ -307,14 +341,61 @@ const envelopePayloadField = 5
 
 // jsonReplyPayload returns the payload of elem, a JSON envelope, when it
 // is {"id":id,"kind":"reply","payload":P}, as the JSON codec writes a
-// REPLY without metadata: P.
+// REPLY without metadata: P, one JSON value.
 func jsonReplyPayload(elem []byte, id uint32) ([]byte, bool) {
 	var buf [64]byte
 	prefix := append(strconv.AppendUint(append(buf[:0], `{"id":`...), uint64(id), 10), `,"kind":"reply","payload":`...)
 	if len(elem) <= len(prefix) || !bytes.HasPrefix(elem, prefix) || elem[len(elem)-1] != '}' {
 		return nil, false
 	}
-	return elem[len(prefix) : len(elem)-1 : len(elem)-1], true
+	p := elem[len(prefix) : len(elem)-1 : len(elem)-1]
+	if jsonValueLen(p) != len(p) {
+		return nil, false // more keys after the payload
+	}
+	return p, true
+}
+
+// jsonValueLen returns the length of the JSON value b starts with, which
+// an encoder wrote (valid, compact), or -1 when b ends inside it.
+func jsonValueLen(b []byte) int {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return -1
+			}
+		case ',':
+			if depth == 0 {
+				return i // after a number or a literal
+			}
+		}
+	}
+	if depth == 0 && !inString {
+		return len(b)
+	}
+	return -1
 }
 
 // endElem ends the call with elem, its REPLY already encoded, as end

@@ -1,0 +1,173 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"strings"
+	"testing"
+
+	"github.com/protows/protows/codec"
+	"github.com/protows/protows/dedupe"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// replyMessages are replies of every shape: empty, small, past the
+// Protobuf decoder's aliasing threshold, with characters JSON escapes,
+// nested. (The package's tests cannot import generated services: they
+// import the router, which imports the transport.)
+func replyMessages() []proto.Message {
+	nested, err := structpb.NewStruct(map[string]any{"a": []any{1.5, "b", nil, true}, "c": map[string]any{"d": "e"}})
+	if err != nil {
+		panic(err)
+	}
+	return []proto.Message{
+		&emptypb.Empty{},
+		wrapperspb.String(""),
+		wrapperspb.String("hi"),
+		wrapperspb.String(`"quoted" <tag> & ` + "\u2028 é"),
+		wrapperspb.Bytes(bytes.Repeat([]byte{0, 1, 0xff}, 700)),
+		nested,
+	}
+}
+
+// TestReplyPayloadIsAppendPayload: the payload replyPayload finds in the
+// REPLY that codec.AppendMessageEnvelope wrote is, byte for byte, what
+// AppendPayload writes, the outcome a window keeps; and a REPLY not in the
+// form it knows is left to the caller.
+func TestReplyPayloadIsAppendPayload(t *testing.T) {
+	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
+		for _, m := range replyMessages() {
+			for _, id := range []uint32{1, 127, 128, 300, 1<<32 - 1} {
+				elem, err := codec.AppendMessageEnvelope(cd, nil, id, protowsv1.Kind_KIND_REPLY, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := cd.AppendPayload(nil, m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, ok := replyPayload(cd.Name(), elem, id)
+				if !ok || !bytes.Equal(got, want) {
+					t.Errorf("%s, id %d, %T: replyPayload = %q, %v; want %q", cd.Name(), id, m, got, ok, want)
+				}
+				if ok && len(got) > 0 && cap(got) != len(got) {
+					t.Errorf("%s, id %d: the payload's capacity %d reaches past it (%d)", cd.Name(), id, cap(got), len(got))
+				}
+			}
+		}
+	}
+	m := wrapperspb.String("hi")
+	jsonElem := func(e *protowsv1.Envelope) []byte {
+		b, err := codec.JSON().AppendEnvelope(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	payloadOf, _ := codec.JSON().AppendPayload(nil, m)
+	for _, c := range []struct {
+		name, codec string
+		elem        []byte
+		id          uint32
+	}{
+		{"unknown codec", "x.example.v1", jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf}), 1},
+		{"JSON, another id", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 2, Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf}), 1},
+		{"JSON, id 0 (omitted)", codec.JSONName, jsonElem(&protowsv1.Envelope{Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf}), 0},
+		{"JSON, metadata after the payload", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf, Metadata: map[string]string{"k": "v"}}), 1},
+		{"JSON, an ERROR", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{Code: 3}}), 1},
+		{"Protobuf, cut short", codec.ProtoName, []byte{0x0a, 0x05, 0x08, 0x01}, 1},
+		{"Protobuf, not a Frame's envelope", codec.ProtoName, []byte{0x12, 0x00}, 1},
+	} {
+		if got, ok := replyPayload(c.codec, c.elem, c.id); ok {
+			t.Errorf("%s: replyPayload(%q) = %q, true; want false", c.name, c.elem, got)
+		}
+	}
+}
+
+// sumFingerprints fingerprints a request by its bytes.
+type sumFingerprints struct{}
+
+func (sumFingerprints) Fingerprint(_ string, payload []byte) (dedupe.Fingerprint, error) {
+	return sha256.Sum256(payload), nil
+}
+
+// TestKeptOutcomeSurvivesSendBufferReuse: the outcome a keyed call's run
+// gives the window is a part of the REPLY it sends; once the window has
+// it, the REPLY's buffer belongs to the send path, which may write over it
+// (a pooled buffer reused for the next frame). The window's outcome, and
+// what a later send of the key is answered with, must not change.
+func TestKeptOutcomeSurvivesSendBufferReuse(t *testing.T) {
+	ctx := context.Background()
+	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
+		for i, res := range replyMessages() {
+			m := dedupe.NewMemory(dedupe.MemoryConfig{})
+			call := &Call{conn: &Conn{codec: cd}, id: 9, keyed: &keyedCall{}}
+			o, elem := call.outcome(res, nil)
+			if elem == nil {
+				t.Fatalf("%s: no REPLY encoded with the outcome", cd.Name())
+			}
+			want, err := cd.AppendPayload(nil, res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(o.Payload, want) {
+				t.Fatalf("%s: outcome payload %q, want %q", cd.Name(), o.Payload, want)
+			}
+			if len(o.Payload) > 0 && !bytes.Contains(elem, o.Payload) {
+				t.Fatalf("%s: the outcome's payload is not the REPLY's", cd.Name())
+			}
+			k := dedupe.Key{Method: "/a.B/C", ID: "k" + strings.Repeat("x", i)}
+			req := dedupe.Request{Codec: cd.Name(), Payload: []byte("req"), Fingerprinter: sumFingerprints{}}
+			kept, claim, err := m.Claim(ctx, k, req)
+			if kept != nil || err != nil {
+				t.Fatal(kept, err)
+			}
+			if err := m.FinishClaim(ctx, claim, o); err != nil {
+				t.Fatal(err)
+			}
+			// The send path reuses the REPLY's buffer, and the call's
+			// outcome is the call's to reuse too.
+			for j := range elem {
+				elem[j] = 0xee
+			}
+			*o = dedupe.Outcome{Codec: "scribbled", Payload: elem}
+			kept, _, err = m.Claim(ctx, k, req)
+			if err != nil || kept == nil {
+				t.Fatalf("%s: the second send: %v, %v; want the kept outcome", cd.Name(), kept, err)
+			}
+			if kept.Codec != cd.Name() || !bytes.Equal(kept.Payload, want) {
+				t.Errorf("%s: kept outcome %s %q, want %s %q", cd.Name(), kept.Codec, kept.Payload, cd.Name(), want)
+			}
+		}
+	}
+}
+
+func TestJSONValueLen(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{`{}`, 2},
+		{`{"a":{"b":[1,2]},"c":"}"}`, 25},
+		{`{"a":1},"metadata":{}`, 7},
+		{`"hi"`, 4},
+		{`"a\"b\\",1`, 8},
+		{`"}"`, 3},
+		{`[1,[2]]`, 7},
+		{`1.5`, 3},
+		{`true,"x":1`, 4},
+		{`null`, 4},
+		{`{"a":1`, -1},
+		{`"open`, -1},
+		{`1}`, -1},
+	} {
+		if got := jsonValueLen([]byte(c.in)); got != c.want {
+			t.Errorf("jsonValueLen(%s) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
