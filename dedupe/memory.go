@@ -95,7 +95,7 @@ type Memory struct {
 // maxShards is the number of independent parts of a window, each with its
 // own lock and a share of the bounds, so that calls on many cores rarely
 // wait for each other; a small window (under minShardKeys keys or
-// minShardBytes per part) has one.
+// minShardBytes per part) has one. maxShards is a power of two.
 const (
 	maxShards     = 16
 	minShardKeys  = 1024
@@ -140,12 +140,20 @@ type keyHash [2]uint64
 // the keys of ordinary length.
 func (m *Memory) hash(k Key) keyHash {
 	var buf [256]byte
-	b := buf[:0]
-	for _, s := range [3]string{k.Principal, k.Method, k.ID} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
+	b := appendField(buf[:0], k.Principal)
+	b = appendField(b, k.Method)
+	b = appendField(b, k.ID)
 	return keyHash{maphash.Bytes(m.seeds[0], b), maphash.Bytes(m.seeds[1], b)}
+}
+
+// appendField appends s to b, after its length (a uvarint).
+func appendField(b []byte, s string) []byte {
+	if len(s) < 0x80 {
+		b = append(b, byte(len(s)))
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	return append(b, s...)
 }
 
 // gone is entry.expires of a key forgotten before its generation is
@@ -404,8 +412,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 }
 
 // shard returns the shard of h: chosen by its second hash, since the
-// first places it in the index.
-func (m *Memory) shard(h keyHash) *shard { return &m.shards[h[1]%uint64(len(m.shards))] }
+// first places it in the index. The number of shards is a power of two.
+func (m *Memory) shard(h keyHash) *shard { return &m.shards[h[1]&uint64(len(m.shards)-1)] }
 
 // Len returns the number of keys held, running or finished.
 func (m *Memory) Len() int {
@@ -781,6 +789,9 @@ func (g *generation) putLocked(e *entry, o *Outcome, enc []byte, size int, expir
 func replySize(o *Outcome) int {
 	n := protowire.SizeBytes(len(o.Codec)) + 1 + protowire.SizeBytes(len(o.Payload)) +
 		protowire.SizeVarint(uint64(len(o.Metadata)))
+	if len(o.Metadata) == 0 {
+		return n // most replies: no map iterator to set up
+	}
 	for k, v := range o.Metadata {
 		n += protowire.SizeBytes(len(k)) + protowire.SizeBytes(len(v))
 	}
@@ -802,6 +813,9 @@ func appendOutcome(dst []byte, o *Outcome) ([]byte, error) {
 	dst = append(dst, 0)
 	dst = protowire.AppendBytes(dst, o.Payload)
 	dst = protowire.AppendVarint(dst, uint64(len(o.Metadata)))
+	if len(o.Metadata) == 0 {
+		return dst, nil
+	}
 	for k, v := range o.Metadata {
 		dst = protowire.AppendString(dst, k)
 		dst = protowire.AppendString(dst, v)
