@@ -275,8 +275,13 @@ func slot(h keyHash, g, i int) uint64 {
 
 // home is where the probe for the key of a slot's tag starts in an index
 // of mask+1 slots: its tag's low bits, so that the index can be built
-// again from its slots alone, without reading the entries.
-func home(tag, mask uint64) uint64 { return tag & mask }
+// again from its slots alone, without reading the entries; and the first
+// slot of a cache line (slotsPerLine), so that a probe, which most often
+// ends within a few slots, most often reads one line of the index.
+func home(tag, mask uint64) uint64 { return tag & mask &^ (slotsPerLine - 1) }
+
+// slotsPerLine is the number of index slots in a 64-byte cache line.
+const slotsPerLine = 8
 
 // findLocked returns the entry of h (not gone) and its generation, or nil.
 func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
