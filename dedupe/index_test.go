@@ -120,3 +120,40 @@ func TestEntrySize(t *testing.T) {
 		t.Errorf("an entry takes %d bytes, want 48", n)
 	}
 }
+
+// TestMemoryCopiesWhatItKeeps: Claim's request and FinishClaim's outcome
+// are the caller's again once the calls return (a server reuses the
+// buffers: the request's copy for the next call, the REPLY the outcome's
+// payload is a part of for the next frame). Scribbling over them changes
+// nothing the window answers with, nor makes it fingerprint a send of the
+// same bytes.
+func TestMemoryCopiesWhatItKeeps(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(MemoryConfig{})
+	f := &testFingerprinter{}
+	reqBuf := []byte("the request")
+	outBuf := []byte("the reply")
+	md := map[string]string{"k": "v"}
+	_, c, err := m.Claim(ctx, key(1), Request{Codec: "plain", Payload: reqBuf, Fingerprinter: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &Outcome{Codec: "plain", Payload: outBuf, Metadata: md}
+	if err := m.FinishClaim(ctx, c, o); err != nil {
+		t.Fatal(err)
+	}
+	copy(reqBuf, "XXXXXXXXXXX")
+	copy(outBuf, "YYYYYYYYY")
+	md["k"] = "changed"
+	*o = Outcome{Codec: "other"}
+	got, _, err := m.Claim(ctx, key(1), Request{Codec: "plain", Payload: []byte("the request"), Fingerprinter: f})
+	if err != nil || got == nil {
+		t.Fatalf("Claim again = %v, %v; want the outcome", got, err)
+	}
+	if got.Codec != "plain" || string(got.Payload) != "the reply" || got.Metadata["k"] != "v" {
+		t.Errorf("kept outcome %s %q %v, want plain %q map[k:v]", got.Codec, got.Payload, got.Metadata, "the reply")
+	}
+	if f.calls != 0 {
+		t.Errorf("%d fingerprints for a send of the same bytes, want none", f.calls)
+	}
+}

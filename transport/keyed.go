@@ -79,8 +79,8 @@ const maxPooledFingerprint = 64 << 10
 
 var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// keyedCall is what a call with an idempotency key keeps besides its Call:
-// one allocation for what a keyed call needs.
+// keyedCall is what a call with an idempotency key keeps besides its Call,
+// from keyedCalls: what a keyed call needs, without an allocation.
 type keyedCall struct {
 	// payload is the request's payload as it came, copied out of the
 	// frame for the window (dedupe.Request): into small, or into buf, a
@@ -98,11 +98,23 @@ type keyedCall struct {
 // itself, which then takes 256 bytes.
 const smallKeyedPayload = 152
 
+// keyedCalls holds the keyedCalls of ended calls. A keyedCall goes back
+// once its call's run is over (runKeyed): the window copied the request
+// and the outcome it keeps (dedupe.ClaimStore), a Store was given copies,
+// and the REPLY, whose bytes the outcome's payload may be, is not in it.
+var keyedCalls = sync.Pool{New: func() any { return new(keyedCall) }}
+
+// release gives k back to keyedCalls.
+func (k *keyedCall) release() {
+	k.payload, k.buf, k.req, k.out = nil, nil, nil, dedupe.Outcome{}
+	keyedCalls.Put(k)
+}
+
 // keepPayload starts what a keyed call keeps with a copy of its request
 // payload, which aliases the frame's buffer, for the window. It is called
 // as the call is made, while the frame is read.
 func (c *Call) keepPayload(p []byte) {
-	k := &keyedCall{}
+	k := keyedCalls.Get().(*keyedCall)
 	c.keyed = k
 	if _, ok := c.conn.srv.cfg.Dedupe.(dedupe.ClaimStore); !ok {
 		return // only a ClaimStore reads it (runKeyed)
@@ -115,15 +127,16 @@ func (c *Call) keepPayload(p []byte) {
 	k.buf, k.payload = bp, append(*bp, p...)
 }
 
-// dropPayload gives keepPayload's buffer back: the window copied what it
-// keeps.
-func (c *Call) dropPayload() {
+// dropKeyed gives back what keepPayload took, once the call's run is
+// over: its payload's buffer and its keyedCall.
+func (c *Call) dropKeyed() {
 	k := c.keyed
 	if bp := k.buf; bp != nil {
 		*bp = k.payload
 		c.conn.srv.bufs.put(bp)
 	}
-	k.buf, k.payload = nil, nil
+	c.keyed = nil
+	k.release()
 }
 
 // callFingerprinter computes the fingerprints of requests of a keyed
@@ -161,9 +174,9 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		k.Principal = p.Subject
 	}
 	if call.keyed == nil {
-		call.keyed = &keyedCall{}
+		call.keyed = keyedCalls.Get().(*keyedCall)
 	}
-	defer call.dropPayload()
+	defer call.dropKeyed()
 	var (
 		o     *dedupe.Outcome
 		elem  []byte // the REPLY, encoded, when the handler ran and replied plainly

@@ -10,6 +10,9 @@ import (
 	"github.com/protows/protows/codec"
 	"github.com/protows/protows/dedupe"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/transport"
 )
 
@@ -113,4 +116,55 @@ type noFingerprints struct{}
 
 func (noFingerprints) Fingerprint(string, []byte) (dedupe.Fingerprint, error) {
 	return dedupe.Fingerprint{}, errors.New("not asked for")
+}
+
+// BenchmarkKeyedEcho is a unary Echo round trip on one connection with and
+// without an idempotency key, in the same run, the window (the default
+// dedupe.Memory) full: every key is new, as the load tool's keyed echo
+// sends them. Compare the two's allocations and times:
+//
+//	go test ./transport -run '^$' -bench KeyedEcho -benchmem -count 5
+func BenchmarkKeyedEcho(b *testing.B) {
+	for _, c := range codecs {
+		for _, keyed := range []bool{false, true} {
+			name := c.Name() + "/unkeyed"
+			if keyed {
+				name = c.Name() + "/keyed"
+			}
+			b.Run(name, func(b *testing.B) {
+				m := dedupe.NewMemory(dedupe.MemoryConfig{})
+				ctx := context.Background()
+				o := &dedupe.Outcome{Codec: c.Name(), Payload: make([]byte, 32)}
+				for i := range dedupe.DefaultMaxEntries {
+					k := dedupe.Key{Method: testservice.EchoMethod, ID: "fill-" + strconv.Itoa(i)}
+					_, cl, err := m.Claim(ctx, k, dedupe.Request{Codec: c.Name(), Payload: make([]byte, 16), Fingerprinter: noFingerprints{}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					m.FinishClaim(ctx, cl, o)
+				}
+				ts := startServer(b, transport.Config{RateLimit: -1, Dedupe: m})
+				cl := dial(b, ts.url, c, nil)
+				req := &testv1.EchoRequest{Text: "hello, world"}
+				keys := make([]string, 1<<16)
+				for i := range keys {
+					keys[i] = "0b9c5d6e-1a2b-4c3d-8e9f-" + strconv.Itoa(1e11+i)
+				}
+				b.ReportAllocs()
+				id := uint32(0)
+				for b.Loop() {
+					id++
+					e := cl.request(id, testservice.EchoMethod, req)
+					if keyed {
+						// Unique per run: the window never knows it.
+						e.IdempotencyKey = keys[id%uint32(len(keys))] + "-" + strconv.Itoa(int(id>>16))
+					}
+					cl.send(e)
+					if r := cl.recv(); r.GetKind() != protowsv1.Kind_KIND_REPLY {
+						b.Fatal(r)
+					}
+				}
+			})
+		}
+	}
 }
