@@ -2,7 +2,9 @@ package dedupe
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -155,5 +157,58 @@ func TestMemoryCopiesWhatItKeeps(t *testing.T) {
 	}
 	if f.calls != 0 {
 		t.Errorf("%d fingerprints for a send of the same bytes, want none", f.calls)
+	}
+}
+
+// TestCodecTable: records name their codec by a number of the window's
+// table, and past maxCodecs codecs by name; either way a request is
+// compared, and an outcome given back, with its codec, whichever
+// goroutine numbered it first.
+func TestCodecTable(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(MemoryConfig{MaxEntries: 4096})
+	const codecs = maxCodecs + 45
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range codecs {
+				m.codecs.id(fmt.Sprintf("codec-%d", (i*7+w)%codecs))
+			}
+		})
+	}
+	wg.Wait()
+	if p := m.codecs.names.Load(); p == nil || len(*p) != maxCodecs {
+		t.Fatalf("table of %v names, want %d", p, maxCodecs)
+	}
+	seen := map[string]byte{}
+	for i := range codecs {
+		name := fmt.Sprintf("codec-%d", i)
+		id := m.codecs.id(name)
+		if prev, ok := seen[name]; ok && prev != id {
+			t.Fatalf("%s numbered %d, then %d", name, prev, id)
+		}
+		seen[name] = id
+	}
+	f := &testFingerprinter{}
+	for i := range codecs {
+		name := fmt.Sprintf("codec-%d", i)
+		payload := fmt.Sprintf("request %d", i)
+		_, c, err := m.Claim(ctx, key(i), Request{Codec: name, Payload: []byte(payload), Fingerprinter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.FinishClaim(ctx, c, &Outcome{Codec: name, Payload: []byte("reply " + name)}); err != nil {
+			t.Fatal(err)
+		}
+		o, _, err := m.Claim(ctx, key(i), Request{Codec: name, Payload: []byte(payload), Fingerprinter: f})
+		if err != nil || o == nil || o.Codec != name || string(o.Payload) != "reply "+name {
+			t.Fatalf("%s (id %d): %v, %v; want its outcome", name, seen[name], o, err)
+		}
+	}
+	if f.calls != 0 {
+		t.Errorf("%d fingerprints for sends of the same codec and bytes, want none", f.calls)
+	}
+	if got := m.codecs.id(fmt.Sprintf("codec-%d", codecs+1)); got != inlineCodec {
+		t.Errorf("a codec past a full table numbered %d, want inline", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
@@ -90,6 +91,7 @@ type Memory struct {
 	cfg    MemoryConfig
 	seeds  [2]maphash.Seed
 	shards []shard
+	codecs codecTable
 }
 
 // maxShards is the number of independent parts of a window, each with its
@@ -105,6 +107,7 @@ const (
 // shard is one part of a window, for the keys whose hash selects it.
 type shard struct {
 	cfg      *MemoryConfig
+	codecs   *codecTable
 	maxKeys  int   // this shard's share of MaxEntries
 	maxBytes int64 // and of MaxBytes
 	mu       sync.Mutex
@@ -200,11 +203,15 @@ func (g *generation) putFingerprint(e *entry, fp Fingerprint) {
 const maxLazyRequest = 2 << 10
 
 // record returns the request's record of e, an entry of g: its codec and
-// payload.
-func (g *generation) record(e *entry) (codec string, payload []byte) {
+// payload. A record that does not decode has codec "", which no request
+// has.
+func (g *generation) record(t *codecTable, e *entry) (codec string, payload []byte) {
 	rec := g.rawRecord(e)
-	c, n := protowire.ConsumeBytes(rec)
-	return string(c), rec[n:]
+	c, n := t.consume(rec)
+	if n < 0 {
+		return "", nil
+	}
+	return c, rec[n:]
 }
 
 // rawRecord returns the bytes of e's request record.
@@ -213,9 +220,9 @@ func (g *generation) rawRecord(e *entry) []byte {
 	return g.chunks[e.rchunk][e.roff:end:end]
 }
 
-// recordSize is the size of the record of a request.
-func recordSize(codec string, payload []byte) int {
-	return protowire.SizeBytes(len(codec)) + len(payload)
+// recordSize is the size of the record of a request whose codec has id.
+func recordSize(id byte, codec string, payload []byte) int {
+	return codecSize(id, codec) + len(payload)
 }
 
 // roomFor returns the block of g with room for n more bytes, adding one
@@ -241,13 +248,96 @@ func (g *generation) putRecord(e *entry, rec []byte, lazy bool) {
 	g.bytes += int64(len(rec))
 }
 
-// putRequest puts the lazy record of a request into g's blocks for e.
-func (g *generation) putRequest(e *entry, codec string, payload []byte) {
-	n := recordSize(codec, payload)
+// putRequest puts the lazy record of a request, whose codec has id, into
+// g's blocks for e.
+func (g *generation) putRequest(e *entry, id byte, codec string, payload []byte) {
+	n := recordSize(id, codec, payload)
 	c := g.roomFor(n)
 	e.rchunk, e.roff, e.rlen = uint32(c), uint32(len(g.chunks[c])), uint32(n)|lazyRecord
-	g.chunks[c] = append(protowire.AppendString(g.chunks[c], codec), payload...)
+	g.chunks[c] = append(appendCodec(g.chunks[c], id, codec), payload...)
 	g.bytes += int64(n)
+}
+
+// codecTable numbers the codecs (subprotocols) of a window's requests and
+// outcomes, so that a record holds a byte in place of a codec's name: a
+// server has a few codecs, and every call writes a request and an
+// outcome. It only grows: a number, once given, names its codec for the
+// window's life.
+type codecTable struct {
+	mu    sync.Mutex // held to add a name
+	names atomic.Pointer[[]string]
+}
+
+// inlineCodec is the id of a codec past the table's maxCodecs: its
+// record holds its name.
+const (
+	maxCodecs   = 255
+	inlineCodec = 255
+)
+
+// id returns the id of the codec name, adding it to t if it has room.
+func (t *codecTable) id(name string) byte {
+	if p := t.names.Load(); p != nil {
+		for i, n := range *p {
+			if n == name {
+				return byte(i)
+			}
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var names []string
+	if p := t.names.Load(); p != nil {
+		names = *p
+	}
+	for i, n := range names {
+		if n == name {
+			return byte(i)
+		}
+	}
+	if len(names) >= maxCodecs {
+		return inlineCodec
+	}
+	grown := append(names[:len(names):len(names)], name)
+	t.names.Store(&grown)
+	return byte(len(grown) - 1)
+}
+
+// codecSize is the size of a codec's part of a record.
+func codecSize(id byte, name string) int {
+	if id == inlineCodec {
+		return 1 + protowire.SizeBytes(len(name))
+	}
+	return 1
+}
+
+// appendCodec appends the codec with id and name to a record.
+func appendCodec(dst []byte, id byte, name string) []byte {
+	dst = append(dst, id)
+	if id == inlineCodec {
+		dst = protowire.AppendString(dst, name)
+	}
+	return dst
+}
+
+// consume returns the name of the codec b starts with, and its size, or
+// a size < 0 when it does not decode.
+func (t *codecTable) consume(b []byte) (string, int) {
+	if len(b) == 0 {
+		return "", -1
+	}
+	if id := b[0]; id != inlineCodec {
+		p := t.names.Load()
+		if p == nil || int(id) >= len(*p) {
+			return "", -1
+		}
+		return (*p)[id], 1
+	}
+	name, n := protowire.ConsumeBytes(b[1:])
+	if n < 0 {
+		return "", -1
+	}
+	return string(name), 1 + n
 }
 
 // generation is a set of keys, in the order they were added.
@@ -408,6 +498,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.cfg = &m.cfg
+		sh.codecs = &m.codecs
 		// Each generation of a shard holds half its share.
 		sh.maxKeys = max(cfg.MaxEntries/n, 2)
 		sh.maxBytes = cfg.MaxBytes / int64(n)
@@ -512,7 +603,7 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 		sh.mu.Unlock()
 		// The blocks are only appended to, and a dropped generation's are
 		// never reused: b can be read without the lock.
-		return decodeOutcome(b)
+		return decodeOutcome(&m.codecs, b)
 	}
 }
 
@@ -528,6 +619,10 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 		haveFP bool
 	)
 	lazy := len(req.Payload) <= maxLazyRequest
+	var id byte // the request's codec, for a lazy record
+	if lazy {
+		id = m.codecs.id(req.Codec)
+	}
 	if !lazy {
 		var err error
 		if fp, err = req.Fingerprinter.Fingerprint(req.Codec, req.Payload); err != nil {
@@ -548,14 +643,14 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 		if e == nil {
 			size := int64(slotOverhead + len(fp))
 			if lazy {
-				size = int64(slotOverhead + recordSize(req.Codec, req.Payload))
+				size = int64(slotOverhead + recordSize(id, req.Codec, req.Payload))
 			}
 			sh.turnLocked(now, size)
 			e = sh.addLocked(entry{h: h})
 			g = sh.curLocked()
 			g.bytes += slotOverhead
 			if lazy {
-				g.putRequest(e, req.Codec, req.Payload)
+				g.putRequest(e, id, req.Codec, req.Payload)
 			} else {
 				g.putFingerprint(e, fp)
 			}
@@ -563,7 +658,7 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			sh.mu.Unlock()
 			return nil, c, nil
 		}
-		same, err := sameLocked(e, g, req, &fp, &haveFP)
+		same, err := sameLocked(&m.codecs, e, g, req, &fp, &haveFP)
 		if err != nil {
 			sh.mu.Unlock()
 			return nil, Claim{}, err
@@ -588,7 +683,7 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 		}
 		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
 		sh.mu.Unlock()
-		o, err := decodeOutcome(b)
+		o, err := decodeOutcome(&m.codecs, b)
 		return o, Claim{}, err
 	}
 }
@@ -596,9 +691,9 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 // sameLocked reports whether req is the request of e, an entry of g: the
 // same codec and bytes as e's kept request, or else the same fingerprint.
 // It computes the fingerprints it needs, and keeps e's.
-func sameLocked(e *entry, g *generation, req Request, fp *Fingerprint, haveFP *bool) (bool, error) {
+func sameLocked(t *codecTable, e *entry, g *generation, req Request, fp *Fingerprint, haveFP *bool) (bool, error) {
 	if e.lazy() {
-		codec, payload := g.record(e)
+		codec, payload := g.record(t, e)
 		if codec == req.Codec && bytes.Equal(payload, req.Payload) {
 			return true, nil
 		}
@@ -649,15 +744,17 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 	var (
 		enc  []byte
 		size int
+		id   byte // the outcome's codec
 	)
 	if o != nil {
+		id = m.codecs.id(o.Codec)
 		if o.Error == nil {
-			size = replySize(o)
+			size = replySize(id, o)
 		} else {
 			bp := encodeBufs.Get().(*[]byte)
 			defer encodeBufs.Put(bp)
 			var err error
-			if enc, err = appendOutcome((*bp)[:0], o); err != nil {
+			if enc, err = appendOutcome((*bp)[:0], id, o); err != nil {
 				return err
 			}
 			if cap(enc) <= chunkSize {
@@ -693,7 +790,7 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		g.forget(e)
 	case g == sh.curLocked() && !sh.fullLocked(now, int64(size)):
 		// The common case: the outcome goes where the claim is.
-		g.putLocked(e, o, enc, size, expires)
+		g.putLocked(e, o, id, enc, size, expires)
 	default:
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
@@ -708,7 +805,7 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		g = sh.curLocked()
 		g.bytes += slotOverhead
 		g.putRecord(e, rec, lazy)
-		g.putLocked(e, o, enc, size, expires)
+		g.putLocked(e, o, id, enc, size, expires)
 	}
 	var done chan struct{}
 	if len(sh.waiters) > 0 {
@@ -774,15 +871,16 @@ func (sh *shard) fullLocked(now, size int64) bool {
 }
 
 // putLocked records an outcome of size bytes in e, a running entry of g:
-// enc, o encoded, or else o, a reply, which it encodes in place.
-func (g *generation) putLocked(e *entry, o *Outcome, enc []byte, size int, expires int64) {
+// enc, o encoded, or else o, a reply whose codec has id, which it encodes
+// in place.
+func (g *generation) putLocked(e *entry, o *Outcome, id byte, enc []byte, size int, expires int64) {
 	last := g.roomFor(size)
 	off := len(g.chunks[last])
 	if enc != nil {
 		g.chunks[last] = append(g.chunks[last], enc...)
 	} else {
 		// A reply encodes without error, within the room made for it.
-		g.chunks[last], _ = appendOutcome(g.chunks[last], o)
+		g.chunks[last], _ = appendOutcome(g.chunks[last], id, o)
 		size = len(g.chunks[last]) - off
 	}
 	e.expires, e.chunk, e.off, e.len = expires, uint32(last), uint32(off), uint32(size)
@@ -790,9 +888,10 @@ func (g *generation) putLocked(e *entry, o *Outcome, enc []byte, size int, expir
 	g.running--
 }
 
-// replySize is the size of appendOutcome's encoding of o, a reply.
-func replySize(o *Outcome) int {
-	n := protowire.SizeBytes(len(o.Codec)) + 1 + protowire.SizeBytes(len(o.Payload)) +
+// replySize is the size of appendOutcome's encoding of o, a reply whose
+// codec has id.
+func replySize(id byte, o *Outcome) int {
+	n := codecSize(id, o.Codec) + 1 + protowire.SizeBytes(len(o.Payload)) +
 		protowire.SizeVarint(uint64(len(o.Metadata)))
 	if len(o.Metadata) == 0 {
 		return n // most replies: no map iterator to set up
@@ -803,10 +902,11 @@ func replySize(o *Outcome) int {
 	return n
 }
 
-// appendOutcome appends the encoding of o to dst: its codec, then either
-// the REPLY's payload and metadata or the ERROR's protows.v1.Error.
-func appendOutcome(dst []byte, o *Outcome) ([]byte, error) {
-	dst = protowire.AppendString(dst, o.Codec)
+// appendOutcome appends the encoding of o to dst: its codec, which has
+// id, then either the REPLY's payload and metadata or the ERROR's
+// protows.v1.Error.
+func appendOutcome(dst []byte, id byte, o *Outcome) ([]byte, error) {
+	dst = appendCodec(dst, id, o.Codec)
 	if o.Error != nil {
 		b, err := proto.Marshal(o.Error)
 		if err != nil {
@@ -828,14 +928,15 @@ func appendOutcome(dst []byte, o *Outcome) ([]byte, error) {
 	return dst, nil
 }
 
-// decodeOutcome decodes what appendOutcome wrote. The payload aliases b.
-func decodeOutcome(b []byte) (*Outcome, error) {
+// decodeOutcome decodes what appendOutcome wrote, its codec numbered in t.
+// The payload aliases b.
+func decodeOutcome(t *codecTable, b []byte) (*Outcome, error) {
 	bad := errors.New("dedupe: corrupt outcome")
-	codec, n := protowire.ConsumeBytes(b)
+	codec, n := t.consume(b)
 	if n < 0 || len(b) == n {
 		return nil, bad
 	}
-	o := &Outcome{Codec: string(codec)}
+	o := &Outcome{Codec: codec}
 	b = b[n:]
 	kind := b[0]
 	b = b[1:]

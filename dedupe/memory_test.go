@@ -181,11 +181,12 @@ func TestOutcomeEncoding(t *testing.T) {
 		{Codec: "protows.v1.proto", Error: &protowsv1.Error{Code: 10, Message: "m",
 			Details: []*anypb.Any{{TypeUrl: "type.googleapis.com/x.Y", Value: []byte{1, 2}}}}},
 	} {
-		b, err := appendOutcome(nil, o)
+		var table codecTable
+		b, err := appendOutcome(nil, table.id(o.Codec), o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeOutcome(b)
+		got, err := decodeOutcome(&table, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +195,7 @@ func TestOutcomeEncoding(t *testing.T) {
 			t.Errorf("%v decodes to %v", o, got)
 		}
 		for i := range b {
-			if _, err := decodeOutcome(b[:i]); err == nil {
+			if _, err := decodeOutcome(&table, b[:i]); err == nil {
 				t.Errorf("the encoding cut to %d of %d bytes decodes", i, len(b))
 			}
 		}
