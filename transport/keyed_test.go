@@ -216,8 +216,11 @@ func TestKeyedCallOutlivesConnection(t *testing.T) {
 	if r.GetId() != 7 || res.GetText() != "slow run 1 ctx <nil>" {
 		t.Errorf("reply %v %q: want the first run's, its context not cancelled", r.GetKind(), res.GetText())
 	}
-	if d := time.Since(start); d > 290*time.Millisecond {
-		t.Errorf("waited %v: more than the rest of the first run", d)
+	// The waiter is woken by the first run's end (about 250 ms from
+	// here), not by a later poll or a second run; the bound is loose
+	// because a loaded host delays both.
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("waited %v: far more than the rest of the first run", d)
 	}
 	if runs.Load() != 1 {
 		t.Errorf("%d runs, want 1", runs.Load())
