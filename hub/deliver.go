@@ -134,14 +134,14 @@ func (sh *shard[T]) message() (T, error) {
 }
 
 // forCodec returns the payload in c's encoding, from the worker's cache
-// of the first two codecs it met (by name; a third goes to the payload
-// each time).
-func (sh *shard[T]) forCodec(c codec.Codec) ([]byte, error) {
-	name := c.Name()
-	for i, k := range sh.codec {
-		if k == name {
-			return sh.enc[i], nil
-		}
+// of the first two codecs it met (by name, which the caller knows: a
+// member's codecName; a third goes to the payload each time).
+func (sh *shard[T]) forCodec(c codec.Codec, name string) ([]byte, error) {
+	if sh.codec[0] == name {
+		return sh.enc[0], nil
+	}
+	if sh.codec[1] == name {
+		return sh.enc[1], nil
 	}
 	b, err := sh.pl.forCodec(c)
 	if err != nil {
@@ -343,14 +343,21 @@ func (h *Hub[T]) toTarget(connID string, callID uint32, pl *payload[T]) int {
 // that is leaving is skipped, a failure counted as a drop. The caller holds
 // m.room.mu (for a sharded delivery, the goroutine that started the
 // workers does).
+//
+// A member with an enqueuer is not asked whether its context ended: a call
+// that ended refuses the envelope itself (ErrCallEnded, atomically with
+// its end), which ends the membership here, so that the next broadcasts
+// skip it at m.ended; one whose context was cancelled but whose call goes
+// on gets the message ahead of its STREAM_END, as it would have a moment
+// earlier. That spares the broadcast a walk up each member's context chain.
 func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
 	if m.ended.Load() {
 		return false
 	}
-	if m.ctx.Err() != nil {
-		return false // the call ended; Join is about to remove m
-	}
 	if m.ep == nil {
+		if m.ctx.Err() != nil {
+			return false // the call ended; Join is about to remove m
+		}
 		msg, err := sh.message()
 		if err != nil {
 			h.log.Error("protows hub: decode broadcast", "err", err)
@@ -369,10 +376,10 @@ func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
 		}
 		return true
 	}
-	c := m.ep.Codec()
-	b, err := sh.forCodec(c)
+	c := m.codec
+	b, err := sh.forCodec(c, m.codecName)
 	if err != nil {
-		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
+		h.log.Error("protows hub: encode broadcast", "codec", m.codecName, "err", err)
 		h.cfg.Metrics.Dropped("encode")
 		return false
 	}

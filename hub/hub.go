@@ -253,6 +253,11 @@ type member[T proto.Message] struct {
 	ctx    context.Context
 	stream Stream[T]
 	ep     enqueuer // the stream's, nil when it has none: deliver through Send
+	// codec is ep's codec, and codecName its name, read once at the join:
+	// a broadcast looks them up for every member, and a call's codec is
+	// its connection's, fixed for its life.
+	codec     codec.Codec
+	codecName string
 
 	// In a room with history (resume.go), under room.mu: a member that
 	// catches up (replays from the history) gets no live message but
@@ -437,6 +442,8 @@ func (h *Hub[T]) newMember(ctx context.Context, room string, s Stream[T]) (*memb
 	m.ep, _ = s.(enqueuer)
 	if m.ep != nil {
 		m.info.CallID = m.ep.ID()
+		m.codec = m.ep.Codec()
+		m.codecName = m.codec.Name()
 	}
 	if !inCall {
 		m.info.ConnID = "local-" + strconv.FormatUint(h.anon.Add(1), 10)
