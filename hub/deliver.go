@@ -109,16 +109,31 @@ const shardMembers = 256
 // shard is what one delivery worker keeps for itself while it delivers a
 // payload to its share of a room's members: the payload's encodings it
 // already looked up, and the arena of its members' envelope heads and
-// tails (codec.AppendStreamMessage), one allocation per worker and
-// broadcast, kept alive until the last of them was written.
+// tails (codec.AppendStreamMessage), kept alive until the last of them
+// was written. Members whose envelopes are alike share one (shardCodec's
+// last), so the arena holds a few, not one per member: a broadcast to a
+// large room allocates nothing in proportion to it (48 bytes a member
+// before, whose collection was part of every broadcast's cost).
 type shard[T proto.Message] struct {
-	pl      *payload[T]
-	members int // in the worker's share
-	arena   []byte
-	codec   [2]string // names
-	enc     [2][]byte
-	msg     T
-	hasMsg  bool
+	pl     *payload[T]
+	arena  []byte
+	codecs [2]shardCodec // the first two codecs met
+	msg    T
+	hasMsg bool
+}
+
+// shardCodec is what a shard keeps of one codec: the payload's encoding,
+// and the envelope it last made in it, for call lastID and sequence number
+// lastSeq. The next member with the same call id (most members' room
+// streams are their connection's first call, so have the same id) is
+// queued the same parts, which the writers only read.
+type shardCodec struct {
+	name    string
+	enc     []byte
+	last    codec.Parts
+	lastID  uint32
+	lastSeq uint64
+	hasLast bool
 }
 
 // message returns the payload's message, from the worker's cache.
@@ -133,27 +148,26 @@ func (sh *shard[T]) message() (T, error) {
 	return m, err
 }
 
-// forCodec returns the payload in c's encoding, from the worker's cache
-// of the first two codecs it met (by name, which the caller knows: a
-// member's codecName; a third goes to the payload each time).
-func (sh *shard[T]) forCodec(c codec.Codec, name string) ([]byte, error) {
-	if sh.codec[0] == name {
-		return sh.enc[0], nil
-	}
-	if sh.codec[1] == name {
-		return sh.enc[1], nil
+// forCodec returns the payload in c's encoding, whose name the caller
+// knows (a member's codecName), and the shard's cache of c, nil for a
+// third codec, which goes to the payload each time.
+func (sh *shard[T]) forCodec(c codec.Codec, name string) ([]byte, *shardCodec, error) {
+	for i := range sh.codecs {
+		if sc := &sh.codecs[i]; sc.name == name {
+			return sc.enc, sc, nil
+		}
 	}
 	b, err := sh.pl.forCodec(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for i, k := range sh.codec {
-		if k == "" {
-			sh.codec[i], sh.enc[i] = name, b
-			break
+	for i := range sh.codecs {
+		if sc := &sh.codecs[i]; sc.name == "" {
+			sc.name, sc.enc = name, b
+			return b, sc, nil
 		}
 	}
-	return b, nil
+	return b, nil, nil
 }
 
 // entryDelivery says which history entry a delivery is (toRoomEntry).
@@ -284,7 +298,7 @@ func (h *Hub[T]) toShards(ms []*member[T], pl *payload[T], seq uint64, e entryDe
 
 // deliverAll is one delivery worker's share of toShards.
 func (h *Hub[T]) deliverAll(ms []*member[T], pl *payload[T], seq uint64, e entryDelivery) int {
-	sh := shard[T]{pl: pl, members: len(ms)}
+	sh := shard[T]{pl: pl}
 	n := 0
 	for _, m := range ms {
 		var ok bool
@@ -376,27 +390,10 @@ func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
 		}
 		return true
 	}
-	c := m.codec
-	b, err := sh.forCodec(c, m.codecName)
-	if err != nil {
-		h.log.Error("protows hub: encode broadcast", "codec", m.codecName, "err", err)
-		h.cfg.Metrics.Dropped("encode")
+	elem, ok := sh.envelope(h, m, seq)
+	if !ok {
 		return false
 	}
-	if sh.arena == nil {
-		// Room for the envelope heads and tails of most members (a JSON
-		// head and tail takes about 50 bytes, a Protobuf one about 12);
-		// AppendStreamMessage grows it when that is not enough. Made on
-		// first use: members without enqueue methods need none.
-		sh.arena = make([]byte, 0, 48*sh.members)
-	}
-	elem, arena, err := codec.AppendStreamMessage(c, sh.arena, m.info.CallID, b, seq)
-	if err != nil {
-		h.log.Error("protows hub: encode broadcast", "codec", c.Name(), "err", err)
-		h.cfg.Metrics.Dropped("encode")
-		return false
-	}
-	sh.arena = arena
 	if err := m.ep.EnqueueParts(elem); err != nil {
 		if errors.Is(err, transport.ErrMessageTooLarge) {
 			// Larger than the connection sends (its message size limit):
@@ -418,6 +415,36 @@ func (h *Hub[T]) deliver(m *member[T], sh *shard[T], seq uint64) bool {
 		return false
 	}
 	return true
+}
+
+// envelope returns m's STREAM_MESSAGE of sh's payload, numbered seq: the
+// one made last in m's codec when it was for the same call id, a new one
+// otherwise. It logs and counts a message that does not encode, and
+// reports false.
+func (sh *shard[T]) envelope(h *Hub[T], m *member[T], seq uint64) (codec.Parts, bool) {
+	b, sc, err := sh.forCodec(m.codec, m.codecName)
+	if err == nil {
+		if sc != nil && sc.hasLast && sc.lastID == m.info.CallID && sc.lastSeq == seq {
+			return sc.last, true
+		}
+		if sh.arena == nil {
+			// Room for the envelope heads and tails of a few members (a
+			// JSON head and tail takes about 50 bytes, a Protobuf one
+			// about 12): most members share theirs.
+			sh.arena = make([]byte, 0, 256)
+		}
+		var elem codec.Parts
+		elem, sh.arena, err = codec.AppendStreamMessage(m.codec, sh.arena, m.info.CallID, b, seq)
+		if err == nil {
+			if sc != nil {
+				sc.last, sc.lastID, sc.lastSeq, sc.hasLast = elem, m.info.CallID, seq, true
+			}
+			return elem, true
+		}
+	}
+	h.log.Error("protows hub: encode broadcast", "codec", m.codecName, "err", err)
+	h.cfg.Metrics.Dropped("encode")
+	return codec.Parts{}, false
 }
 
 // hole makes every local room skip a sequence number, so that members see

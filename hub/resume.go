@@ -146,7 +146,7 @@ func (h *Hub[T]) deliverEntryTo(m *member[T], sh *shard[T], e entryDelivery) boo
 		if len(m.pending) == maxPending {
 			m.pending = slices.Delete(m.pending, 0, maxPending/4)
 		}
-		data, err := sh.forCodec(codec.Proto(), codec.ProtoName)
+		data, _, err := sh.forCodec(codec.Proto(), codec.ProtoName)
 		if err != nil {
 			h.log.Error("protows hub: encode broadcast", "codec", codec.ProtoName, "err", err)
 			return false
