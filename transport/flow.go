@@ -63,13 +63,18 @@ func (c *Conn) roomLocked() <-chan struct{} {
 // pushLocked appends an envelope to the queue and wakes the writer,
 // unless the reader corked it. c.mu must be held.
 func (c *Conn) pushLocked(elem codec.Parts) {
+	c.appendLocked(elem)
+	if !c.w.corked {
+		c.signal()
+	}
+}
+
+// appendLocked appends an envelope to the queue. c.mu must be held.
+func (c *Conn) appendLocked(elem codec.Parts) {
 	c.w.queue = append(c.w.queue, elem)
 	c.w.queued += int64(elem.Len())
 	if b := c.w.queued + c.w.inWrite; b > c.w.peak {
 		c.w.peak = b
-	}
-	if !c.w.corked {
-		c.signal()
 	}
 }
 

@@ -45,12 +45,22 @@ func (c *Conn) wakeLocked() {
 // writer goroutine; c.w.running guarantees there is never more than one.
 // c.mu must be held.
 func (c *Conn) signal() {
+	if c.claimWriterLocked() {
+		c.srv.workers.runTask((*connWriter)(c))
+	}
+}
+
+// claimWriterLocked makes the caller the connection's writer when none
+// runs and one may start: it reports true, and the caller must then run
+// writeLoop (on a worker: signal, or enqueueCall once it released c.mu).
+// c.mu must be held.
+func (c *Conn) claimWriterLocked() bool {
 	if c.w.running || c.w.stopped || c.state >= stateClosed {
-		return
+		return false
 	}
 	c.w.running = true
 	c.writerWG.Add(1)
-	c.srv.workers.runTask((*connWriter)(c))
+	return true
 }
 
 // connWriter is a connection as the task of its writer (writeLoop).
