@@ -2,11 +2,13 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/protows/protows/codec"
 	testv1 "github.com/protows/protows/gen/go/protows/test/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"github.com/protows/protows/internal/testservice"
@@ -218,5 +220,85 @@ func TestYieldWhileQueueGrows(t *testing.T) {
 	}
 	if joined < runs/2 {
 		t.Fatalf("the four messages shared a frame in %d of %d runs", joined, runs)
+	}
+}
+
+// TestWriterLingersAfterBroadcast: a writer that wrote a room broadcast
+// (Call.Enqueue, the broadcast path) and found its queue empty yields a
+// few times before it exits, so that the connection's next broadcast
+// finds it running; one that wrote only a handler's Send exits at once.
+// With GOMAXPROCS at 1 the handler sees the writer between its yields.
+func TestWriterLingersAfterBroadcast(t *testing.T) {
+	const (
+		bcast = "/protows.test.v1.Linger/Broadcast"
+		send  = "/protows.test.v1.Linger/Send"
+	)
+	type seen struct{ drained, running bool }
+	seenCh := make(chan seen, 1)
+	// After queueing one message, the handler yields until the writer
+	// wrote it and reports whether the writer still ran then.
+	watch := func(ctx context.Context) {
+		c, _ := transport.CallFromContext(ctx)
+		var s seen
+		for range 1000 {
+			if s.drained, s.running = transport.WriterState(c.Conn()); s.drained {
+				break
+			}
+			runtime.Gosched()
+		}
+		seenCh <- s
+	}
+	ts := startServer(t, transport.Config{}, func(r *router.Router) {
+		err := errors.Join(
+			router.HandleServerStream(r, bcast, func(ctx context.Context, _ *testv1.CountRequest, _ router.Stream[*testv1.CountResponse]) error {
+				c, _ := transport.CallFromContext(ctx)
+				payload, err := c.Codec().AppendPayload(nil, &testv1.CountResponse{N: 1})
+				if err != nil {
+					return err
+				}
+				elem, _, err := codec.AppendStreamMessage(c.Codec(), nil, c.ID(), payload, 1)
+				if err != nil {
+					return err
+				}
+				if err := c.EnqueueParts(elem); err != nil {
+					return err
+				}
+				watch(ctx)
+				return nil
+			}),
+			router.HandleServerStream(r, send, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.CountResponse]) error {
+				if err := s.Send(&testv1.CountResponse{N: 1}); err != nil {
+					return err
+				}
+				watch(ctx)
+				return nil
+			}),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const runs = 20
+	count := func(method string) (running int) {
+		for range runs {
+			cl := dial(t, ts.url, codecs[0], nil)
+			cl.send(cl.request(1, method, &testv1.CountRequest{}))
+			s := <-seenCh
+			if !s.drained {
+				t.Fatalf("%s: the writer did not write the message", method)
+			}
+			if s.running {
+				running++
+			}
+			cl.ws.Close()
+		}
+		return running
+	}
+	if n := count(bcast); n < runs/2 {
+		t.Errorf("after a broadcast, the writer still ran once it had written in %d of %d runs, want most", n, runs)
+	}
+	if n := count(send); n > runs/2 {
+		t.Errorf("after a handler's Send, the writer still ran once it had written in %d of %d runs, want few", n, runs)
 	}
 }

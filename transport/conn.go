@@ -307,6 +307,7 @@ func (c *Conn) enqueueCall(call *Call, p codec.Parts) error {
 		return err
 	}
 	c.appendLocked(p)
+	c.w.broadcast = true
 	start := !c.w.corked && c.claimWriterLocked()
 	c.mu.Unlock()
 	if start {

@@ -258,7 +258,10 @@ func (c *Call) EnqueueParts(p codec.Parts) error {
 		return ErrNoCredit
 	}
 	c.credit--
-	err := c.conn.EnqueueParts(p)
+	// Under c.mu, so that ended and credit hold; the call is not gone
+	// (its end is marked under c.mu too), and enqueueCall starts a writer
+	// after releasing the connection's mutex.
+	err := c.conn.enqueueCall(c, p)
 	if err != nil {
 		c.credit++ // not sent
 	}
