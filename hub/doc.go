@@ -34,9 +34,12 @@
 //
 // A broadcast encodes its message once per codec in use among the members
 // (Protobuf, JSON), not once per member: each member then gets a
-// STREAM_MESSAGE made of a few bytes of its own (call id, sequence number)
-// around the shared encoding, which its connection's writer copies straight
-// into the frame it writes (codec.AppendStreamMessage, codec.Parts). A node
+// STREAM_MESSAGE made of a few bytes for its call id and the sequence
+// number around the shared encoding, which its connection's writer copies
+// straight into the frame it writes (codec.AppendStreamMessage,
+// codec.Parts). Those few bytes are made once for a run of members of the
+// same codec and call id (most room streams are their connection's first
+// call, so have the same id), not once per member. A node
 // that receives a broadcast from another node passes the Protobuf bytes it
 // got on to its Protobuf members without decoding them.
 //
