@@ -223,20 +223,23 @@ func TestYieldWhileQueueGrows(t *testing.T) {
 	}
 }
 
-// TestWriterLingersAfterBroadcast: a writer that wrote a room broadcast
-// (Call.Enqueue, the broadcast path) and found its queue empty yields a
-// few times before it exits, so that the connection's next broadcast
-// finds it running; one that wrote only a handler's Send exits at once.
-// With GOMAXPROCS at 1 the handler sees the writer between its yields.
+// TestWriterLingersAfterBroadcast: a writer that wrote room broadcasts
+// (Call.EnqueueParts, the broadcast path) arriving faster than it writes
+// them, two in its last batch, and found its queue empty yields a few
+// times before it exits, so that the connection's next broadcast finds it
+// running; one that wrote a lone broadcast, or a handler's Send, exits at
+// once. With GOMAXPROCS at 1 the handler sees the writer between its
+// yields.
 func TestWriterLingersAfterBroadcast(t *testing.T) {
 	const (
-		bcast = "/protows.test.v1.Linger/Broadcast"
-		send  = "/protows.test.v1.Linger/Send"
+		bcast2 = "/protows.test.v1.Linger/BroadcastTwo"
+		bcast1 = "/protows.test.v1.Linger/BroadcastOne"
+		send   = "/protows.test.v1.Linger/Send"
 	)
 	type seen struct{ drained, running bool }
 	seenCh := make(chan seen, 1)
-	// After queueing one message, the handler yields until the writer
-	// wrote it and reports whether the writer still ran then.
+	// After queueing its messages, the handler yields until the writer
+	// wrote them and reports whether the writer still ran then.
 	watch := func(ctx context.Context) {
 		c, _ := transport.CallFromContext(ctx)
 		var s seen
@@ -248,24 +251,30 @@ func TestWriterLingersAfterBroadcast(t *testing.T) {
 		}
 		seenCh <- s
 	}
-	ts := startServer(t, transport.Config{}, func(r *router.Router) {
-		err := errors.Join(
-			router.HandleServerStream(r, bcast, func(ctx context.Context, _ *testv1.CountRequest, _ router.Stream[*testv1.CountResponse]) error {
-				c, _ := transport.CallFromContext(ctx)
-				payload, err := c.Codec().AppendPayload(nil, &testv1.CountResponse{N: 1})
+	broadcast := func(n uint64) func(context.Context, *testv1.CountRequest, router.Stream[*testv1.CountResponse]) error {
+		return func(ctx context.Context, _ *testv1.CountRequest, _ router.Stream[*testv1.CountResponse]) error {
+			c, _ := transport.CallFromContext(ctx)
+			for seq := range n {
+				payload, err := c.Codec().AppendPayload(nil, &testv1.CountResponse{N: uint32(seq)})
 				if err != nil {
 					return err
 				}
-				elem, _, err := codec.AppendStreamMessage(c.Codec(), nil, c.ID(), payload, 1)
+				elem, _, err := codec.AppendStreamMessage(c.Codec(), nil, c.ID(), payload, seq+1)
 				if err != nil {
 					return err
 				}
 				if err := c.EnqueueParts(elem); err != nil {
 					return err
 				}
-				watch(ctx)
-				return nil
-			}),
+			}
+			watch(ctx)
+			return nil
+		}
+	}
+	ts := startServer(t, transport.Config{}, func(r *router.Router) {
+		err := errors.Join(
+			router.HandleServerStream(r, bcast2, broadcast(2)),
+			router.HandleServerStream(r, bcast1, broadcast(1)),
 			router.HandleServerStream(r, send, func(ctx context.Context, _ *testv1.CountRequest, s router.Stream[*testv1.CountResponse]) error {
 				if err := s.Send(&testv1.CountResponse{N: 1}); err != nil {
 					return err
@@ -286,7 +295,7 @@ func TestWriterLingersAfterBroadcast(t *testing.T) {
 			cl.send(cl.request(1, method, &testv1.CountRequest{}))
 			s := <-seenCh
 			if !s.drained {
-				t.Fatalf("%s: the writer did not write the message", method)
+				t.Fatalf("%s: the writer did not write the messages", method)
 			}
 			if s.running {
 				running++
@@ -295,10 +304,12 @@ func TestWriterLingersAfterBroadcast(t *testing.T) {
 		}
 		return running
 	}
-	if n := count(bcast); n < runs/2 {
-		t.Errorf("after a broadcast, the writer still ran once it had written in %d of %d runs, want most", n, runs)
+	if n := count(bcast2); n < runs/2 {
+		t.Errorf("after two broadcasts, the writer still ran once it had written in %d of %d runs, want most", n, runs)
 	}
-	if n := count(send); n > runs/2 {
-		t.Errorf("after a handler's Send, the writer still ran once it had written in %d of %d runs, want few", n, runs)
+	for _, m := range []string{bcast1, send} {
+		if n := count(m); n > runs/2 {
+			t.Errorf("%s: the writer still ran once it had written in %d of %d runs, want few", m, n, runs)
+		}
 	}
 }
