@@ -127,7 +127,7 @@ func (c *Call) Finish(err error) {
 		// The end may wait for room in the send queue: not on the
 		// caller's goroutine, which may be a broadcast holding a room's
 		// lock.
-		c.conn.srv.workers.run(func() { c.complete(nil, err) })
+		c.conn.srv.workers.run(func() { c.complete(nil, err, false) })
 	}
 }
 
@@ -163,8 +163,12 @@ func (c *Call) handlerReturned(err *error) bool {
 // complete ends the call with the outcome of its handler, or of its
 // detached life, and releases what it held: the end of every call but the
 // keyed ones (runKeyed). It runs once per call.
-func (c *Call) complete(res proto.Message, err error) {
-	c.end(res, err, true)
+//
+// With through set, complete is called on the goroutine that ran the
+// handler, which then runs the connection's writer when complete reports
+// true (see Call.endThrough), once the call was released.
+func (c *Call) complete(res proto.Message, err error, through bool) (write bool) {
+	_, write = c.endThrough(res, err, true, through)
 	if c.stopDeadline != nil {
 		c.stopDeadline()
 	}
@@ -180,4 +184,5 @@ func (c *Call) complete(res proto.Message, err error) {
 		d.onEnd(err)
 	}
 	c.conn.handlerDone()
+	return write
 }

@@ -290,10 +290,19 @@ func (c *Call) markEndedLocked() {
 // under the connection's mutex, which the terminal envelope is queued
 // under), so the terminal envelope still comes last.
 func (c *Call) end(res proto.Message, err error, wait bool) bool {
+	ended, _ := c.endThrough(res, err, wait, false)
+	return ended
+}
+
+// endThrough is end, called by the goroutine of the call's handler once
+// it returned when through is set: a REPLY is then queued with
+// Conn.enqueueThrough, and write reports that the caller became the
+// connection's writer and must run Conn.writeLoop.
+func (c *Call) endThrough(res proto.Message, err error, wait, through bool) (ended, write bool) {
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	c.markEndedLocked()
 	c.wakeLocked() // Send and Receive waiting on the call return
@@ -306,9 +315,16 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 		// path below encodes them again and handles the error.
 		elem, eerr := codec.AppendMessageEnvelope(c.conn.codec, nil, c.id, protowsv1.Kind_KIND_REPLY, res)
 		if eerr == nil {
-			c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+			var qerr error = ErrMessageTooLarge
+			if through {
+				write, qerr = c.conn.enqueueThrough(codec.Parts{Body: elem}, wait)
+			}
+			if errors.Is(qerr, ErrMessageTooLarge) {
+				// answer replaces a REPLY over the size limit.
+				c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+			}
 			c.conn.endQueued()
-			return true
+			return true, write
 		}
 	}
 	env := &protowsv1.Envelope{Id: c.id}
@@ -337,7 +353,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 	}
 	c.sendEnd(env, wait)
 	c.conn.endQueued()
-	return true
+	return true, false
 }
 
 // sendEnd queues env, the terminal envelope of the call, which was just
@@ -381,16 +397,27 @@ func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
 		c.runKeyed(ctx, call, req)
 		return
 	}
-	var res proto.Message
-	// What a handler that ends its goroutine (runtime.Goexit) is taken
-	// to have returned: the call still ends, and is released.
-	var err error = protows.Errorf(protows.CodeInternal, "internal error: the handler did not return")
+	var (
+		res      proto.Message
+		err      error
+		returned bool
+	)
 	defer func() {
-		if call.handlerReturned(&err) {
-			call.complete(res, err)
+		if !returned {
+			// The handler ended its goroutine (runtime.Goexit): the call
+			// still ends, and is released. The error is made here, not
+			// up front, to spare every call its allocation.
+			err = protows.Errorf(protows.CodeInternal, "internal error: the handler did not return")
+		}
+		if call.handlerReturned(&err) && call.complete(res, err, true) {
+			// This goroutine became the writer (write-through): it writes
+			// the REPLY itself rather than wake a worker to, as it was
+			// about to go idle anyway.
+			c.writeLoop()
 		}
 	}()
 	res, err = c.serve(ctx, call, req)
+	returned = true
 }
 
 // serve calls the method, turning a panic that escaped the Handler's own

@@ -56,8 +56,9 @@ func (c *Conn) signal() {
 
 // claimWriterLocked makes the caller the connection's writer when none
 // runs and one may start: it reports true, and the caller must then run
-// writeLoop (on a worker: signal, or enqueueCall once it released c.mu).
-// c.mu must be held.
+// writeLoop: on a worker (signal, or enqueueCall once it released c.mu),
+// or on its own goroutine (write-through, see Conn.enqueueThrough). c.mu
+// must be held.
 func (c *Conn) claimWriterLocked() bool {
 	if c.w.running || c.w.stopped || c.state >= stateClosed {
 		return false
@@ -65,6 +66,28 @@ func (c *Conn) claimWriterLocked() bool {
 	c.w.running = true
 	c.writerWG.Add(1)
 	return true
+}
+
+// enqueueThrough is enqueue for the terminal envelope of a call, queued by
+// the goroutine that ran its handler, which is about to go idle: when no
+// writer runs and the reader does not cork it, it makes the caller the
+// writer (claimWriterLocked) instead of waking a worker to write, and
+// reports true: the caller must run writeLoop once it released what the
+// call held. That spares a goroutine hand-off per unary call. The
+// connection sees a writer running from here on, as after signal, so a
+// close decided meanwhile (a drain ending with this call's handler) is
+// written by this writer.
+func (c *Conn) enqueueThrough(p codec.Parts, wait bool) (write bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.admitLocked(int64(p.Len()), wait); err != nil {
+		return false, err
+	}
+	c.appendLocked(p)
+	if c.w.corked {
+		return false, nil // the reader signals once its frame is processed
+	}
+	return c.claimWriterLocked(), nil
 }
 
 // connWriter is a connection as the task of its writer (writeLoop).
