@@ -96,7 +96,7 @@ func (c *Call) Detach(ctx context.Context, onEnd func(error)) error {
 // end of a call cancels it: CANCEL, timeout_ms, the connection's end, a
 // drain, the call's own completion.
 func (c *Call) cancel() {
-	c.cancelCtx()
+	c.cx.cancel(ctxCanceled)
 	c.mu.Lock()
 	d := c.detach
 	c.mu.Unlock()

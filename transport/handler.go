@@ -82,12 +82,12 @@ type Call struct {
 	id       uint32
 	method   *Method
 	metadata map[string]string
-	ctx      context.Context // the call's context: cancelled with cancel
+	ctx      context.Context // the call's context, &cx
 	resume   *protowsv1.Resume
-	// cancelCtx cancels ctx; cancel does that and finishes a detached
-	// call.
-	cancelCtx context.CancelFunc
-	key       string // the idempotency key, "" for none
+	// cx is the call's context, cancelled by cancel (which also finishes a
+	// detached call).
+	cx  callContext
+	key string // the idempotency key, "" for none
 	// req is the decoded request until the call's task (runTask) takes
 	// it; nil for a method whose client streams.
 	req proto.Message

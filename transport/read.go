@@ -2,7 +2,6 @@ package transport
 
 import (
 	"compress/flate"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -472,27 +471,20 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	// cancels its calls itself when it ends (Conn.finish), but for a
 	// keyed call, which outlives its connection: its outcome waits in the
 	// window for the client's next send (docs/PROTOCOL.md, section 3.7).
-	// Shutdown's deadline still cancels it (cancelCalls).
-	parent := context.WithoutCancel(&c.ctx)
-	var (
-		ctx    context.Context
-		cancel context.CancelFunc
-	)
+	// Shutdown's deadline still cancels it (cancelCalls). The context is
+	// a part of the Call (callContext), which spares a call four
+	// allocations.
+	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), key: key, start: time.Now()}
 	ms := e.GetTimeoutMs()
-	if ms > 0 {
-		ctx, cancel = context.WithTimeout(parent, time.Duration(ms)*time.Millisecond)
-	} else {
-		ctx, cancel = context.WithCancel(parent)
-	}
-	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), cancelCtx: cancel, key: key, start: time.Now()}
+	call.cx.init(call, time.Duration(ms)*time.Millisecond)
+	call.ctx = &call.cx
+	ctx := call.ctx
 	if credit > 0 && m.ServerStream {
 		call.flow, call.credit = true, int64(credit)
 	}
 	if key != "" {
 		call.keepPayload(e.GetPayload()) // the frame's buffer is reused
 	}
-	ctx = context.WithValue(ctx, callKey{}, call)
-	call.ctx = ctx
 	if ms > 0 {
 		c.watchDeadline(ctx, call, ms)
 	}
@@ -505,13 +497,13 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		drainMsg = c.drainReason
 		c.mu.Unlock()
 		c.srv.calls.Add(-1)
-		cancel()
+		call.cx.cancel(ctxCanceled)
 		c.sendError(id, protows.CodeUnavailable, drainMsg)
 		return true
 	default:
 		c.mu.Unlock()
 		c.srv.calls.Add(-1)
-		cancel()
+		call.cx.cancel(ctxCanceled)
 		return false
 	}
 	if c.calls == nil {
