@@ -181,7 +181,7 @@ func (c *Conn) setStateLocked(to connState) bool {
 	c.state = to
 	switch to {
 	case stateClosingNow, stateClosed:
-		c.w.queue, c.w.queued = nil, 0
+		c.w.queue, c.w.queued, c.w.owned = nil, 0, nil
 		c.stopTimersLocked()
 		c.wakeLocked()
 	case stateClosingFlush:

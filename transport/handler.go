@@ -311,21 +311,26 @@ func (c *Call) endThrough(res proto.Message, err error, wait, through bool) (end
 	c.conn.forgetCall(c.id)
 	if err == nil && res != nil && md == nil && !c.method.ServerStream {
 		// The common REPLY: its element and message are encoded in one
-		// pass, into one buffer. Should either not encode, the general
-		// path below encodes them again and handles the error.
-		elem, eerr := codec.AppendMessageEnvelope(c.conn.codec, nil, c.id, protowsv1.Kind_KIND_REPLY, res)
+		// pass, into one buffer of the server's pool, which the writer
+		// puts back. Should either not encode, the general path below
+		// encodes them again and handles the error.
+		bufs := &c.conn.srv.bufs
+		bp := bufs.get(0)
+		elem, eerr := codec.AppendMessageEnvelope(c.conn.codec, *bp, c.id, protowsv1.Kind_KIND_REPLY, res)
 		if eerr == nil {
-			var qerr error = ErrMessageTooLarge
-			if through {
-				write, qerr = c.conn.enqueueThrough(codec.Parts{Body: elem}, wait)
-			}
-			if errors.Is(qerr, ErrMessageTooLarge) {
-				// answer replaces a REPLY over the size limit.
-				c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+			*bp = elem // grown, maybe
+			write, qerr := c.conn.enqueueReply(elem, bp, wait, through)
+			if qerr != nil {
+				if errors.Is(qerr, ErrMessageTooLarge) {
+					// answer replaces a REPLY over the size limit.
+					c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+				}
+				bufs.put(bp)
 			}
 			c.conn.endQueued()
 			return true, write
 		}
+		bufs.put(bp)
 	}
 	env := &protowsv1.Envelope{Id: c.id}
 	switch {

@@ -14,12 +14,17 @@ import (
 // Conn.mu. The writer is the only goroutine that writes to the WebSocket:
 // data frames, pings and the close frame.
 type writer struct {
-	queue   []codec.Parts
-	spare   []codec.Parts // an emptied batch, the next queue
-	queued  int64         // bytes in queue
-	inWrite int64         // bytes of the batch being written
-	peak    int64         // the most of queued+inWrite so far, for tests
-	pingTmr *time.Timer
+	queue []codec.Parts
+	spare []codec.Parts // an emptied batch, the next queue
+	// owned are the pooled buffers (Server.bufs) of envelopes in queue,
+	// the REPLYs of unary calls: the writer puts them back once it wrote
+	// the batch they are in. spareOwned is an emptied owned.
+	owned      []*[]byte
+	spareOwned []*[]byte
+	queued     int64 // bytes in queue
+	inWrite    int64 // bytes of the batch being written
+	peak       int64 // the most of queued+inWrite so far, for tests
+	pingTmr    *time.Timer
 	// room is made by an answer waiting for room in the queue
 	// (enqueueLocked), and closed by wakeLocked when room may have
 	// appeared.
@@ -68,26 +73,35 @@ func (c *Conn) claimWriterLocked() bool {
 	return true
 }
 
-// enqueueThrough is enqueue for the terminal envelope of a call, queued by
-// the goroutine that ran its handler, which is about to go idle: when no
-// writer runs and the reader does not cork it, it makes the caller the
-// writer (claimWriterLocked) instead of waking a worker to write, and
-// reports true: the caller must run writeLoop once it released what the
-// call held. That spares a goroutine hand-off per unary call. The
-// connection sees a writer running from here on, as after signal, so a
-// close decided meanwhile (a drain ending with this call's handler) is
-// written by this writer.
-func (c *Conn) enqueueThrough(p codec.Parts, wait bool) (write bool, err error) {
+// enqueueReply is enqueue for the REPLY of a unary call, elem, encoded
+// into bp, a buffer of the server's pool that the writer puts back once
+// elem was written; the caller puts it back when an error is returned.
+//
+// With through set, the caller is the goroutine that ran the call's
+// handler, which is about to go idle: when no writer runs and the reader
+// does not cork it, it makes the caller the writer (claimWriterLocked)
+// instead of waking a worker to write, and reports true (write-through):
+// the caller must run writeLoop once it released what the call held. That
+// spares a goroutine hand-off per unary call. The connection sees a
+// writer running from here on, as after signal, so a close decided
+// meanwhile (a drain ending with this call's handler) is written by this
+// writer.
+func (c *Conn) enqueueReply(elem []byte, bp *[]byte, wait, through bool) (write bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.admitLocked(int64(p.Len()), wait); err != nil {
+	if err := c.admitLocked(int64(len(elem)), wait); err != nil {
 		return false, err
 	}
-	c.appendLocked(p)
-	if c.w.corked {
+	c.appendLocked(codec.Parts{Body: elem})
+	c.w.owned = append(c.w.owned, bp)
+	switch {
+	case c.w.corked:
 		return false, nil // the reader signals once its frame is processed
+	case through:
+		return c.claimWriterLocked(), nil
 	}
-	return c.claimWriterLocked(), nil
+	c.signal()
+	return false, nil
 }
 
 // connWriter is a connection as the task of its writer (writeLoop).
@@ -217,6 +231,9 @@ func (c *Conn) writeLoop() {
 		last = len(batch)
 		c.w.queue = c.w.spare
 		c.w.spare = nil
+		owned := c.w.owned
+		c.w.owned = c.w.spareOwned
+		c.w.spareOwned = nil
 		c.w.inWrite, c.w.queued = c.w.queued, 0
 		ping := c.w.pingDue
 		c.w.pingDue = false
@@ -232,6 +249,10 @@ func (c *Conn) writeLoop() {
 			err = c.writeBatch(msgType, batch)
 		}
 		clear(batch)
+		for _, bp := range owned {
+			c.srv.bufs.put(bp)
+		}
+		clear(owned)
 		c.mu.Lock()
 		c.w.inWrite = 0
 		// Room is made once the batch is out, not when it is taken: the
@@ -240,6 +261,9 @@ func (c *Conn) writeLoop() {
 		c.wakeLocked()
 		if cap(batch) <= 64 { // keep a small spare; let bursts be collected
 			c.w.spare = batch[:0]
+		}
+		if cap(owned) <= 64 {
+			c.w.spareOwned = owned[:0]
 		}
 		// A flushed close waits for what was queued before it; an
 		// immediate close may have replaced it meanwhile (and dropped the
