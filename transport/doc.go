@@ -105,11 +105,14 @@
 // run on the Server's worker goroutines, which wait up to a second for
 // their next task before they exit, so that a busy server does not start
 // a goroutine and grow its stack for every call and every burst of
-// replies; Shutdown ends them. A server stream that lasts as long as its
-// client wants, such as a room membership, need not keep its goroutine: its
-// handler detaches the call (Call.Detach) and returns, and the call stays
-// open until Finish or until it is cancelled, ending then as if its
-// handler had returned (package hub's Attach does this).
+// replies; Shutdown ends them. The worker of a unary call whose handler
+// returned writes the REPLY itself when no writer runs (write-through),
+// rather than wake another worker to: a unary call wakes one goroutine
+// besides its connection's reader, not two. A server stream that lasts as
+// long as its client wants, such as a room membership, need not keep its
+// goroutine: its handler detaches the call (Call.Detach) and returns, and
+// the call stays open until Finish or until it is cancelled, ending then
+// as if its handler had returned (package hub's Attach does this).
 //
 // Everything sent to a connection goes through its bounded send queue.
 // The writer joins what is queued into as few frames as possible (up to
