@@ -179,7 +179,9 @@ func (c *Call) complete(res proto.Message, err error, through bool) (write bool)
 	if d != nil && d.timer != nil {
 		d.timer.Stop()
 	}
-	c.conn.srv.cfg.Metrics.CallDone(c.method.Name, protows.CodeOf(err).String(), time.Since(c.start))
+	if c.conn.srv.timed {
+		c.conn.srv.cfg.Metrics.CallDone(c.method.Name, protows.CodeOf(err).String(), time.Since(c.start))
+	}
 	if d != nil && d.onEnd != nil {
 		d.onEnd(err)
 	}

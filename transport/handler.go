@@ -95,7 +95,7 @@ type Call struct {
 	// nil without one.
 	stopDeadline func() bool
 
-	start time.Time // when the handler began
+	start time.Time // when the handler began; zero unless Server.timed
 
 	mu sync.Mutex
 	// ended is set once, by markEndedLocked, under mu; gone mirrors it

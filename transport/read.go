@@ -474,7 +474,10 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	// Shutdown's deadline still cancels it (cancelCalls). The context is
 	// a part of the Call (callContext), which spares a call four
 	// allocations.
-	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), key: key, start: time.Now()}
+	call := &Call{conn: c, id: id, method: m, metadata: e.GetMetadata(), resume: e.GetResume(), key: key}
+	if c.srv.timed {
+		call.start = time.Now()
+	}
 	ms := e.GetTimeoutMs()
 	call.cx.init(call, time.Duration(ms)*time.Millisecond)
 	call.ctx = &call.cx

@@ -33,6 +33,10 @@ type Server struct {
 	epoch    time.Time     // the zero of the connections' monotonic clocks
 	idleGap  time.Duration // the readers' idleGap; other values in tests
 	load     LoadMetrics   // cfg.Metrics's, when it has them
+	// timed: cfg.Metrics is not NopMetrics, so calls are timed and
+	// reported (Metrics.CallDone); without it a call does not read the
+	// clock for them (twice per call, as costly as an allocation).
+	timed bool
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -66,6 +70,8 @@ func NewServer(h Handler, cfg Config) *Server {
 		idleGap:  idleGap,
 	}
 	s.load, _ = cfg.Metrics.(LoadMetrics)
+	_, nop := cfg.Metrics.(NopMetrics)
+	s.timed = !nop
 	if s.origins.all {
 		cfg.Logger.Warn("protows: AllowedOrigins has \"*\": any web page may open connections to this server")
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/protows/protows/internal/testservice"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 const connMethod = "/wt.v1.WT/Conn"
@@ -191,5 +192,38 @@ func TestDrainAnswersEndingCalls(t *testing.T) {
 				cancel()
 			}
 		})
+	}
+}
+
+// callTimes is a Metrics that records the calls it is told of.
+type callTimes struct {
+	transport.NopMetrics
+	done chan time.Duration
+}
+
+func (m *callTimes) CallDone(method, outcome string, d time.Duration) {
+	if method == testservice.SleepMethod && outcome == "ok" {
+		m.done <- d
+	}
+}
+
+// TestCallDoneTimesTheHandler: a Metrics other than NopMetrics is told of
+// every call with how long its handler ran (calls are timed only then).
+func TestCallDoneTimesTheHandler(t *testing.T) {
+	t.Parallel()
+	m := &callTimes{done: make(chan time.Duration, 1)}
+	ts := startServer(t, transport.Config{Metrics: m})
+	cl := dial(t, ts.url, codecs[0], nil)
+	const delay = 20 * time.Millisecond
+	if e := cl.call(1, testservice.SleepMethod, &testv1.SleepRequest{Delay: durationpb.New(delay)}); e.GetKind() != protowsv1.Kind_KIND_REPLY {
+		t.Fatalf("want a REPLY, got %v", e)
+	}
+	select {
+	case d := <-m.done:
+		if d < delay || d > time.Minute {
+			t.Fatalf("CallDone got %v for a handler that slept %v", d, delay)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("CallDone was not called")
 	}
 }
