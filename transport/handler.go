@@ -296,7 +296,7 @@ func (c *Call) end(res proto.Message, err error, wait bool) bool {
 
 // endThrough is end, called by the goroutine of the call's handler once
 // it returned when through is set: a REPLY is then queued with
-// Conn.enqueueThrough, and write reports that the caller became the
+// Conn.enqueueReply, and write reports that the caller became the
 // connection's writer and must run Conn.writeLoop.
 func (c *Call) endThrough(res proto.Message, err error, wait, through bool) (ended, write bool) {
 	c.mu.Lock()

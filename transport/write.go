@@ -62,7 +62,7 @@ func (c *Conn) signal() {
 // claimWriterLocked makes the caller the connection's writer when none
 // runs and one may start: it reports true, and the caller must then run
 // writeLoop: on a worker (signal, or enqueueCall once it released c.mu),
-// or on its own goroutine (write-through, see Conn.enqueueThrough). c.mu
+// or on its own goroutine (write-through, see Conn.enqueueReply). c.mu
 // must be held.
 func (c *Conn) claimWriterLocked() bool {
 	if c.w.running || c.w.stopped || c.state >= stateClosed {
