@@ -29,3 +29,10 @@ func (p *bufferPool) put(bp *[]byte) {
 	*bp = (*bp)[:0]
 	p.pool.Put(bp)
 }
+
+// putMaybe is put for a buffer that may be nil (none taken).
+func (p *bufferPool) putMaybe(bp *[]byte) {
+	if bp != nil {
+		p.put(bp)
+	}
+}

@@ -75,7 +75,8 @@ func (c *Conn) claimWriterLocked() bool {
 
 // enqueueReply is enqueue for the REPLY of a unary call, elem, encoded
 // into bp, a buffer of the server's pool that the writer puts back once
-// elem was written; the caller puts it back when an error is returned.
+// elem was written (nil for none); the caller puts it back when an error
+// is returned.
 //
 // With through set, the caller is the goroutine that ran the call's
 // handler, which is about to go idle: when no writer runs and the reader
@@ -93,7 +94,9 @@ func (c *Conn) enqueueReply(elem []byte, bp *[]byte, wait, through bool) (write 
 		return false, err
 	}
 	c.appendLocked(codec.Parts{Body: elem})
-	c.w.owned = append(c.w.owned, bp)
+	if bp != nil {
+		c.w.owned = append(c.w.owned, bp)
+	}
 	switch {
 	case c.w.corked:
 		return false, nil // the reader signals once its frame is processed
