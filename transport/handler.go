@@ -407,12 +407,17 @@ func (c *Call) runTask() {
 // runCall runs a handler on its own goroutine and sends its outcome.
 func (c *Conn) runCall(ctx context.Context, call *Call, req proto.Message) {
 	if call.key != "" {
-		defer c.handlerDone()
-		defer call.cancel()
-		if call.stopDeadline != nil {
-			defer call.stopDeadline()
+		write := func() bool {
+			defer c.handlerDone()
+			defer call.cancel()
+			if call.stopDeadline != nil {
+				defer call.stopDeadline()
+			}
+			return c.runKeyed(ctx, call, req)
+		}()
+		if write {
+			c.writeLoop() // write-through, once the call is released
 		}
-		c.runKeyed(ctx, call, req)
 		return
 	}
 	var (

@@ -167,8 +167,10 @@ func (f *callFingerprinter) Fingerprint(codecName string, payload []byte) (dedup
 // runKeyed runs a unary call that carries an idempotency key
 // (docs/PROTOCOL.md, section 3.7): the handler runs only if the server's
 // window does not know the key, and every send of the call gets the
-// outcome of that one run.
-func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
+// outcome of that one run. It reports, as Call.endThrough does, that the
+// caller became the connection's writer (write-through) and must run
+// Conn.writeLoop once it released the call.
+func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) (write bool) {
 	k := dedupe.Key{Method: call.method.Name, ID: call.key}
 	if p := c.principal.Load(); p != nil {
 		k.Principal = p.Subject
@@ -247,14 +249,17 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) {
 		call.end(nil, err, true)
 		outcome = protows.CodeOf(err).String()
 	case elem != nil:
-		call.endElem(elem)
+		_, write = call.endElem(elem, true)
 	default:
 		call.endOutcome(o)
 		if o.Error != nil {
 			outcome = protows.Code(o.Error.GetCode()).String()
 		}
 	}
-	c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(call.start))
+	if c.srv.timed {
+		c.srv.cfg.Metrics.CallDone(call.method.Name, outcome, time.Since(call.start))
+	}
+	return write
 }
 
 // outcome is what end(res, err) would send, kept for the window: the
@@ -412,19 +417,25 @@ func jsonValueLen(b []byte) int {
 }
 
 // endElem ends the call with elem, its REPLY already encoded, as end
-// does. It reports false when the call had already ended.
-func (c *Call) endElem(elem []byte) bool {
+// does; ended is false when the call had already ended. With through set
+// the caller is the goroutine that ran the call, and write reports that
+// it became the connection's writer, as for Call.endThrough.
+func (c *Call) endElem(elem []byte, through bool) (ended, write bool) {
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	c.markEndedLocked()
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
-	c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, true)
+	write, err := c.conn.enqueueReply(elem, nil, true, through)
+	if errors.Is(err, ErrMessageTooLarge) {
+		// answer replaces a REPLY over the size limit.
+		c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, true)
+	}
 	c.conn.endQueued()
-	return true
+	return true, write
 }
 
 // endOutcome ends the call with o, re-encoded when it was kept in another

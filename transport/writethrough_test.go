@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func (w *writerWatch) MessageOut(string, int) {
 
 // TestOneWriterAtATime: the replies of unary calls that end together,
 // each of which may make its handler's goroutine the writer
-// (write-through), PONGs answered by the reader and envelopes queued from
+// (write-through), half of them keyed (runKeyed writes through too), PONGs answered by the reader and envelopes queued from
 // other goroutines are all written, by one writer at a time.
 func TestOneWriterAtATime(t *testing.T) {
 	t.Parallel()
@@ -79,7 +80,11 @@ func TestOneWriterAtATime(t *testing.T) {
 					envs := make([]*protowsv1.Envelope, 0, perFrame+1)
 					for i := range perFrame {
 						id := uint32(f*perFrame + i + 1)
-						envs = append(envs, cl.request(id, testservice.EchoMethod, &testv1.EchoRequest{Text: "x"}))
+						env := cl.request(id, testservice.EchoMethod, &testv1.EchoRequest{Text: "x"})
+						if id%2 == 0 {
+							env.IdempotencyKey = "wt-" + strconv.Itoa(int(id))
+						}
+						envs = append(envs, env)
 					}
 					envs = append(envs, &protowsv1.Envelope{Id: uint32(f + 1), Kind: protowsv1.Kind_KIND_PING})
 					frame, err := marshal(cl, envs...)
