@@ -162,6 +162,8 @@ chromium:
 ## (+2.5 min) and rooms with history (+30 s) it took 10 min 40 s warm at
 ## load average 4-7 (20:17 UTC), so small and medium fan-out against
 ## Centrifuge now runs 3 rounds instead of 5 (about -50 s).
+## With those trims and vtprotobuf off/on echo (+7 s) it took 8 min 23 s
+## at load average 1-2 (2026-12-06, 22:38 UTC, benchmarks/out removed).
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 BENCH_REPS ?= 3
 # One bidirectional stream carrying 1,000,000 samples (2,000,000 messages,
