@@ -51,16 +51,9 @@ type membersRun struct {
 // than size bytes are not counted; size is also the payload bytes recorded
 // per message.
 func DialMembers(ctx context.Context, url, subprotocol string, n, size int, join func(*websocket.Conn) error, count CountFunc) (*Members, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024}
-	if subprotocol != "" {
-		d.Subprotocols = []string{subprotocol}
-	}
 	m := &Members{count: count, min: size, size: size}
 	for range n {
-		conn, resp, err := d.DialContext(ctx, url, http.Header{})
-		if resp != nil && resp.Body != nil {
-			_ = resp.Body.Close()
-		}
+		conn, err := dialWS(ctx, url, subprotocol, 1024)
 		if err == nil && join != nil {
 			err = join(conn)
 			if err != nil {
@@ -76,6 +69,21 @@ func DialMembers(ctx context.Context, url, subprotocol string, n, size int, join
 		go m.read(i, conn)
 	}
 	return m, nil
+}
+
+// dialWS opens a minimal client connection to url offering subprotocol
+// (none when empty), whose messages of up to writeBuffer bytes go out in
+// one frame.
+func dialWS(ctx context.Context, url, subprotocol string, writeBuffer int) (*websocket.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: writeBuffer}
+	if subprotocol != "" {
+		d.Subprotocols = []string{subprotocol}
+	}
+	conn, resp, err := d.DialContext(ctx, url, http.Header{})
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	return conn, err
 }
 
 // Len returns the number of members.

@@ -26,7 +26,7 @@ func scenarios() []harness.Scenario {
 func TestMain(m *testing.M) {
 	// Child-mode tests run this test binary as the server child.
 	if harness.IsChild(os.Args[1:]) {
-		if err := harness.Main(context.Background(), append(scenarios(), raw.ServerFanout()), os.Args[1:]); err != nil {
+		if err := harness.Main(context.Background(), append(scenarios(), raw.ServerFanout(), raw.ServerEcho()), os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

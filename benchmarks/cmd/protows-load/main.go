@@ -54,6 +54,8 @@ func main() {
 		protowsbench.Bidi(),
 		protowsbench.Broadcast(), raw.Broadcast(),
 		protowsbench.ServerFanout(), raw.ServerFanout(),
+		// Echo with minimal clients that count replies undecoded.
+		protowsbench.ServerEcho(), raw.ServerEcho(),
 		// Write coalescing off and delayed: only when named (-scenarios).
 		protowsbench.BroadcastWith(protowsbench.NoBatching),
 		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),

@@ -1,0 +1,106 @@
+package protowsbench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/gorilla/websocket"
+	"github.com/protows/protows/benchmarks/harness"
+	"github.com/protows/protows/benchmarks/payload"
+	"github.com/protows/protows/codec"
+	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
+	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
+	"github.com/protows/protows/hub"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// ServerEcho is server-bound echo on protows: the echo scenario's server
+// and requests, but the Params.Conns clients are minimal
+// (harness.Echoers): each writes one BenchService.Echo REQUEST, encoded
+// once, again and again with Params.InFlight in flight, and counts the
+// envelopes of the reply frames without decoding them, so that the
+// server, not the client, limits the rate.
+func ServerEcho() harness.Scenario {
+	return harness.Scenario{
+		Name: "serverecho", Impl: Impl, Codecs: []string{harness.CodecProto, harness.CodecJSON},
+		NewServer: func(harness.Params) (harness.Server, error) {
+			return newServer(hub.Config[*benchv1.Sample]{}, nil)
+		},
+		Connect: connectServerEcho,
+	}
+}
+
+func connectServerEcho(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+	c, err := codecOf(p.Codec)
+	if err != nil {
+		return nil, err
+	}
+	sample := payload.New(p.Size)
+	s, err := c.AppendPayload(nil, sample)
+	if err != nil {
+		return nil, err
+	}
+	req, err := c.AppendPayload(nil, &benchv1.EchoRequest{Sample: sample})
+	if err != nil {
+		return nil, err
+	}
+	frame, setID, err := requestFrame(c, benchv1.BenchServiceEchoMethod, req)
+	if err != nil {
+		return nil, err
+	}
+	f := harness.EchoFrames{Frame: frame, SetID: setID, Min: len(s), Size: len(req),
+		Type: websocket.BinaryMessage, Count: harness.CountProtoFrame}
+	if !c.Binary() {
+		f.Type, f.Count = websocket.TextMessage, harness.CountJSONFrame
+	}
+	return harness.DialEchoers(ctx, url, c.Name(), p.Conns, p.Window(), f)
+}
+
+// Call ids of requestFrame's frames: 7 decimal digits, and 3 bytes as a
+// varint (2^14 <= id < 2^21), so that every id takes the same bytes.
+const (
+	firstID = 1_000_000
+	lastID  = 1<<21 - 1
+)
+
+// requestFrame encodes a REQUEST envelope of method with payload req, as a
+// frame of its own (docs/PROTOCOL.md section 2), and returns it with a
+// function that writes another call id into it in place: calls in flight
+// need ids of their own (section 3.1). The id's bytes are where the
+// frames of the first and the last id differ.
+func requestFrame(c codec.Codec, method string, req []byte) ([]byte, func([]byte, uint64), error) {
+	enc := func(id uint32) ([]byte, error) {
+		return c.AppendEnvelope(nil, &protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REQUEST, Method: method, Payload: req})
+	}
+	idBytes := func(b []byte, id uint64) []byte {
+		if c.Binary() {
+			return protowire.AppendVarint(b, id)
+		}
+		return strconv.AppendUint(b, id, 10)
+	}
+	a, err := enc(firstID)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := enc(lastID)
+	if err != nil {
+		return nil, nil, err
+	}
+	i, j := 0, len(a)
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	for j > i && len(a) == len(b) && a[j-1] == b[j-1] {
+		j--
+	}
+	if len(a) != len(b) || !bytes.Equal(a[i:j], idBytes(nil, firstID)) || !bytes.Equal(b[i:j], idBytes(nil, lastID)) {
+		return nil, nil, fmt.Errorf("protowsbench: the call id of a %s REQUEST is not where expected", c.Name())
+	}
+	setID := func(frame []byte, seq uint64) {
+		// Appending within frame's capacity overwrites the id in place.
+		idBytes(frame[i:i], firstID+seq%(lastID-firstID+1))
+	}
+	return a, setID, nil
+}
