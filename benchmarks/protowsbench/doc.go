@@ -14,7 +14,11 @@
 //     connection with InFlight samples in flight (protows only: its
 //     baselines are the echo scenarios of the same run);
 //   - broadcast: Conns members in one hub room, one publisher, at most
-//     InFlight publishes ahead of the deliveries.
+//     InFlight publishes ahead of the deliveries;
+//   - serverfanout and serverecho: broadcast's and echo's servers driven
+//     by minimal clients (harness.Members, harness.Echoers) that count
+//     messages without decoding them, so that the server is what is
+//     measured.
 //
 // The broadcast scenario also runs with write coalescing changed
 // (BroadcastWith with NoBatching or WriteDelay1ms: impls

@@ -31,6 +31,12 @@
 //
 //	go run ./benchmarks/cmd/protows-load -child -scenarios echo-paced -sizes small -peak-fraction 0.5
 //
+// Echo with minimal clients that write pre-encoded requests and count the
+// replies without decoding them, so that the servers, not the clients,
+// are compared:
+//
+//	go run ./benchmarks/cmd/protows-load -child -scenarios serverecho -sizes medium
+//
 // See benchmarks/RESULTS.md for what the columns mean.
 package main
 
