@@ -123,3 +123,48 @@ func TestEchoersRefuseMalformed(t *testing.T) {
 		t.Errorf("%d replies counted before the bad one, want 19", n)
 	}
 }
+
+// TestPacedEchoersDueTime: paced echoers send on the schedule, and a
+// request that is due while its connection's window is full waits for a
+// reply, its latency counted from its due time, not from when it went
+// out. The server takes 20 ms a reply and the window is one request, so a
+// request sent at once after the previous reply would have taken 20 ms;
+// measured from due times, 5 ms apart, the wait grows by 15 ms a request.
+func TestPacedEchoersDueTime(t *testing.T) {
+	url := echoServer(t, func(_ int, msg []byte) []byte {
+		time.Sleep(20 * time.Millisecond)
+		return msg
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := Params{Conns: 1, Rate: 200}
+	e, err := DialPacedEchoers(ctx, url, "", p, EchoFrames{
+		Frame: []byte("request"), Type: websocket.TextMessage, Count: CountLines, Min: 5, Size: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.window = 1
+	run, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	rec := NewRecorder(1<<40, 1, stop)
+	if err := e.Run(run, rec); err != nil {
+		t.Fatal(err)
+	}
+	n := rec.Messages()
+	// About 15 replies in 300 ms at 20 ms each; far fewer than the 60 due.
+	if n < 3 || n > 20 {
+		t.Fatalf("%d replies, want about 15", n)
+	}
+	lat := rec.sorted()
+	// The last reply's request was due about 15 ms × (n-1) before it
+	// came back; from its send time it would be 20 ms.
+	if last, want := lat[len(lat)-1], time.Duration(n-1)*10*time.Millisecond; last < want {
+		t.Errorf("slowest latency %v of %d replies, want at least %v (from due times)", last, n, want)
+	}
+
+	if _, err := DialPacedEchoers(ctx, url, "", Params{Conns: 1}, EchoFrames{}); err == nil {
+		t.Error("paced echoers dialled without a rate")
+	}
+}

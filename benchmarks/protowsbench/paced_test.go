@@ -22,6 +22,18 @@ func TestEchoPaced(t *testing.T) {
 	}
 }
 
+// TestServerEchoPaced runs the minimal clients of serverecho paced, in
+// both codecs: about rate × duration replies are counted, with ordered
+// percentiles.
+func TestServerEchoPaced(t *testing.T) {
+	for _, c := range []string{harness.CodecProto, harness.CodecJSON} {
+		t.Run(c, func(t *testing.T) { pacedSmoke(t, protowsbench.ServerEchoPaced(), c) })
+	}
+	if _, err := protowsbench.ServerEchoPaced().Connect(context.Background(), "ws://127.0.0.1:1/ws", harness.Params{Codec: harness.CodecProto, Size: payload.Small, Conns: 1}); err == nil {
+		t.Error("paced server echo connected without a rate")
+	}
+}
+
 func pacedSmoke(t *testing.T, sc harness.Scenario, codecName string) {
 	p := harness.Params{Codec: codecName, Size: payload.Small, Conns: 4, Rate: 2000, Duration: 500 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -31,8 +43,8 @@ func pacedSmoke(t *testing.T, sc harness.Scenario, codecName string) {
 		t.Fatal(err)
 	}
 	r := results[0]
-	if r.Scenario != "echo-paced" || r.Rate != p.Rate {
-		t.Errorf("result %s at rate %v, want echo-paced at %v", r.ID(), r.Rate, p.Rate)
+	if r.Scenario != sc.Name || r.Rate != p.Rate {
+		t.Errorf("result %s at rate %v, want %s at %v", r.ID(), r.Rate, sc.Name, p.Rate)
 	}
 	rep := r.Reps[0]
 	// 1,000 calls are due in 500 ms; a loaded machine may start late or

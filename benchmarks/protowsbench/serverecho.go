@@ -32,30 +32,62 @@ func ServerEcho() harness.Scenario {
 	}
 }
 
+// ServerEchoPaced is ServerEcho on an open-loop schedule (harness.Paced),
+// to compare the servers' latency at a rate with the same minimal client
+// for both: the Params.Conns connections send Params.Rate requests per
+// second in all, each at its due time whatever the replies do, and each
+// reply's latency runs from the due time of the oldest request still
+// waiting (see harness.DialPacedEchoers: protows may answer out of order
+// and several replies in one frame, which the client does not decode). It
+// runs only when named (-scenarios serverecho-paced), with -rate or
+// -peak-fraction.
+func ServerEchoPaced() harness.Scenario {
+	s := ServerEcho()
+	s.Name, s.Shape, s.Explicit = "serverecho-paced", harness.Paced, true
+	s.Connect = func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+		f, sub, err := serverEchoFrames(p)
+		if err != nil {
+			return nil, err
+		}
+		return harness.DialPacedEchoers(ctx, url, sub, p, f)
+	}
+	return s
+}
+
 func connectServerEcho(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-	c, err := codecOf(p.Codec)
+	f, sub, err := serverEchoFrames(p)
 	if err != nil {
 		return nil, err
+	}
+	return harness.DialEchoers(ctx, url, sub, p.Conns, p.Window(), f)
+}
+
+// serverEchoFrames returns the request frame of the minimal echo clients,
+// how they count the replies, and the subprotocol to offer.
+func serverEchoFrames(p harness.Params) (harness.EchoFrames, string, error) {
+	c, err := codecOf(p.Codec)
+	if err != nil {
+		return harness.EchoFrames{}, "", err
 	}
 	sample := payload.New(p.Size)
 	s, err := c.AppendPayload(nil, sample)
 	if err != nil {
-		return nil, err
+		return harness.EchoFrames{}, "", err
 	}
 	req, err := c.AppendPayload(nil, &benchv1.EchoRequest{Sample: sample})
 	if err != nil {
-		return nil, err
+		return harness.EchoFrames{}, "", err
 	}
 	frame, setID, err := requestFrame(c, benchv1.BenchServiceEchoMethod, req)
 	if err != nil {
-		return nil, err
+		return harness.EchoFrames{}, "", err
 	}
 	f := harness.EchoFrames{Frame: frame, SetID: setID, Min: len(s), Size: len(req),
 		Type: websocket.BinaryMessage, Count: harness.CountProtoFrame}
 	if !c.Binary() {
 		f.Type, f.Count = websocket.TextMessage, harness.CountJSONFrame
 	}
-	return harness.DialEchoers(ctx, url, c.Name(), p.Conns, p.Window(), f)
+	return f, c.Name(), nil
 }
 
 // Call ids of requestFrame's frames: 7 decimal digits, and 3 bytes as a

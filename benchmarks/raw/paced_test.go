@@ -14,18 +14,28 @@ import (
 // does: about rate × duration calls complete, and the percentiles are
 // ordered.
 func TestEchoPaced(t *testing.T) {
+	pacedTest(t, raw.EchoPaced())
+}
+
+// TestServerEchoPaced runs the minimal clients of serverecho paced
+// against the raw server, as TestEchoPaced.
+func TestServerEchoPaced(t *testing.T) {
+	pacedTest(t, raw.ServerEchoPaced())
+}
+
+func pacedTest(t *testing.T, sc harness.Scenario) {
 	for _, c := range []string{harness.CodecProto, harness.CodecJSON} {
 		t.Run(c, func(t *testing.T) {
 			p := harness.Params{Codec: c, Size: payload.Small, Conns: 4, Rate: 2000, Duration: 500 * time.Millisecond}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			results, err := harness.Run(ctx, harness.Config{Reps: 1}, []harness.Job{{Scenario: raw.EchoPaced(), Params: p}})
+			results, err := harness.Run(ctx, harness.Config{Reps: 1}, []harness.Job{{Scenario: sc, Params: p}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := results[0]
-			if r.Scenario != "echo-paced" || r.Rate != p.Rate {
-				t.Errorf("result %s at rate %v, want echo-paced at %v", r.ID(), r.Rate, p.Rate)
+			if r.Scenario != sc.Name || r.Rate != p.Rate {
+				t.Errorf("result %s at rate %v, want %s at %v", r.ID(), r.Rate, sc.Name, p.Rate)
 			}
 			rep := r.Reps[0]
 			if rep.Messages < 300 || rep.Messages > 1100 {
@@ -36,7 +46,7 @@ func TestEchoPaced(t *testing.T) {
 			}
 		})
 	}
-	if _, err := raw.EchoPaced().Connect(context.Background(), "ws://127.0.0.1:1/ws", harness.Params{Codec: harness.CodecProto, Size: payload.Small, Conns: 1}); err == nil {
+	if _, err := sc.Connect(context.Background(), "ws://127.0.0.1:1/ws", harness.Params{Codec: harness.CodecProto, Size: payload.Small, Conns: 1}); err == nil {
 		t.Error("paced echo connected without a rate")
 	}
 }

@@ -37,6 +37,12 @@
 //
 //	go run ./benchmarks/cmd/protows-load -child -scenarios serverecho -sizes medium
 //
+// Both at once: the minimal clients on the open-loop schedule, so that
+// the servers' latency at half of gorilla's peak is compared with the same
+// client on both sides (peak from an earlier run's results):
+//
+//	go run ./benchmarks/cmd/protows-load -child -scenarios serverecho-paced -sizes small -peak-fraction 0.5 -peak-from peak.jsonl
+//
 // See benchmarks/RESULTS.md for what the columns mean.
 package main
 
@@ -74,6 +80,9 @@ func main() {
 		harness.IdleOf(protowsbench.Echo()), harness.IdleOf(raw.Echo()),
 		// Paced echo: only when named, with -rate or -peak-fraction.
 		protowsbench.EchoPaced(), raw.EchoPaced(),
+		// Paced echo with the minimal clients of serverecho, the same for
+		// both servers: only when named, with -rate or -peak-fraction.
+		protowsbench.ServerEchoPaced(), raw.ServerEchoPaced(),
 	}
 	if err := harness.Main(ctx, scenarios, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "protows-load:", err)
