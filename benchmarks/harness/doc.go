@@ -37,8 +37,8 @@
 // # Paced loads and the short page
 //
 // A Paced scenario (echo-paced, serverecho-paced) sends on an open-loop
-// Schedule: each call at its due time whatever the replies do, its latency measured from the
-// due time, so that queueing behind slow replies is counted rather than
+// Schedule: each call at its due time whatever the replies do, its
+// latency measured from the due time, so that queueing behind slow replies is counted rather than
 // hidden (coordinated omission); p999 is reported beside the other
 // percentiles. Its rate is -rate, or -peak-fraction of the saturated
 // msgs/s of -peak-of (raw gorilla echo) for the same codec and size,
