@@ -38,8 +38,8 @@
 //
 // A Paced scenario (echo-paced, serverecho-paced) sends on an open-loop
 // Schedule: each call at its due time whatever the replies do, its
-// latency measured from the due time, so that queueing behind slow replies is counted rather than
-// hidden (coordinated omission); p999 is reported beside the other
+// latency measured from the due time, so that queueing behind slow
+// replies is counted rather than hidden (coordinated omission); p999 is reported beside the other
 // percentiles. Its rate is -rate, or -peak-fraction of the saturated
 // msgs/s of -peak-of (raw gorilla echo) for the same codec and size,
 // measured first or read from -peak-from result files. Besides the full
