@@ -204,6 +204,18 @@ func vectorCases(t *testing.T, c codec.Codec) map[string][]*protowsv1.Envelope {
 			Epoch: "m-0a9b8c7d6e5f", Offset: 10, Recovery: protowsv1.Recovery_RECOVERY_EPOCH_CHANGED, Latest: 12}}},
 		"stream_position_fresh": {{Id: 11, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: &protowsv1.Position{
 			Epoch: "m-6f1d2c3b4a5e"}}},
+		// An outcome this version does not name (docs/PROTOCOL.md, sections
+		// 5 and 14.3): in Protobuf a number a later version may add, kept
+		// as it came; in JSON the name "unknown", which the codecs read as
+		// -1 and write for any number without a name.
+		"stream_position_unknown_recovery": {func() *protowsv1.Envelope {
+			r := protowsv1.Recovery(9)
+			if !c.Binary() {
+				r = -1
+			}
+			return &protowsv1.Envelope{Id: 12, Kind: protowsv1.Kind_KIND_STREAM_POSITION, Position: &protowsv1.Position{
+				Epoch: "m-6f1d2c3b4a5e", Offset: 1041, Recovery: r, Latest: 1043}}
+		}()},
 		// A resume as it reaches the client: the position, the two
 		// missed messages (replayed), then a live one.
 		"batch_resume": {

@@ -252,12 +252,25 @@ func buildEnvelope(m map[string]any, c codec.Codec, calls map[uint32]string) (*p
 				*dst = uint64(n)
 			}
 		}
-		if r, ok := v["recovery"].(string); ok && r != "" {
+		switch r := v["recovery"].(type) {
+		case nil:
+		case string:
+			if r == "" {
+				break
+			}
 			n, ok := protowsv1.Recovery_value["RECOVERY_"+strings.ToUpper(r)]
 			if !ok {
 				return nil, fmt.Errorf("unknown recovery %q", r)
 			}
 			e.Position.Recovery = protowsv1.Recovery(n)
+		default:
+			// A number, for an outcome a later version may add: the
+			// JSON codec writes one without a name as "unknown".
+			n, err := toFloat(r)
+			if err != nil {
+				return nil, fmt.Errorf("position recovery: %w", err)
+			}
+			e.Position.Recovery = protowsv1.Recovery(int32(n))
 		}
 	}
 	return e, nil

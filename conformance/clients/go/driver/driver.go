@@ -371,7 +371,11 @@ func (d *driver) stream(ctx context.Context, c *client.Client, cmd command) {
 	for s.Receive() {
 		ev := map[string]any{"client": cmd.Client, "ref": cmd.Ref, "event": "message", "payload": payload(s.Msg()), "seq": s.Seq(), "gap": s.Gap()}
 		if sp, ok := s.Resumed(); ok {
-			ev["recovery"], ev["replayed"] = recoveryNames[sp.Recovery], sp.Replayed()
+			name, ok := recoveryNames[sp.Recovery]
+			if !ok {
+				name = "unknown" // an outcome newer than this client
+			}
+			ev["recovery"], ev["replayed"] = name, sp.Replayed()
 		}
 		d.emit(ev)
 	}
