@@ -374,6 +374,25 @@ func home(tag, mask uint64) uint64 { return tag & mask &^ (slotsPerLine - 1) }
 const slotsPerLine = 8
 
 // findLocked returns the entry of h (not gone) and its generation, or nil.
+// waitUnlock waits for the running key of hash h to finish (its outcome
+// kept) or be released (the key free again), and releases sh.mu, which
+// must be held, while it waits. It returns ctx's error when ctx ends
+// first; the caller looks the key up again otherwise.
+func (sh *shard) waitUnlock(ctx context.Context, h keyHash) error {
+	done := sh.waiters[h]
+	if done == nil {
+		done = make(chan struct{})
+		sh.waiters[h] = done
+	}
+	sh.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
 	if len(sh.index) == 0 {
 		return nil, nil
@@ -583,21 +602,11 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 			return nil, conflict(k)
 		}
 		if e.expires == 0 {
-			// The first run is in progress: wait for it.
-			done := sh.waiters[h]
-			if done == nil {
-				done = make(chan struct{})
-				sh.waiters[h] = done
+			// The first run is in progress: wait for it, then look again.
+			if err := sh.waitUnlock(ctx, h); err != nil {
+				return nil, err
 			}
-			sh.mu.Unlock()
-			select {
-			case <-done:
-				// Finished (the outcome is kept) or released (the key
-				// is free): look again.
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+			continue
 		}
 		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
 		sh.mu.Unlock()
@@ -668,18 +677,10 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			return nil, Claim{}, conflict(k)
 		}
 		if e.expires == 0 {
-			done := sh.waiters[h]
-			if done == nil {
-				done = make(chan struct{})
-				sh.waiters[h] = done
+			if err := sh.waitUnlock(ctx, h); err != nil {
+				return nil, Claim{}, err
 			}
-			sh.mu.Unlock()
-			select {
-			case <-done:
-				continue
-			case <-ctx.Done():
-				return nil, Claim{}, ctx.Err()
-			}
+			continue
 		}
 		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
 		sh.mu.Unlock()

@@ -49,34 +49,8 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 		}
 		b.WriteString("\n")
 	}
-	if rows := ratios(results); len(rows) > 0 {
-		b.WriteString("\n| ratio of medians | msgs/s | server CPU s/M | server B/conn | server heap B/conn |\n|---|---:|---:|---:|---:|\n")
-		for _, row := range rows {
-			fmt.Fprintf(&b, "| %s |", row.label)
-			for _, v := range row.values {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					b.WriteString(" – |")
-				} else {
-					fmt.Fprintf(&b, " %.2f× |", v)
-				}
-			}
-			b.WriteString("\n")
-		}
-	}
-	if rows := keyedCosts(results); len(rows) > 0 {
-		b.WriteString("\n| cost of idempotency keys (target: at most 1.10×) | calls/s unkeyed / keyed | server CPU per call keyed / unkeyed | client CPU per call keyed / unkeyed |\n|---|---:|---:|---:|\n")
-		for _, row := range rows {
-			fmt.Fprintf(&b, "| %s |", row.label)
-			for _, v := range row.values {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					b.WriteString(" – |")
-				} else {
-					fmt.Fprintf(&b, " %.2f× |", v)
-				}
-			}
-			b.WriteString("\n")
-		}
-	}
+	writeRatios(&b, "| ratio of medians | msgs/s | server CPU s/M | server B/conn | server heap B/conn |\n|---|---:|---:|---:|---:|\n", ratios(results))
+	writeRatios(&b, "| cost of idempotency keys (target: at most 1.10×) | calls/s unkeyed / keyed | server CPU per call keyed / unkeyed | client CPU per call keyed / unkeyed |\n|---|---:|---:|---:|\n", keyedCosts(results))
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -85,6 +59,26 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 // with an idempotency key (protows-keyed): the report sets it beside the
 // implementation without the suffix, as the cost of the key.
 const KeyedSuffix = "-keyed"
+
+// writeRatios writes a table of ratio rows under head (its header and
+// separator lines), after a blank line, or nothing when there are none.
+func writeRatios(b *strings.Builder, head string, rows []ratio) {
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\n" + head)
+	for _, row := range rows {
+		fmt.Fprintf(b, "| %s |", row.label)
+		for _, v := range row.values {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				b.WriteString(" – |")
+			} else {
+				fmt.Fprintf(b, " %.2f× |", v)
+			}
+		}
+		b.WriteString("\n")
+	}
+}
 
 // keyedCosts compares each implementation named with KeyedSuffix with the
 // one without, for the same scenario, codec and size: calls/s as
