@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/protows/protows"
+	"github.com/protows/protows/internal/tsbuild"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden from testdata/proto")
@@ -121,43 +122,6 @@ func findTools() (toolSet, error) {
 	}
 	ts.esScript = filepath.Join(root, "cmd", "protoc-gen-protows-es", "bin", "protoc-gen-protows-es.js")
 	return ts, nil
-}
-
-// ensureRuntimeBuilt builds @protows/client (client/ts) when its dist/ is
-// missing, as in a fresh clone, or older than a source file (a checkout
-// that moved on): generated TypeScript imports the runtime's published
-// types and code, which its build writes.
-func ensureRuntimeBuilt(t *testing.T, root string) {
-	t.Helper()
-	if runtimeBuildFresh(root) {
-		return
-	}
-	cmd := exec.Command("npm", "run", "build", "--workspace", "@protows/client")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building @protows/client: %v\n%s", err, b)
-	}
-}
-
-// runtimeBuildFresh reports whether client/ts/dist was built after the last
-// change to client/ts/src.
-func runtimeBuildFresh(root string) bool {
-	built, err := os.Stat(filepath.Join(root, "client", "ts", "dist", "index.d.ts"))
-	if err != nil {
-		return false
-	}
-	fresh := true
-	_ = filepath.WalkDir(filepath.Join(root, "client", "ts", "src"), func(_ string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if info, err := d.Info(); err == nil && info.ModTime().After(built.ModTime()) {
-			fresh = false
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return fresh
 }
 
 func fileExists(path string) bool {
@@ -376,7 +340,9 @@ func TestGoldenGoVets(t *testing.T) {
 // and protoc-gen-protows-es itself, which is JavaScript with JSDoc types.
 func TestTypeScriptTypeChecks(t *testing.T) {
 	ts := tools(t)
-	ensureRuntimeBuilt(t, ts.root)
+	if err := tsbuild.Runtime(ts.root); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(ts.tsc, "-p", filepath.Join("testdata", "tsconfig.json"))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tsc: %v\n%s", err, b)

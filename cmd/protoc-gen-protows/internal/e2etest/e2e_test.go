@@ -28,6 +28,7 @@ import (
 	editionsv1 "github.com/protows/protows/cmd/protoc-gen-protows/testdata/golden/go/editions/v1"
 	keywordsv1 "github.com/protows/protows/cmd/protoc-gen-protows/testdata/golden/go/keywords/v1"
 	"github.com/protows/protows/codec"
+	"github.com/protows/protows/internal/tsbuild"
 	"github.com/protows/protows/router"
 	"github.com/protows/protows/transport"
 )
@@ -426,7 +427,9 @@ func TestGeneratedTypeScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the TypeScript end-to-end test needs Node.js: %v", err)
 	}
-	ensureRuntimeBuilt(t, root)
+	if err := tsbuild.Runtime(root); err != nil {
+		t.Fatal(err)
+	}
 	tmp := t.TempDir()
 	out := filepath.Join(tmp, "out")
 	tsc := exec.Command(filepath.Join(root, "node_modules", ".bin", "tsc"),
@@ -450,27 +453,6 @@ func TestGeneratedTypeScript(t *testing.T) {
 	if got, want := string(b), "proto: ok\njson: ok\n"; got != want {
 		t.Errorf("node e2e.js printed %q, want %q", got, want)
 	}
-}
-
-// ensureRuntimeBuilt builds @protows/client (client/ts) when its dist/ is
-// missing, as in a fresh clone: generated TypeScript imports the runtime's
-// published types and code, which its build writes. An existing dist/ is
-// used as it is.
-func ensureRuntimeBuilt(t *testing.T, root string) {
-	t.Helper()
-	if fileExists(filepath.Join(root, "client", "ts", "dist", "index.d.ts")) {
-		return
-	}
-	cmd := exec.Command("npm", "run", "build", "--workspace", "@protows/client")
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building @protows/client: %v\n%s", err, b)
-	}
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // TestRegisterTwice checks that registering a service twice on one router
