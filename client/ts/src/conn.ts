@@ -19,6 +19,8 @@ export interface WebSocketLike {
   onmessage: ((ev: any) => void) | null;
   onclose: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
+  /** 1 while open; 2 closing, 3 closed. Absent: taken as open. */
+  readonly readyState?: number;
   send(data: string | ArrayBufferView | ArrayBufferLike): void;
   close(code?: number, reason?: string): void;
 }
@@ -80,6 +82,9 @@ export class CallIds {
     }
   }
 }
+
+// wsOpen is WebSocket.OPEN, the readyState of an open socket.
+const wsOpen = 1;
 
 // Conn is one WebSocket and what belongs to it.
 export class Conn {
@@ -171,8 +176,19 @@ export class Conn {
     return this.#config.ids.take(this.calls);
   }
 
-  // send writes one frame with the envelopes; it throws when the socket does.
+  // send writes one frame with the envelopes; it throws when the socket
+  // does. A socket that is closing or closed takes nothing: a browser's
+  // drops the frame and only says so on the console, Node's ws throws.
+  // Both come to the same here, a frame that is not sent: the close event
+  // that follows tells every call on the connection that it was lost, as
+  // when a sent frame is lost with the link, and each call does what it
+  // does then (an outbox entry goes on the next connection, a stream
+  // re-opens, an idempotent call is sent again).
   send(envs: WireEnvelope[]): void {
+    const state = this.ws.readyState;
+    if (state !== undefined && state !== wsOpen) {
+      return;
+    }
     this.ws.send(this.#config.codec.encodeFrame(envs));
   }
 
