@@ -48,6 +48,9 @@ const (
 	// DefaultStreamWindow is the initial window of the client's stream
 	// messages on a client-streaming or bidirectional call.
 	DefaultStreamWindow = 16
+	// DefaultInlineCallFor is how long the reader runs a unary call
+	// itself before it hands reading on (Config.InlineCallFor).
+	DefaultInlineCallFor = 50 * time.Microsecond
 	// DefaultReadBufferSize is small on purpose: gorilla holds the read
 	// buffer for the life of a connection, so it dominates the heap of an
 	// idle connection. Larger messages are read in several reads, which
@@ -216,6 +219,18 @@ type Config struct {
 	// call per envelope; the switch exists to measure that saving and for
 	// peers that cannot decode batched frames (every protows client can).
 	DisableBatching bool
+	// InlineCallFor is how long a connection's reader runs a unary call
+	// itself, on its own goroutine, before a fresh goroutine takes over
+	// reading while the call goes on. A call that returns sooner, as most
+	// do, costs no hand-off to a worker goroutine: under load that
+	// hand-off was the largest source of queueing delay, and the reason
+	// protows's p99 latency exceeded raw gorilla's (docs/DECISIONS.md).
+	// The connection's next message waits meanwhile, for this long at
+	// most (plus the scheduling delay of a busy server). Zero means
+	// DefaultInlineCallFor; a negative value runs every call on a worker
+	// goroutine of its own, as streams and client-streaming calls always
+	// do.
+	InlineCallFor time.Duration
 	// WriteDelay holds the writer back this long after it was woken
 	// before it writes, so that more envelopes join the frame: fewer
 	// writes at the cost of that much added latency. Zero (the default)
@@ -288,6 +303,9 @@ func (c Config) withDefaults() Config {
 	def(&c.ReadTimeout, DefaultReadTimeout)
 	def(&c.WriteTimeout, DefaultWriteTimeout)
 	def(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	if c.InlineCallFor == 0 {
+		c.InlineCallFor = DefaultInlineCallFor
+	}
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}

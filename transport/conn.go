@@ -65,7 +65,11 @@ type Conn struct {
 	drainCode protows.CloseCode // the close that ends draining: 1001 or 1013
 	// busyReads is the reader's, not under mu (it fills the padding):
 	// messages since the handshake or the last silence, up to freshReads.
-	busyReads   uint8
+	busyReads uint8
+	// turn is odd while the reader runs a call inline; runInline and
+	// handOver move it on, so that exactly one of them wins (runInline).
+	// It is not under mu either.
+	turn        atomic.Uint32
 	w           writer // the send queue and the writer's flags
 	auth        authTimers
 	drainTmr    *time.Timer // Config.DrainTimeout, from the start of draining
@@ -95,6 +99,11 @@ type Conn struct {
 	// Owned by the reader (read).
 	tokens  float64
 	lastMsg time.Duration // when the last message came, since srv.epoch: a monotonic time in 8 bytes
+	// inline is the unary call of the last message, which the reader runs
+	// itself once the message was processed (runInline); handOff is the
+	// timer that hands reading on when the call takes too long.
+	inline  *Call
+	handOff *time.Timer
 
 	opened time.Duration // when the connection opened, since srv.epoch, for the close's log line
 }

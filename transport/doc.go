@@ -100,15 +100,22 @@
 // silence (10 ms or more), it hands reading on to a fresh goroutine, so a
 // stack grown to process messages is not held through the silence that
 // likely follows. Requests start in arrival order and run concurrently,
-// each on its own goroutine, so replies of different calls may come in any
-// order; the envelopes of one call keep their order. Handlers and writers
-// run on the Server's worker goroutines, which wait up to a second for
-// their next task before they exit, so that a busy server does not start
-// a goroutine and grow its stack for every call and every burst of
-// replies; Shutdown ends them. The worker of a unary call whose handler
+// so replies of different calls may come in any order; the envelopes of
+// one call keep their order. The reader runs a unary call itself, once the
+// message that carried it was processed: most handlers return within
+// microseconds, and the hand-off to another goroutine would cost more in
+// queueing delay under load than they take to run. A unary call still
+// running after Config.InlineCallFor (50 µs by default) goes on where it
+// is while a fresh goroutine takes over reading, so a slow handler holds
+// up its connection's next message for that long at most; a negative
+// InlineCallFor gives every call a goroutine from the start. Streams,
+// client-streaming calls, a frame's second and later unary requests, and
+// writers run on the Server's worker goroutines, which wait up to a second
+// for their next task before they exit, so that a busy server does not
+// start a goroutine and grow its stack for every call and every burst of
+// replies; Shutdown ends them. The goroutine of a unary call whose handler
 // returned writes the REPLY itself when no writer runs (write-through),
-// rather than wake another worker to: a unary call wakes one goroutine
-// besides its connection's reader, not two. A server stream that lasts as
+// rather than wake a worker to. A server stream that lasts as
 // long as its client wants, such as a room membership, need not keep its
 // goroutine: its handler detaches the call (Call.Detach) and returns, and
 // the call stays open until Finish or until it is cancelled, ending then

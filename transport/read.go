@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"time"
 	"unicode/utf8"
@@ -118,9 +119,17 @@ func (c *Conn) read() {
 			return
 		}
 		end, more, hop := c.handleMessage(mt, r)
+		call := c.inline
+		c.inline = nil
 		if !more {
+			if call != nil {
+				c.srv.workers.runTask(call)
+			}
 			c.finish(end)
 			return
+		}
+		if call != nil && !c.runInline(call) {
+			return // a fresh reader took over while the call ran
 		}
 		if hop {
 			go c.read()
@@ -520,6 +529,48 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		call.open()
 	}
 	call.req = req
+	if c.inline == nil && !m.ClientStream && !m.ServerStream && c.srv.cfg.InlineCallFor > 0 {
+		c.inline = call // run by the reader once the frame is processed
+		return true
+	}
 	c.srv.workers.runTask(call)
 	return true
+}
+
+// runInline runs a unary call on the reader's goroutine, sparing it the
+// hand-off to a worker, which under load costs more in queueing delay than
+// most handlers take to run (docs/DECISIONS.md, "The reader runs unary
+// calls"). If the call is still running after Config.InlineCallFor, its
+// timer (handOver) starts a fresh reader, and the call finishes on this
+// goroutine, which then stops reading. runInline reports whether this
+// goroutine is still the reader.
+//
+// turn settles the race between the call's return and its timer: the
+// reader makes it odd, the call's return moves it on by one and the
+// timer by three, each only from the odd value, so that only one of them
+// succeeds, and a late timer of an earlier call finds the value moved on.
+// A call that ends its goroutine (runtime.Goexit) never moves it: the
+// timer then hands reading on.
+func (c *Conn) runInline(call *Call) bool {
+	if c.handOff == nil {
+		// Made before turn moves, which orders it before the fresh
+		// reader that handOver may start, and which uses it.
+		c.handOff = time.AfterFunc(math.MaxInt64, c.handOver)
+	}
+	v := c.turn.Add(1)
+	c.handOff.Reset(c.srv.cfg.InlineCallFor)
+	call.runTask()
+	if c.turn.CompareAndSwap(v, v+1) {
+		c.handOff.Stop()
+		return true
+	}
+	return false
+}
+
+// handOver is the timer of a call that the reader runs (runInline): when
+// the call is still running, a fresh goroutine takes over reading.
+func (c *Conn) handOver() {
+	if v := c.turn.Load(); v&1 == 1 && c.turn.CompareAndSwap(v, v+3) {
+		go c.read()
+	}
 }
