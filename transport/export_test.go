@@ -1,5 +1,7 @@
 package transport
 
+import "time"
+
 // PeakQueued returns the most bytes the connection's send queue held
 // (queued and being written) so far, for the tests of back-pressure.
 func PeakQueued(c *Conn) int64 {
@@ -19,3 +21,8 @@ func Buffered(c *Call) int {
 // Fingerprint is the fingerprint of a keyed call's request, for
 // BenchmarkKeyedCost.
 var Fingerprint = fingerprint
+
+// SetIdleGap sets the silence after which a connection's reader takes
+// its next messages as the start of a run (read), for tests that want a
+// connection to count as busy however slowly they send.
+func SetIdleGap(s *Server, d time.Duration) { s.idleGap = d }

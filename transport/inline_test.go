@@ -62,38 +62,64 @@ func registerInline(release chan struct{}) func(*router.Router) {
 	}
 }
 
-// TestInlineWhere checks where a unary call runs: on the connection's
-// reader by default, on a worker when InlineCallFor is negative.
+// busyAfter is how many messages a connection's reader takes as the start
+// of a run, each followed by a hop to a fresh goroutine (read's
+// freshReads); the calls of those messages go to workers.
+const busyAfter = 4
+
+// startBusyServer is startServer with connections that count as busy
+// however slowly a test sends: a silence never starts a new run.
+func startBusyServer(t *testing.T, cfg transport.Config, extra ...func(*router.Router)) *testServer {
+	ts := startServer(t, cfg, extra...)
+	transport.SetIdleGap(ts.Server, time.Hour)
+	return ts
+}
+
+// TestInlineWhere checks where a unary call runs: on a worker for the
+// first messages of a connection, then on the connection's reader, but
+// always on a worker when InlineCallFor is negative.
 func TestInlineWhere(t *testing.T) {
 	for _, tc := range []struct {
 		inlineFor time.Duration
-		want      string
+		busy      string // where the calls after the first busyAfter run
 	}{
 		{0, "reader"},
 		{time.Second, "reader"},
 		{-1, "worker"},
 	} {
-		ts := startServer(t, transport.Config{InlineCallFor: tc.inlineFor}, registerInline(make(chan struct{})))
+		ts := startBusyServer(t, transport.Config{InlineCallFor: tc.inlineFor}, registerInline(make(chan struct{})))
 		cl := ts.dial(t, codec.Proto(), nil)
-		for id := uint32(1); id <= 3; id++ {
+		for id := uint32(1); id <= busyAfter+3; id++ {
 			e := cl.call(id, inlineWhereMethod, &testv1.EchoRequest{})
 			var res testv1.EchoResponse
 			cl.decode(e, &res)
-			if res.GetText() != tc.want {
-				t.Errorf("InlineCallFor %v, call %d ran on the %s, want the %s", tc.inlineFor, id, res.GetText(), tc.want)
+			want := tc.busy
+			if id <= busyAfter {
+				want = "worker"
+			}
+			if res.GetText() != want {
+				t.Errorf("InlineCallFor %v, call %d ran on the %s, want the %s", tc.inlineFor, id, res.GetText(), want)
 			}
 		}
 	}
 }
 
+// warmUp makes the connection busy: its next calls run on the reader.
+func warmUp(cl *client) {
+	for id := uint32(1000); id < 1000+busyAfter; id++ {
+		cl.call(id, inlineWhereMethod, &testv1.EchoRequest{})
+	}
+}
+
 // TestInlineCallHandsReadingOn: a call that the reader runs and that
 // waits for the connection's next call does not stall the connection:
-// after InlineCallFor a fresh reader reads that call, and both end.
+// after InlineCallFor another reader reads that call, and both end.
 func TestInlineCallHandsReadingOn(t *testing.T) {
 	for _, inlineFor := range []time.Duration{0, 20 * time.Millisecond} {
 		release := make(chan struct{})
-		ts := startServer(t, transport.Config{InlineCallFor: inlineFor}, registerInline(release))
+		ts := startBusyServer(t, transport.Config{InlineCallFor: inlineFor}, registerInline(release))
 		cl := ts.dial(t, codec.JSON(), nil)
+		warmUp(cl)
 		cl.send(cl.request(1, inlineWaitMethod, &testv1.EchoRequest{}))
 		cl.send(cl.request(2, inlineReleaseMethod, &testv1.EchoRequest{}))
 		got := map[uint32]string{}
@@ -114,10 +140,11 @@ func TestInlineCallHandsReadingOn(t *testing.T) {
 
 // TestInlineCallEndsItsGoroutine: a handler that ends its goroutine
 // (runtime.Goexit) on the reader fails its call with internal, and the
-// connection reads on: the call's timer hands reading to a fresh reader.
+// connection reads on: the call's timer hands reading to another reader.
 func TestInlineCallEndsItsGoroutine(t *testing.T) {
-	ts := startServer(t, transport.Config{}, registerInline(make(chan struct{})))
+	ts := startBusyServer(t, transport.Config{}, registerInline(make(chan struct{})))
 	cl := ts.dial(t, codec.Proto(), nil)
+	warmUp(cl)
 	wantError(t, cl.call(1, inlineExitMethod, &testv1.EchoRequest{}), protowsv1.Kind_KIND_ERROR, protows.CodeInternal)
 	e := cl.call(2, inlineWhereMethod, &testv1.EchoRequest{})
 	var res testv1.EchoResponse

@@ -128,8 +128,15 @@ func (c *Conn) read() {
 			c.finish(end)
 			return
 		}
-		if call != nil && !c.runInline(call) {
-			return // a fresh reader took over while the call ran
+		if call != nil {
+			if hop {
+				// The reader is about to hop to a fresh goroutine, whose
+				// small stack a handler would grow: the call goes to a
+				// warm worker, as on a connection that is not busy.
+				c.srv.workers.runTask(call)
+			} else if !c.runInline(call) {
+				return // another reader took over while the call ran
+			}
 		}
 		if hop {
 			go c.read()
@@ -538,10 +545,10 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 }
 
 // runInline runs a unary call on the reader's goroutine, sparing it the
-// hand-off to a worker, which under load costs more in queueing delay than
+// hand-off to a worker (on a busy connection: see read), which under load costs more in queueing delay than
 // most handlers take to run (docs/DECISIONS.md, "The reader runs unary
 // calls"). If the call is still running after Config.InlineCallFor, its
-// timer (handOver) starts a fresh reader, and the call finishes on this
+// timer (handOver) starts another reader, and the call finishes on this
 // goroutine, which then stops reading. runInline reports whether this
 // goroutine is still the reader.
 //
@@ -568,9 +575,16 @@ func (c *Conn) runInline(call *Call) bool {
 }
 
 // handOver is the timer of a call that the reader runs (runInline): when
-// the call is still running, a fresh goroutine takes over reading.
+// the call is still running, a worker takes over reading. A worker, not a
+// fresh goroutine: the connection is busy, and its next calls would grow
+// a fresh goroutine's stack.
 func (c *Conn) handOver() {
 	if v := c.turn.Load(); v&1 == 1 && c.turn.CompareAndSwap(v, v+3) {
-		go c.read()
+		c.srv.workers.runTask((*connReader)(c))
 	}
 }
+
+// connReader is a connection as the task of its reader (read).
+type connReader Conn
+
+func (r *connReader) runTask() { (*Conn)(r).read() }
