@@ -219,8 +219,8 @@ type Config struct {
 	// call per envelope; the switch exists to measure that saving and for
 	// peers that cannot decode batched frames (every protows client can).
 	DisableBatching bool
-	// InlineCallFor is how long a connection's reader runs a unary call
-	// itself, on its own goroutine, before a fresh goroutine takes over
+	// InlineCallFor is how long the reader of a busy connection runs a
+	// unary call itself, on its own goroutine, before a worker takes over
 	// reading while the call goes on. A call that returns sooner, as most
 	// do, costs no hand-off to a worker goroutine: under load that
 	// hand-off was the largest source of queueing delay, and the reason
@@ -228,8 +228,7 @@ type Config struct {
 	// The connection's next message waits meanwhile, for this long at
 	// most (plus the scheduling delay of a busy server). Zero means
 	// DefaultInlineCallFor; a negative value runs every call on a worker
-	// goroutine of its own, as streams and client-streaming calls always
-	// do.
+	// goroutine, as streams and client-streaming calls always are.
 	InlineCallFor time.Duration
 	// WriteDelay holds the writer back this long after it was woken
 	// before it writes, so that more envelopes join the frame: fewer

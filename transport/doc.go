@@ -102,15 +102,16 @@
 // likely follows. Requests start in arrival order and run concurrently,
 // so replies of different calls may come in any order; the envelopes of
 // one call keep their order. The reader runs a unary call itself, once the
-// message that carried it was processed: most handlers return within
+// message that carried it was processed, when its connection is busy
+// (the reader is not about to hop): most handlers return within
 // microseconds, and the hand-off to another goroutine would cost more in
 // queueing delay under load than they take to run. A unary call still
 // running after Config.InlineCallFor (50 µs by default) goes on where it
-// is while a fresh goroutine takes over reading, so a slow handler holds
-// up its connection's next message for that long at most; a negative
+// is while a worker takes over reading, so a slow handler holds up its
+// connection's next message for that long at most; a negative
 // InlineCallFor gives every call a goroutine from the start. Streams,
-// client-streaming calls, a frame's second and later unary requests, and
-// writers run on the Server's worker goroutines, which wait up to a second
+// client-streaming calls, a frame's second and later unary requests, the
+// calls of a connection that is not busy, and writers run on the Server's worker goroutines, which wait up to a second
 // for their next task before they exit, so that a busy server does not
 // start a goroutine and grow its stack for every call and every burst of
 // replies; Shutdown ends them. The goroutine of a unary call whose handler
