@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -169,10 +168,10 @@ func vtEncFieldOf(off uintptr, ft reflect.Type, fd protoreflect.FieldDescriptor,
 	return f, true
 }
 
-// ok reports whether m holds nothing that vtprotobuf writes otherwise than
+// ok reports whether the message whose generated struct is at p (nil for
+// a nil message) holds nothing that vtprotobuf writes otherwise than
 // proto.Marshal.
-func (e *vtEnc) ok(m proto.Message) bool {
-	p := reflect.ValueOf(m.ProtoReflect().Interface()).UnsafePointer()
+func (e *vtEnc) ok(p unsafe.Pointer) bool {
 	return p == nil || e.okAt(p)
 }
 

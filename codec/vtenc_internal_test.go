@@ -4,6 +4,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"google.golang.org/protobuf/proto"
@@ -45,11 +46,11 @@ func TestVTEncReadsTheGoStruct(t *testing.T) {
 		f := valid()
 		change(f)
 		_, err := proto.Marshal(f)
-		if got := e.ok(f); got != (err == nil) {
+		if got := e.ok(unsafe.Pointer(f)); got != (err == nil) {
 			t.Errorf("%s: check says %v, proto.Marshal's error %v", name, got, err)
 		}
 	}
-	if !e.ok((*protowsv1.Frame)(nil)) {
+	if !e.ok(unsafe.Pointer((*protowsv1.Frame)(nil))) {
 		t.Error("a typed nil Frame fails the check")
 	}
 }

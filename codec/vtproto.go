@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -54,10 +55,19 @@ type vtMessage interface {
 // (vtCheck), and its unmarshal merges, so the codec resets the message
 // first. Other types take the general path.
 type vtTypes struct {
-	// m maps the Go type of a message (of its ProtoReflect().Interface())
-	// to its *vtCheck, nil when the type may not. Keyed by Go type, not by
-	// name: the check of encoding reads the Go struct (vtEnc).
+	// m maps the Go type of a message to its *vtType. Keyed by Go type,
+	// not by name: the check of encoding reads the Go struct (vtEnc).
 	m sync.Map
+}
+
+// vtType is what vtTypes knows of a Go type of messages: its check, nil
+// when the type may not take the vtprotobuf path, and whether the type is
+// the generated struct's pointer itself (direct), as it is but for types
+// that wrap one, whose struct is found through ProtoReflect().Interface(),
+// which costs a reflect.NewAt on every call.
+type vtType struct {
+	check  *vtCheck
+	direct bool
 }
 
 // vtCheck is what the codec knows of a message type that may take the
@@ -88,17 +98,18 @@ type vtField struct {
 // lookup returns m as a vtMessage, and its type's check, when the codec may
 // decode m on the vtprotobuf path; check.marshal says whether it may encode
 // it there too.
-func (t *vtTypes) lookup(m proto.Message) (vtMessage, *vtCheck, bool) {
+func (t *vtTypes) lookup(m proto.Message) (vtMessage, *vtType, bool) {
 	vm, ok := m.(vtMessage)
 	if !ok {
 		return nil, nil, false
 	}
+	mt := reflect.TypeOf(m)
+	if v, ok := t.m.Load(mt); ok {
+		vt := v.(*vtType)
+		return vm, vt, vt.check != nil
+	}
 	pm := m.ProtoReflect()
 	gt := reflect.TypeOf(pm.Interface())
-	if v, ok := t.m.Load(gt); ok {
-		k := v.(*vtCheck)
-		return vm, k, k != nil
-	}
 	md := pm.Descriptor()
 	k, ok := vtCheckOf(md, map[protoreflect.FullName]*vtCheck{}, map[protoreflect.FullName]bool{})
 	if !ok {
@@ -106,8 +117,17 @@ func (t *vtTypes) lookup(m proto.Message) (vtMessage, *vtCheck, bool) {
 	} else if k.marshal {
 		k.enc = vtEncOf(gt, md, map[reflect.Type]*vtEnc{})
 	}
-	t.m.Store(gt, k)
-	return vm, k, k != nil
+	vt := &vtType{check: k, direct: gt == mt}
+	t.m.Store(mt, vt)
+	return vm, vt, k != nil
+}
+
+// structPtr returns the generated struct m is or wraps, for vtEnc.
+func (vt *vtType) structPtr(m proto.Message) unsafe.Pointer {
+	if vt.direct {
+		return reflect.ValueOf(m).UnsafePointer()
+	}
+	return reflect.ValueOf(m.ProtoReflect().Interface()).UnsafePointer()
 }
 
 // vtCheckOf builds the check of md, or reports false when md's type graph
@@ -247,8 +267,11 @@ func (k *vtCheck) field(num protowire.Number) *vtField {
 // proto.Marshal (see vtEnc) stays off it too. vtAppend follows it, with m
 // unchanged meanwhile.
 func (t *vtTypes) vtSize(m proto.Message, deterministic bool) (int, bool) {
-	vm, k, ok := t.lookup(m)
-	if !ok || !k.marshal || (deterministic && k.maps) || k.enc == nil || !k.enc.ok(m) {
+	vm, vt, ok := t.lookup(m)
+	if !ok {
+		return 0, false
+	}
+	if k := vt.check; !k.marshal || (deterministic && k.maps) || k.enc == nil || !k.enc.ok(vt.structPtr(m)) {
 		return 0, false
 	}
 	return vm.SizeVT(), true
@@ -267,11 +290,11 @@ func (t *vtTypes) vtAppend(dst []byte, m proto.Message, n int) ([]byte, error) {
 // vtUnmarshal decodes src into m and reports true when m takes the
 // vtprotobuf path (see vtTypes).
 func (t *vtTypes) vtUnmarshal(src []byte, m proto.Message) (bool, error) {
-	vm, k, ok := t.lookup(m)
+	vm, vt, ok := t.lookup(m)
 	if !ok {
 		return false, nil
 	}
-	if !k.valid(src) {
+	if !vt.check.valid(src) {
 		// proto.Unmarshal's outcome differs from vtprotobuf's, or its
 		// error would: it decides.
 		return true, protoUnmarshal.Unmarshal(src, m)

@@ -345,3 +345,22 @@ func FuzzVTProtoEncode(f *testing.F) {
 		}
 	})
 }
+
+// TestVTProtoChecksTheStruct encodes a message whose string is not UTF-8,
+// generated and wrapped in a type of its own (whose struct the codec
+// finds through ProtoReflect): the check before vtprotobuf's encoder must
+// read the generated struct in both cases, and send the message to
+// proto.Marshal, which refuses it.
+func TestVTProtoChecksTheStruct(t *testing.T) {
+	c := codec.Proto()
+	bad := &benchv1.Item{Name: "\xff"}
+	n := &vtCounts{}
+	for _, m := range []proto.Message{bad, vtItem{bad, n}} {
+		if b, err := c.AppendPayload(nil, m); err == nil {
+			t.Errorf("%T with a name that is not UTF-8 encoded to %x", m, b)
+		}
+	}
+	if n.marshals != 0 {
+		t.Errorf("vtprotobuf encoded the wrapped message %d times", n.marshals)
+	}
+}
