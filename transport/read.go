@@ -119,24 +119,21 @@ func (c *Conn) read() {
 			return
 		}
 		end, more, hop := c.handleMessage(mt, r)
-		call := c.inline
-		c.inline = nil
-		if !more {
-			if call != nil {
-				c.srv.workers.runTask(call)
-			}
-			c.finish(end)
-			return
-		}
-		if call != nil {
-			if hop {
-				// The reader is about to hop to a fresh goroutine, whose
-				// small stack a handler would grow: the call goes to a
-				// warm worker, as on a connection that is not busy.
+		if call := c.inline; call != nil {
+			c.inline = nil
+			if !more || hop {
+				// Reading ends, or the reader is about to hop to a fresh
+				// goroutine, whose small stack a handler would grow: the
+				// call goes to a warm worker, as on a connection that is
+				// not busy.
 				c.srv.workers.runTask(call)
 			} else if !c.runInline(call) {
 				return // another reader took over while the call ran
 			}
+		}
+		if !more {
+			c.finish(end)
+			return
 		}
 		if hop {
 			go c.read()
@@ -544,10 +541,10 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 	return true
 }
 
-// runInline runs a unary call on the reader's goroutine, sparing it the
-// hand-off to a worker (on a busy connection: see read), which under load costs more in queueing delay than
-// most handlers take to run (docs/DECISIONS.md, "The reader runs unary
-// calls"). If the call is still running after Config.InlineCallFor, its
+// runInline runs a unary call on the reader's goroutine (on a busy
+// connection: see read), sparing it the hand-off to a worker, which under
+// load costs more in queueing delay than most handlers take to run
+// (docs/DECISIONS.md, "The reader runs unary calls"). If the call is still running after Config.InlineCallFor, its
 // timer (handOver) starts another reader, and the call finishes on this
 // goroutine, which then stops reading. runInline reports whether this
 // goroutine is still the reader.
@@ -560,8 +557,8 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 // timer then hands reading on.
 func (c *Conn) runInline(call *Call) bool {
 	if c.handOff == nil {
-		// Made before turn moves, which orders it before the fresh
-		// reader that handOver may start, and which uses it.
+		// Made before turn moves, which orders it before the reader
+		// that handOver may start, and which uses it.
 		c.handOff = time.AfterFunc(math.MaxInt64, c.handOver)
 	}
 	v := c.turn.Add(1)
