@@ -130,7 +130,9 @@ chromium:
 ## end-to-end load tool: protows against raw gorilla/websocket, JSON against
 ## Protobuf, echo on one bidirectional stream against unary echo and raw
 ## echo (the same runs), with and without idempotency keys
-## (echo/protows-keyed), Protobuf echo without the bench messages'
+## (echo/protows-keyed, and serverecho/protows-keyed beside
+## serverecho/protows: the key's cost to the server alone), Protobuf echo
+## without the bench messages'
 ## vtprotobuf methods (echo/protows-novt, medium and large: about 7 s),
 ## and 1,000,000 samples through one bidirectional
 ## stream, room
@@ -170,6 +172,10 @@ chromium:
 ## fan-out 1 s, without the coalescing variants, which the server-bound
 ## and the small and medium fan-out runs still measure (about -48 s).
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
+# The cost of idempotency keys to the server alone: server-bound echo
+# (minimal clients that do not decode) with and without a new key on every
+# call, small payloads (the costliest case for the key), about 6 s a round.
+BENCH_KEYED_FLAGS ?= -child -reps 1 -duration 1s -messages 0 -scenarios serverecho/protows,serverecho/protows-keyed -sizes small
 BENCH_REPS ?= 3
 # One bidirectional stream carrying 1,000,000 samples (2,000,000 messages,
 # each way), 64 in flight: its server's peak RSS is the memory of a long
@@ -218,6 +224,7 @@ bench:
 		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name main-$$i -scenarios echo,push,bidi,idle >/dev/null || exit 1; \
 		$(BENCH_BIN)/protows-load $(BENCH_LOAD_FLAGS) -name novt-$$i -scenarios echo/protows-novt \
 			-sizes medium,large -codecs proto >/dev/null || exit 1; \
+		$(BENCH_BIN)/protows-load $(BENCH_KEYED_FLAGS) -name keyed-$$i >/dev/null || exit 1; \
 	done
 	for i in $$(seq $(BENCH_PACED_REPS)); do \
 		$(BENCH_BIN)/protows-load $(BENCH_PACED_FLAGS) -name paced-$$i \

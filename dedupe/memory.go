@@ -77,7 +77,9 @@ type MemoryConfig struct {
 // marked gone, since deleting from an open-addressed table leaves
 // tombstones that lengthen every lookup; when the generations turn over,
 // the dropped generation's slots are taken out of the index, in place,
-// and its entries are reused by the next one. The window holds no
+// and its entries and blocks are reused by the next one, so that a full
+// window allocates nothing (an outcome sent again is copied out of its
+// block). The window holds no
 // pointers (keys are 128 bits of two seeded hashes; outcomes, and the
 // requests Claim keeps or their fingerprints, are encoded into large
 // blocks), so the garbage collector does not scan it.
@@ -126,7 +128,10 @@ type shard struct {
 	// keys never have one), closed when the run finished or was
 	// released.
 	waiters map[keyHash]chan struct{}
-	_       [64]byte // keeps the shards' locks on separate cache lines
+	// now is the latest reading of the clock under the lock: the time a
+	// new key is stamped with (see clockLocked).
+	now int64
+	_   [64]byte // keeps the shards' locks on separate cache lines
 }
 
 var (
@@ -226,11 +231,17 @@ func recordSize(id byte, codec string, payload []byte) int {
 }
 
 // roomFor returns the block of g with room for n more bytes, adding one
-// when the last is full.
+// when the last is full: a spare one, when it has one that fits.
 func (g *generation) roomFor(n int) int {
 	last := len(g.chunks) - 1
 	if last < 0 || len(g.chunks[last])+n > cap(g.chunks[last]) {
-		g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, n)))
+		if s := len(g.spare) - 1; s >= 0 && n <= chunkSize {
+			g.chunks = append(g.chunks, g.spare[s])
+			g.spare[s] = nil
+			g.spare = g.spare[:s]
+		} else {
+			g.chunks = append(g.chunks, make([]byte, 0, max(chunkSize, n)))
+		}
 		last++
 	}
 	return last
@@ -346,8 +357,12 @@ type generation struct {
 	live    int // entries not gone
 	running int // entries whose first run is in progress
 	chunks  [][]byte
-	bytes   int64
-	oldest  int64 // nanos when its first entry was added
+	// spare holds the blocks of the generation's previous life, emptied,
+	// for it to fill again: a window under a flood of keys allocates (and
+	// the runtime zeroes) no block once both generations have theirs.
+	spare  [][]byte
+	bytes  int64
+	oldest int64 // nanos when its first entry was added
 }
 
 // minIndex is the smallest index of a shard.
@@ -574,16 +589,15 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 	sh := m.shard(h)
 	for {
 		sh.mu.Lock()
-		now := sh.cfg.nanos()
 		e, g := sh.findLocked(h)
-		if e != nil && e.expires != 0 && now >= e.expires {
+		if e != nil && e.expires != 0 && sh.clockLocked() >= e.expires {
 			// Aged out: forget it now, so that a new outcome of the key
 			// has the tables to itself.
 			g.forget(e)
 			e = nil
 		}
 		if e == nil {
-			sh.turnLocked(now, int64(slotOverhead+len(fp)))
+			sh.turnLocked(sh.now, int64(slotOverhead+len(fp)))
 			e = sh.addLocked(entry{h: h})
 			g = sh.curLocked()
 			g.bytes += slotOverhead
@@ -608,11 +622,9 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 			}
 			continue
 		}
-		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
+		o, err := g.outcome(&m.codecs, e)
 		sh.mu.Unlock()
-		// The blocks are only appended to, and a dropped generation's are
-		// never reused: b can be read without the lock.
-		return decodeOutcome(&m.codecs, b)
+		return o, err
 	}
 }
 
@@ -643,9 +655,8 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 	sh := m.shard(h)
 	for {
 		sh.mu.Lock()
-		now := sh.cfg.nanos()
 		e, g := sh.findLocked(h)
-		if e != nil && e.expires != 0 && now >= e.expires {
+		if e != nil && e.expires != 0 && sh.clockLocked() >= e.expires {
 			g.forget(e)
 			e = nil
 		}
@@ -654,7 +665,7 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			if lazy {
 				size = int64(slotOverhead + recordSize(id, req.Codec, req.Payload))
 			}
-			sh.turnLocked(now, size)
+			sh.turnLocked(sh.now, size)
 			e = sh.addLocked(entry{h: h})
 			g = sh.curLocked()
 			g.bytes += slotOverhead
@@ -682,11 +693,36 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			}
 			continue
 		}
-		b := g.chunks[e.chunk][e.off : e.off+e.len : e.off+e.len]
+		o, err := g.outcome(&m.codecs, e)
 		sh.mu.Unlock()
-		o, err := decodeOutcome(&m.codecs, b)
 		return o, Claim{}, err
 	}
+}
+
+// outcome decodes the outcome of e, a finished entry of g, into memory of
+// its own: the block it is in is reused once g is dropped.
+func (g *generation) outcome(t *codecTable, e *entry) (*Outcome, error) {
+	o, err := decodeOutcome(t, g.chunks[e.chunk][e.off:e.off+e.len:e.off+e.len])
+	if err != nil {
+		return nil, err
+	}
+	o.Payload = bytes.Clone(o.Payload)
+	return o, nil
+}
+
+// clockLocked reads the clock, and keeps the reading as the time new
+// keys are stamped with. A new key is stamped with the latest reading
+// instead of one of its own, which spares most calls one of their two
+// readings (finish takes the other): a generation's oldest key then
+// seems older than it is, so that the generations turn over a little
+// early, but never before their keys aged out. Every finished key of
+// the generation a turn drops was finished at or before the reading the
+// following generation's first key was stamped with (later finishes go
+// to that generation), and so aged out MaxAge after it. A key found is
+// aged on a reading of its own.
+func (sh *shard) clockLocked() int64 {
+	sh.now = max(sh.now, sh.cfg.nanos())
+	return sh.now
 }
 
 // sameLocked reports whether req is the request of e, an entry of g: the
@@ -703,7 +739,8 @@ func sameLocked(t *codecTable, e *entry, g *generation, req Request, fp *Fingerp
 			return false, fmt.Errorf("dedupe: fingerprint the first send's request: %w", err)
 		}
 		// The first send's fingerprint replaces its request, in its
-		// generation's blocks (never written over: only appended to).
+		// generation's blocks (appended: what they hold stays while the
+		// generation lives).
 		g.putFingerprint(e, first)
 	}
 	if !*haveFP {
@@ -784,7 +821,7 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
 	}
-	now := sh.cfg.nanos()
+	now := sh.clockLocked()
 	expires := now + int64(sh.cfg.MaxAge)
 	switch {
 	case o == nil:
@@ -795,11 +832,10 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 	default:
 		// The generations turn over first, or turned over since the
 		// claim: the outcome goes to the current one, and the claim
-		// leaves the generation it was in.
-		// The claim's request record goes with it: its old
-		// generation's blocks, never written over, are read as they
-		// were.
-		lazy, rec := e.lazy(), g.rawRecord(e)
+		// leaves the generation it was in, with its request's record,
+		// copied first: the turn may give the record's block to the new
+		// generation.
+		lazy, rec := e.lazy(), bytes.Clone(g.rawRecord(e))
 		g.forget(e)
 		sh.turnLocked(now, int64(size+len(rec))+slotOverhead)
 		e = sh.addLocked(entry{h: h})
@@ -830,8 +866,8 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // oldest key is MaxAge old: the current generation becomes the previous
 // one, and the previous one is forgotten, but for its running keys, which
 // move to the new current generation. The new generation reuses the
-// forgotten one's entries (not its blocks, which may still be read without
-// the lock), and its slots leave the index.
+// forgotten one's entries and blocks (nothing reads a block without the
+// lock), and its slots leave the index.
 func (sh *shard) turnLocked(now, size int64) {
 	cur := sh.curLocked()
 	if !sh.fullLocked(now, size) {
@@ -843,21 +879,31 @@ func (sh *shard) turnLocked(now, size int64) {
 	dropped := &sh.gens[1-sh.cur]
 	var (
 		running []entry
-		recs    [][]byte // the running keys' request records
+		recs    []byte // the running keys' request records, copied out of the blocks the new generation reuses
 	)
 	for i := 0; dropped.running > 0 && i < len(dropped.entries); i++ {
 		if e := &dropped.entries[i]; e.expires == 0 {
 			running = append(running, *e)
-			recs = append(recs, dropped.rawRecord(e))
+			recs = append(recs, dropped.rawRecord(e)...)
 		}
 	}
 	sh.dropLocked(1 - sh.cur)
-	*dropped = generation{entries: dropped.entries[:0], oldest: now}
+	// The dropped generation's blocks are the new one's to fill again.
+	spare := dropped.spare[:0]
+	for _, b := range dropped.chunks {
+		if cap(b) == chunkSize {
+			spare = append(spare, b[:0])
+		}
+	}
+	clear(dropped.chunks)
+	*dropped = generation{entries: dropped.entries[:0], chunks: dropped.chunks[:0], spare: spare, oldest: now}
 	sh.cur = 1 - sh.cur
-	for i, e := range running {
+	for _, e := range running {
+		n := e.rlen &^ lazyRecord
 		ne := sh.addLocked(entry{h: e.h})
 		dropped.bytes += slotOverhead
-		dropped.putRecord(ne, recs[i], e.lazy())
+		dropped.putRecord(ne, recs[:n:n], e.lazy())
+		recs = recs[n:]
 	}
 }
 

@@ -90,8 +90,11 @@ type keyedCall struct {
 	// req is the decoded request, while the window is asked.
 	req proto.Message
 	// out is the outcome of the handler's run (Call.outcome).
-	out   dedupe.Outcome
-	small [smallKeyedPayload]byte
+	out dedupe.Outcome
+	// elemBuf is the pooled buffer of the REPLY Call.outcome encoded for a
+	// text codec, which endElem hands to the writer with it.
+	elemBuf *[]byte
+	small   [smallKeyedPayload]byte
 }
 
 // smallKeyedPayload is the largest request payload a keyedCall holds in
@@ -106,7 +109,7 @@ var keyedCalls = sync.Pool{New: func() any { return new(keyedCall) }}
 
 // release gives k back to keyedCalls.
 func (k *keyedCall) release() {
-	k.payload, k.buf, k.req, k.out = nil, nil, nil, dedupe.Outcome{}
+	k.payload, k.buf, k.req, k.out, k.elemBuf = nil, nil, nil, dedupe.Outcome{}, nil
 	keyedCalls.Put(k)
 }
 
@@ -264,10 +267,10 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) (wri
 
 // outcome is what end(res, err) would send, kept for the window: the
 // REPLY's payload and metadata, or the ERROR; it is the call's own
-// (keyedCall.out). A reply without metadata is encoded as end encodes
-// it, the REPLY and its message in one pass, and returned as elem too,
-// the outcome's payload a part of it: the reply is encoded once, for the
-// client and the window.
+// (keyedCall.out). A reply without metadata is encoded as end encodes it
+// (replyElem), and returned as elem too, the outcome's payload a part of
+// it or the buffer the REPLY was made from: the reply is encoded once,
+// for the client and the window.
 func (c *Call) outcome(res proto.Message, err error) (o *dedupe.Outcome, elem []byte) {
 	cd := c.conn.codec
 	o = &c.keyed.out
@@ -283,15 +286,12 @@ func (c *Call) outcome(res proto.Message, err error) (o *dedupe.Outcome, elem []
 		return o, nil
 	}
 	if o.Metadata == nil {
-		e, eerr := codec.AppendMessageEnvelope(cd, nil, c.id, protowsv1.Kind_KIND_REPLY, res)
-		if eerr == nil {
-			if p, ok := replyPayload(cd.Name(), e, c.id); ok {
-				o.Payload = p
-				return o, e
-			}
+		if e, p, ok := c.replyElem(res); ok {
+			o.Payload = p
+			return o, e
 		}
-		// A codec whose REPLY is not parsed here, or an error, which
-		// the encoding below reports.
+		// A REPLY whose payload is not found, or an error, which the
+		// encoding below reports.
 	}
 	payload, perr := cd.AppendPayload(nil, res)
 	if perr != nil {
@@ -301,6 +301,38 @@ func (c *Call) outcome(res proto.Message, err error) (o *dedupe.Outcome, elem []
 	}
 	o.Payload = payload
 	return o, nil
+}
+
+// replyElem encodes res as the call's REPLY without metadata, as
+// Call.endThrough does (codec.AppendMessageEnvelope: the REPLY and its
+// message in one pass), and returns the element and the REPLY's payload
+// in it, what AppendPayload writes for res, found by the two built-in
+// codecs' wire formats (replyPayload). A text codec's element goes into a
+// buffer from the server's pool, as endThrough's does, which endElem
+// hands to the writer (the window copies what it keeps before that). It
+// reports false when res does not encode, or its payload is not found.
+func (c *Call) replyElem(res proto.Message) (elem, payload []byte, ok bool) {
+	cd := c.conn.codec
+	var (
+		bp  *[]byte
+		dst []byte
+	)
+	if !cd.Binary() {
+		bp = c.conn.srv.bufs.get(0)
+		dst = *bp
+	}
+	e, err := codec.AppendMessageEnvelope(cd, dst, c.id, protowsv1.Kind_KIND_REPLY, res)
+	if err == nil {
+		if p, ok := replyPayload(cd.Name(), e, c.id); ok {
+			if bp != nil {
+				*bp = e // grown, maybe
+				c.keyed.elemBuf = bp
+			}
+			return e, p, true
+		}
+	}
+	c.conn.srv.bufs.putMaybe(bp)
+	return nil, nil, false
 }
 
 // replyPayload returns the payload of elem, the element of a REPLY of call
@@ -357,63 +389,21 @@ func protoReplyPayload(elem []byte) ([]byte, bool) {
 // payload.
 const envelopePayloadField = 5
 
-// jsonReplyPayload returns the payload of elem, a JSON envelope, when it
-// is {"id":id,"kind":"reply","payload":P}, as the JSON codec writes a
-// REPLY without metadata: P, one JSON value.
+// jsonReplyPayload returns the payload of elem, a JSON envelope
+// {"id":id,"kind":"reply","payload":P}: P, what lies between that prefix
+// and the closing brace. That is the whole form of the element
+// codec.AppendMessageEnvelope writes for a REPLY: a MessageEnvelopeCodec
+// writes what AppendEnvelope writes for an Envelope of an id, a kind and
+// a payload, and the JSON envelope's keys end with the payload. So P is
+// not scanned (a scan of every reply's JSON cost a keyed call 320 ns of
+// the server's CPU, more than its window; 2026-12-07).
 func jsonReplyPayload(elem []byte, id uint32) ([]byte, bool) {
 	var buf [64]byte
 	prefix := append(strconv.AppendUint(append(buf[:0], `{"id":`...), uint64(id), 10), `,"kind":"reply","payload":`...)
-	if len(elem) <= len(prefix) || !bytes.HasPrefix(elem, prefix) || elem[len(elem)-1] != '}' {
+	if len(elem) <= len(prefix)+1 || !bytes.HasPrefix(elem, prefix) || elem[len(elem)-1] != '}' {
 		return nil, false
 	}
-	p := elem[len(prefix) : len(elem)-1 : len(elem)-1]
-	if jsonValueLen(p) != len(p) {
-		return nil, false // more keys after the payload
-	}
-	return p, true
-}
-
-// jsonValueLen returns the length of the JSON value b starts with, which
-// an encoder wrote (valid, compact), or -1 when b ends inside it.
-func jsonValueLen(b []byte) int {
-	depth, inString := 0, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-			if depth < 0 {
-				return -1
-			}
-		case ',':
-			if depth == 0 {
-				return i // after a number or a literal
-			}
-		}
-	}
-	if depth == 0 && !inString {
-		return len(b)
-	}
-	return -1
+	return elem[len(prefix) : len(elem)-1 : len(elem)-1], true
 }
 
 // endElem ends the call with elem, its REPLY already encoded, as end
@@ -421,18 +411,24 @@ func jsonValueLen(b []byte) int {
 // the caller is the goroutine that ran the call, and write reports that
 // it became the connection's writer, as for Call.endThrough.
 func (c *Call) endElem(elem []byte, through bool) (ended, write bool) {
+	bp := c.keyed.elemBuf // elem's, when pooled
+	c.keyed.elemBuf = nil
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
+		c.conn.srv.bufs.putMaybe(bp)
 		return false, false
 	}
 	c.markEndedLocked()
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
-	write, err := c.conn.enqueueReply(elem, nil, true, through)
-	if errors.Is(err, ErrMessageTooLarge) {
-		// answer replaces a REPLY over the size limit.
-		c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, true)
+	write, err := c.conn.enqueueReply(elem, bp, true, through)
+	if err != nil {
+		if errors.Is(err, ErrMessageTooLarge) {
+			// answer replaces a REPLY over the size limit.
+			c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, true)
+		}
+		c.conn.srv.bufs.putMaybe(bp)
 	}
 	c.conn.endQueued()
 	return true, write

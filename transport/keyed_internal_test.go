@@ -35,33 +35,45 @@ func replyMessages() []proto.Message {
 	}
 }
 
-// TestReplyPayloadIsAppendPayload: the payload replyPayload finds in the
-// REPLY that codec.AppendMessageEnvelope wrote is, byte for byte, what
-// AppendPayload writes, the outcome a window keeps; and a REPLY not in the
-// form it knows is left to the caller.
-func TestReplyPayloadIsAppendPayload(t *testing.T) {
+// TestReplyElem: the REPLY replyElem encodes decodes, in both codecs, as
+// the call's REPLY whose payload is, byte for byte, what AppendPayload
+// writes, and the payload it returns is that, the outcome a window
+// keeps, with no capacity past it; a text codec's REPLY is in a pooled
+// buffer, handed to endElem.
+func TestReplyElem(t *testing.T) {
 	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
 		for _, m := range replyMessages() {
 			for _, id := range []uint32{1, 127, 128, 300, 1<<32 - 1} {
-				elem, err := codec.AppendMessageEnvelope(cd, nil, id, protowsv1.Kind_KIND_REPLY, m)
-				if err != nil {
-					t.Fatal(err)
-				}
+				call := &Call{conn: &Conn{codec: cd, srv: &Server{}}, id: id, keyed: &keyedCall{}}
+				elem, got, ok := call.replyElem(m)
 				want, err := cd.AppendPayload(nil, m)
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, ok := replyPayload(cd.Name(), elem, id)
 				if !ok || !bytes.Equal(got, want) {
-					t.Errorf("%s, id %d, %T: replyPayload = %q, %v; want %q", cd.Name(), id, m, got, ok, want)
+					t.Fatalf("%s, id %d, %T: payload %q, %v; want %q", cd.Name(), id, m, got, ok, want)
 				}
-				if ok && len(got) > 0 && cap(got) != len(got) {
+				if len(got) > 0 && cap(got) != len(got) {
 					t.Errorf("%s, id %d: the payload's capacity %d reaches past it (%d)", cd.Name(), id, cap(got), len(got))
+				}
+				envs, err := cd.DecodeFrame(codec.AppendFrame(cd, nil, elem))
+				if err != nil || len(envs) != 1 {
+					t.Fatalf("%s: the REPLY does not decode: %v", cd.Name(), err)
+				}
+				if e := envs[0]; e.GetId() != id || e.GetKind() != protowsv1.Kind_KIND_REPLY || !bytes.Equal(e.GetPayload(), want) {
+					t.Errorf("%s, id %d: decodes as %v", cd.Name(), id, e)
+				}
+				if pooled := call.keyed.elemBuf != nil; pooled == cd.Binary() {
+					t.Errorf("%s: REPLY in a pooled buffer: %v", cd.Name(), pooled)
 				}
 			}
 		}
 	}
-	m := wrapperspb.String("hi")
+}
+
+// TestReplyPayloadRefuses: an element not in the form of the REPLY
+// codec.AppendMessageEnvelope writes is left to the caller.
+func TestReplyPayloadRefuses(t *testing.T) {
 	jsonElem := func(e *protowsv1.Envelope) []byte {
 		b, err := codec.JSON().AppendEnvelope(nil, e)
 		if err != nil {
@@ -69,7 +81,7 @@ func TestReplyPayloadIsAppendPayload(t *testing.T) {
 		}
 		return b
 	}
-	payloadOf, _ := codec.JSON().AppendPayload(nil, m)
+	payloadOf, _ := codec.JSON().AppendPayload(nil, wrapperspb.String("hi"))
 	for _, c := range []struct {
 		name, codec string
 		elem        []byte
@@ -78,10 +90,12 @@ func TestReplyPayloadIsAppendPayload(t *testing.T) {
 		{"unknown codec", "x.example.v1", jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf}), 1},
 		{"JSON, another id", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 2, Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf}), 1},
 		{"JSON, id 0 (omitted)", codec.JSONName, jsonElem(&protowsv1.Envelope{Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf}), 0},
-		{"JSON, metadata after the payload", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: payloadOf, Metadata: map[string]string{"k": "v"}}), 1},
 		{"JSON, an ERROR", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{Code: 3}}), 1},
+		{"JSON, no payload", codec.JSONName, []byte(`{"id":1,"kind":"reply","payload":}`), 1},
+		{"JSON, cut short", codec.JSONName, []byte(`{"id":1,"kind":"reply","payload":"hi"`), 1},
 		{"Protobuf, cut short", codec.ProtoName, []byte{0x0a, 0x05, 0x08, 0x01}, 1},
 		{"Protobuf, not a Frame's envelope", codec.ProtoName, []byte{0x12, 0x00}, 1},
+		{"Protobuf, trailing bytes", codec.ProtoName, []byte{0x0a, 0x00, 0x01}, 1},
 	} {
 		if got, ok := replyPayload(c.codec, c.elem, c.id); ok {
 			t.Errorf("%s: replyPayload(%q) = %q, true; want false", c.name, c.elem, got)
@@ -106,7 +120,7 @@ func TestKeptOutcomeSurvivesSendBufferReuse(t *testing.T) {
 	for _, cd := range []codec.Codec{codec.Proto(), codec.JSON()} {
 		for i, res := range replyMessages() {
 			m := dedupe.NewMemory(dedupe.MemoryConfig{})
-			call := &Call{conn: &Conn{codec: cd}, id: 9, keyed: &keyedCall{}}
+			call := &Call{conn: &Conn{codec: cd, srv: &Server{}}, id: 9, keyed: &keyedCall{}}
 			o, elem := call.outcome(res, nil)
 			if elem == nil {
 				t.Fatalf("%s: no REPLY encoded with the outcome", cd.Name())
@@ -143,31 +157,6 @@ func TestKeptOutcomeSurvivesSendBufferReuse(t *testing.T) {
 			if kept.Codec != cd.Name() || !bytes.Equal(kept.Payload, want) {
 				t.Errorf("%s: kept outcome %s %q, want %s %q", cd.Name(), kept.Codec, kept.Payload, cd.Name(), want)
 			}
-		}
-	}
-}
-
-func TestJSONValueLen(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int
-	}{
-		{`{}`, 2},
-		{`{"a":{"b":[1,2]},"c":"}"}`, 25},
-		{`{"a":1},"metadata":{}`, 7},
-		{`"hi"`, 4},
-		{`"a\"b\\",1`, 8},
-		{`"}"`, 3},
-		{`[1,[2]]`, 7},
-		{`1.5`, 3},
-		{`true,"x":1`, 4},
-		{`null`, 4},
-		{`{"a":1`, -1},
-		{`"open`, -1},
-		{`1}`, -1},
-	} {
-		if got := jsonValueLen([]byte(c.in)); got != c.want {
-			t.Errorf("jsonValueLen(%s) = %d, want %d", c.in, got, c.want)
 		}
 	}
 }

@@ -27,7 +27,7 @@ func scenarios() []harness.Scenario {
 func TestMain(m *testing.M) {
 	// Child-mode tests run this test binary as the server child.
 	if harness.IsChild(os.Args[1:]) {
-		if err := harness.Main(context.Background(), append(scenarios(), protowsbench.ServerFanout(), protowsbench.ServerEcho()), os.Args[1:]); err != nil {
+		if err := harness.Main(context.Background(), append(scenarios(), protowsbench.ServerFanout(), protowsbench.ServerEcho(), protowsbench.ServerEchoKeyed()), os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

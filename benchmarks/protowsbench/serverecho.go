@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/gorilla/websocket"
 	"github.com/protows/protows/benchmarks/harness"
@@ -30,6 +31,24 @@ func ServerEcho() harness.Scenario {
 		},
 		Connect: connectServerEcho,
 	}
+}
+
+// ServerEchoKeyed is ServerEcho with an idempotency key on every request,
+// each new: the same minimal clients, so that its results beside
+// ServerEcho's are what the key and the server's dedupe window (the
+// in-memory default, full under the flood) cost the server alone, without
+// the Go client's outbox (EchoKeyed) on the same 2 cores.
+func ServerEchoKeyed() harness.Scenario {
+	s := ServerEcho()
+	s.Impl = Impl + "-keyed"
+	s.Connect = func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+		f, sub, err := serverEchoFramesWith(p, true)
+		if err != nil {
+			return nil, err
+		}
+		return harness.DialEchoers(ctx, url, sub, p.Conns, p.Window(), f)
+	}
+	return s
 }
 
 // ServerEchoPaced is ServerEcho on an open-loop schedule (harness.Paced),
@@ -65,6 +84,12 @@ func connectServerEcho(ctx context.Context, url string, p harness.Params) (harne
 // serverEchoFrames returns the request frame of the minimal echo clients,
 // how they count the replies, and the subprotocol to offer.
 func serverEchoFrames(p harness.Params) (harness.EchoFrames, string, error) {
+	return serverEchoFramesWith(p, false)
+}
+
+// serverEchoFramesWith is serverEchoFrames, with an idempotency key in
+// every request, new each time, when keyed is set.
+func serverEchoFramesWith(p harness.Params, keyed bool) (harness.EchoFrames, string, error) {
 	c, err := codecOf(p.Codec)
 	if err != nil {
 		return harness.EchoFrames{}, "", err
@@ -78,9 +103,18 @@ func serverEchoFrames(p harness.Params) (harness.EchoFrames, string, error) {
 	if err != nil {
 		return harness.EchoFrames{}, "", err
 	}
-	frame, setID, err := requestFrame(c, benchv1.BenchServiceEchoMethod, req)
+	key := ""
+	if keyed {
+		key = keyOf(0)
+	}
+	frame, setID, err := requestFrame(c, benchv1.BenchServiceEchoMethod, req, key)
 	if err != nil {
 		return harness.EchoFrames{}, "", err
+	}
+	if keyed {
+		if setID, err = withKeys(c, frame, setID); err != nil {
+			return harness.EchoFrames{}, "", err
+		}
 	}
 	f := harness.EchoFrames{Frame: frame, SetID: setID, Min: len(s), Size: len(req),
 		Type: websocket.BinaryMessage, Count: harness.CountProtoFrame}
@@ -102,9 +136,9 @@ const (
 // function that writes another call id into it in place: calls in flight
 // need ids of their own (section 3.1). The id's bytes are where the
 // frames of the first and the last id differ.
-func requestFrame(c codec.Codec, method string, req []byte) ([]byte, func([]byte, uint64), error) {
+func requestFrame(c codec.Codec, method string, req []byte, key string) ([]byte, func([]byte, uint64), error) {
 	enc := func(id uint32) ([]byte, error) {
-		return c.AppendEnvelope(nil, &protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REQUEST, Method: method, Payload: req})
+		return c.AppendEnvelope(nil, &protowsv1.Envelope{Id: id, Kind: protowsv1.Kind_KIND_REQUEST, Method: method, Payload: req, IdempotencyKey: key})
 	}
 	idBytes := func(b []byte, id uint64) []byte {
 		if c.Binary() {
@@ -135,4 +169,42 @@ func requestFrame(c codec.Codec, method string, req []byte) ([]byte, func([]byte
 		idBytes(frame[i:i], firstID+seq%(lastID-firstID+1))
 	}
 	return a, setID, nil
+}
+
+// keyOf is the idempotency key of the n-th keyed request: every key takes
+// the same bytes, so that the next is written over the last in place.
+func keyOf(n uint64) string {
+	var b [keyLen]byte
+	putKey(b[:], n)
+	return string(b[:])
+}
+
+// keyLen is the length of keyOf's keys.
+const keyLen = 2 + 16
+
+// putKey writes keyOf(n) into b[:keyLen], without allocating.
+func putKey(b []byte, n uint64) {
+	const digits = "0123456789abcdef"
+	b[0], b[1] = 'k', '-'
+	for j := keyLen - 1; j >= 2; j-- {
+		b[j] = digits[n&15]
+		n >>= 4
+	}
+}
+
+// withKeys returns setID, which writes a call id into frame, a REQUEST
+// made with the key keyOf(0), extended to write a new key as well: the
+// keys come from one counter shared by the connections (anonymous callers
+// share a scope), so that every request of the run has a key of its own.
+func withKeys(c codec.Codec, frame []byte, setID func([]byte, uint64)) (func([]byte, uint64), error) {
+	first := keyOf(0)
+	i := bytes.Index(frame, []byte(first))
+	if i < 0 || bytes.Contains(frame[i+1:], []byte(first)) {
+		return nil, fmt.Errorf("protowsbench: the idempotency key of a %s REQUEST is not where expected", c.Name())
+	}
+	var next atomic.Uint64
+	return func(frame []byte, seq uint64) {
+		setID(frame, seq)
+		putKey(frame[i:], next.Add(1))
+	}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/protows/protows/benchmarks/harness"
+	"github.com/protows/protows/benchmarks/payload"
 	"github.com/protows/protows/codec"
 	benchv1 "github.com/protows/protows/gen/go/protows/bench/v1"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
@@ -18,7 +20,7 @@ func TestRequestFrameIDs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		frame, setID, err := requestFrame(c, benchv1.BenchServiceEchoMethod, req)
+		frame, setID, err := requestFrame(c, benchv1.BenchServiceEchoMethod, req, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,6 +40,38 @@ func TestRequestFrameIDs(t *testing.T) {
 			if e.GetKind() != protowsv1.Kind_KIND_REQUEST || !bytes.Equal(e.GetPayload(), req) {
 				t.Errorf("%s seq %d: %v, payload %q, want a REQUEST of %q", c.Name(), seq, e.GetKind(), e.GetPayload(), req)
 			}
+		}
+	}
+}
+
+// TestKeyedFrames: the keyed minimal clients' frames decode, in both
+// codecs, as Echo REQUESTs with the id written and a key never sent
+// before, whichever copy of the frame (connection) sends.
+func TestKeyedFrames(t *testing.T) {
+	for _, c := range []codec.Codec{codec.Proto(), codec.JSON()} {
+		name := harness.CodecProto
+		if !c.Binary() {
+			name = harness.CodecJSON
+		}
+		f, _, err := serverEchoFramesWith(harness.Params{Codec: name, Size: payload.Small}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies := [][]byte{bytes.Clone(f.Frame), bytes.Clone(f.Frame)}
+		seen := map[string]bool{}
+		for seq := range uint64(100) {
+			frame := copies[seq%2]
+			f.SetID(frame, seq/2)
+			envs, err := c.DecodeFrame(frame)
+			if err != nil || len(envs) != 1 {
+				t.Fatalf("%s seq %d: %d envelopes, %v", c.Name(), seq, len(envs), err)
+			}
+			e := envs[0]
+			key := e.GetIdempotencyKey()
+			if e.GetKind() != protowsv1.Kind_KIND_REQUEST || e.GetId() != uint32(firstID+seq/2) || len(key) != keyLen || seen[key] {
+				t.Fatalf("%s seq %d: %v id %d key %q (seen: %v)", c.Name(), seq, e.GetKind(), e.GetId(), key, seen[key])
+			}
+			seen[key] = true
 		}
 	}
 }

@@ -67,7 +67,7 @@ func main() {
 		protowsbench.Broadcast(), raw.Broadcast(),
 		protowsbench.ServerFanout(), raw.ServerFanout(),
 		// Echo with minimal clients that count replies undecoded.
-		protowsbench.ServerEcho(), raw.ServerEcho(),
+		protowsbench.ServerEcho(), protowsbench.ServerEchoKeyed(), raw.ServerEcho(),
 		// Write coalescing off and delayed: only when named (-scenarios).
 		protowsbench.BroadcastWith(protowsbench.NoBatching),
 		protowsbench.BroadcastWith(protowsbench.WriteDelay1ms),
