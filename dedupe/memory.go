@@ -597,7 +597,7 @@ func (m *Memory) Begin(ctx context.Context, k Key, fp Fingerprint) (*Outcome, er
 			e = nil
 		}
 		if e == nil {
-			sh.turnLocked(sh.now, int64(slotOverhead+len(fp)))
+			sh.turnLocked(int64(slotOverhead + len(fp)))
 			e = sh.addLocked(entry{h: h})
 			g = sh.curLocked()
 			g.bytes += slotOverhead
@@ -665,7 +665,7 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			if lazy {
 				size = int64(slotOverhead + recordSize(id, req.Codec, req.Payload))
 			}
-			sh.turnLocked(sh.now, size)
+			sh.turnLocked(size)
 			e = sh.addLocked(entry{h: h})
 			g = sh.curLocked()
 			g.bytes += slotOverhead
@@ -821,12 +821,11 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		sh.mu.Unlock()
 		return nil // not claimed: nothing to finish
 	}
-	now := sh.clockLocked()
-	expires := now + int64(sh.cfg.MaxAge)
+	expires := sh.clockLocked() + int64(sh.cfg.MaxAge)
 	switch {
 	case o == nil:
 		g.forget(e)
-	case g == sh.curLocked() && !sh.fullLocked(now, int64(size)):
+	case g == sh.curLocked() && !sh.fullLocked(int64(size)):
 		// The common case: the outcome goes where the claim is.
 		g.putLocked(e, o, id, enc, size, expires)
 	default:
@@ -837,7 +836,7 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		// generation.
 		lazy, rec := e.lazy(), bytes.Clone(g.rawRecord(e))
 		g.forget(e)
-		sh.turnLocked(now, int64(size+len(rec))+slotOverhead)
+		sh.turnLocked(int64(size+len(rec)) + slotOverhead)
 		e = sh.addLocked(entry{h: h})
 		g = sh.curLocked()
 		g.bytes += slotOverhead
@@ -867,10 +866,12 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // one, and the previous one is forgotten, but for its running keys, which
 // move to the new current generation. The new generation reuses the
 // forgotten one's entries and blocks (nothing reads a block without the
-// lock), and its slots leave the index.
-func (sh *shard) turnLocked(now, size int64) {
+// lock), and its slots leave the index. A generation made is stamped with
+// the shard's latest clock reading (clockLocked).
+func (sh *shard) turnLocked(size int64) {
+	now := sh.now
 	cur := sh.curLocked()
-	if !sh.fullLocked(now, size) {
+	if !sh.fullLocked(size) {
 		if len(cur.entries) == 0 {
 			cur.oldest = now
 		}
@@ -910,11 +911,12 @@ func (sh *shard) turnLocked(now, size int64) {
 // fullLocked reports whether the current generation must turn over before
 // it takes a key and size more bytes: it holds half the shard's keys
 // (counting those forgotten early, whose entries it still holds) or
-// bytes, or its oldest key is MaxAge old.
-func (sh *shard) fullLocked(now, size int64) bool {
+// bytes, or its oldest key is MaxAge old at the shard's latest clock
+// reading.
+func (sh *shard) fullLocked(size int64) bool {
 	cur := sh.curLocked()
 	return len(cur.entries) >= min(sh.maxKeys/2, maxGenEntries) || cur.bytes+size > sh.maxBytes/2 ||
-		len(cur.entries) > 0 && now-cur.oldest >= int64(sh.cfg.MaxAge)
+		len(cur.entries) > 0 && sh.now-cur.oldest >= int64(sh.cfg.MaxAge)
 }
 
 // putLocked records an outcome of size bytes in e, a running entry of g:

@@ -313,37 +313,9 @@ func (c *Call) endThrough(res proto.Message, err error, wait, through bool) (end
 		// The common REPLY: its element and message are encoded in one
 		// pass, into one buffer. Should either not encode, the general
 		// path below encodes them again and handles the error.
-		//
-		// A text codec's buffer comes from the server's pool, and the
-		// writer puts it back: a JSON encoding, whose size is not known
-		// before, would grow a new one several times. A binary codec
-		// sizes its buffer first and allocates it once, which costs less
-		// than a pooled one: replies held in the queue take buffers the
-		// readers then make anew, larger (echo of 1 KiB Protobuf: 7-8 %
-		// more server CPU per call with pooled replies, 2026-12-06).
-		var bp *[]byte
-		var dst []byte
-		if !c.conn.codec.Binary() {
-			bp = c.conn.srv.bufs.get(0)
-			dst = *bp
+		if elem, bp, eerr := c.appendReply(res); eerr == nil {
+			return true, c.queueReply(elem, bp, wait, through)
 		}
-		elem, eerr := codec.AppendMessageEnvelope(c.conn.codec, dst, c.id, protowsv1.Kind_KIND_REPLY, res)
-		if eerr == nil {
-			if bp != nil {
-				*bp = elem // grown, maybe
-			}
-			write, qerr := c.conn.enqueueReply(elem, bp, wait, through)
-			if qerr != nil {
-				if errors.Is(qerr, ErrMessageTooLarge) {
-					// answer replaces a REPLY over the size limit.
-					c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
-				}
-				c.conn.srv.bufs.putMaybe(bp)
-			}
-			c.conn.endQueued()
-			return true, write
-		}
-		c.conn.srv.bufs.putMaybe(bp)
 	}
 	env := &protowsv1.Envelope{Id: c.id}
 	switch {
@@ -372,6 +344,52 @@ func (c *Call) endThrough(res proto.Message, err error, wait, through bool) (end
 	c.sendEnd(env, wait)
 	c.conn.endQueued()
 	return true, false
+}
+
+// appendReply encodes res as the call's REPLY without metadata, the
+// element and its message in one pass (codec.AppendMessageEnvelope). It
+// returns the element and, for a text codec, the pooled buffer it is in,
+// which the writer puts back once the element is queued with it
+// (queueReply); on an error the buffer is back already.
+//
+// A text codec's buffer comes from the server's pool: a JSON encoding,
+// whose size is not known before, would grow a new one several times. A
+// binary codec sizes its buffer first and allocates it once, which costs
+// less than a pooled one: replies held in the queue take buffers the
+// readers then make anew, larger (echo of 1 KiB Protobuf: 7-8 % more
+// server CPU per call with pooled replies, 2026-12-06).
+func (c *Call) appendReply(res proto.Message) (elem []byte, bp *[]byte, err error) {
+	var dst []byte
+	if !c.conn.codec.Binary() {
+		bp = c.conn.srv.bufs.get(0)
+		dst = *bp
+	}
+	elem, err = codec.AppendMessageEnvelope(c.conn.codec, dst, c.id, protowsv1.Kind_KIND_REPLY, res)
+	if err != nil {
+		c.conn.srv.bufs.putMaybe(bp)
+		return nil, nil, err
+	}
+	if bp != nil {
+		*bp = elem // grown, maybe
+	}
+	return elem, bp, nil
+}
+
+// queueReply queues elem, the REPLY of the call, which was just marked
+// ended, with bp, its pooled buffer or nil, as Conn.enqueueReply does, and
+// reports whether the caller became the connection's writer. A REPLY over
+// the size limit is replaced (Conn.answer).
+func (c *Call) queueReply(elem []byte, bp *[]byte, wait, through bool) (write bool) {
+	write, err := c.conn.enqueueReply(elem, bp, wait, through)
+	if err != nil {
+		if errors.Is(err, ErrMessageTooLarge) {
+			// answer replaces a REPLY over the size limit.
+			c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, wait)
+		}
+		c.conn.srv.bufs.putMaybe(bp)
+	}
+	c.conn.endQueued()
+	return write
 }
 
 // sendEnd queues env, the terminal envelope of the call, which was just

@@ -304,35 +304,24 @@ func (c *Call) outcome(res proto.Message, err error) (o *dedupe.Outcome, elem []
 }
 
 // replyElem encodes res as the call's REPLY without metadata, as
-// Call.endThrough does (codec.AppendMessageEnvelope: the REPLY and its
-// message in one pass), and returns the element and the REPLY's payload
-// in it, what AppendPayload writes for res, found by the two built-in
-// codecs' wire formats (replyPayload). A text codec's element goes into a
-// buffer from the server's pool, as endThrough's does, which endElem
-// hands to the writer (the window copies what it keeps before that). It
-// reports false when res does not encode, or its payload is not found.
+// Call.endThrough does (Call.appendReply), and returns the element and the
+// REPLY's payload in it, what AppendPayload writes for res, found by the
+// two built-in codecs' wire formats (replyPayload). The element's pooled
+// buffer, if any, is kept for endElem, which hands it to the writer (the
+// window copies what it keeps before that). It reports false when res
+// does not encode, or its payload is not found.
 func (c *Call) replyElem(res proto.Message) (elem, payload []byte, ok bool) {
-	cd := c.conn.codec
-	var (
-		bp  *[]byte
-		dst []byte
-	)
-	if !cd.Binary() {
-		bp = c.conn.srv.bufs.get(0)
-		dst = *bp
+	e, bp, err := c.appendReply(res)
+	if err != nil {
+		return nil, nil, false
 	}
-	e, err := codec.AppendMessageEnvelope(cd, dst, c.id, protowsv1.Kind_KIND_REPLY, res)
-	if err == nil {
-		if p, ok := replyPayload(cd.Name(), e, c.id); ok {
-			if bp != nil {
-				*bp = e // grown, maybe
-				c.keyed.elemBuf = bp
-			}
-			return e, p, true
-		}
+	p, ok := replyPayload(c.conn.codec.Name(), e, c.id)
+	if !ok {
+		c.conn.srv.bufs.putMaybe(bp)
+		return nil, nil, false
 	}
-	c.conn.srv.bufs.putMaybe(bp)
-	return nil, nil, false
+	c.keyed.elemBuf = bp
+	return e, p, true
 }
 
 // replyPayload returns the payload of elem, the element of a REPLY of call
@@ -422,16 +411,7 @@ func (c *Call) endElem(elem []byte, through bool) (ended, write bool) {
 	c.markEndedLocked()
 	c.mu.Unlock()
 	c.conn.forgetCall(c.id)
-	write, err := c.conn.enqueueReply(elem, bp, true, through)
-	if err != nil {
-		if errors.Is(err, ErrMessageTooLarge) {
-			// answer replaces a REPLY over the size limit.
-			c.conn.answer(&protowsv1.Envelope{Id: c.id, Kind: protowsv1.Kind_KIND_REPLY}, elem, true)
-		}
-		c.conn.srv.bufs.putMaybe(bp)
-	}
-	c.conn.endQueued()
-	return true, write
+	return true, c.queueReply(elem, bp, true, through)
 }
 
 // endOutcome ends the call with o, re-encoded when it was kept in another

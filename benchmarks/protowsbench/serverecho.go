@@ -29,7 +29,7 @@ func ServerEcho() harness.Scenario {
 		NewServer: func(harness.Params) (harness.Server, error) {
 			return newServer(hub.Config[*benchv1.Sample]{}, nil)
 		},
-		Connect: connectServerEcho,
+		Connect: connectServerEcho(false),
 	}
 }
 
@@ -41,13 +41,7 @@ func ServerEcho() harness.Scenario {
 func ServerEchoKeyed() harness.Scenario {
 	s := ServerEcho()
 	s.Impl = Impl + "-keyed"
-	s.Connect = func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-		f, sub, err := serverEchoFramesWith(p, true)
-		if err != nil {
-			return nil, err
-		}
-		return harness.DialEchoers(ctx, url, sub, p.Conns, p.Window(), f)
-	}
+	s.Connect = connectServerEcho(true)
 	return s
 }
 
@@ -64,7 +58,7 @@ func ServerEchoPaced() harness.Scenario {
 	s := ServerEcho()
 	s.Name, s.Shape, s.Explicit = "serverecho-paced", harness.Paced, true
 	s.Connect = func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-		f, sub, err := serverEchoFrames(p)
+		f, sub, err := serverEchoFrames(p, false)
 		if err != nil {
 			return nil, err
 		}
@@ -73,23 +67,22 @@ func ServerEchoPaced() harness.Scenario {
 	return s
 }
 
-func connectServerEcho(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
-	f, sub, err := serverEchoFrames(p)
-	if err != nil {
-		return nil, err
+// connectServerEcho returns the Connect of ServerEcho, or of
+// ServerEchoKeyed when keyed is set.
+func connectServerEcho(keyed bool) func(context.Context, string, harness.Params) (harness.Load, error) {
+	return func(ctx context.Context, url string, p harness.Params) (harness.Load, error) {
+		f, sub, err := serverEchoFrames(p, keyed)
+		if err != nil {
+			return nil, err
+		}
+		return harness.DialEchoers(ctx, url, sub, p.Conns, p.Window(), f)
 	}
-	return harness.DialEchoers(ctx, url, sub, p.Conns, p.Window(), f)
 }
 
 // serverEchoFrames returns the request frame of the minimal echo clients,
-// how they count the replies, and the subprotocol to offer.
-func serverEchoFrames(p harness.Params) (harness.EchoFrames, string, error) {
-	return serverEchoFramesWith(p, false)
-}
-
-// serverEchoFramesWith is serverEchoFrames, with an idempotency key in
-// every request, new each time, when keyed is set.
-func serverEchoFramesWith(p harness.Params, keyed bool) (harness.EchoFrames, string, error) {
+// how they count the replies, and the subprotocol to offer; with keyed
+// set, every request carries an idempotency key, new each time.
+func serverEchoFrames(p harness.Params, keyed bool) (harness.EchoFrames, string, error) {
 	c, err := codecOf(p.Codec)
 	if err != nil {
 		return harness.EchoFrames{}, "", err

@@ -53,7 +53,7 @@ func TestKeyedFrames(t *testing.T) {
 		if !c.Binary() {
 			name = harness.CodecJSON
 		}
-		f, _, err := serverEchoFramesWith(harness.Params{Codec: name, Size: payload.Small}, true)
+		f, _, err := serverEchoFrames(harness.Params{Codec: name, Size: payload.Small}, true)
 		if err != nil {
 			t.Fatal(err)
 		}
