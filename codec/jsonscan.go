@@ -439,21 +439,30 @@ func (s *jsonScanner) object(field func(key []byte) error) error {
 	}
 }
 
-// keyIs reports whether the raw object key names field: exactly, or as
-// encoding/json matches, by Unicode simple case folding of the unquoted key.
-func keyIs(raw []byte, field string) bool {
-	if string(raw) == field {
+// objectKey is the raw key of an object's member, to be matched against
+// field names as encoding/json matches them (is). It is scanned once, for
+// all the names it is compared with: most keys are plain ASCII, which
+// folding keeps to their length, so that a name of another length is
+// passed over without reading the key again.
+type objectKey struct {
+	raw   []byte
+	plain bool // no escape and no multi-byte rune
+}
+
+func newObjectKey(raw []byte) objectKey { return objectKey{raw: raw, plain: isPlainASCII(raw)} }
+
+// is reports whether k names field: exactly, or by Unicode simple case
+// folding of the unquoted key.
+func (k objectKey) is(field string) bool {
+	if string(k.raw) == field {
 		return true
 	}
 	// Folding can turn a multi-byte rune into ASCII (KELVIN SIGN is 'k'),
-	// so only a length-and-ASCII check can skip the slow path.
-	if len(raw) == len(field) && isPlainASCII(raw) {
-		return bytes.EqualFold(raw, []byte(field))
+	// so only a plain key can be told apart by its length.
+	if k.plain {
+		return len(k.raw) == len(field) && bytes.EqualFold(k.raw, []byte(field))
 	}
-	if isPlainASCII(raw) {
-		return false
-	}
-	return bytes.EqualFold([]byte(unquoteJSON(raw)), []byte(field))
+	return bytes.EqualFold([]byte(unquoteJSON(k.raw)), []byte(field))
 }
 
 func isPlainASCII(raw []byte) bool {
@@ -491,17 +500,18 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 		position *protowsv1.Position
 		recovery string
 	)
-	err := s.object(func(k []byte) error {
+	err := s.object(func(raw []byte) error {
+		k := newObjectKey(raw)
 		switch {
-		case keyIs(k, "id"):
+		case k.is("id"):
 			return s.uint("id", 32, &id)
-		case keyIs(k, "kind"):
+		case k.is("kind"):
 			return s.string("kind", &kind)
-		case keyIs(k, "method"):
+		case k.is("method"):
 			return s.string("method", &e.Method)
-		case keyIs(k, "methodId"):
+		case k.is("methodId"):
 			return s.uint("methodId", 32, &methodID)
-		case keyIs(k, "payload"):
+		case k.is("payload"):
 			if null, err := s.isNull(); null || err != nil {
 				payload = nil
 				return err
@@ -513,7 +523,7 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			}
 			payload = s.src[start:s.pos:s.pos]
 			return nil
-		case keyIs(k, "error"):
+		case k.is("error"):
 			switch s.peek() {
 			case '{':
 			case 'n':
@@ -524,18 +534,19 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 				return s.typeErr("error")
 			}
 			hasErr = true
-			return s.object(func(k []byte) error {
+			return s.object(func(raw []byte) error {
+				k := newObjectKey(raw)
 				switch {
-				case keyIs(k, "code"):
+				case k.is("code"):
 					return s.code(&werr.code)
-				case keyIs(k, "message"):
+				case k.is("message"):
 					return s.string("message", &werr.message)
-				case keyIs(k, "details"):
+				case k.is("details"):
 					return s.details(&werr.details)
 				}
 				return s.skipValue()
 			})
-		case keyIs(k, "metadata"):
+		case k.is("metadata"):
 			switch s.peek() {
 			case '{':
 			case 'n':
@@ -555,15 +566,15 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 				e.Metadata[unquoteJSON(k)] = v
 				return nil
 			})
-		case keyIs(k, "seq"):
+		case k.is("seq"):
 			return s.uint("seq", 64, &seq)
-		case keyIs(k, "credit"):
+		case k.is("credit"):
 			return s.uint("credit", 32, &credit)
-		case keyIs(k, "idempotencyKey"):
+		case k.is("idempotencyKey"):
 			return s.string("idempotencyKey", &e.IdempotencyKey)
-		case keyIs(k, "timeoutMs"):
+		case k.is("timeoutMs"):
 			return s.uint("timeoutMs", 32, &timeout)
-		case keyIs(k, "resume"):
+		case k.is("resume"):
 			switch s.peek() {
 			case '{':
 			case 'n':
@@ -575,13 +586,14 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			if resume == nil {
 				resume = &protowsv1.Resume{}
 			}
-			return s.object(func(k []byte) error {
+			return s.object(func(raw []byte) error {
+				k := newObjectKey(raw)
 				switch {
-				case keyIs(k, "epoch"):
+				case k.is("epoch"):
 					return s.string("epoch", &resume.Epoch)
-				case keyIs(k, "offset"):
+				case k.is("offset"):
 					return s.uint("offset", 64, &resume.Offset)
-				case keyIs(k, "history"):
+				case k.is("history"):
 					n := uint64(resume.History)
 					err := s.uint("history", 32, &n)
 					resume.History = uint32(n)
@@ -589,7 +601,7 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 				}
 				return s.skipValue()
 			})
-		case keyIs(k, "position"):
+		case k.is("position"):
 			switch s.peek() {
 			case '{':
 			case 'n':
@@ -601,15 +613,16 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 			if position == nil {
 				position = &protowsv1.Position{}
 			}
-			return s.object(func(k []byte) error {
+			return s.object(func(raw []byte) error {
+				k := newObjectKey(raw)
 				switch {
-				case keyIs(k, "epoch"):
+				case k.is("epoch"):
 					return s.string("epoch", &position.Epoch)
-				case keyIs(k, "offset"):
+				case k.is("offset"):
 					return s.uint("offset", 64, &position.Offset)
-				case keyIs(k, "recovery"):
+				case k.is("recovery"):
 					return s.string("recovery", &recovery)
-				case keyIs(k, "latest"):
+				case k.is("latest"):
 					return s.uint("latest", 64, &position.Latest)
 				}
 				return s.skipValue()
@@ -679,7 +692,7 @@ func (s *jsonScanner) details(dst *[]*anypb.Any) error {
 			start := s.pos
 			var typeURL string
 			err := s.object(func(k []byte) error {
-				if keyIs(k, "@type") {
+				if newObjectKey(k).is("@type") {
 					return s.string("@type", &typeURL)
 				}
 				return s.skipValue()

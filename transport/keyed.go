@@ -98,8 +98,9 @@ type keyedCall struct {
 }
 
 // smallKeyedPayload is the largest request payload a keyedCall holds in
-// itself, which then takes 256 bytes.
-const smallKeyedPayload = 152
+// itself, which then takes 288 bytes, one of the allocator's size classes
+// (TestKeyedCallSize).
+const smallKeyedPayload = 176
 
 // keyedCalls holds the keyedCalls of ended calls. A keyedCall goes back
 // once its call's run is over (runKeyed): the window copied the request

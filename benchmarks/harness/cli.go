@@ -50,6 +50,7 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 		server   = fs.String("server", "", "ws:// URL of a running server to load instead of starting one (loopback only)")
 		serve    = fs.String("serve", "", "serve the one selected scenario's server at this loopback address (127.0.0.1:8080) until interrupted, for -server runs from elsewhere")
 		child    = fs.Bool("child", false, "run each server in a child process, so that server and client CPU and memory are measured apart")
+		turns    = fs.Duration("interleave", 0, "run each scenario that has a partner (serverecho/protows-keyed: serverecho/protows) with it on one server, their loads taking turns of this length, each for -duration (0: each on a server of its own)")
 		profile  = fs.String("server-cpuprofile", "", "with -child: write each server's CPU profile to this directory (one file per repetition)")
 		cpuprof  = fs.String("cpuprofile", "", "write the CPU profile of this process (the clients, with -child) to this file")
 		outDir   = fs.String("out", "benchmarks/out", "directory for the report files")
@@ -133,7 +134,7 @@ func Main(ctx context.Context, scenarios []Scenario, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cfg := Config{Reps: *reps, ServerURL: *server, Child: *child, ProfileDir: *profile}
+	cfg := Config{Reps: *reps, ServerURL: *server, Child: *child, ProfileDir: *profile, Interleave: *turns}
 	if !*quiet {
 		cfg.Progress = os.Stderr
 	}

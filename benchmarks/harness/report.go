@@ -37,7 +37,11 @@ func WriteMarkdown(w io.Writer, results []Result) error {
 		if r.Rate > 0 {
 			shape += " @ " + formatNumber(r.Rate) + "/s"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d |", r.Scenario, r.Impl, r.Codec, r.Size, shape, r.Mode, len(r.Reps))
+		mode := r.Mode
+		if r.Interleave > 0 {
+			mode += ", turns of " + r.Interleave.String()
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %d |", r.Scenario, r.Impl, r.Codec, r.Size, shape, mode, len(r.Reps))
 		for _, m := range metrics {
 			b.WriteString(" " + formatNumber(m.Median(r)))
 			if m.Name == msgsPerSec.Name {
@@ -100,16 +104,51 @@ func keyedCosts(results []Result) []ratio {
 		if u, ok = byID[u.ID()]; !ok {
 			continue
 		}
-		out = append(out, ratio{
+		row := ratio{
 			label: fmt.Sprintf("%s %s %s: %s", k.Scenario, k.Codec, k.Size, base),
 			values: []float64{
 				msgsPerSec.Median(u) / msgsPerSec.Median(k),
 				serverCPU.Median(k) / serverCPU.Median(u),
 				clientCPU.Median(k) / clientCPU.Median(u),
 			},
-		})
+		}
+		if rate, cpu, ok := turnRatios(u, k); ok {
+			row.values[0], row.values[1] = rate, cpu
+		}
+		out = append(out, row)
 	}
 	return out
+}
+
+// turnRatios returns the medians, over the turns of a and b that were
+// next to each other in time (Rep.Turns), of a's calls/s over b's and of
+// b's server CPU per call over a's; ok is false unless a and b took turns
+// on one server in every repetition. A turn of a fraction of a second
+// next to the other load's meets the same machine; the median of the
+// pairs passes over the few that a burst of the host's other work hit.
+func turnRatios(a, b Result) (rate, cpu float64, ok bool) {
+	if a.Interleave == 0 || a.Interleave != b.Interleave || len(a.Reps) != len(b.Reps) {
+		return 0, 0, false
+	}
+	var rates, cpus []float64
+	for i, ra := range a.Reps {
+		rb := b.Reps[i]
+		if len(ra.Turns) == 0 || len(ra.Turns) != len(rb.Turns) {
+			return 0, 0, false
+		}
+		for j, ta := range ra.Turns {
+			tb := rb.Turns[j]
+			if ta.Messages == 0 || tb.Messages == 0 {
+				continue
+			}
+			rates = append(rates, perSecond(ta.Messages, ta.Elapsed)/perSecond(tb.Messages, tb.Elapsed))
+			cpus = append(cpus, cpuPerMillion(tb.ServerCPU, tb.Messages)/cpuPerMillion(ta.ServerCPU, ta.Messages))
+		}
+	}
+	if len(cpus) == 0 {
+		return 0, 0, false
+	}
+	return Median(rates), Median(cpus), true
 }
 
 // minConnsForMemory is the fewest connections whose memory the ratio table

@@ -65,6 +65,17 @@ type Rep struct {
 	Counters map[string]int64 `json:"counters,omitempty"`
 	// Conns is the number of connections opened (with the publisher's).
 	Conns int `json:"conns"`
+	// Turns are the repetition's turns, when its load took turns with a
+	// partner's on one server (Config.Interleave), in order: the i-th
+	// turn of each of the two was next to the other's i-th in time.
+	Turns []Turn `json:"turns,omitempty"`
+}
+
+// Turn is what one turn of a load that took turns did (see Rep.Turns).
+type Turn struct {
+	Messages  int64         `json:"messages"`
+	Elapsed   time.Duration `json:"elapsed"`
+	ServerCPU time.Duration `json:"serverCpu"`
 }
 
 // Result is one scenario, implementation, codec and size, over several
@@ -79,7 +90,11 @@ type Result struct {
 	Burst    int          `json:"burst,omitempty"`
 	Rate     float64      `json:"rate,omitempty"`
 	Mode     string       `json:"mode"`
-	Reps     []Rep        `json:"reps"`
+	// Interleave is the length of the turns the result's load took with
+	// its scenario's partner's on one server (Config.Interleave); zero
+	// when it had a server of its own.
+	Interleave time.Duration `json:"interleave,omitempty"`
+	Reps       []Rep         `json:"reps"`
 }
 
 // ID returns "scenario/impl/codec/size".
@@ -209,11 +224,12 @@ func Combine(results []Result) []Result {
 		conns, inFlight, burst int
 		rate                   float64
 		mode                   string
+		interleave             time.Duration
 	}
 	out := make([]Result, 0, len(results))
 	at := make(map[key]int, len(results))
 	for _, r := range results {
-		k := key{r.ID(), r.Conns, r.InFlight, r.Burst, r.Rate, r.Mode}
+		k := key{r.ID(), r.Conns, r.InFlight, r.Burst, r.Rate, r.Mode, r.Interleave}
 		if i, ok := at[k]; ok {
 			out[i].Reps = append(out[i].Reps, r.Reps...)
 			continue

@@ -33,6 +33,10 @@ type Config struct {
 	// Grace is how long a load may take to stop after its bound before the
 	// repetition fails. Zero means 15 s.
 	Grace time.Duration
+	// Interleave, when positive, runs a scenario and its Partner on one
+	// server in each repetition, their loads taking turns of this length
+	// (see pair.go). Zero runs every job on a server of its own.
+	Interleave time.Duration
 }
 
 // Job is a scenario with its parameters.
@@ -53,16 +57,31 @@ func (j Job) ID() string {
 func Run(ctx context.Context, cfg Config, jobs []Job) ([]Result, error) {
 	results := make([]Result, len(jobs))
 	ran := make([]bool, len(jobs))
-	for n, i := range RunOrder(jobs) {
-		r, err := runJob(ctx, cfg, jobs[i], fmt.Sprintf("[%d/%d]", n+1, len(jobs)))
-		if err != nil {
-			var so []Result
-			for k, ok := range ran {
-				if ok {
-					so = append(so, results[k])
-				}
+	done := func() []Result {
+		var so []Result
+		for k, ok := range ran {
+			if ok {
+				so = append(so, results[k])
 			}
-			return so, fmt.Errorf("%s: %w", jobs[i].ID(), err)
+		}
+		return so
+	}
+	for n, i := range RunOrder(jobs) {
+		if ran[i] {
+			continue // run in turns with its partner
+		}
+		tag := fmt.Sprintf("[%d/%d]", n+1, len(jobs))
+		if h, g, ok := pairOf(jobs, i); ok && cfg.Interleave > 0 && !ran[h] && !ran[g] {
+			rh, rg, err := runPair(ctx, cfg, jobs[h], jobs[g], tag)
+			if err != nil {
+				return done(), fmt.Errorf("%s with %s: %w", jobs[h].ID(), jobs[g].Scenario.Impl, err)
+			}
+			results[h], results[g], ran[h], ran[g] = rh, rg, true, true
+			continue
+		}
+		r, err := runJob(ctx, cfg, jobs[i], tag)
+		if err != nil {
+			return done(), fmt.Errorf("%s: %w", jobs[i].ID(), err)
 		}
 		results[i], ran[i] = r, true
 	}
@@ -102,10 +121,32 @@ func runJob(ctx context.Context, cfg Config, j Job, tag string) (Result, error) 
 	if p.Messages <= 0 && p.Duration <= 0 {
 		return Result{}, errors.New("harness: a job needs a count or a time bound")
 	}
-	reps := cfg.Reps
-	if reps <= 0 {
-		reps = 3
+	r := newResult(cfg, j)
+	for i := range reps(cfg) {
+		rep, err := runRep(ctx, cfg, j, i+1, fmt.Sprintf("%s %s rep %d/%d", tag, j.ID(), i+1, reps(cfg)))
+		if err != nil {
+			return r, fmt.Errorf("rep %d: %w", i+1, err)
+		}
+		r.Reps = append(r.Reps, rep)
 	}
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "\r\033[K%s %s: %.0f msgs/s (±%.0f%%), p99 %.2f ms\n", tag, j.ID(),
+			msgsPerSec.Median(r), 100*msgsPerSec.Spread(r), p99.Median(r))
+	}
+	return r, nil
+}
+
+// reps returns the repetitions of each job.
+func reps(cfg Config) int {
+	if cfg.Reps <= 0 {
+		return 3
+	}
+	return cfg.Reps
+}
+
+// newResult returns j's result, without repetitions.
+func newResult(cfg Config, j Job) Result {
+	p := j.Params
 	r := Result{
 		Scenario: j.Scenario.Name, Impl: j.Scenario.Impl, Codec: p.Codec, Size: p.Size,
 		Conns: p.Conns, InFlight: p.InFlight, Mode: ModeInProcess,
@@ -129,18 +170,7 @@ func runJob(ctx context.Context, cfg Config, j Job, tag string) (Result, error) 
 	case cfg.Child:
 		r.Mode = ModeChild
 	}
-	for i := range reps {
-		rep, err := runRep(ctx, cfg, j, i+1, fmt.Sprintf("%s %s rep %d/%d", tag, j.ID(), i+1, reps))
-		if err != nil {
-			return r, fmt.Errorf("rep %d: %w", i+1, err)
-		}
-		r.Reps = append(r.Reps, rep)
-	}
-	if cfg.Progress != nil {
-		fmt.Fprintf(cfg.Progress, "\r\033[K%s %s: %.0f msgs/s (±%.0f%%), p99 %.2f ms\n", tag, j.ID(),
-			msgsPerSec.Median(r), 100*msgsPerSec.Spread(r), p99.Median(r))
-	}
-	return r, nil
+	return r
 }
 
 func startServer(ctx context.Context, cfg Config, j Job, rep int) (serverHandle, error) {
@@ -222,34 +252,34 @@ func runRep(ctx context.Context, cfg Config, j Job, n int, label string) (rep Re
 	}
 	c2 := ReadSelf(false)
 
-	lat := rec.sorted()
-	rep = Rep{
-		Messages: rec.messages.Load(), Elapsed: elapsed,
-		PayloadBytes: rec.payload.Load(), Frames: rec.frames.Load(),
-		WireBytes: -1, ServerCPU: -1, ServerConnBytes: -1,
-		P50: Percentile(lat, 50), P95: Percentile(lat, 95), P99: Percentile(lat, 99), P999: Percentile(lat, 99.9),
-		ClientCPU: c2.CPU - c1.CPU, ClientPeakRSS: c2.PeakRSS,
-		Conns: p.Conns,
-	}
+	rep = measured(rec, elapsed, p.Conns)
+	rep.ClientCPU, rep.ClientPeakRSS = c2.CPU-c1.CPU, c2.PeakRSS
 	if known {
-		rep.WireBytes = (s2.WireIn - s1.WireIn) + (s2.WireOut - s1.WireOut)
-		rep.ServerWrites = s2.WireWrites - s1.WireWrites
-		rep.ServerCPU = s2.CPU - s1.CPU
+		var d serverDelta
+		d.add(s1, s2)
+		d.setOn(&rep)
 		rep.ServerPeakRSS = s2.PeakRSS
 		rep.ServerConnBytes = s1.RSS - s0.RSS
 		rep.ServerConnHeap = s1.Heap - s0.Heap
 		rep.ServerConnGoroutines = s1.Goroutines - s0.Goroutines
-		if s2.Counters != nil {
-			rep.Counters = make(map[string]int64, len(s2.Counters))
-			for k, v := range s2.Counters {
-				rep.Counters[k] = v - s1.Counters[k]
-			}
-		}
 	}
 	if rep.Messages == 0 {
 		return rep, errors.New("no message was delivered")
 	}
 	return rep, nil
+}
+
+// measured returns the figures of a repetition that rec recorded over
+// elapsed on conns connections, those of the server unknown.
+func measured(rec *Recorder, elapsed time.Duration, conns int) Rep {
+	lat := rec.sorted()
+	return Rep{
+		Messages: rec.messages.Load(), Elapsed: elapsed,
+		PayloadBytes: rec.payload.Load(), Frames: rec.frames.Load(),
+		WireBytes: -1, ServerCPU: -1, ServerConnBytes: -1,
+		P50: Percentile(lat, 50), P95: Percentile(lat, 95), P99: Percentile(lat, 99), P999: Percentile(lat, 99.9),
+		Conns: conns,
+	}
 }
 
 // IdleSettle is how long an idle scenario waits after its connections are

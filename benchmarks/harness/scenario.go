@@ -90,6 +90,12 @@ type Scenario struct {
 	// exactly (a variant of another scenario), not when it is empty or
 	// names their scenario name.
 	Explicit bool
+	// Partner is the key of another scenario whose load this one's server
+	// also serves (the same handlers): with Config.Interleave, a job of
+	// this scenario and one of Partner with the same codec and size run
+	// together, on this scenario's server, their loads taking turns (see
+	// pair.go), so that their figures differ by their loads alone.
+	Partner string
 	// NewServer returns the server side for p. The harness serves it at
 	// Path on a loopback listener and closes it after the repetition.
 	NewServer func(p Params) (Server, error)
