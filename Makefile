@@ -173,6 +173,9 @@ chromium:
 ## and the small and medium fan-out runs still measure (about -48 s).
 ## Server-bound echo with and without keys (+20 s): 9 min 57 s there
 ## (2026-12-07, 02:35 UTC, benchmarks/out removed), at the budget's edge.
+## Measured in turns on one server (2 s of each a round instead of 1 s,
+## about +15 s): 9 min 14 s (2026-12-07, 04:06 UTC, benchmarks/out
+## removed).
 BENCH_LOAD_FLAGS ?= -child -reps 1 -duration 1s -messages 100000
 # The cost of idempotency keys to the server alone: server-bound echo
 # (minimal clients that do not decode) with and without a new key on every

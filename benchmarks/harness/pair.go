@@ -110,10 +110,7 @@ func runPairRep(ctx context.Context, cfg Config, host, guest Job, n int, label s
 	// connection cost more (buffers, goroutines, the server's warm-up),
 	// which would count against the load that went first.
 	for _, s := range sides {
-		tctx, cancel := context.WithTimeout(ctx, cfg.Interleave)
-		err := runLoad(tctx, cfg, s.load, NewRecorder(0, 1, nil), cfg.Interleave)
-		cancel()
-		if err != nil {
+		if _, err := takeTurn(ctx, cfg, s.load, NewRecorder(0, 1, nil)); err != nil {
 			return a, b, err
 		}
 	}
@@ -127,15 +124,12 @@ func runPairRep(ctx context.Context, cfg Config, host, guest Job, n int, label s
 	for t := range 2 * turns {
 		// A B B A A B ...
 		s := sides[(t+t/2)%2]
-		tctx, cancel := context.WithTimeout(ctx, cfg.Interleave)
-		start, before := time.Now(), s.rec.Messages()
-		err := runLoad(tctx, cfg, s.load, s.rec, cfg.Interleave)
-		took := time.Since(start)
-		s.elapsed += took
-		cancel()
+		before := s.rec.Messages()
+		took, err := takeTurn(ctx, cfg, s.load, s.rec)
 		if err != nil {
 			return a, b, err
 		}
+		s.elapsed += took
 		next, _, err := srv.snapshot(false)
 		if err != nil {
 			return a, b, err
@@ -164,6 +158,16 @@ func runPairRep(ctx context.Context, cfg Config, host, guest Job, n int, label s
 		reps[k] = r
 	}
 	return reps[0], reps[1], nil
+}
+
+// takeTurn runs load for a turn (Config.Interleave), recording with rec,
+// and returns how long it took, with the replies it waited for.
+func takeTurn(ctx context.Context, cfg Config, load Load, rec *Recorder) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Interleave)
+	defer cancel()
+	start := time.Now()
+	err := runLoad(ctx, cfg, load, rec, cfg.Interleave)
+	return time.Since(start), err
 }
 
 // serverDelta is what a server did between snapshots, summed over spans.
