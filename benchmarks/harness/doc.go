@@ -65,6 +65,18 @@
 //	protows-load -serve 127.0.0.1:8080 -scenarios echo/protows
 //	protows-load -server ws://127.0.0.1:8080/ws -scenarios echo/protows
 //
+// # Loads that take turns
+//
+// Two loads on servers of their own meet different machines (a shared
+// host drifts within seconds) and different heaps. A Scenario that names
+// a Partner, run with Config.Interleave (-interleave 100ms), runs with it
+// on one server, its own, per repetition: both loads connect, each runs
+// one unmeasured turn, then they take turns of Interleave, A B B A A B
+// ..., until each had Params.Duration. Each turn's calls and server CPU go
+// to the load that ran it (Rep.Turns), and the report compares the two
+// over pairs of adjacent turns (the keyed row: serverecho/protows-keyed,
+// whose partner is serverecho/protows).
+//
 // # Bounds and safety
 //
 // Every server binds to 127.0.0.1, and -server accepts loopback URLs only.
