@@ -83,9 +83,9 @@ func TestRunPairTakesTurns(t *testing.T) {
 	plain := turnScenario(ts, "x", 'A')
 	keyed := turnScenario(ts, "x-keyed", 'B')
 	keyed.Partner = plain.Key()
-	p := Params{Codec: CodecProto, Size: "small", Conns: 2, InFlight: 2, Duration: 200 * time.Millisecond}
+	p := Params{Codec: CodecProto, Size: "small", Conns: 2, InFlight: 2, Duration: 400 * time.Millisecond}
 	jobs := []Job{{Scenario: plain, Params: p}, {Scenario: keyed, Params: p}}
-	cfg := Config{Reps: 2, Interleave: 50 * time.Millisecond}
+	cfg := Config{Reps: 2, Interleave: 100 * time.Millisecond}
 
 	ctx := t.Context()
 	// The server notes the loads of each repetition, read after each: the

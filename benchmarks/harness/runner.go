@@ -52,8 +52,10 @@ func (j Job) ID() string {
 
 // Run runs each job Reps times and returns one Result per job, in the
 // order of jobs. It runs the implementations of one scenario, codec and
-// size one right after the other (see RunOrder). It stops at the first
-// failure, returning the results so far.
+// size one right after the other (see RunOrder), or, with
+// Config.Interleave, a scenario and its Partner together, in turns on one
+// server (pair.go). It stops at the first failure, returning the results
+// so far.
 func Run(ctx context.Context, cfg Config, jobs []Job) ([]Result, error) {
 	results := make([]Result, len(jobs))
 	ran := make([]bool, len(jobs))
