@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,6 +206,10 @@ func TestExactlyOnceWhileDisconnected(t *testing.T) {
 	}
 }
 
+// newKeyForm is the form of the keys the client makes: 128 random bits,
+// base64url without padding.
+var newKeyForm = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+
 // TestExactlyOnceOrder: a server that reads a connection's requests in
 // order (a fake) sees the keyed calls in the order they were made, on the
 // first connection and again, with the same keys, on the next one after a
@@ -261,9 +266,16 @@ func TestExactlyOnceOrder(t *testing.T) {
 			if first[i].key == "" || second[i].key != first[i].key {
 				t.Errorf("call %d: key %q, then %q", i, first[i].key, second[i].key)
 			}
+			if !newKeyForm.MatchString(first[i].key) {
+				t.Errorf("call %d: key %q is not 128 bits of base64url (22 characters)", i, first[i].key)
+			}
 		}
-		if first[0].key == first[1].key {
-			t.Error("two calls have the same key")
+		keys := make(map[string]bool)
+		for _, s := range first {
+			keys[s.key] = true
+		}
+		if len(keys) != n {
+			t.Errorf("%d distinct keys for %d calls", len(keys), n)
 		}
 	})
 }

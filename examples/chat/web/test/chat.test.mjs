@@ -589,11 +589,11 @@ function sendFrameSizes(id, room, text) {
   const r = Buffer.from(room);
   const t = Buffer.from(text);
   const payload = [0x0a, ...varint(r.length), ...r, 0x12, ...varint(t.length), ...t];
-  // id, kind REQUEST, method_id (fixed32), payload, idempotency_key (a
-  // UUID: 36 characters), timeout_ms (the time left of the page's 10
-  // minutes: 3 bytes as a varint, 6 digits in JSON)
-  const key = "k".repeat(36);
-  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload, 0x5a, 36, ...Buffer.from(key), 0x60, 0x80, 0x80, 0x20];
+  // id, kind REQUEST, method_id (fixed32), payload, idempotency_key (128
+  // random bits in base64url: 22 characters), timeout_ms (the time left
+  // of the page's 10 minutes: 3 bytes as a varint, 6 digits in JSON)
+  const key = "k".repeat(22);
+  const envelope = [0x08, ...varint(id), 0x10, 0x01, 0x1d, 0, 0, 0, 0, 0x2a, ...varint(payload.length), ...payload, 0x5a, key.length, ...Buffer.from(key), 0x60, 0x80, 0x80, 0x20];
   const proto = 1 + varint(envelope.length).length + envelope.length;
   const json = Buffer.byteLength(
     JSON.stringify({ id, kind: "request", method: "/examples.chat.v1.ChatService/Send", payload: { room, text }, idempotencyKey: key, timeoutMs: 599999 }),
