@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/protows/protows/codec"
 	"github.com/protows/protows/dedupe"
@@ -159,16 +158,5 @@ func TestKeptOutcomeSurvivesSendBufferReuse(t *testing.T) {
 				t.Errorf("%s: kept outcome %s %q, want %s %q", cd.Name(), kept.Codec, kept.Payload, cd.Name(), want)
 			}
 		}
-	}
-}
-
-// TestKeyedCallSize keeps a keyedCall the size smallKeyedPayload's comment
-// gives: a size class of the allocator, which a larger one would waste.
-func TestKeyedCallSize(t *testing.T) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		t.Skip("the size is set for 64-bit platforms")
-	}
-	if n := unsafe.Sizeof(keyedCall{}); n != 288 {
-		t.Errorf("a keyedCall takes %d bytes, not 288: change smallKeyedPayload so that it fills a size class", n)
 	}
 }

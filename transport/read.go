@@ -544,9 +544,10 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 // runInline runs a unary call on the reader's goroutine (on a busy
 // connection: see read), sparing it the hand-off to a worker, which under
 // load costs more in queueing delay than most handlers take to run
-// (docs/DECISIONS.md, "The reader runs unary calls"). If the call is still running after Config.InlineCallFor, its
-// timer (handOver) starts another reader, and the call finishes on this
-// goroutine, which then stops reading. runInline reports whether this
+// (docs/DECISIONS.md, "The reader runs unary calls"). If the call is
+// still running after Config.InlineCallFor, its timer (handOver) starts
+// another reader, and the call finishes on this goroutine, which then
+// stops reading. runInline reports whether this
 // goroutine is still the reader.
 //
 // turn settles the race between the call's return and its timer: the

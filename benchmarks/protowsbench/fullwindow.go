@@ -13,10 +13,10 @@ import (
 
 // fullWindow returns a dedupe.Memory with its default bounds, filled with
 // finished keys of Echo calls of codec name and size until it is at its
-// bounds: dedupe.DefaultMaxEntries keys, or, for payloads whose keys take
-// more, dedupe.DefaultMaxBytes of them. That is the window of a server
-// that has served keyed calls for a while, in which every new key makes
-// old ones go.
+// bounds: until it forgets keys to take new ones (at about
+// dedupe.DefaultMaxEntries small keys, or dedupe.DefaultMaxBytes of larger
+// ones). That is the window of a server that has served keyed calls for a
+// while, in which every new key makes old ones go.
 func fullWindow(codecName string, size payload.Size) (*dedupe.Memory, error) {
 	c, err := codecOf(codecName)
 	if err != nil {
@@ -41,15 +41,8 @@ func fullWindow(codecName string, size payload.Size) (*dedupe.Memory, error) {
 	m := dedupe.NewMemory(dedupe.MemoryConfig{})
 	ctx := context.Background()
 	o := &dedupe.Outcome{Codec: c.Name(), Payload: res}
-	// About what a key takes of the window's bytes: its request (its
-	// fingerprint, past 2 KiB), its reply and its slot.
-	rec := len(req)
-	if rec > 2<<10 {
-		rec = len(fp)
-	}
-	perKey := int64(rec + len(res) + 128)
 	id := []byte("fill-")
-	for n := 0; n < dedupe.DefaultMaxEntries && int64(n)*perKey < dedupe.DefaultMaxBytes; n++ {
+	for n := 1; n <= dedupe.DefaultMaxEntries; n++ {
 		k := dedupe.Key{Method: benchv1.BenchServiceEchoMethod, ID: string(strconv.AppendInt(id[:5], int64(n), 10))}
 		_, cl, err := m.Claim(ctx, k, dedupe.Request{Codec: c.Name(), Payload: req, Fingerprinter: fp})
 		if err != nil {
@@ -57,6 +50,9 @@ func fullWindow(codecName string, size payload.Size) (*dedupe.Memory, error) {
 		}
 		if err := m.FinishClaim(ctx, cl, o); err != nil {
 			return nil, err
+		}
+		if n%256 == 0 && m.Len() < n {
+			break // keys were forgotten: the window is at its bounds
 		}
 	}
 	return m, nil

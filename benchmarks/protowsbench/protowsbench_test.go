@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/protows/protows/benchmarks/harness"
+	"github.com/protows/protows/benchmarks/harness/harnesstest"
 	"github.com/protows/protows/benchmarks/payload"
 	"github.com/protows/protows/benchmarks/protowsbench"
 	"go.uber.org/goleak"
@@ -70,13 +71,7 @@ func smoke(t *testing.T, sc harness.Scenario, codecName string, child bool) {
 		p.Conns, p.InFlight, p.Messages = 50, 1, 50
 		slack = 50
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	results, err := harness.Run(ctx, harness.Config{Reps: 1, Child: child}, []harness.Job{{Scenario: sc, Params: p}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := results[0].Reps[0]
+	rep := harnesstest.Run(t, harness.Config{Reps: 1, Child: child}, harness.Job{Scenario: sc, Params: p})[0].Reps[0]
 	if rep.Messages <= 0 || rep.Messages > p.Messages+slack {
 		t.Errorf("%d messages, want 1..%d", rep.Messages, p.Messages+slack)
 	}

@@ -1,7 +1,6 @@
 package protowsbench_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +27,8 @@ func TestServerEchoKeyedSmoke(t *testing.T) {
 // compares them turn by turn.
 func TestServerEchoKeyedInTurns(t *testing.T) {
 	p := harness.Params{Codec: harness.CodecProto, Size: payload.Small, Conns: 2, InFlight: 4, Duration: 400 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	results, err := harness.Run(ctx, harness.Config{Reps: 1, Child: true, Interleave: 100 * time.Millisecond},
-		[]harness.Job{{Scenario: protowsbench.ServerEcho(), Params: p}, {Scenario: protowsbench.ServerEchoKeyed(), Params: p}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	results := harnesstest.Run(t, harness.Config{Reps: 1, Child: true, Interleave: 100 * time.Millisecond},
+		harness.Job{Scenario: protowsbench.ServerEcho(), Params: p}, harness.Job{Scenario: protowsbench.ServerEchoKeyed(), Params: p})
 	if len(results) != 2 {
 		t.Fatalf("%d results, want 2", len(results))
 	}

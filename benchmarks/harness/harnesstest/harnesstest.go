@@ -20,6 +20,19 @@ import (
 // codecs are the codecs the smoke tests run in.
 var codecs = []string{harness.CodecProto, harness.CodecJSON}
 
+// Run runs jobs with cfg, within 30 seconds, and returns their results;
+// it fails the test at once on an error.
+func Run(t *testing.T, cfg harness.Config, jobs ...harness.Job) []harness.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	results, err := harness.Run(ctx, cfg, jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return results
+}
+
 // ServerEchoSmoke runs sc, a server-bound echo, for a moment in both
 // codecs and at every size, with the server in a child process as make
 // bench runs it: the minimal clients count the server's replies (a reply
@@ -34,13 +47,7 @@ func ServerEchoSmoke(t *testing.T, sc harness.Scenario) {
 				if size == payload.Large {
 					p.Messages = 40 // JSON's tens of calls a second under the race detector
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				results, err := harness.Run(ctx, harness.Config{Reps: 1, Child: true}, []harness.Job{{Scenario: sc, Params: p}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				rep := results[0].Reps[0]
+				rep := Run(t, harness.Config{Reps: 1, Child: true}, harness.Job{Scenario: sc, Params: p})[0].Reps[0]
 				if inFlight := int64(p.Conns * p.InFlight); rep.Messages < p.Messages || rep.Messages > p.Messages+inFlight {
 					t.Errorf("%d calls, want %d to %d", rep.Messages, p.Messages, p.Messages+inFlight)
 				}
@@ -64,13 +71,7 @@ func PacedSmoke(t *testing.T, sc harness.Scenario) {
 	for _, c := range codecs {
 		t.Run(c, func(t *testing.T) {
 			p := harness.Params{Codec: c, Size: payload.Small, Conns: 4, Rate: 2000, Duration: 500 * time.Millisecond}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			results, err := harness.Run(ctx, harness.Config{Reps: 1}, []harness.Job{{Scenario: sc, Params: p}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := results[0]
+			r := Run(t, harness.Config{Reps: 1}, harness.Job{Scenario: sc, Params: p})[0]
 			if r.Scenario != sc.Name || r.Rate != p.Rate {
 				t.Errorf("result %s at rate %v, want %s at %v", r.ID(), r.Rate, sc.Name, p.Rate)
 			}
