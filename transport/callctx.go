@@ -180,3 +180,36 @@ func (x *callContext) cancel(state uint32) {
 		a.f()
 	}
 }
+
+// detachedContext is a call's context without its cancellation, what
+// context.WithoutCancel makes of it, without its allocation: a keyed
+// call's outcome is recorded with it (runKeyed), whether or not the call
+// ended. It is the callContext itself, seen through another type, so a
+// Store that keeps it sees the call's values for as long as it does.
+type detachedContext callContext
+
+var _ context.Context = (*detachedContext)(nil)
+
+// Deadline reports none.
+func (*detachedContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done returns nil: the context is never cancelled.
+func (*detachedContext) Done() <-chan struct{} { return nil }
+
+// Err returns nil.
+func (*detachedContext) Err() error { return nil }
+
+// Value returns the call's context's values.
+func (x *detachedContext) Value(key any) any { return (*callContext)(x).Value(key) }
+
+// String names the context as context.WithoutCancel's String would.
+func (x *detachedContext) String() string { return (*callContext)(x).String() + ".WithoutCancel" }
+
+// withoutCancel returns ctx without its cancellation: a detachedContext
+// for a call's own context, context.WithoutCancel's for any other.
+func withoutCancel(ctx context.Context) context.Context {
+	if x, ok := ctx.(*callContext); ok {
+		return (*detachedContext)(x)
+	}
+	return context.WithoutCancel(ctx)
+}

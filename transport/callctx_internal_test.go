@@ -258,3 +258,49 @@ func TestCallContextConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestDetachedContext: withoutCancel of a call's context, cancelled or
+// not, is never done, has no deadline, keeps the call's values, and costs
+// no allocation; of another context it is context.WithoutCancel's.
+func TestDetachedContext(t *testing.T) {
+	x, call := newTestCallContext(time.Hour)
+	defer x.cancel(ctxCanceled)
+	d := withoutCancel(x)
+	x.cancel(ctxCanceled)
+	if x.Err() == nil {
+		t.Fatal("the call's context is not cancelled")
+	}
+	if err, done := d.Err(), d.Done(); err != nil || done != nil {
+		t.Errorf("detached: Err = %v, Done = %v; want nil, nil", err, done)
+	}
+	if err := context.Cause(d); err != nil {
+		t.Errorf("detached: Cause = %v, want nil", err)
+	}
+	if dl, ok := d.Deadline(); ok {
+		t.Errorf("detached: Deadline = %v, true; want none", dl)
+	}
+	if got, ok := CallFromContext(d); !ok || got != call {
+		t.Errorf("detached: CallFromContext = %p, %v; want %p", got, ok, call)
+	}
+	if got, ok := ConnFromContext(d); !ok || got != call.conn {
+		t.Errorf("detached: ConnFromContext = %p, %v; want %p", got, ok, call.conn)
+	}
+	if got, want := d.(interface{ String() string }).String(), "transport.Call(7).Context.WithoutCancel"; got != want {
+		t.Errorf("detached: String = %q, want %q", got, want)
+	}
+	child, cancel := context.WithCancel(d)
+	cancel()
+	if child.Err() == nil || d.Err() != nil {
+		t.Errorf("a child's cancel: child's Err %v, detached's %v; want canceled, nil", child.Err(), d.Err())
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = withoutCancel(x) }); n != 0 {
+		t.Errorf("withoutCancel of a call's context: %v allocations, want 0", n)
+	}
+
+	type k struct{}
+	other, stop := context.WithCancel(context.WithValue(context.Background(), k{}, "v"))
+	stop()
+	if d := withoutCancel(other); d.Err() != nil || d.Value(k{}) != "v" {
+		t.Errorf("withoutCancel of another context: Err %v, value %v; want nil, v", d.Err(), d.Value(k{}))
+	}
+}

@@ -160,3 +160,56 @@ func TestKeptOutcomeSurvivesSendBufferReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestProtoReplyPayloadFast: the fast reading of a Protobuf REPLY finds
+// what the field-by-field reading finds, in the elements
+// codec.AppendMessageEnvelope writes (ids and payloads of every varint
+// length, no payload) and in envelopes of another form, which it leaves
+// to the field-by-field reading.
+func TestProtoReplyPayloadFast(t *testing.T) {
+	elem := func(e *protowsv1.Envelope) []byte {
+		b, err := codec.Proto().AppendEnvelope(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, id := range []uint32{0, 1, 127, 128, 300, 1 << 20, 1<<32 - 1} {
+		for _, n := range []int{0, 1, 100, 127, 128, 16383, 16384, 70000} {
+			m := wrapperspb.Bytes(bytes.Repeat([]byte{'x'}, n))
+			e, err := codec.AppendMessageEnvelope(codec.Proto(), nil, id, protowsv1.Kind_KIND_REPLY, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := codec.Proto().AppendPayload(nil, m)
+			got, ok := protoReplyPayloadFast(e)
+			if !ok || !bytes.Equal(got, want) || cap(got) != len(got) {
+				t.Errorf("id %d, %d bytes: fast reading = %d bytes (cap %d), %v; want the payload's %d", id, n, len(got), cap(got), ok, len(want))
+			}
+		}
+	}
+	for _, c := range []struct {
+		name string
+		elem []byte
+	}{
+		{"metadata", elem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_REPLY, Payload: []byte("p"), Metadata: map[string]string{"k": "v"}})},
+		{"fields out of order", []byte{0x0a, 0x07, 0x10, 0x03, 0x08, 0x01, 0x2a, 0x01, 'p'}},
+		{"two payloads", []byte{0x0a, 0x06, 0x2a, 0x01, 'a', 0x2a, 0x01, 'b'}},
+		{"an unknown field", []byte{0x0a, 0x05, 0x08, 0x01, 0x78, 0x01, 0x2a}},
+		{"payload cut short", []byte{0x0a, 0x04, 0x08, 0x01, 0x2a, 0x05}},
+		{"length past the end", []byte{0x0a, 0x09, 0x08, 0x01}},
+		{"a varint too long", append([]byte{0x0a, 0x0b, 0x08}, bytes.Repeat([]byte{0xff}, 10)...)},
+	} {
+		if got, ok := protoReplyPayloadFast(c.elem); ok {
+			t.Errorf("%s: fast reading = %q, true; want false", c.name, got)
+		}
+		got, ok := protoReplyPayload(c.elem)
+		want, wok := protoReplyPayloadFields(c.elem)
+		if ok != wok || !bytes.Equal(got, want) {
+			t.Errorf("%s: protoReplyPayload = %q, %v; the field-by-field reading %q, %v", c.name, got, ok, want, wok)
+		}
+		if readable := c.name == "metadata" || c.name == "fields out of order" || c.name == "two payloads"; ok != readable {
+			t.Errorf("%s: protoReplyPayload reports %v, want %v", c.name, ok, readable)
+		}
+	}
+}
