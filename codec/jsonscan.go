@@ -211,42 +211,62 @@ func (s *jsonScanner) skipNumber() error {
 // skipString validates the string at pos (its opening quote) and moves past
 // it. It returns the bytes between the quotes, escapes unresolved.
 func (s *jsonScanner) skipString() (raw []byte, err error) {
-	s.pos++
-	start := s.pos
-	for s.pos < len(s.src) {
-		c := s.src[s.pos]
-		switch {
+	// The scan works on locals, a table telling the bytes that end it:
+	// through s, every byte was a load and a store of s.pos, and the scan
+	// of strings the largest part of decoding an envelope
+	// (BenchmarkJSONDecodeRequest: plain 788 → 536 ns, keyed 1,085 → 909
+	// ns, 2026-12-07).
+	src, i := s.src, s.pos+1
+	start := i
+	for {
+		for i < len(src) && plainStringByte[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			s.pos = i
+			return nil, s.syntaxErr("unterminated string")
+		}
+		switch c := src[i]; {
 		case c == '"':
-			raw = s.src[start:s.pos]
-			s.pos++
-			return raw, nil
+			s.pos = i + 1
+			return src[start:i], nil
 		case c == '\\':
-			s.pos++
-			if s.pos >= len(s.src) {
+			i++
+			if i >= len(src) {
+				s.pos = i
 				return nil, s.syntaxErr("unterminated string")
 			}
-			switch s.src[s.pos] {
+			switch src[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos++
+				i++
 			case 'u':
-				s.pos++
+				i++
 				for range 4 {
-					if s.pos >= len(s.src) || !isHex(s.src[s.pos]) {
+					if i >= len(src) || !isHex(src[i]) {
+						s.pos = i
 						return nil, s.syntaxErr("bad \\u escape")
 					}
-					s.pos++
+					i++
 				}
 			default:
+				s.pos = i
 				return nil, s.syntaxErr("bad escape")
 			}
-		case c < 0x20:
+		default: // c < 0x20
+			s.pos = i
 			return nil, s.syntaxErr("control character in string")
-		default:
-			s.pos++
 		}
 	}
-	return nil, s.syntaxErr("unterminated string")
 }
+
+// plainStringByte reports the bytes a JSON string holds as they are: all
+// but the quote, the backslash and the control characters.
+var plainStringByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
