@@ -74,13 +74,7 @@ func TestReplyElem(t *testing.T) {
 // TestReplyPayloadRefuses: an element not in the form of the REPLY
 // codec.AppendMessageEnvelope writes is left to the caller.
 func TestReplyPayloadRefuses(t *testing.T) {
-	jsonElem := func(e *protowsv1.Envelope) []byte {
-		b, err := codec.JSON().AppendEnvelope(nil, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	jsonElem := func(e *protowsv1.Envelope) []byte { return envelopeElem(t, codec.JSON(), e) }
 	payloadOf, _ := codec.JSON().AppendPayload(nil, wrapperspb.String("hi"))
 	for _, c := range []struct {
 		name, codec string
@@ -101,6 +95,16 @@ func TestReplyPayloadRefuses(t *testing.T) {
 			t.Errorf("%s: replyPayload(%q) = %q, true; want false", c.name, c.elem, got)
 		}
 	}
+}
+
+// envelopeElem is e encoded by cd as an element of a frame.
+func envelopeElem(t *testing.T, cd codec.Codec, e *protowsv1.Envelope) []byte {
+	t.Helper()
+	b, err := cd.AppendEnvelope(nil, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // sumFingerprints fingerprints a request by its bytes.
@@ -167,13 +171,7 @@ func TestKeptOutcomeSurvivesSendBufferReuse(t *testing.T) {
 // length, no payload) and in envelopes of another form, which it leaves
 // to the field-by-field reading.
 func TestProtoReplyPayloadFast(t *testing.T) {
-	elem := func(e *protowsv1.Envelope) []byte {
-		b, err := codec.Proto().AppendEnvelope(nil, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	elem := func(e *protowsv1.Envelope) []byte { return envelopeElem(t, codec.Proto(), e) }
 	for _, id := range []uint32{0, 1, 127, 128, 300, 1 << 20, 1<<32 - 1} {
 		for _, n := range []int{0, 1, 100, 127, 128, 16383, 16384, 70000} {
 			m := wrapperspb.Bytes(bytes.Repeat([]byte{'x'}, n))
