@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -9,16 +10,17 @@ import (
 	"unsafe"
 )
 
-// TestDropKeepsProbes: taking a generation's slots out of the index in
-// place (dropLocked) leaves every other slot where a probe from its home
-// finds it, and none of the generation's, in indexes crowded with keys
-// of the same home, whose probes wrap around the end.
-func TestDropKeepsProbes(t *testing.T) {
+// TestKeyIndex: every slot added is found by a probe from its home, its
+// batch written or not, in indexes crowded with keys of the same home,
+// whose probes wrap around the end; growing keeps them all, and a reset
+// empties the index.
+func TestKeyIndex(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range 500 {
 		bits := 3 + rng.IntN(5)
 		n := 1 << bits // 8 to 128 slots
-		sh := &shard{index: make([]uint64, n)}
+		x := &keyIndex{}
+		x.grow(n)
 		homes := 1 + rng.IntN(n/2) // few homes: long probes
 		var want []uint64
 		for i := range n / 2 {
@@ -27,36 +29,78 @@ func TestDropKeepsProbes(t *testing.T) {
 				h = n - 1 - rng.IntN(2) // the last slots: probes wrap
 			}
 			tag := uint64(rng.IntN(1<<20))<<bits | uint64(h)
-			g := rng.IntN(2)
-			s := tag<<32 | uint64(g)<<31 | uint64(i+1)
-			place(sh.index, s)
-			if g == 0 {
-				want = append(want, s)
-			}
+			s := tag<<32 | uint64(i+1)
+			x.add(s, i+1)
+			want = append(want, s)
 		}
-		sh.dropLocked(1)
-		held := 0
-		for _, s := range sh.index {
-			if s != 0 {
-				held++
-				if s>>31&1 != 0 {
-					t.Fatalf("round %d: slot %x of the dropped generation left", round, s)
-				}
-			}
+		if x.size() != n {
+			t.Fatalf("round %d: %d slots at most half full grew the index to %d", round, len(want), x.size())
 		}
-		if held != len(want) {
-			t.Fatalf("round %d: %d slots held, want %d", round, held, len(want))
+		if round%2 == 0 {
+			x.grow(2 * n)
 		}
-		mask := uint64(n - 1)
 		for _, s := range want {
-			for p := home(s>>32, mask); ; p = (p + 1) & mask {
-				if sh.index[p] == s {
-					break
-				}
-				if sh.index[p] == 0 {
-					t.Fatalf("round %d: the probe for slot %x stops at free slot %d before reaching it", round, s, p)
-				}
+			if !probe(x, s) {
+				t.Fatalf("round %d: slot %x not found from its home", round, s)
 			}
+		}
+		checkIndex(t, x)
+		x.reset()
+		for _, s := range want {
+			if probe(x, s) {
+				t.Fatalf("round %d: slot %x found after a reset", round, s)
+			}
+		}
+	}
+}
+
+// probe reports whether a probe of x from the home of slot s finds it, as
+// findLocked probes.
+func probe(x *keyIndex, s uint64) bool {
+	mask := uint64(x.size() - 1)
+	for p := home(slotTag(s), mask); x.ctrl[p] != 0; p = (p + 1) & mask {
+		if x.ctrl[p] == ctrlOf(slotTag(s)) && x.slot(p) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkIndex fails t unless every used slot of x, its pending ones
+// written, has the ctrl byte of its tag.
+func checkIndex(t *testing.T, x *keyIndex) {
+	t.Helper()
+	x.flush()
+	for p, c := range x.ctrl {
+		if s := x.slots[p]; c != 0 && c != ctrlOf(slotTag(s)) {
+			t.Fatalf("slot %d (%x) has ctrl byte %#x, want %#x", p, s, c, ctrlOf(slotTag(s)))
+		}
+	}
+}
+
+// TestIndexFindsPendingSlots: a key is found by Claim while its slot is
+// still pending, and its ctrl byte tells it from other keys that share
+// its home; the index grows, and turns over, with slots pending.
+func TestIndexFindsPendingSlots(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(MemoryConfig{MaxEntries: 256})
+	f := &testFingerprinter{}
+	for i := range 2000 {
+		c := claim(t, m, key(i), "plain", "r", f)
+		// Found at once, before its batch is written.
+		if _, _, err := m.Claim(ctx, key(i), Request{Codec: "plain", Payload: []byte("other"), Fingerprinter: f}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("key %d claimed, then sent with another request: %v, want a conflict", i, err)
+		}
+		if err := m.FinishClaim(ctx, c, &Outcome{Codec: "plain", Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+		if o, _, err := m.Claim(ctx, key(i), Request{Codec: "plain", Payload: []byte("r"), Fingerprinter: f}); err != nil || o == nil || o.Payload[0] != byte(i) {
+			t.Fatalf("key %d: %v, %v; want its outcome", i, o, err)
+		}
+	}
+	for i := range m.shards {
+		for g := range m.shards[i].gens {
+			checkIndex(t, &m.shards[i].gens[g].index)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,18 +67,16 @@ type MemoryConfig struct {
 //
 // The window is built for a full window under a flood of new keys, where
 // every call looks up a key the window does not hold. A generation is an
-// array of fixed-size entries in the order they came; each part of the
-// window has one open-addressed index of 8-byte slots (a tag of the key's
-// hash, the generation and the entry's place) over both generations, kept
-// at most half full: a lookup of an unknown key reads one cache line of
-// the index and no entry. A generation is dropped whole rather than key by
-// key: a key forgotten early (aged out, or released by its run) is only
-// marked gone, since deleting from an open-addressed table leaves
-// tombstones that lengthen every lookup; when the generations turn over,
-// the dropped generation's slots are taken out of the index, in place,
-// and its entries and blocks are reused by the next one, so that a full
-// window allocates nothing (an outcome sent again is copied out of its
-// block). The window holds no
+// array of fixed-size entries in the order they came, with an index of its
+// own (keyIndex): a lookup of an unknown key reads a few bytes of each
+// generation's index, which stay in the caches, and no entry. A generation
+// is dropped whole rather than key by key: a key forgotten early (aged
+// out, or released by its run) is only marked gone, since deleting from
+// an open-addressed table leaves tombstones that lengthen every lookup;
+// when the generations turn over, the dropped generation's index is
+// emptied, and its index, entries and blocks are reused by the next one,
+// so that a full window allocates nothing (an outcome sent again is
+// copied out of its block). The window holds no
 // pointers (keys are 128 bits of two seeded hashes; outcomes, and the
 // requests Claim keeps or their fingerprints, are encoded into large
 // blocks), so the garbage collector does not scan it.
@@ -118,12 +115,6 @@ type shard struct {
 	// (entry.expires 0) or finished.
 	gens [2]generation
 	cur  int
-	// index is an open-addressed table (linear probing) of the entries of
-	// both generations, of len a power of two, at most half full: 0 is a
-	// free slot; any other value has the high 32 bits of the key's first
-	// hash (its tag), then the generation (1 bit), then 1 + the place of
-	// the entry (31 bits).
-	index []uint64
 	// waiters has a channel for each running key a send waits for (most
 	// keys never have one), closed when the run finished or was
 	// released.
@@ -363,32 +354,14 @@ type generation struct {
 	spare  [][]byte
 	bytes  int64
 	oldest int64 // nanos when its first entry was added
+	// index finds the entries by their keys.
+	index keyIndex
 }
-
-// minIndex is the smallest index of a shard.
-const minIndex = 64
 
 // maxGenEntries is the most entries a generation takes, whatever the
-// bounds: an index slot has 31 bits for an entry's place, and its tag is
-// the key's place in an index of at most 1<<32 slots.
+// bounds: its index has fewer than 1<<32 slots (keyIndex.pendingAt).
 const maxGenEntries = 1<<30 - 1
 
-// slot is what the index holds for the entry at place i of generation g.
-func slot(h keyHash, g, i int) uint64 {
-	return h[0]>>32<<32 | uint64(g)<<31 | uint64(i+1)
-}
-
-// home is where the probe for the key of a slot's tag starts in an index
-// of mask+1 slots: its tag's low bits, so that the index can be built
-// again from its slots alone, without reading the entries; and the first
-// slot of a cache line (slotsPerLine), so that a probe, which most often
-// ends within a few slots, most often reads one line of the index.
-func home(tag, mask uint64) uint64 { return tag & mask &^ (slotsPerLine - 1) }
-
-// slotsPerLine is the number of index slots in a 64-byte cache line.
-const slotsPerLine = 8
-
-// findLocked returns the entry of h (not gone) and its generation, or nil.
 // waitUnlock waits for the running key of hash h to finish (its outcome
 // kept) or be released (the key free again), and releases sh.mu, which
 // must be held, while it waits. It returns ctx's error when ctx ends
@@ -408,94 +381,47 @@ func (sh *shard) waitUnlock(ctx context.Context, h keyHash) error {
 	}
 }
 
+// findLocked returns the entry of h (not gone) and its generation, or nil.
 func (sh *shard) findLocked(h keyHash) (*entry, *generation) {
-	if len(sh.index) == 0 {
-		return nil, nil
-	}
-	mask := uint64(len(sh.index) - 1)
 	tag := h[0] >> 32
-	for p := home(tag, mask); ; p = (p + 1) & mask {
-		s := sh.index[p]
-		if s == 0 {
-			return nil, nil
-		}
-		if s>>32 != tag {
+	c := ctrlOf(tag)
+	// The current generation first: a key sent again is most often recent.
+	for _, gi := range [2]int{sh.cur, 1 - sh.cur} {
+		g := &sh.gens[gi]
+		x := &g.index
+		if x.size() == 0 {
 			continue
 		}
-		g := &sh.gens[s>>31&1]
-		// A key may have gone entries besides its live one (it was
-		// released and claimed again): they are passed over.
-		if e := &g.entries[s&(1<<31-1)-1]; e.h == h && e.expires != gone {
-			return e, g
+		mask := uint64(x.size() - 1)
+		for p := home(tag, mask); x.ctrl[p] != 0; p = (p + 1) & mask {
+			if x.ctrl[p] != c {
+				continue
+			}
+			s := x.slot(p)
+			if slotTag(s) != tag {
+				continue
+			}
+			// A key may have gone entries besides its live one (it was
+			// released and claimed again): they are passed over.
+			if e := &g.entries[slotPlace(s)]; e.h == h && e.expires != gone {
+				return e, g
+			}
 		}
 	}
+	return nil, nil
 }
 
 // addLocked appends e to the current generation and the index, growing
 // the index when it would be more than half full.
 func (sh *shard) addLocked(e entry) *entry {
 	g := &sh.gens[sh.cur]
-	if 2*(len(sh.gens[0].entries)+len(sh.gens[1].entries)+1) > len(sh.index) {
-		sh.growLocked(max(minIndex, 2*len(sh.index)))
-	}
 	g.entries = append(g.entries, e)
 	g.live++
 	if e.expires == 0 {
 		g.running++
 	}
-	place(sh.index, slot(e.h, sh.cur, len(g.entries)-1))
+	g.index.add(slot(e.h, len(g.entries)-1), len(g.entries))
 	return &g.entries[len(g.entries)-1]
-}
-
-// place puts s, a slot, into index, at or after its home.
-func place(index []uint64, s uint64) {
-	mask := uint64(len(index) - 1)
-	p := home(s>>32, mask)
-	for index[p] != 0 {
-		p = (p + 1) & mask
-	}
-	index[p] = s
-}
-
-// growLocked builds the index again with n slots, more than it has.
-func (sh *shard) growLocked(n int) {
-	index := make([]uint64, n)
-	for _, s := range sh.index {
-		if s != 0 {
-			place(index, s)
-		}
-	}
-	sh.index = index
-}
-
-// dropLocked takes the slots of generation gi out of the index, in place:
-// it reads the index, and no entry. With linear probing, a slot taken out
-// would cut the probe of a key placed past it; so every slot left is
-// placed again from its home, in the order of the index from a slot that
-// was free before (no probe crosses it), which moves it back into a hole
-// its probe crossed, never past where it was, and never into the probe of
-// a slot placed before it.
-func (sh *shard) dropLocked(gi int) {
-	index := sh.index
-	start := slices.Index(index, 0)
-	if start < 0 {
-		return // empty, or full, which it never is: at most half full
-	}
-	for p, s := range index {
-		if s != 0 && int(s>>31&1) == gi {
-			index[p] = 0
-		}
-	}
-	mask := uint64(len(index) - 1)
-	for i := range uint64(len(index)) {
-		p := (uint64(start) + i) & mask
-		s := index[p]
-		if s == 0 || home(s>>32, mask) == p {
-			continue
-		}
-		index[p] = 0
-		place(index, s)
-	}
 }
 
 // nanos returns the time in nanoseconds since the window was made: on the
@@ -866,7 +792,7 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // one, and the previous one is forgotten, but for its running keys, which
 // move to the new current generation. The new generation reuses the
 // forgotten one's entries and blocks (nothing reads a block without the
-// lock), and its slots leave the index. A generation made is stamped with
+// lock), and its index is emptied. A generation made is stamped with
 // the shard's latest clock reading (clockLocked).
 func (sh *shard) turnLocked(size int64) {
 	now := sh.now
@@ -888,7 +814,7 @@ func (sh *shard) turnLocked(size int64) {
 			recs = append(recs, dropped.rawRecord(e)...)
 		}
 	}
-	sh.dropLocked(1 - sh.cur)
+	dropped.index.reset()
 	// The dropped generation's blocks are the new one's to fill again.
 	spare := dropped.spare[:0]
 	for _, b := range dropped.chunks {
@@ -897,7 +823,7 @@ func (sh *shard) turnLocked(size int64) {
 		}
 	}
 	clear(dropped.chunks)
-	*dropped = generation{entries: dropped.entries[:0], chunks: dropped.chunks[:0], spare: spare, oldest: now}
+	*dropped = generation{entries: dropped.entries[:0], chunks: dropped.chunks[:0], spare: spare, oldest: now, index: dropped.index}
 	sh.cur = 1 - sh.cur
 	for _, e := range running {
 		n := e.rlen &^ lazyRecord
