@@ -10,9 +10,8 @@ package dedupe
 // does not hold, and every one adds a slot at a place of its own in a
 // table too large for the caches (a window of 100,000 keys has 2 MB of
 // slots). So the table is probed through ctrl, a byte a slot (an eighth of
-// the slots' memory, which stays in the caches): a lookup of an unknown
-// key reads only ctrl, and a slot itself only where its byte matches the
-// key's. A new slot's byte is written at once; the slot, in a line of
+// the slots' memory): a lookup of an unknown key reads only ctrl, and a
+// slot itself only where its byte matches the key's. A new slot's byte is written at once; the slot, in a line of
 // memory the caches have most likely forgotten, waits in pending and is
 // written with others, a batch at a time, so that their misses overlap
 // instead of each holding up the release of the lock (an unlock waits
@@ -35,9 +34,9 @@ type keyIndex struct {
 	npending    int
 }
 
-// maxPending is the most slots written a batch at a time. A batch's misses
-// overlap in the core's miss buffers (about 20 on the machines measured);
-// more would wait for each other.
+// maxPending is the most slots written a batch at a time: fewer than the
+// misses a core tracks at once (some 20), so that a batch's misses
+// overlap rather than wait for each other.
 const maxPending = 16
 
 // minIndex is the smallest index of a generation.

@@ -68,8 +68,8 @@ type MemoryConfig struct {
 // The window is built for a full window under a flood of new keys, where
 // every call looks up a key the window does not hold. A generation is an
 // array of fixed-size entries in the order they came, with an index of its
-// own (keyIndex): a lookup of an unknown key reads a few bytes of each
-// generation's index, which stay in the caches, and no entry. A generation
+// own (keyIndex): a lookup of an unknown key reads a byte or a few of each
+// generation's index, and no entry. A generation
 // is dropped whole rather than key by key: a key forgotten early (aged
 // out, or released by its run) is only marked gone, since deleting from
 // an open-addressed table leaves tombstones that lengthen every lookup;
