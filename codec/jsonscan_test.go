@@ -212,3 +212,65 @@ func BenchmarkJSONDecodeRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestSkipStringStopsAnywhere puts each kind of byte a string scan must
+// see (the closing quote, an escape, a control character, a rune outside
+// ASCII) at every place of strings longer and shorter than the eight
+// bytes skipString tests at a time, and holds the scan to encoding/json:
+// the same bytes accepted, the same string read, and the key plain only
+// when it is its bytes as they are.
+func TestSkipStringStopsAnywhere(t *testing.T) {
+	for _, odd := range []string{`"`, `\n`, `\u00e9`, `\"`, "\x01", "\x1f", "\x7f", "é", "\xff", " "} {
+		for n := range 20 {
+			for at := 0; at <= n; at++ {
+				body := strings.Repeat("a", at) + odd + strings.Repeat("b", n-at)
+				frame := []byte(`{"id":1,"kind":"request","method":"` + body + `"}`)
+				checkSameAsStd(t, frame)
+				s := &jsonScanner{src: []byte(`"` + body + `"`)}
+				raw, plain, err := s.skipString()
+				if err != nil {
+					continue // not a string: checkSameAsStd held the frame's error to encoding/json's
+				}
+				wantPlain := !strings.ContainsAny(string(raw), "\\") && isASCII(raw)
+				if plain != wantPlain {
+					t.Fatalf("%q: plain %v, want %v", body, plain, wantPlain)
+				}
+				if plain && string(raw) != unquoteJSON(raw) {
+					t.Fatalf("%q: plain, but unquotes to %q", body, unquoteJSON(raw))
+				}
+			}
+		}
+	}
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestEnvelopeMemberFolds holds envelopeMember's switch of exact names to
+// the folding it passes over: every name, in exact and in other cases,
+// finds its member, and the names that fold to no member none.
+func TestEnvelopeMemberFolds(t *testing.T) {
+	for i, name := range envelopeMembers {
+		for _, key := range []string{name, strings.ToUpper(name), strings.ToUpper(name[:1]) + name[1:]} {
+			if got := envelopeMember(objectKey{raw: []byte(key), plain: true}); got != i {
+				t.Errorf("%q: member %d, want %d (%s)", key, got, i, name)
+			}
+		}
+		// An escaped key folds too, as encoding/json reads it.
+		esc := `\u` + fmt.Sprintf("%04x", name[0]) + name[1:]
+		if got := envelopeMember(objectKey{raw: []byte(esc)}); got != i {
+			t.Errorf("%q: member %d, want %d (%s)", esc, got, i, name)
+		}
+	}
+	for _, key := range []string{"", "i", "ids", "payloads", "idempotency_key"} {
+		if got := envelopeMember(objectKey{raw: []byte(key), plain: true}); got != -1 {
+			t.Errorf("%q: member %d, want none", key, got)
+		}
+	}
+}

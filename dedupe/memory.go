@@ -136,10 +136,30 @@ type keyHash [2]uint64
 
 // hash returns the keyHash of k: the two seeded hashes of one unambiguous
 // encoding of its fields (each length-prefixed), built on the stack for
-// the keys of ordinary length.
+// the keys of ordinary length. The encoding of such a key, every field
+// shorter than 0x80 bytes, is written without appendField's general case,
+// which hashLong takes: hashed on every call, the key's code is kept
+// short.
 func (m *Memory) hash(k Key) keyHash {
 	var buf [256]byte
-	b := appendField(buf[:0], k.Principal)
+	n := 3 + len(k.Principal) + len(k.Method) + len(k.ID)
+	if n > len(buf) || len(k.Principal)|len(k.Method)|len(k.ID) >= 0x80 {
+		return m.hashLong(k)
+	}
+	b := buf[:n]
+	b[0] = byte(len(k.Principal))
+	i := 1 + copy(b[1:], k.Principal)
+	b[i] = byte(len(k.Method))
+	i += 1 + copy(b[i+1:], k.Method)
+	b[i] = byte(len(k.ID))
+	copy(b[i+1:], k.ID)
+	return keyHash{maphash.Bytes(m.seeds[0], b), maphash.Bytes(m.seeds[1], b)}
+}
+
+// hashLong is hash for any key: the same encoding (a length shorter than
+// 0x80 is its one byte as a uvarint), in a buffer as long as it takes.
+func (m *Memory) hashLong(k Key) keyHash {
+	b := appendField(nil, k.Principal)
 	b = appendField(b, k.Method)
 	b = appendField(b, k.ID)
 	return keyHash{maphash.Bytes(m.seeds[0], b), maphash.Bytes(m.seeds[1], b)}
@@ -286,6 +306,11 @@ func (t *codecTable) id(name string) byte {
 			}
 		}
 	}
+	return t.add(name)
+}
+
+// add is id for a codec the table did not have when id looked.
+func (t *codecTable) add(name string) byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var names []string
@@ -604,25 +629,37 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 			sh.mu.Unlock()
 			return nil, c, nil
 		}
-		same, err := sameLocked(&m.codecs, e, g, req, &fp, &haveFP)
-		if err != nil {
-			sh.mu.Unlock()
-			return nil, Claim{}, err
+		o, again, err := m.claimFoundLocked(ctx, sh, k, e, g, req, &fp, &haveFP)
+		if !again {
+			return o, Claim{}, err
 		}
-		if !same {
-			sh.mu.Unlock()
-			return nil, Claim{}, conflict(k)
-		}
-		if e.expires == 0 {
-			if err := sh.waitUnlock(ctx, h); err != nil {
-				return nil, Claim{}, err
-			}
-			continue
-		}
-		o, err := g.outcome(&m.codecs, e)
-		sh.mu.Unlock()
-		return o, Claim{}, err
 	}
+}
+
+// claimFoundLocked is Claim for a key found in the window, e of g, with
+// sh locked, which it unlocks: the request must be the same as the one
+// the key was claimed with; then the outcome is returned, or, while the
+// key's run is in progress, the lock is waited for, and again tells
+// Claim to look once more.
+func (m *Memory) claimFoundLocked(ctx context.Context, sh *shard, k Key, e *entry, g *generation, req Request, fp *Fingerprint, haveFP *bool) (o *Outcome, again bool, err error) {
+	same, err := sameLocked(&m.codecs, e, g, req, fp, haveFP)
+	if err != nil {
+		sh.mu.Unlock()
+		return nil, false, err
+	}
+	if !same {
+		sh.mu.Unlock()
+		return nil, false, conflict(k)
+	}
+	if e.expires == 0 {
+		if err := sh.waitUnlock(ctx, e.h); err != nil {
+			return nil, false, err
+		}
+		return nil, true, nil
+	}
+	o, err = g.outcome(&m.codecs, e)
+	sh.mu.Unlock()
+	return o, false, err
 }
 
 // outcome decodes the outcome of e, a finished entry of g, into memory of
@@ -701,32 +738,40 @@ func (m *Memory) FinishClaim(ctx context.Context, c Claim, o *Outcome) error {
 // at (1 + its place in its generation, then the generation's bit), 0 for
 // unknown.
 func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
-	sh := m.shard(h)
 	// A reply is encoded straight into the generation's block, under the
 	// lock, its size known beforehand; an error, which takes a Protobuf
-	// encoding of its own, is encoded before, into a pooled buffer.
-	var (
-		enc  []byte
-		size int
-		id   byte // the outcome's codec
-	)
-	if o != nil {
-		id = m.codecs.id(o.Codec)
-		if o.Error == nil {
-			size = replySize(id, o)
-		} else {
-			bp := encodeBufs.Get().(*[]byte)
-			defer encodeBufs.Put(bp)
-			var err error
-			if enc, err = appendOutcome((*bp)[:0], id, o); err != nil {
-				return err
-			}
-			if cap(enc) <= chunkSize {
-				*bp = enc
-			}
-			size = len(enc)
-		}
+	// encoding of its own, is encoded before (finishError).
+	if o == nil {
+		return m.finishLocking(h, at, nil, 0, nil, 0)
 	}
+	if o.Error != nil {
+		return m.finishError(h, at, o)
+	}
+	id := m.codecs.id(o.Codec)
+	return m.finishLocking(h, at, o, id, nil, replySize(id, o))
+}
+
+// finishError is finish for an outcome that is an error: encoded first,
+// into a pooled buffer.
+func (m *Memory) finishError(h keyHash, at uint64, o *Outcome) error {
+	id := m.codecs.id(o.Codec)
+	bp := encodeBufs.Get().(*[]byte)
+	defer encodeBufs.Put(bp)
+	enc, err := appendOutcome((*bp)[:0], id, o)
+	if err != nil {
+		return err
+	}
+	if cap(enc) <= chunkSize {
+		*bp = enc
+	}
+	return m.finishLocking(h, at, o, id, enc, len(enc))
+}
+
+// finishLocking is the part of finish under the shard's lock: the outcome
+// o, of codec id, encoded in enc (nil for a reply, written in place), of
+// size bytes, goes to the claim's entry.
+func (m *Memory) finishLocking(h keyHash, at uint64, o *Outcome, id byte, enc []byte, size int) error {
+	sh := m.shard(h)
 	sh.mu.Lock()
 	var (
 		e *entry
@@ -755,18 +800,7 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		// The common case: the outcome goes where the claim is.
 		g.putLocked(e, o, id, enc, size, expires)
 	default:
-		// The generations turn over first, or turned over since the
-		// claim: the outcome goes to the current one, and the claim
-		// leaves the generation it was in, with its request's record,
-		// copied first: the turn may give the record's block to the new
-		// generation.
-		lazy, rec := e.lazy(), bytes.Clone(g.rawRecord(e))
-		g.forget(e)
-		sh.turnLocked(int64(size+len(rec)) + slotOverhead)
-		e = sh.addLocked(entry{h: h})
-		g = sh.curLocked()
-		g.bytes += slotOverhead
-		g.putRecord(e, rec, lazy)
+		e, g = sh.moveLocked(e, g, h, size)
 		g.putLocked(e, o, id, enc, size, expires)
 	}
 	var done chan struct{}
@@ -780,6 +814,23 @@ func (m *Memory) finish(h keyHash, at uint64, o *Outcome) error {
 		close(done)
 	}
 	return nil
+}
+
+// moveLocked makes room for an outcome of size bytes of e, the running
+// entry of h in g, when it cannot go where e is: the generations turn over
+// first, or turned over since the claim. The claim leaves g for the
+// current generation, with its request's record, copied first: the turn
+// may give the record's block to the new generation. It returns the
+// entry's new place.
+func (sh *shard) moveLocked(e *entry, g *generation, h keyHash, size int) (*entry, *generation) {
+	lazy, rec := e.lazy(), bytes.Clone(g.rawRecord(e))
+	g.forget(e)
+	sh.turnLocked(int64(size+len(rec)) + slotOverhead)
+	e = sh.addLocked(entry{h: h})
+	g = sh.curLocked()
+	g.bytes += slotOverhead
+	g.putRecord(e, rec, lazy)
+	return e, g
 }
 
 // encodeBufs holds the buffers outcomes are encoded in before they are

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -274,5 +275,27 @@ func TestMemoryClaimAgain(t *testing.T) {
 		if n := m.Len(); n > 64 {
 			t.Fatalf("round %d: %d keys held, bound 64", round, n)
 		}
+	}
+}
+
+// TestHashShortKeysAsLong holds hash, which writes the encoding of a key
+// whose fields are all shorter than 0x80 bytes on its own, to the general
+// encoding of hashLong: a key's hash must not depend on which wrote it.
+func TestHashShortKeysAsLong(t *testing.T) {
+	m := NewMemory(MemoryConfig{})
+	for _, k := range []Key{
+		{},
+		{Principal: "alice", Method: "/pkg.Service/Method", ID: "k-1"},
+		{Principal: strings.Repeat("p", 0x7f), Method: strings.Repeat("m", 0x7f), ID: strings.Repeat("i", 0x7f)}, // 384 bytes: hashLong
+		{Principal: strings.Repeat("p", 0x7f), Method: "m", ID: strings.Repeat("i", 0x7e)},                       // 256 bytes
+		{Principal: strings.Repeat("p", 0x80), Method: "m", ID: "i"},                                             // a 2-byte length
+		{Method: "m", ID: strings.Repeat("i", 0x7f)},
+	} {
+		if got, want := m.hash(k), m.hashLong(k); got != want {
+			t.Errorf("key of %d+%d+%d bytes: hash %x, hashLong %x", len(k.Principal), len(k.Method), len(k.ID), got, want)
+		}
+	}
+	if m.hash(Key{Principal: "ab", ID: "c"}) == m.hash(Key{Principal: "a", ID: "bc"}) {
+		t.Error("fields moved across a boundary hash the same")
 	}
 }

@@ -28,12 +28,41 @@ func checkKey(key string) error {
 	if len(key) > MaxIdempotencyKeyLen {
 		return fmt.Errorf("idempotency key of %d bytes: at most %d", len(key), MaxIdempotencyKeyLen)
 	}
+	if printableASCII(key) {
+		return nil
+	}
 	for i := 0; i < len(key); i++ {
 		if b := key[i]; b < 0x21 || b > 0x7e {
 			return fmt.Errorf("idempotency key has byte 0x%02x at %d: only printable ASCII (0x21 to 0x7e)", b, i)
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether every byte of s is printable ASCII, 0x21
+// to 0x7e, testing eight at a time: every keyed call's key is checked.
+func printableASCII(s string) bool {
+	const (
+		lsb = 0x0101010101010101
+		top = lsb * 0x80
+	)
+	var bad uint64
+	for ; len(s) >= 8; s = s[8:] {
+		t := s[:8]
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		// A byte below 0x21 borrows (its top bit set where w's is
+		// clear); one above 0x7e has its top bit set, or gets it from
+		// the 1 added. A carry or borrow reaches past a byte only from a
+		// byte that is itself bad.
+		bad |= (w-lsb*0x21)&^w | (w + lsb) | w
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x21 || b > 0x7e {
+			return false
+		}
+	}
+	return bad&top == 0
 }
 
 // watchDeadline ends call with deadline_exceeded when ctx's deadline, the
@@ -174,6 +203,12 @@ func (f *callFingerprinter) Fingerprint(codecName string, payload []byte) (dedup
 // outcome of that one run. It reports, as Call.endThrough does, that the
 // caller became the connection's writer (write-through) and must run
 // Conn.writeLoop once it released the call.
+//
+// The path of every keyed call is kept to the claim, the run and the
+// finish; a Store that is not a ClaimStore (runKeyedStore), a store's
+// error (keyedErr) and the end (endKeyed) are functions of their own, so
+// that the code each call runs stays short: it is run between the same
+// codec work of the calls before and after.
 func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) (write bool) {
 	k := dedupe.Key{Method: call.method.Name, ID: call.key}
 	if p := c.principal.Load(); p != nil {
@@ -183,70 +218,106 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) (wri
 		call.keyed = keyedCalls.Get().(*keyedCall)
 	}
 	defer call.dropKeyed()
-	var (
-		o     *dedupe.Outcome
-		elem  []byte // the REPLY, encoded, when the handler ran and replied plainly
-		err   error
-		claim dedupe.Claim
-	)
-	store := c.srv.cfg.Dedupe
-	cs, claims := store.(dedupe.ClaimStore)
-	if claims {
-		// The window is given the request as it came and fingerprints
-		// it only if it must: most keys are sent once.
-		call.keyed.req = req
-		o, claim, err = cs.Claim(ctx, k, dedupe.Request{
-			Codec: c.codec.Name(), Payload: call.keyed.payload, Fingerprinter: (*callFingerprinter)(call),
-		})
-		call.keyed.req = nil
-	} else {
-		var fp dedupe.Fingerprint
-		if fp, err = fingerprint(req); err == nil {
-			o, err = store.Begin(ctx, k, fp)
-		}
+	cs, claims := c.srv.cfg.Dedupe.(dedupe.ClaimStore)
+	if !claims {
+		return c.runKeyedStore(ctx, call, req, k)
 	}
-	switch {
-	case errors.Is(err, dedupe.ErrConflict):
-		err = protows.Errorf(protows.CodeFailedPrecondition,
-			"idempotency key %q was already used with a different request to %s", call.key, call.method.Name)
-	case err != nil && ctx.Err() != nil:
-		err = protows.NewError(protows.CodeOf(ctx.Err()), ctx.Err())
-	case err != nil:
-		c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", err)
-		err = protows.Errorf(protows.CodeUnavailable, "idempotency store: %v", err)
-	case o == nil:
+	// The window is given the request as it came and fingerprints it
+	// only if it must: most keys are sent once.
+	call.keyed.req = req
+	o, claim, err := cs.Claim(ctx, k, dedupe.Request{
+		Codec: c.codec.Name(), Payload: call.keyed.payload, Fingerprinter: (*callFingerprinter)(call),
+	})
+	call.keyed.req = nil
+	if err != nil {
+		return c.endKeyed(call, nil, nil, c.keyedErr(ctx, call, err))
+	}
+	var elem []byte // the REPLY, encoded, when the handler ran and replied plainly
+	if o == nil {
 		// The key is ours: run the handler, and keep what it returned.
-		res, herr := c.serve(ctx, call, req)
-		o, elem = call.outcome(res, herr)
-		kept := o
-		if code := protows.Code(o.Error.GetCode()); code == protows.CodeCanceled || code == protows.CodeUnavailable {
-			kept = nil // the call did not happen: the next send runs it
-		}
 		// The outcome is recorded even when the call's context ended (its
 		// deadline passed, say): the handler ran. Stores bound their own
-		// waits.
-		var ferr error
-		if claims {
-			// A ClaimStore copies what it keeps (dedupe.ClaimStore): the
-			// payload may be a part of elem, which the send path owns
-			// once it is queued.
-			ferr = cs.FinishClaim(withoutCancel(ctx), claim, kept)
-		} else {
-			if kept != nil {
-				// A Store may keep the outcome as it is given: it gets
-				// one of its own, not the call's.
-				cp := *kept
-				if elem != nil {
-					cp.Payload = bytes.Clone(kept.Payload)
-				}
-				kept = &cp
-			}
-			ferr = store.Finish(withoutCancel(ctx), k, kept)
-		}
-		if ferr != nil {
-			c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", ferr)
+		// waits. A ClaimStore copies what it keeps (dedupe.ClaimStore):
+		// the payload may be a part of elem, which the send path owns
+		// once it is queued.
+		res, herr := c.serve(ctx, call, req)
+		o, elem = call.outcome(res, herr)
+		if ferr := cs.FinishClaim(withoutCancel(ctx), claim, keptOutcome(o)); ferr != nil {
+			c.storeFailed(call, ferr)
 		}
 	}
+	return c.endKeyed(call, o, elem, nil)
+}
+
+// runKeyedStore is runKeyed with a Store that is not a ClaimStore: the
+// request's fingerprint is computed up front, and the store is given an
+// outcome of its own to keep.
+func (c *Conn) runKeyedStore(ctx context.Context, call *Call, req proto.Message, k dedupe.Key) (write bool) {
+	store := c.srv.cfg.Dedupe
+	fp, err := fingerprint(req)
+	var o *dedupe.Outcome
+	if err == nil {
+		o, err = store.Begin(ctx, k, fp)
+	}
+	if err != nil {
+		return c.endKeyed(call, nil, nil, c.keyedErr(ctx, call, err))
+	}
+	var elem []byte
+	if o == nil {
+		res, herr := c.serve(ctx, call, req)
+		o, elem = call.outcome(res, herr)
+		kept := keptOutcome(o)
+		if kept != nil {
+			// A Store may keep the outcome as it is given: it gets one of
+			// its own, not the call's.
+			cp := *kept
+			if elem != nil {
+				cp.Payload = bytes.Clone(kept.Payload)
+			}
+			kept = &cp
+		}
+		if ferr := store.Finish(withoutCancel(ctx), k, kept); ferr != nil {
+			c.storeFailed(call, ferr)
+		}
+	}
+	return c.endKeyed(call, o, elem, nil)
+}
+
+// keptOutcome is what the window keeps of o, the outcome of a run: nil
+// when the call did not happen (canceled, or unavailable), so that the
+// next send runs it.
+func keptOutcome(o *dedupe.Outcome) *dedupe.Outcome {
+	if code := protows.Code(o.Error.GetCode()); code == protows.CodeCanceled || code == protows.CodeUnavailable {
+		return nil
+	}
+	return o
+}
+
+// keyedErr is the error a keyed call ends with when its store did not
+// let it run: its key used with another request, its context ended while
+// it waited, or the store failed.
+func (c *Conn) keyedErr(ctx context.Context, call *Call, err error) error {
+	switch {
+	case errors.Is(err, dedupe.ErrConflict):
+		return protows.Errorf(protows.CodeFailedPrecondition,
+			"idempotency key %q was already used with a different request to %s", call.key, call.method.Name)
+	case ctx.Err() != nil:
+		return protows.NewError(protows.CodeOf(ctx.Err()), ctx.Err())
+	}
+	c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", err)
+	return protows.Errorf(protows.CodeUnavailable, "idempotency store: %v", err)
+}
+
+// storeFailed logs a store's failure to keep an outcome: the call still
+// ends with it.
+func (c *Conn) storeFailed(call *Call, err error) {
+	c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", err)
+}
+
+// endKeyed ends a keyed call with err, or else with its REPLY encoded
+// (elem), or else with the outcome o, and counts it; write is as for
+// runKeyed.
+func (c *Conn) endKeyed(call *Call, o *dedupe.Outcome, elem []byte, err error) (write bool) {
 	outcome := "ok"
 	switch {
 	case err != nil:

@@ -243,3 +243,27 @@ func BenchmarkReplyPayload(b *testing.B) {
 		}
 	}
 }
+
+// TestPrintableASCII holds printableASCII, which tests eight bytes at a
+// time, to a byte-by-byte reading: every byte value at every place of
+// keys shorter and longer than a word.
+func TestPrintableASCII(t *testing.T) {
+	for n := 1; n <= 20; n++ {
+		for at := range n {
+			for b := range 256 {
+				key := []byte(strings.Repeat("a", n))
+				key[at] = byte(b)
+				want := b >= 0x21 && b <= 0x7e
+				if got := printableASCII(string(key)); got != want {
+					t.Fatalf("%q: %v, want %v", key, got, want)
+				}
+				if err := checkKey(string(key)); (err == nil) != want {
+					t.Fatalf("%q: checkKey %v", key, err)
+				}
+			}
+		}
+	}
+	if !printableASCII("") || !printableASCII("k-0123456789abcdef~!") {
+		t.Fatal("printable keys refused")
+	}
+}
