@@ -504,7 +504,7 @@ func (s *jsonScanner) object(field func(key objectKey) error) error {
 // passed over without reading the key again.
 type objectKey struct {
 	raw   []byte
-	plain bool // no escape and no multi-byte rune
+	plain bool // no escape, and only ASCII
 }
 
 // is reports whether k names field: exactly, or by Unicode simple case
@@ -531,10 +531,10 @@ func (k objectKey) String() string {
 
 // The members of an envelope, in the order of envelopeMembers.
 const (
-	memberId = iota
+	memberID = iota
 	memberKind
 	memberMethod
-	memberMethodId
+	memberMethodID
 	memberPayload
 	memberError
 	memberMetadata
@@ -557,13 +557,13 @@ var envelopeMembers = [...]string{"id", "kind", "method", "methodId", "payload",
 func envelopeMember(k objectKey) int {
 	switch string(k.raw) {
 	case "id":
-		return memberId
+		return memberID
 	case "kind":
 		return memberKind
 	case "method":
 		return memberMethod
 	case "methodId":
-		return memberMethodId
+		return memberMethodID
 	case "payload":
 		return memberPayload
 	case "error":
@@ -619,13 +619,13 @@ func (s *jsonScanner) envelope() (*protowsv1.Envelope, error) {
 	)
 	err := s.object(func(k objectKey) error {
 		switch envelopeMember(k) {
-		case memberId:
+		case memberID:
 			return s.uint("id", 32, &id)
 		case memberKind:
 			return s.string("kind", &kind)
 		case memberMethod:
 			return s.string("method", &e.Method)
-		case memberMethodId:
+		case memberMethodID:
 			return s.uint("methodId", 32, &methodID)
 		case memberPayload:
 			if null, err := s.isNull(); null || err != nil {

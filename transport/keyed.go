@@ -304,12 +304,12 @@ func (c *Conn) keyedErr(ctx context.Context, call *Call, err error) error {
 	case ctx.Err() != nil:
 		return protows.NewError(protows.CodeOf(ctx.Err()), ctx.Err())
 	}
-	c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", err)
+	c.storeFailed(call, err)
 	return protows.Errorf(protows.CodeUnavailable, "idempotency store: %v", err)
 }
 
-// storeFailed logs a store's failure to keep an outcome: the call still
-// ends with it.
+// storeFailed logs a store's failure: to let a keyed call run, or to
+// keep its outcome (the call still ends with it).
 func (c *Conn) storeFailed(call *Call, err error) {
 	c.logger().Error("protows: idempotency store", "method", call.method.Name, "err", err)
 }
