@@ -94,10 +94,11 @@ func (x *keyIndex) free(tag uint64) uint64 {
 
 // add places s, a slot, at or after its home, growing the index first
 // when n, the number of slots it will hold, would make it more than half
-// full. The slot is written with the next batch.
-func (x *keyIndex) add(s uint64, n int) {
+// full, which it reports. The slot is written with the next batch.
+func (x *keyIndex) add(s uint64, n int) (grew bool) {
 	if 2*n > len(x.ctrl) {
 		x.grow(max(minIndex, 2*len(x.ctrl)))
+		grew = true
 	}
 	p := x.free(slotTag(s))
 	x.ctrl[p] = ctrlOf(slotTag(s))
@@ -106,6 +107,7 @@ func (x *keyIndex) add(s uint64, n int) {
 	if x.npending++; x.npending == maxPending {
 		x.flush()
 	}
+	return grew
 }
 
 // grow builds the index again with n slots, more than it has.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -104,25 +105,39 @@ const (
 )
 
 // shard is one part of a window, for the keys whose hash selects it.
+//
+// Its first 64 bytes are what every claim reads first: the lock, the
+// current generation, the clock, the bounds, and what Prefetch reads
+// (TestShardLayout). The allocator puts a header before the slice of
+// shards, so they need not start a line: Prefetch loads the one or two
+// lines those bytes are in, and the lines of both indexes' headers.
 type shard struct {
-	cfg      *MemoryConfig
-	codecs   *codecTable
-	maxKeys  int   // this shard's share of MaxEntries
-	maxBytes int64 // and of MaxBytes
-	mu       sync.Mutex
-	// gens are the generations, the current one gens[cur] and the
-	// previous one gens[1-cur]; a key is in one of them, running
-	// (entry.expires 0) or finished.
-	gens [2]generation
-	cur  int
-	// waiters has a channel for each running key a send waits for (most
-	// keys never have one), closed when the run finished or was
-	// released.
-	waiters map[keyHash]chan struct{}
+	mu sync.Mutex
+	// cur is the current generation: gens[cur]; gens[1-cur] is the
+	// previous one.
+	cur int
 	// now is the latest reading of the clock under the lock: the time a
 	// new key is stamped with (see clockLocked).
 	now int64
-	_   [64]byte // keeps the shards' locks on separate cache lines
+	// ctrls holds the control bytes of both generations' indexes, for
+	// Prefetch, which reads it without the lock: stored whenever an index
+	// grows (addLocked). A generation's turn keeps its index's memory.
+	ctrls atomic.Pointer[[2][]byte]
+	// waiters has a channel for each running key a send waits for (most
+	// keys never have one), closed when the run finished or was
+	// released.
+	waiters  map[keyHash]chan struct{}
+	cfg      *MemoryConfig
+	maxKeys  int   // this shard's share of MaxEntries
+	maxBytes int64 // and of MaxBytes
+	codecs   *codecTable
+	// gens are the generations; a key is in one of them, running
+	// (entry.expires 0) or finished.
+	gens [2]generation
+	// A shard's size a multiple of 64 bytes, so that every shard is at
+	// the same place in its lines, and its last bytes, padding, share a
+	// line with the next one's lock, not its fields (TestShardLayout).
+	_ [56]byte
 }
 
 var (
@@ -445,8 +460,42 @@ func (sh *shard) addLocked(e entry) *entry {
 	if e.expires == 0 {
 		g.running++
 	}
-	g.index.add(slot(e.h, len(g.entries)-1), len(g.entries))
+	if g.index.add(slot(e.h, len(g.entries)-1), len(g.entries)) {
+		sh.ctrls.Store(&[2][]byte{sh.gens[0].index.ctrl, sh.gens[1].index.ctrl})
+	}
 	return &g.entries[len(g.entries)-1]
+}
+
+// Prefetch starts loading into the processor's caches the lines of the
+// window that Claim of k will read first, and returns at once: its part's
+// lock, the headers of its indexes, and their lines where k would be. A
+// server calls it as soon as it knows the key, before it decodes the
+// request, so that the claim that follows does not wait for memory the
+// caches have forgotten (under a flood of new keys, nearly every lookup
+// reads a line of each generation's index that is not in any cache). It
+// does nothing on an architecture without a prefetch (prefetch_other.go).
+func (m *Memory) Prefetch(k Key) {
+	if !havePrefetch {
+		return
+	}
+	h := m.hash(k)
+	sh := m.shard(h)
+	p := uintptr(unsafe.Pointer(sh))
+	prefetch(p)
+	prefetch(p + 63) // the first 64 bytes may span two lines
+	for i := range sh.gens {
+		prefetch(uintptr(unsafe.Pointer(&sh.gens[i].index)))
+	}
+	ctrls := sh.ctrls.Load()
+	if ctrls == nil {
+		return
+	}
+	tag := h[0] >> 32
+	for _, c := range ctrls {
+		if len(c) > 0 {
+			prefetch(uintptr(unsafe.Pointer(&c[home(tag, uint64(len(c)-1))])))
+		}
+	}
 }
 
 // nanos returns the time in nanoseconds since the window was made: on the

@@ -266,7 +266,9 @@ type Config struct {
 	// a repeated send of such a call gets the first outcome instead of
 	// running the handler again. Nil means a dedupe.Memory of this server
 	// with the default bounds; a cluster whose clients may reconnect to
-	// another node shares one window (dedupe/natsdedupe).
+	// another node shares one window (dedupe/natsdedupe). A store with a
+	// method Prefetch(dedupe.Key) is given each keyed call's key as soon
+	// as the REQUEST is read, before its claim (dedupe.Memory.Prefetch).
 	Dedupe dedupe.Store
 
 	// Logger receives the server's structured logs. Nil means

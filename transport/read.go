@@ -452,6 +452,11 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 			c.sendError(id, protows.CodeInvalidArgument, err.Error())
 			return true
 		}
+		if pf := c.srv.prefetch; pf != nil {
+			// Before the request is decoded, so that the window's lines
+			// have arrived by the time the call claims its key.
+			pf.Prefetch(c.dedupeKey(m.Name, key))
+		}
 	}
 	if inflight >= c.srv.cfg.MaxInFlight {
 		c.sendError(id, protows.CodeResourceExhausted, fmt.Sprintf("more than %d calls in flight", c.srv.cfg.MaxInFlight))

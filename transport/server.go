@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/protows/protows/codec"
+	"github.com/protows/protows/dedupe"
 )
 
 // Server accepts protows WebSocket connections. It is an http.Handler:
@@ -33,6 +34,12 @@ type Server struct {
 	epoch    time.Time     // the zero of the connections' monotonic clocks
 	idleGap  time.Duration // the readers' idleGap; other values in tests
 	load     LoadMetrics   // cfg.Metrics's, when it has them
+	// claims is cfg.Dedupe when it is a dedupe.ClaimStore, asserted once:
+	// every keyed call asks (Call.keepPayload, Conn.runKeyed).
+	claims dedupe.ClaimStore
+	// prefetch is cfg.Dedupe when it can start loading what a claim will
+	// read (keyPrefetcher), asserted once.
+	prefetch keyPrefetcher
 	// timed: cfg.Metrics is not NopMetrics, so calls are timed and
 	// reported (Metrics.CallDone); without it a call does not read the
 	// clock for them (twice per call, some 100 ns on a busy host).
@@ -70,6 +77,8 @@ func NewServer(h Handler, cfg Config) *Server {
 		idleGap:  idleGap,
 	}
 	s.load, _ = cfg.Metrics.(LoadMetrics)
+	s.claims, _ = cfg.Dedupe.(dedupe.ClaimStore)
+	s.prefetch, _ = cfg.Dedupe.(keyPrefetcher)
 	_, nop := cfg.Metrics.(NopMetrics)
 	s.timed = !nop
 	if s.origins.all {
