@@ -18,7 +18,10 @@
 // A store may also implement ClaimStore, which the server then uses
 // instead: Memory does, and keeps a small request as it came instead of
 // its fingerprint, which it computes only when another send of the key
-// comes with other bytes.
+// comes with other bytes. A store with a method Prefetch(Key), as Memory
+// has, is given each key as soon as the server reads it, before it decodes
+// the request: Memory starts loading the lines of memory the claim will
+// read.
 package dedupe
 
 import (
