@@ -108,9 +108,9 @@ const (
 //
 // Its first 64 bytes are what every claim reads first: the lock, the
 // current generation, the clock, the bounds, and what Prefetch reads
-// (TestShardLayout). The allocator puts a header before the slice of
-// shards, so they need not start a line: Prefetch loads the one or two
-// lines those bytes are in, and the lines of both indexes' headers.
+// (TestShardLayout). A shard need not start a line (the allocator puts a
+// header before the slice of shards): Prefetch loads the one or two lines
+// those bytes are in, and the lines of both indexes' headers.
 type shard struct {
 	mu sync.Mutex
 	// cur is the current generation: gens[cur]; gens[1-cur] is the
@@ -134,10 +134,7 @@ type shard struct {
 	// gens are the generations; a key is in one of them, running
 	// (entry.expires 0) or finished.
 	gens [2]generation
-	// A shard's size a multiple of 64 bytes, so that every shard is at
-	// the same place in its lines, and its last bytes, padding, share a
-	// line with the next one's lock, not its fields (TestShardLayout).
-	_ [56]byte
+	_    [64]byte // keeps a shard's fields off the line of the next one's lock
 }
 
 var (
