@@ -508,17 +508,13 @@ func protoReplyPayloadFast(elem []byte) ([]byte, bool) {
 		kindTag    = 2<<3 | byte(protowire.VarintType)
 		payloadTag = envelopePayloadField<<3 | byte(protowire.BytesType)
 	)
-	if len(env) > 0 && env[0] == idTag {
-		if _, m = shortVarint(env[1:]); m < 0 {
-			return nil, false
+	for _, tag := range [...]byte{idTag, kindTag} {
+		if len(env) > 0 && env[0] == tag {
+			if _, m = shortVarint(env[1:]); m < 0 {
+				return nil, false
+			}
+			env = env[1+m:]
 		}
-		env = env[1+m:]
-	}
-	if len(env) > 0 && env[0] == kindTag {
-		if _, m = shortVarint(env[1:]); m < 0 {
-			return nil, false
-		}
-		env = env[1+m:]
 	}
 	if len(env) == 0 {
 		return nil, true // an empty payload is not written
