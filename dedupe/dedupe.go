@@ -18,10 +18,11 @@
 // A store may also implement ClaimStore, which the server then uses
 // instead: Memory does, and keeps a small request as it came instead of
 // its fingerprint, which it computes only when another send of the key
-// comes with other bytes. A store with a method Prefetch(Key), as Memory
-// has, is given each key as soon as the server reads it, before it decodes
-// the request: Memory starts loading the lines of memory the claim will
-// read.
+// comes with other bytes. A store with a method Prefetch(Key) Hint, as
+// Memory has, is given each key as soon as the server reads it, before it
+// decodes the request: Memory starts loading the lines of memory the
+// claim will read, and returns the key's hash, which the claim
+// (Request.Hint) then does not compute again.
 package dedupe
 
 import (
@@ -149,6 +150,21 @@ type Request struct {
 	// Fingerprinter computes fingerprints of requests of the call's
 	// method.
 	Fingerprinter Fingerprinter
+	// Hint, when not nil, is what the store's Prefetch of the call's key
+	// returned: what the claim then need not work out again. A store
+	// ignores a Hint it did not make for the key it claims.
+	Hint *Hint
+}
+
+// Hint is what Memory.Prefetch worked out about a key (its hash), for a
+// Claim of the same key on the same Memory, given it in Request.Hint. The
+// zero Hint is none. A Hint is used only by a claim of the key it was
+// made for, in the same strings (as a server's claim of the key it
+// prefetched is); else it is ignored.
+type Hint struct {
+	m *Memory
+	k Key
+	h keyHash
 }
 
 // Fingerprinter computes the fingerprint of a request of one method.

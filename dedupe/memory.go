@@ -469,13 +469,16 @@ func (sh *shard) addLocked(e entry) *entry {
 // server calls it as soon as it knows the key, before it decodes the
 // request, so that the claim that follows does not wait for memory the
 // caches have forgotten (under a flood of new keys, nearly every lookup
-// reads a line of each generation's index that is not in any cache). It
-// does nothing on an architecture without a prefetch (prefetch_other.go).
-func (m *Memory) Prefetch(k Key) {
-	if !havePrefetch {
-		return
-	}
+// reads a line of each generation's index that is not in any cache). On
+// an architecture without a prefetch (prefetch_other.go) it loads nothing.
+//
+// It returns the Hint a Claim of k takes in its Request, so that the key
+// is hashed once.
+func (m *Memory) Prefetch(k Key) Hint {
 	h := m.hash(k)
+	if !havePrefetch {
+		return Hint{m: m, k: k, h: h}
+	}
 	sh := m.shard(h)
 	p := uintptr(unsafe.Pointer(sh))
 	prefetch(p)
@@ -483,16 +486,30 @@ func (m *Memory) Prefetch(k Key) {
 	for i := range sh.gens {
 		prefetch(uintptr(unsafe.Pointer(&sh.gens[i].index)))
 	}
-	ctrls := sh.ctrls.Load()
-	if ctrls == nil {
-		return
-	}
-	tag := h[0] >> 32
-	for _, c := range ctrls {
-		if len(c) > 0 {
-			prefetch(uintptr(unsafe.Pointer(&c[home(tag, uint64(len(c)-1))])))
+	if ctrls := sh.ctrls.Load(); ctrls != nil {
+		tag := h[0] >> 32
+		for _, c := range ctrls {
+			if len(c) > 0 {
+				prefetch(uintptr(unsafe.Pointer(&c[home(tag, uint64(len(c)-1))])))
+			}
 		}
 	}
+	return Hint{m: m, k: k, h: h}
+}
+
+// isFor reports whether x is m's hint for k, made of the same strings (a
+// server's claim of a key it prefetched); a claim then takes its hash
+// rather than work it out. The strings are compared by where their bytes
+// are, which tells the same strings without reading them: an equal key of
+// other strings is hashed again.
+func (x *Hint) isFor(m *Memory, k Key) bool {
+	return x != nil && x.m == m && sameString(x.k.ID, k.ID) && sameString(x.k.Method, k.Method) &&
+		sameString(x.k.Principal, k.Principal)
+}
+
+// sameString reports whether a and b are the same bytes in memory.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
 // nanos returns the time in nanoseconds since the window was made: on the
@@ -648,7 +665,12 @@ func (m *Memory) Claim(ctx context.Context, k Key, req Request) (*Outcome, Claim
 		}
 		haveFP = true
 	}
-	h := m.hash(k)
+	var h keyHash
+	if req.Hint.isFor(m, k) {
+		h = req.Hint.h
+	} else {
+		h = m.hash(k)
+	}
 	sh := m.shard(h)
 	for {
 		sh.mu.Lock()

@@ -105,3 +105,59 @@ func TestPrefetchWhileClaiming(t *testing.T) {
 		t.Errorf("%d keys held, want between 1 and the bound", n)
 	}
 }
+
+// TestClaimTakesHint: a Claim given the Hint of Prefetch of its key, on
+// its window, uses the hash the hint holds, not one of its own (a hint
+// whose hash is another key's puts the claim where that key's would be);
+// a hint of another key, or of another window, is ignored, and the claim
+// is the one made without a hint.
+func TestClaimTakesHint(t *testing.T) {
+	ctx := context.Background()
+	m, other := NewMemory(MemoryConfig{}), NewMemory(MemoryConfig{})
+	req := func(h Hint) Request {
+		return Request{Codec: "c", Payload: []byte("req"), Fingerprinter: &testFingerprinter{}, Hint: &h}
+	}
+	key := func(id string) Key { return Key{Principal: "p", Method: "/s/M", ID: id} }
+	ref := func(k Key, h Hint) [2]uint64 {
+		t.Helper()
+		o, c, err := m.Claim(ctx, k, req(h))
+		if o != nil || err != nil {
+			t.Fatalf("claim of new key %v: %v, %v", k, o, err)
+		}
+		if err := m.FinishClaim(ctx, c, &Outcome{Codec: "c"}); err != nil {
+			t.Fatal(err)
+		}
+		return [2]uint64{c.Ref[0], c.Ref[1]}
+	}
+	hashOf := func(k Key) [2]uint64 { h := m.hash(k); return [2]uint64{h[0], h[1]} }
+
+	a := key("a")
+	if h := m.Prefetch(a); h.m != m || h.k != a || h.h != m.hash(a) {
+		t.Fatalf("Prefetch(%v) returned %+v, not its hash on its window", a, h)
+	}
+	if got, want := ref(a, m.Prefetch(a)), hashOf(a); got != want {
+		t.Errorf("claimed with its own hint at %x, want its hash %x", got, want)
+	}
+	// The hint's hash is used as it is: a hint for key b holding c's
+	// hash puts b's claim where c's would be.
+	b, c := key("b"), key("c")
+	forged := m.Prefetch(b)
+	forged.h = m.hash(c)
+	if got, want := ref(b, forged), hashOf(c); got != want {
+		t.Errorf("claimed with a hint holding another hash at %x, want that hash %x", got, want)
+	}
+	// Ignored: a hint of another key, another window's, the zero hint.
+	for name, h := range map[string]Hint{
+		"another key's":    m.Prefetch(key("x")),
+		"another window's": other.Prefetch(key("d")),
+		"zero":             {},
+	} {
+		k := key("d-" + name)
+		if name == "another window's" {
+			h = other.Prefetch(k)
+		}
+		if got, want := ref(k, h), hashOf(k); got != want {
+			t.Errorf("claimed with %s hint at %x, want the key's own hash %x", name, got, want)
+		}
+	}
+}

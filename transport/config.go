@@ -267,8 +267,9 @@ type Config struct {
 	// running the handler again. Nil means a dedupe.Memory of this server
 	// with the default bounds; a cluster whose clients may reconnect to
 	// another node shares one window (dedupe/natsdedupe). A store with a
-	// method Prefetch(dedupe.Key) is given each keyed call's key as soon
-	// as the REQUEST is read, before its claim (dedupe.Memory.Prefetch).
+	// method Prefetch(dedupe.Key) dedupe.Hint is given each keyed call's
+	// key as soon as the REQUEST is read, and its claim the Hint
+	// (dedupe.Memory.Prefetch).
 	Dedupe dedupe.Store
 
 	// Logger receives the server's structured logs. Nil means

@@ -134,13 +134,16 @@ type keyedCall struct {
 	// elemBuf is the pooled buffer of the REPLY Call.outcome encoded for a
 	// text codec, which endElem hands to the writer with it.
 	elemBuf *[]byte
-	small   [smallKeyedPayload]byte
+	// hint is what the window's Prefetch returned for the call's key,
+	// for its claim: the key is hashed once.
+	hint  dedupe.Hint
+	small [smallKeyedPayload]byte
 }
 
 // smallKeyedPayload is the largest request payload a keyedCall holds in
-// itself, which then takes 288 bytes, one of the allocator's size classes
+// itself, which then takes 352 bytes, one of the allocator's size classes
 // (TestKeyedCallSize).
-const smallKeyedPayload = 176
+const smallKeyedPayload = 168
 
 // keyedCalls holds the keyedCalls of ended calls. A keyedCall goes back
 // once its call's run is over (runKeyed): the window copied the request
@@ -150,16 +153,18 @@ var keyedCalls = sync.Pool{New: func() any { return new(keyedCall) }}
 
 // release gives k back to keyedCalls.
 func (k *keyedCall) release() {
-	k.payload, k.buf, k.req, k.out, k.elemBuf = nil, nil, nil, dedupe.Outcome{}, nil
+	k.payload, k.buf, k.req, k.out, k.elemBuf, k.hint = nil, nil, nil, dedupe.Outcome{}, nil, dedupe.Hint{}
 	keyedCalls.Put(k)
 }
 
 // keepPayload starts what a keyed call keeps with a copy of its request
-// payload, which aliases the frame's buffer, for the window. It is called
-// as the call is made, while the frame is read.
-func (c *Call) keepPayload(p []byte) {
+// payload, which aliases the frame's buffer, for the window, and the
+// window's hint of its key. It is called as the call is made, while the
+// frame is read.
+func (c *Call) keepPayload(p []byte, hint *dedupe.Hint) {
 	k := keyedCalls.Get().(*keyedCall)
 	c.keyed = k
+	k.hint = *hint
 	if c.conn.srv.claims == nil {
 		return // only a ClaimStore reads it (runKeyed)
 	}
@@ -219,9 +224,10 @@ func (c *Conn) dedupeKey(method, id string) dedupe.Key {
 }
 
 // keyPrefetcher is a Store that can start loading what a claim of a key
-// will read, before the claim (dedupe.Memory.Prefetch).
+// will read, before the claim, and returns the Hint the claim takes
+// (dedupe.Memory.Prefetch).
 type keyPrefetcher interface {
-	Prefetch(k dedupe.Key)
+	Prefetch(k dedupe.Key) dedupe.Hint
 }
 
 var _ keyPrefetcher = (*dedupe.Memory)(nil)
@@ -252,7 +258,7 @@ func (c *Conn) runKeyed(ctx context.Context, call *Call, req proto.Message) (wri
 	// only if it must: most keys are sent once.
 	call.keyed.req = req
 	o, claim, err := cs.Claim(ctx, k, dedupe.Request{
-		Codec: c.codec.Name(), Payload: call.keyed.payload, Fingerprinter: (*callFingerprinter)(call),
+		Codec: c.codec.Name(), Payload: call.keyed.payload, Fingerprinter: (*callFingerprinter)(call), Hint: &call.keyed.hint,
 	})
 	call.keyed.req = nil
 	if err != nil {

@@ -17,31 +17,41 @@ import (
 )
 
 // prefetchingStore is the default window, with a record of the keys it is
-// told to prefetch and the keys it is asked to claim.
+// told to prefetch and the hints it returned, and of the keys it is asked
+// to claim and the hints they came with.
 type prefetchingStore struct {
 	*dedupe.Memory
 	mu                  sync.Mutex
 	prefetched, claimed []dedupe.Key
+	given, taken        []dedupe.Hint // taken: the zero Hint for none
 }
 
-func (s *prefetchingStore) Prefetch(k dedupe.Key) {
+func (s *prefetchingStore) Prefetch(k dedupe.Key) dedupe.Hint {
+	h := s.Memory.Prefetch(k)
 	s.mu.Lock()
 	s.prefetched = append(s.prefetched, k)
+	s.given = append(s.given, h)
 	s.mu.Unlock()
-	s.Memory.Prefetch(k)
+	return h
 }
 
 func (s *prefetchingStore) Claim(ctx context.Context, k dedupe.Key, req dedupe.Request) (*dedupe.Outcome, dedupe.Claim, error) {
 	s.mu.Lock()
 	s.claimed = append(s.claimed, k)
+	var h dedupe.Hint
+	if req.Hint != nil {
+		h = *req.Hint
+	}
+	s.taken = append(s.taken, h)
 	s.mu.Unlock()
 	return s.Memory.Claim(ctx, k, req)
 }
 
 // TestKeyedCallPrefetches: a server whose window can prefetch is told the
 // key of every keyed call it will claim, the same key (the principal's,
-// the method's and the idempotency key), before the claim; a call without
-// a key, or with a key it refuses, is not prefetched.
+// the method's and the idempotency key), before the claim, and the claim
+// is given the Hint the prefetch returned; a call without a key, or with a
+// key it refuses, is not prefetched.
 func TestKeyedCallPrefetches(t *testing.T) {
 	t.Parallel()
 	iss := newIssuer(t)
@@ -79,5 +89,8 @@ func TestKeyedCallPrefetches(t *testing.T) {
 	}
 	if !slices.Equal(store.claimed, store.prefetched) {
 		t.Errorf("claimed %v\nprefetched %v", store.claimed, store.prefetched)
+	}
+	if !slices.Equal(store.taken, store.given) || slices.Contains(store.taken, dedupe.Hint{}) {
+		t.Errorf("the claims were given hints %v\nthe prefetches returned %v", store.taken, store.given)
 	}
 }

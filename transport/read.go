@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	protows "github.com/protows/protows"
+	"github.com/protows/protows/dedupe"
 	protowsv1 "github.com/protows/protows/gen/go/protows/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -443,6 +444,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		return true
 	}
 	key := e.GetIdempotencyKey()
+	var hint dedupe.Hint // the window's of key, when it can prefetch
 	if key != "" {
 		if m.ServerStream || m.ClientStream {
 			c.sendError(id, protows.CodeInvalidArgument, "idempotency keys are for unary calls: "+m.Name+" is a stream")
@@ -455,7 +457,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		if pf := c.srv.prefetch; pf != nil {
 			// Before the request is decoded, so that the window's lines
 			// have arrived by the time the call claims its key.
-			pf.Prefetch(c.dedupeKey(m.Name, key))
+			hint = pf.Prefetch(c.dedupeKey(m.Name, key))
 		}
 	}
 	if inflight >= c.srv.cfg.MaxInFlight {
@@ -504,7 +506,7 @@ func (c *Conn) handleRequest(e *protowsv1.Envelope) bool {
 		call.flow, call.credit = true, int64(credit)
 	}
 	if key != "" {
-		call.keepPayload(e.GetPayload()) // the frame's buffer is reused
+		call.keepPayload(e.GetPayload(), &hint) // the frame's buffer is reused
 	}
 	if ms > 0 {
 		c.watchDeadline(ctx, call, ms)
