@@ -87,12 +87,51 @@ func TestReplyPayloadRefuses(t *testing.T) {
 		{"JSON, an ERROR", codec.JSONName, jsonElem(&protowsv1.Envelope{Id: 1, Kind: protowsv1.Kind_KIND_ERROR, Error: &protowsv1.Error{Code: 3}}), 1},
 		{"JSON, no payload", codec.JSONName, []byte(`{"id":1,"kind":"reply","payload":}`), 1},
 		{"JSON, cut short", codec.JSONName, []byte(`{"id":1,"kind":"reply","payload":"hi"`), 1},
+		{"JSON, a leading zero", codec.JSONName, []byte(`{"id":01,"kind":"reply","payload":"hi"}`), 1},
+		{"JSON, no digits", codec.JSONName, []byte(`{"id":,"kind":"reply","payload":"hi"}`), 1},
+		{"JSON, a sign", codec.JSONName, []byte(`{"id":-1,"kind":"reply","payload":"hi"}`), 1},
+		{"JSON, 11 digits", codec.JSONName, []byte(`{"id":42949672951,"kind":"reply","payload":"hi"}`), 4294967295},
+		{"JSON, more digits", codec.JSONName, []byte(`{"id":12,"kind":"reply","payload":"hi"}`), 1},
+		{"JSON, cut in the id", codec.JSONName, []byte(`{"id":12`), 12},
 		{"Protobuf, cut short", codec.ProtoName, []byte{0x0a, 0x05, 0x08, 0x01}, 1},
 		{"Protobuf, not a Frame's envelope", codec.ProtoName, []byte{0x12, 0x00}, 1},
 		{"Protobuf, trailing bytes", codec.ProtoName, []byte{0x0a, 0x00, 0x01}, 1},
 	} {
 		if got, ok := replyPayload(c.codec, c.elem, c.id); ok {
 			t.Errorf("%s: replyPayload(%q) = %q, true; want false", c.name, c.elem, got)
+		}
+	}
+}
+
+// TestJSONReplyPayloadIDs: the JSON REPLY of call id is read as such
+// for ids of every number of digits, and not as the REPLY of the ids
+// next to it.
+func TestJSONReplyPayloadIDs(t *testing.T) {
+	payload, _ := codec.JSON().AppendPayload(nil, wrapperspb.String("hi"))
+	ids := []uint32{1, 9, 10, 99, 100, 1<<32 - 1, 1<<32 - 2}
+	for p := uint64(10); p < 1<<32; p *= 10 {
+		ids = append(ids, uint32(p-1), uint32(p), uint32(p+1))
+	}
+	for i := range 2000 {
+		ids = append(ids, uint32(i+1)*2654435761)
+	}
+	for _, id := range ids {
+		if id == 0 {
+			continue
+		}
+		elem, err := codec.AppendMessageEnvelope(codec.JSON(), nil, id, protowsv1.Kind_KIND_REPLY, wrapperspb.String("hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := jsonReplyPayload(elem, id); !ok || !bytes.Equal(got, payload) {
+			t.Errorf("id %d: %q, %v; want %q", id, got, ok, payload)
+		}
+		for _, other := range []uint32{id - 1, id + 1, id * 10} {
+			if other != id && other != 0 {
+				if got, ok := jsonReplyPayload(elem, other); ok {
+					t.Errorf("the REPLY of call %d read as call %d's: %q", id, other, got)
+				}
+			}
 		}
 	}
 }
