@@ -146,6 +146,19 @@ func TestClaimTakesHint(t *testing.T) {
 	if got, want := ref(b, forged), hashOf(c); got != want {
 		t.Errorf("claimed with a hint holding another hash at %x, want that hash %x", got, want)
 	}
+	// An anonymous caller's key: its empty principal need not be the
+	// same empty string.
+	anon := Key{Method: "/s/M", ID: "anon"}
+	hint := m.Prefetch(anon)
+	target := key("anon-target")
+	hint.h = m.hash(target)                 // used, it lands where target's would
+	empty := strconv.Itoa(len(anon.ID))[:0] // its pointer is not nil
+	if unsafe.StringData(empty) == unsafe.StringData(anon.Principal) {
+		t.Fatal("the two empty principals have the same pointer")
+	}
+	if got, want := ref(Key{Principal: empty, Method: anon.Method, ID: anon.ID}, hint), hashOf(target); got != want {
+		t.Errorf("an anonymous key's own hint ignored: claimed at %x, want the hint's hash %x", got, want)
+	}
 	// Ignored: a hint of another key, another window's, the zero hint.
 	for name, h := range map[string]Hint{
 		"another key's":    m.Prefetch(key("x")),
