@@ -3,6 +3,7 @@ package dedupe
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"unsafe"
@@ -159,18 +160,34 @@ func TestClaimTakesHint(t *testing.T) {
 	if got, want := ref(Key{Principal: empty, Method: anon.Method, ID: anon.ID}, hint), hashOf(target); got != want {
 		t.Errorf("an anonymous key's own hint ignored: claimed at %x, want the hint's hash %x", got, want)
 	}
-	// Ignored: a hint of another key, another window's, the zero hint.
-	for name, h := range map[string]Hint{
-		"another key's":    m.Prefetch(key("x")),
-		"another window's": other.Prefetch(key("d")),
-		"zero":             {},
+	// Ignored: a hint that differs from the claim's key in any one part,
+	// or is another window's, or none. The keys of a case share their
+	// strings but for the part named (string literals are one string),
+	// and each hint's hash is forged to a key of its own, so that a hint
+	// taken would show.
+	id, id1 := "d-shared-id"+strconv.Itoa(7), "d-shared-id"+strconv.Itoa(1)
+	for n, c := range []struct {
+		name        string
+		hint, claim Key
+		window      *Memory
+	}{
+		{"another id", key("x1"), key("d1"), m},
+		{"another principal", Key{"p", "/s/M", id1}, Key{"q", "/s/M", id1}, m},
+		{"a principal, then none", Key{"p", "/s/M", id}, Key{"", "/s/M", id}, m},
+		{"no principal, then one", Key{"", "/s/N", id}, Key{"p", "/s/N", id}, m},
+		{"another method", Key{"p", "/s/O", id}, Key{"p", "/s/M", id}, m},
+		{"an id that is the start of the hint's, in the same bytes", Key{"p", "/s/P", id}, Key{"p", "/s/P", id[:len(id)-2]}, m},
+		{"an equal key in other strings", Key{"p", "/s/Q", id}, Key{"p", "/s/Q", strings.Clone(id)}, m},
+		{"another window's", Key{"p", "/s/R", id}, Key{"p", "/s/R", id}, other},
+		{"none", Key{}, Key{"p", "/s/S", id}, nil},
 	} {
-		k := key("d-" + name)
-		if name == "another window's" {
-			h = other.Prefetch(k)
+		var h Hint
+		if c.window != nil {
+			h = c.window.Prefetch(c.hint)
+			h.h = m.hash(key("ignored-target-" + strconv.Itoa(n)))
 		}
-		if got, want := ref(k, h), hashOf(k); got != want {
-			t.Errorf("claimed with %s hint at %x, want the key's own hash %x", name, got, want)
+		if got, want := ref(c.claim, h), hashOf(c.claim); got != want {
+			t.Errorf("%s: the hint was taken (claimed at %x), want the key's own hash %x", c.name, got, want)
 		}
 	}
 }
