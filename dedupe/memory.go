@@ -476,21 +476,20 @@ func (sh *shard) addLocked(e entry) *entry {
 // is hashed once.
 func (m *Memory) Prefetch(k Key) Hint {
 	h := m.hash(k)
-	if !havePrefetch {
-		return Hint{m: m, k: k, h: h}
-	}
-	sh := m.shard(h)
-	p := uintptr(unsafe.Pointer(sh))
-	prefetch(p)
-	prefetch(p + 63) // the first 64 bytes may span two lines
-	for i := range sh.gens {
-		prefetch(uintptr(unsafe.Pointer(&sh.gens[i].index)))
-	}
-	if ctrls := sh.ctrls.Load(); ctrls != nil {
-		tag := h[0] >> 32
-		for _, c := range ctrls {
-			if len(c) > 0 {
-				prefetch(uintptr(unsafe.Pointer(&c[home(tag, uint64(len(c)-1))])))
+	if havePrefetch {
+		sh := m.shard(h)
+		p := uintptr(unsafe.Pointer(sh))
+		prefetch(p)
+		prefetch(p + 63) // the first 64 bytes may span two lines
+		for i := range sh.gens {
+			prefetch(uintptr(unsafe.Pointer(&sh.gens[i].index)))
+		}
+		if ctrls := sh.ctrls.Load(); ctrls != nil {
+			tag := h[0] >> 32
+			for _, c := range ctrls {
+				if len(c) > 0 {
+					prefetch(uintptr(unsafe.Pointer(&c[home(tag, uint64(len(c)-1))])))
+				}
 			}
 		}
 	}

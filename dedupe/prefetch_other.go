@@ -3,7 +3,7 @@
 package dedupe
 
 // havePrefetch tells that prefetch does nothing on this architecture:
-// Memory.Prefetch then returns at once.
+// Memory.Prefetch then only hashes the key for its Hint.
 const havePrefetch = false
 
 // prefetch does nothing (see prefetch_asm.go).
